@@ -1,0 +1,277 @@
+//! What every plugin instance gets from the runtime: its identity and config,
+//! emitting events, logging and error reporting counted per job, the agent's
+//! lifecycle, running programs and adding tasks of its own.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::Node;
+use crate::event::Event;
+use crate::exec::{Command, Output};
+use crate::plugin::{BoxFuture, Result};
+
+/// Where emitted events go (the runtime's router; a buffer in tests).
+pub trait Outlet: Send + Sync + 'static {
+    /// Hands events on; waits while the next queue is full.
+    fn send(&self, events: Vec<Event>) -> BoxFuture<'_, ()>;
+}
+
+/// A task added by a plugin, called on its own interval.
+pub type Task = Box<dyn FnMut(Context) -> BoxFuture<'static, Result<()>> + Send>;
+
+/// Runs the tasks plugins add (the runtime's scheduler).
+pub trait Spawner: Send + Sync + 'static {
+    fn spawn_task(&self, ctx: Context, name: String, every: Duration, task: Task);
+}
+
+/// The agent's own figures, for the `internal` source.
+pub trait Introspect: Send + Sync + 'static {
+    fn report(&self, now_ns: i64) -> Vec<Event>;
+}
+
+/// Counters kept for every job; read by the `internal` source.
+#[derive(Debug, Default)]
+pub struct JobStats {
+    pub polls: AtomicU64,
+    pub poll_errors: AtomicU64,
+    pub poll_timeouts: AtomicU64,
+    pub overruns: AtomicU64,
+    pub panics: AtomicU64,
+    pub restarts: AtomicU64,
+    pub events_in: AtomicU64,
+    pub events_out: AtomicU64,
+    pub events_dropped: AtomicU64,
+    pub errors: AtomicU64,
+    pub warnings: AtomicU64,
+    pub poll_ns_total: AtomicU64,
+    pub poll_ns_last: AtomicU64,
+}
+
+impl JobStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// The agent's lifecycle as a plugin sees it.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    ready: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+/// The runtime's side of [`Lifecycle`].
+#[derive(Debug)]
+pub struct LifecycleControl {
+    ready: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
+}
+
+impl Default for LifecycleControl {
+    fn default() -> Self {
+        LifecycleControl {
+            ready: watch::channel(false).0,
+            stop: watch::channel(false).0,
+        }
+    }
+}
+
+impl LifecycleControl {
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            ready: self.ready.subscribe(),
+            stop: self.stop.subscribe(),
+        }
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.send_replace(true);
+    }
+
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+impl Lifecycle {
+    /// Resolves once every job is built and every sink prepared.
+    pub async fn ready(&self) {
+        let mut r = self.ready.clone();
+        let _ = r.wait_for(|v| *v).await;
+    }
+
+    /// Resolves when the agent starts stopping.
+    pub async fn stopping(&self) {
+        let mut s = self.stop.clone();
+        let _ = s.wait_for(|v| *v).await;
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// Everything a [`Context`] is built from.
+pub struct ContextParts {
+    pub job: String,
+    pub plugin: String,
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub config: Node,
+    pub stats: Arc<JobStats>,
+    pub lifecycle: Lifecycle,
+    pub outlet: Arc<dyn Outlet>,
+    pub spawner: Arc<dyn Spawner>,
+    pub introspect: Option<Arc<dyn Introspect>>,
+}
+
+/// A plugin instance's handle on the agent. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<ContextParts>,
+}
+
+impl Context {
+    pub fn new(parts: ContextParts) -> Context {
+        Context {
+            inner: Arc::new(parts),
+        }
+    }
+
+    /// The job's unique id.
+    pub fn job(&self) -> &str {
+        &self.inner.job
+    }
+
+    /// The plugin's registered name.
+    pub fn plugin(&self) -> &str {
+        &self.inner.plugin
+    }
+
+    /// The agent's host name (events without a host get it).
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// A folder this job may keep state in (`agent.data_dir/JOB`); not created until used.
+    pub fn data_dir(&self) -> PathBuf {
+        self.inner.data_dir.join(&self.inner.job)
+    }
+
+    /// The agent's data folder.
+    pub fn agent_data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// The job's raw `config:` block, for plugins that read it themselves.
+    pub fn config(&self) -> &Node {
+        &self.inner.config
+    }
+
+    pub fn stats(&self) -> &JobStats {
+        &self.inner.stats
+    }
+
+    /// The shared counters, for the runtime.
+    pub fn stats_arc(&self) -> &Arc<JobStats> {
+        &self.inner.stats
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.inner.lifecycle
+    }
+
+    /// Sends one event on, at any time (not only when polled).
+    pub async fn emit(&self, event: Event) {
+        self.emit_all(vec![event]).await
+    }
+
+    /// Sends events on; waits while the next queue is full.
+    pub async fn emit_all(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        JobStats::add(&self.inner.stats.events_out, events.len() as u64);
+        self.inner.outlet.send(events).await
+    }
+
+    /// Waits until the agent is ready (every job built, sinks prepared).
+    pub async fn ready(&self) {
+        self.inner.lifecycle.ready().await
+    }
+
+    /// Resolves when the agent starts stopping; loops should end then.
+    pub async fn stopping(&self) {
+        self.inner.lifecycle.stopping().await
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner.lifecycle.is_stopping()
+    }
+
+    /// Sleeps, or returns early when the agent stops. True while running:
+    /// `while ctx.sleep(every).await { … }`.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        if self.is_stopping() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.is_stopping(),
+            _ = self.stopping() => false,
+        }
+    }
+
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        tracing::debug!(job = %self.inner.job, "{}", msg.as_ref());
+    }
+
+    pub fn info(&self, msg: impl AsRef<str>) {
+        tracing::info!(job = %self.inner.job, "{}", msg.as_ref());
+    }
+
+    /// Logs a warning, counted for the job.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        JobStats::add(&self.inner.stats.warnings, 1);
+        tracing::warn!(job = %self.inner.job, "{}", msg.as_ref());
+    }
+
+    /// Reports an error: logged and counted for the job; never stops it.
+    pub fn report_error(&self, err: impl std::fmt::Display) {
+        JobStats::add(&self.inner.stats.errors, 1);
+        tracing::error!(job = %self.inner.job, "{err}");
+    }
+
+    /// Runs a program without a shell; on timeout its whole process group is killed.
+    pub async fn exec(&self, cmd: &Command) -> std::io::Result<Output> {
+        crate::exec::run(cmd).await
+    }
+
+    /// Adds a task called every `every`, concurrently with the job's other tasks.
+    ///
+    /// Tasks stop when the agent stops or the instance is restarted. Their
+    /// errors are reported and counted like poll errors.
+    pub fn add_task<F, Fut>(&self, name: impl Into<String>, every: Duration, mut f: F)
+    where
+        F: FnMut(Context) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let task: Task = Box::new(move |ctx| Box::pin(f(ctx)));
+        self.inner
+            .spawner
+            .spawn_task(self.clone(), name.into(), every, task);
+    }
+
+    /// The agent's own figures, when the runtime offers them.
+    pub fn introspect(&self) -> Option<&Arc<dyn Introspect>> {
+        self.inner.introspect.as_ref()
+    }
+}
