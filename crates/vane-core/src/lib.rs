@@ -32,9 +32,11 @@ pub mod json;
 pub mod lineproto;
 pub mod plugin;
 pub mod registry;
+pub mod size;
 pub mod testing;
 
 pub use duration::Duration;
+pub use size::ByteSize;
 
 /// Everything a plugin needs, in one import.
 pub mod prelude {

@@ -47,13 +47,20 @@ pub struct Harness {
 impl Harness {
     /// A ready harness for a job called `job` on host `test-host`.
     pub fn new(job: &str) -> Harness {
-        Harness::with(job, "test-host", std::env::temp_dir(), None)
+        Harness::with(
+            job,
+            "test-host",
+            std::env::temp_dir(),
+            Node::null(Mark::default()),
+            None,
+        )
     }
 
     pub fn with(
         job: &str,
         host: &str,
         data_dir: PathBuf,
+        config: Node,
         introspect: Option<Arc<dyn Introspect>>,
     ) -> Harness {
         let out = Arc::new(Collect::default());
@@ -65,7 +72,7 @@ impl Harness {
             plugin: job.into(),
             host: host.into(),
             data_dir,
-            config: Node::null(Mark::default()),
+            config,
             stats: Arc::new(JobStats::default()),
             lifecycle: life.lifecycle(),
             outlet: out.clone(),

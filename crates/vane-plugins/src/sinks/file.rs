@@ -1,0 +1,170 @@
+//! Appends events to a file, as line protocol or JSON, rotating by size.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use vane_core::ByteSize;
+use vane_core::prelude::*;
+
+use super::{Format, OutPrecision, encode_batch};
+
+/// Settings of the `file` sink.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file to append to; its folder is created if missing.
+    pub path: PathBuf,
+    /// `influx` (line protocol) or `json`. Default: influx.
+    #[serde(default)]
+    pub format: Format,
+    /// Timestamp precision of line protocol: ns, us, ms or s. Default: ns.
+    #[serde(default)]
+    pub precision: OutPrecision,
+    /// Rotate when the file would grow past this size. Default: 100MiB.
+    #[serde(default = "default_rotate")]
+    pub rotate_size: ByteSize,
+    /// Rotated files kept (`PATH.1` is the newest). Default: 5.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_rotate() -> ByteSize {
+    ByteSize(100 << 20)
+}
+
+fn default_keep() -> usize {
+    5
+}
+
+pub struct File {
+    cfg: FileConfig,
+    file: Option<tokio::fs::File>,
+    size: u64,
+    buf: String,
+}
+
+fn numbered(p: &Path, n: usize) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+impl File {
+    async fn open(&mut self) -> std::io::Result<()> {
+        if let Some(dir) = self.cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.cfg.path)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", self.cfg.path.display())))?;
+        self.size = f.metadata().await?.len();
+        self.file = Some(f);
+        Ok(())
+    }
+
+    async fn rotate(&mut self) -> std::io::Result<()> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().await?;
+        }
+        let p = &self.cfg.path;
+        if self.cfg.keep == 0 {
+            tokio::fs::remove_file(p).await?;
+        } else {
+            for n in (1..self.cfg.keep).rev() {
+                let from = numbered(p, n);
+                if tokio::fs::try_exists(&from).await.unwrap_or(false) {
+                    tokio::fs::rename(&from, numbered(p, n + 1)).await?;
+                }
+            }
+            tokio::fs::rename(p, numbered(p, 1)).await?;
+        }
+        self.open().await
+    }
+}
+
+impl Sink for File {
+    type Config = FileConfig;
+
+    fn build(cfg: FileConfig, _: &Context) -> Result<Self> {
+        Ok(File {
+            cfg,
+            file: None,
+            size: 0,
+            buf: String::new(),
+        })
+    }
+
+    async fn prepare(&mut self, _: &Context) -> Result<()> {
+        self.open().await?;
+        Ok(())
+    }
+
+    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
+        self.buf.clear();
+        let skipped = encode_batch(&mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
+        if skipped > 0 {
+            ctx.warn(format!("{skipped} events had no field line protocol can carry"));
+        }
+        if self.file.is_none() {
+            self.open().await?;
+        }
+        let len = self.buf.len() as u64;
+        if self.size > 0 && self.size + len > self.cfg.rotate_size.0 {
+            self.rotate().await?;
+        }
+        let f = self.file.as_mut().expect("opened above");
+        f.write_all(self.buf.as_bytes()).await?;
+        f.flush().await?;
+        self.size += len;
+        Ok(())
+    }
+
+    async fn flush(&mut self, _: &Context) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.flush().await?;
+            f.sync_data().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_core::testing::Harness;
+
+    #[tokio::test]
+    async fn appends_and_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.lp");
+        let h = Harness::new("f");
+        let mut s = File::build(
+            FileConfig {
+                path: path.clone(),
+                format: Format::Influx,
+                precision: OutPrecision::S,
+                rotate_size: ByteSize(26),
+                keep: 2,
+            },
+            h.context(),
+        )
+        .unwrap();
+        s.prepare(h.context()).await.unwrap();
+        for i in 0..5i64 {
+            let e = Event::gauge("m", i).at(1_000_000_000 * (i + 1));
+            s.send(&[e], h.context()).await.unwrap();
+        }
+        // Each line is 13 bytes ("m value=0i 1\n"): two lines fill a file of 26.
+        let cur = std::fs::read_to_string(&path).unwrap();
+        let one = std::fs::read_to_string(numbered(&path, 1)).unwrap();
+        let two = std::fs::read_to_string(numbered(&path, 2)).unwrap();
+        assert_eq!(cur, "m value=4i 5\n");
+        assert_eq!(one, "m value=2i 3\nm value=3i 4\n");
+        assert_eq!(two, "m value=0i 1\nm value=1i 2\n");
+        assert!(!numbered(&path, 3).exists());
+    }
+}

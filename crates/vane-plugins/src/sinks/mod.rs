@@ -1,0 +1,64 @@
+//! Built-in sinks, and the output formats they share.
+
+pub mod file;
+pub mod stdout;
+
+use serde::Deserialize;
+use vane_core::event::Event;
+use vane_core::lineproto::{self, Precision};
+
+/// How a text sink writes events.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// InfluxDB line protocol, one point a line.
+    #[default]
+    Influx,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Timestamp precision of line protocol output.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutPrecision {
+    #[default]
+    #[serde(rename = "ns")]
+    Ns,
+    #[serde(rename = "us")]
+    Us,
+    #[serde(rename = "ms")]
+    Ms,
+    #[serde(rename = "s")]
+    S,
+}
+
+impl From<OutPrecision> for Precision {
+    fn from(p: OutPrecision) -> Precision {
+        match p {
+            OutPrecision::Ns => Precision::Nanoseconds,
+            OutPrecision::Us => Precision::Microseconds,
+            OutPrecision::Ms => Precision::Milliseconds,
+            OutPrecision::S => Precision::Seconds,
+        }
+    }
+}
+
+/// Encodes a batch in a format, one event a line; returns how many were skipped
+/// (events line protocol cannot carry, such as ones with no finite field).
+pub fn encode_batch(out: &mut String, batch: &[Event], format: Format, precision: Precision) -> usize {
+    let mut skipped = 0;
+    for e in batch {
+        match format {
+            Format::Influx => {
+                if !lineproto::encode_into(out, e, precision) {
+                    skipped += 1;
+                }
+            }
+            Format::Json => {
+                out.push_str(&vane_core::json::encode(e));
+                out.push('\n');
+            }
+        }
+    }
+    skipped
+}

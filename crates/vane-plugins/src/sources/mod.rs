@@ -1,0 +1,5 @@
+//! Built-in sources.
+
+#[cfg(feature = "host")]
+pub mod host;
+pub mod internal;

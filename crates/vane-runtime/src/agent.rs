@@ -1,0 +1,324 @@
+//! Assembling and running the agent: queues for engines and sinks, routes,
+//! supervisors for every job, readiness, and an orderly shutdown (sources
+//! stop, engines drain, sinks flush).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+use vane_core::context::{Context, ContextParts, Introspect, JobStats, LifecycleControl};
+use vane_core::event::Event;
+use vane_core::registry::{BuildError, Instance, Registry};
+
+use crate::config::{Config, Job, Section};
+use crate::introspect::Introspection;
+use crate::pipeline::{Route, Rx, Tx, run_engine, run_sink};
+use crate::schedule::{Factory, TaskSpawner, supervise};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Registry(String),
+    #[error("{kind} `{id}` cannot start: {reason}")]
+    Build {
+        kind: &'static str,
+        id: String,
+        reason: String,
+    },
+}
+
+/// What shutdown left behind.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Tasks that did not finish within the shutdown timeout and were aborted.
+    pub aborted: usize,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    life: LifecycleControl,
+    host: Arc<str>,
+    stats: HashMap<String, Arc<JobStats>>,
+    introspect: Arc<dyn Introspect>,
+    all_tasks: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Shared {
+    fn context(&self, job: &Job, route: Arc<Route>) -> (Context, Arc<TaskSpawner>) {
+        let spawner = Arc::new(TaskSpawner::new(self.all_tasks.clone()));
+        let ctx = Context::new(ContextParts {
+            job: job.id.clone(),
+            plugin: job.plugin.clone(),
+            host: self.host.to_string(),
+            data_dir: self.config.data_dir.clone(),
+            config: job.config.clone(),
+            stats: self.stats[&job.id].clone(),
+            lifecycle: self.life.lifecycle(),
+            outlet: route,
+            spawner: spawner.clone(),
+            introspect: Some(self.introspect.clone()),
+        });
+        (ctx, spawner)
+    }
+}
+
+fn section_name(s: Section) -> &'static str {
+    match s {
+        Section::Jobs => "job",
+        Section::Engines => "engine",
+        Section::Sinks => "sink",
+    }
+}
+
+/// Runs the agent until `stop` resolves, then shuts down in order.
+pub async fn run(
+    config: Config,
+    registry: Arc<Registry>,
+    stop: impl Future<Output = ()>,
+) -> Result<Report, StartError> {
+    registry
+        .finish()
+        .map_err(|p| StartError::Registry(p.join("; ")))?;
+    let config = Arc::new(config);
+    let mut txs: HashMap<String, Tx> = HashMap::new();
+    let mut rxs: HashMap<String, Rx> = HashMap::new();
+    for j in config.jobs.iter().filter(|j| j.section != Section::Jobs) {
+        let (tx, rx) = mpsc::channel(config.queue_size);
+        txs.insert(j.id.clone(), tx);
+        rxs.insert(j.id.clone(), rx);
+    }
+    let stats: HashMap<String, Arc<JobStats>> = config
+        .jobs
+        .iter()
+        .map(|j| (j.id.clone(), Arc::new(JobStats::default())))
+        .collect();
+    let introspect = Arc::new(Introspection {
+        started: std::time::Instant::now(),
+        jobs: config
+            .jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.id.clone(),
+                    j.plugin.clone(),
+                    section_name(j.section),
+                    stats[&j.id].clone(),
+                )
+            })
+            .collect(),
+        queues: config
+            .jobs
+            .iter()
+            .filter(|j| j.section != Section::Jobs)
+            .map(|j| Introspection::queue(&j.id, &txs[&j.id]))
+            .collect(),
+    });
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        registry,
+        life: LifecycleControl::default(),
+        host: Arc::from(config.host.as_str()),
+        stats,
+        introspect,
+        all_tasks: Arc::new(Mutex::new(Vec::new())),
+    });
+    let sink_ids: Vec<&str> = config
+        .jobs
+        .iter()
+        .filter(|j| j.section == Section::Sinks)
+        .map(|j| j.id.as_str())
+        .collect();
+    let route_for = |job: &Job| -> Arc<Route> {
+        let targets = if job.section == Section::Sinks {
+            Vec::new()
+        } else if job.next.is_empty() {
+            sink_ids.iter().map(|id| txs[*id].clone()).collect()
+        } else {
+            job.next.iter().map(|id| txs[id].clone()).collect()
+        };
+        Arc::new(Route {
+            host: shared.host.clone(),
+            tags: job.tags.clone(),
+            targets,
+            stats: shared.stats[&job.id].clone(),
+        })
+    };
+
+    let mut sinks = JoinSet::new();
+    let mut prepared = Vec::new();
+    let mut engines = JoinSet::new();
+    let mut sources = JoinSet::new();
+    let mut pending_builds = Vec::new();
+    for job in &config.jobs {
+        let job_arc = Arc::new(job.clone());
+        let plugin = shared.registry.get(&job.plugin).expect("validated plugin");
+        match job.section {
+            Section::Sinks | Section::Engines => {
+                let (ctx, _spawner) = shared.context(job, route_for(job));
+                let inst = crate::guard::catch(|| plugin.build(&job.config, &job.path, &ctx))
+                    .map_err(|p| format!("panicked while building: {p}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map_err(|reason| StartError::Build {
+                        kind: section_name(job.section),
+                        id: job.id.clone(),
+                        reason,
+                    })?;
+                let rx = rxs.remove(&job.id).expect("queue made above");
+                pending_builds.push((job_arc, ctx, inst, rx));
+            }
+            Section::Jobs => {
+                let route = route_for(job);
+                let sh = shared.clone();
+                let j2 = job_arc.clone();
+                let factory = Factory {
+                    context: Box::new(move || sh.context(&j2, route.clone())),
+                    build: {
+                        let sh = shared.clone();
+                        let j3 = job_arc.clone();
+                        Box::new(move |ctx: &Context| -> Result<Instance, BuildError> {
+                            let p = sh.registry.get(&j3.plugin).expect("validated plugin");
+                            p.build(&j3.config, &j3.path, ctx)
+                        })
+                    },
+                };
+                sources.spawn(supervise(job_arc, factory, shared.life.lifecycle()));
+            }
+        }
+    }
+    for (job, ctx, inst, rx) in pending_builds {
+        match inst {
+            Instance::Sink(s) => {
+                let (tx, rx_prep) = oneshot::channel();
+                prepared.push(rx_prep);
+                sinks.spawn(run_sink(job, s, ctx, rx, tx));
+            }
+            Instance::Engine(e) => {
+                let sh = shared.clone();
+                let j2 = job.clone();
+                let rebuild = move |ctx: &Context| {
+                    let p = sh.registry.get(&j2.plugin)?;
+                    match crate::guard::catch(|| p.build(&j2.config, &j2.path, ctx)) {
+                        Ok(Ok(Instance::Engine(e))) => Some(e),
+                        _ => None,
+                    }
+                };
+                engines.spawn(run_engine(job, e, rebuild, ctx, rx));
+            }
+            _ => unreachable!("validated role"),
+        }
+    }
+    // Only routes hold senders from here on, so queues close as their feeders end.
+    drop(txs);
+
+    // Ready once every sink has tried to prepare its backend (bounded wait).
+    let ready_wait = async {
+        for p in prepared {
+            let _ = p.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), ready_wait).await;
+    shared.life.set_ready();
+    tracing::info!(
+        jobs = config.jobs.len(),
+        host = %config.host,
+        "vane is running"
+    );
+
+    stop.await;
+    tracing::info!("stopping: sources stop, engines drain, sinks flush");
+    shared.life.stop();
+    let grace = config.shutdown_timeout;
+    let mut report = Report::default();
+    report.aborted += drain(&mut sources, grace).await;
+    for h in shared.all_tasks.lock().expect("not poisoned").drain(..) {
+        h.abort();
+    }
+    drop(shared);
+    report.aborted += drain(&mut engines, grace).await;
+    report.aborted += drain(&mut sinks, grace).await;
+    if report.aborted > 0 {
+        tracing::warn!(
+            aborted = report.aborted,
+            "some tasks did not finish within the shutdown timeout"
+        );
+    }
+    Ok(report)
+}
+
+/// Waits for a set of tasks up to `grace`, then aborts what is left.
+async fn drain(set: &mut JoinSet<()>, grace: Duration) -> usize {
+    let all = async { while set.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all).await.is_ok() {
+        return 0;
+    }
+    let left = set.len();
+    set.abort_all();
+    while set.join_next().await.is_some() {}
+    left
+}
+
+/// Polls one source once, as `vane test JOB` does: the events it returned or
+/// emitted (its added tasks run once each), stamped and tagged.
+pub async fn test_job(config: &Config, registry: &Registry, id: &str) -> Result<Vec<Event>, String> {
+    let job = config.job(id).ok_or_else(|| {
+        let ids: Vec<&str> = config
+            .jobs
+            .iter()
+            .filter(|j| j.section == Section::Jobs)
+            .map(|j| j.id.as_str())
+            .collect();
+        format!("no job with id `{id}`; jobs: {}", ids.join(", "))
+    })?;
+    if job.section != Section::Jobs {
+        return Err(format!(
+            "`{id}` is {}, not a job; `vane test` polls sources",
+            if job.section == Section::Engines { "an engine" } else { "a sink" }
+        ));
+    }
+    let plugin = registry.get(&job.plugin).ok_or("unknown plugin")?;
+    let introspect: Arc<dyn Introspect> = Arc::new(Introspection {
+        started: std::time::Instant::now(),
+        jobs: vec![],
+        queues: vec![],
+    });
+    let h = vane_core::testing::Harness::with(
+        &job.id,
+        &config.host,
+        config.data_dir.clone(),
+        job.config.clone(),
+        Some(introspect),
+    );
+    let inst = plugin
+        .build(&job.config, &job.path, h.context())
+        .map_err(|e| e.to_string())?;
+    let mut events = match inst {
+        Instance::Source(mut s) => {
+            let poll = tokio::time::timeout(job.timeout, h.poll(&mut *s));
+            poll.await
+                .map_err(|_| format!("poll timed out after {}", vane_core::Duration(job.timeout)))?
+                .map_err(|e| format!("poll failed: {e}"))?
+        }
+        Instance::Service(_) => {
+            return Err(format!(
+                "`{id}` uses `{}`, a long-running source; `vane test` polls polled sources only",
+                job.plugin
+            ));
+        }
+        _ => return Err("not a source".into()),
+    };
+    h.run_tasks_once().await;
+    events.extend(h.take_emitted());
+    for e in &mut events {
+        for (k, v) in &job.tags {
+            if e.get_tag(k).is_none() {
+                e.tags.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    Ok(events)
+}

@@ -1,0 +1,620 @@
+//! The agent's configuration: the file format, loading with `conf.d/`, and
+//! validation against the plugin registry. Every error names its position.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vane_core::Duration;
+use vane_core::config::{ConfigError, Mark, Node, NodeKind, Spanned, from_node};
+use vane_core::registry::{Registry, Role};
+
+/// One config file, as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default)]
+    pub agent: Option<Spanned<AgentConfig>>,
+    #[serde(default)]
+    pub jobs: Vec<JobConfig>,
+    #[serde(default)]
+    pub engines: Vec<JobConfig>,
+    #[serde(default)]
+    pub sinks: Vec<JobConfig>,
+}
+
+/// Settings of the agent itself.
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Host name stamped on events without one. Default: the machine's host name.
+    pub host: Option<String>,
+    /// Folder for durable state. Default: /var/lib/vane as root, else ~/.local/state/vane.
+    pub data_dir: Option<PathBuf>,
+    /// Interval of jobs that set none. Default: 10s.
+    pub interval: Option<Duration>,
+    /// Capacity of each engine's and sink's queue, in batches. Default: 1024.
+    pub queue_size: Option<usize>,
+    /// How long sources, engines and sinks get to finish at shutdown. Default: 5s.
+    pub shutdown_timeout: Option<Duration>,
+}
+
+/// A job, an engine or a sink: one configured plugin instance.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    pub id: Spanned<String>,
+    pub plugin: Spanned<String>,
+    /// Poll interval (sources). Default: `agent.interval`.
+    pub interval: Option<Duration>,
+    /// Per-poll timeout (sources). Default: the interval.
+    pub timeout: Option<Duration>,
+    /// Beat interval (engines).
+    pub beat: Option<Duration>,
+    /// The plugin's own settings.
+    pub config: Option<Node>,
+    /// Where events go: one id or a list of engine and sink ids.
+    pub next: Option<Node>,
+    /// Tags added to every event of this job.
+    pub tags: Option<Node>,
+    /// Max events per batch (sinks). Default: 1000.
+    pub batch_size: Option<usize>,
+    /// Max wait before a partial batch is sent (sinks). Default: 1s.
+    pub batch_wait: Option<Duration>,
+}
+
+/// Where a job is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Jobs,
+    Engines,
+    Sinks,
+}
+
+impl Section {
+    fn name(self) -> &'static str {
+        match self {
+            Section::Jobs => "jobs",
+            Section::Engines => "engines",
+            Section::Sinks => "sinks",
+        }
+    }
+}
+
+/// A validated job with everything resolved.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub section: Section,
+    pub id: String,
+    pub plugin: String,
+    pub role: Role,
+    pub path: String,
+    pub mark: Mark,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub beat: Option<std::time::Duration>,
+    pub config: Node,
+    /// Resolved targets (engine or sink ids); empty `next` means every sink.
+    pub next: Vec<String>,
+    pub tags: Vec<(String, String)>,
+    pub batch_size: usize,
+    pub batch_wait: std::time::Duration,
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub agent: AgentConfig,
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub queue_size: usize,
+    pub shutdown_timeout: std::time::Duration,
+    pub jobs: Vec<Job>,
+    /// The files read, main first.
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn job(&self, id: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+}
+
+/// The built-in config of `vane run` without `-c`: host metrics every 10 s to stdout.
+pub const DEFAULT_CONFIG: &str = "\
+# vane's built-in config: host metrics every 10 s, written to standard output
+# as InfluxDB line protocol.
+jobs:
+  - { id: cpu, plugin: cpu }
+  - { id: memory, plugin: memory }
+  - { id: swap, plugin: swap }
+  - { id: disk, plugin: disk }
+  - { id: diskio, plugin: diskio }
+  - { id: net, plugin: net }
+  - { id: load, plugin: load }
+  - { id: processes, plugin: processes }
+  - { id: system, plugin: system }
+sinks:
+  - { id: stdout, plugin: stdout, config: { format: influx } }
+";
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Reads a config file and the `conf.d/*.yaml` files beside it, then validates.
+pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError::new(
+            None,
+            "",
+            format!("cannot read config file {display}: {e}"),
+        )]
+    })?;
+    let mut sources = vec![(path.to_path_buf(), display, text)];
+    let confd = path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("conf.d");
+    if confd.is_dir() {
+        let mut extra: Vec<PathBuf> = std::fs::read_dir(&confd)
+            .map_err(|e| {
+                vec![ConfigError::new(
+                    None,
+                    "",
+                    format!("cannot read {}: {e}", confd.display()),
+                )]
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
+            })
+            .collect();
+        extra.sort();
+        for p in extra {
+            let d = p.display().to_string();
+            let t = std::fs::read_to_string(&p).map_err(|e| {
+                vec![ConfigError::new(None, "", format!("cannot read {d}: {e}"))]
+            })?;
+            sources.push((p, d, t));
+        }
+    }
+    from_texts(&sources, registry, &env_lookup)
+}
+
+/// Parses and validates the built-in default config.
+pub fn default_config(registry: &Registry) -> Result<Config, Vec<ConfigError>> {
+    from_texts(
+        &[(
+            PathBuf::from("<built-in>"),
+            "<built-in config>".into(),
+            DEFAULT_CONFIG.into(),
+        )],
+        registry,
+        &env_lookup,
+    )
+}
+
+/// Parses and validates config texts: (path, display name, text), main file first.
+pub fn from_texts(
+    sources: &[(PathBuf, String, String)],
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for (i, (_, name, text)) in sources.iter().enumerate() {
+        let node = match crate::yaml::parse(name, text, env) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match from_node::<File>(&node, "") {
+            Ok(f) => {
+                if i > 0 {
+                    if let Some(a) = &f.agent {
+                        errors.push(ConfigError::new(
+                            Some(a.mark.clone()),
+                            "agent",
+                            "`agent` belongs in the main config file, not in conf.d",
+                        ));
+                    }
+                }
+                files.push(f);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let agent = files
+        .first_mut()
+        .and_then(|f| f.agent.take())
+        .map(|s| s.value)
+        .unwrap_or_default();
+    let interval = agent
+        .interval
+        .map(Duration::get)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let mut jobs = Vec::new();
+    let mut seen: HashMap<String, Mark> = HashMap::new();
+    let mut raw_next: Vec<Vec<(String, Mark, String)>> = Vec::new();
+    for f in &files {
+        for (section, list) in [
+            (Section::Jobs, &f.jobs),
+            (Section::Engines, &f.engines),
+            (Section::Sinks, &f.sinks),
+        ] {
+            for (i, jc) in list.iter().enumerate() {
+                let path = format!("{}[{i}]", section.name());
+                match resolve(section, jc, &path, registry, interval, &mut seen) {
+                    Ok((job, next)) => {
+                        jobs.push(job);
+                        raw_next.push(next);
+                    }
+                    Err(mut e) => errors.append(&mut e),
+                }
+            }
+        }
+    }
+    // `next` must name engines or sinks.
+    let kinds: HashMap<String, Section> = jobs.iter().map(|j| (j.id.clone(), j.section)).collect();
+    let mut fed: HashMap<String, bool> = HashMap::new();
+    for (job, next) in jobs.iter_mut().zip(&raw_next) {
+        for (target, mark, path) in next {
+            match kinds.get(target.as_str()) {
+                Some(Section::Engines | Section::Sinks) => {
+                    job.next.push(target.clone());
+                    fed.insert(target.clone(), true);
+                }
+                Some(Section::Jobs) => errors.push(ConfigError::new(
+                    Some(mark.clone()),
+                    path.clone(),
+                    format!("`{target}` is a job; `next` names engines and sinks"),
+                )),
+                None => {
+                    let hint = kinds
+                        .keys()
+                        .filter(|k| kinds[*k] != Section::Jobs)
+                        .map(|k| (vane_core::registry::edit_distance(k, target), k))
+                        .filter(|(d, _)| *d <= 2)
+                        .min()
+                        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default();
+                    errors.push(ConfigError::new(
+                        Some(mark.clone()),
+                        path.clone(),
+                        format!("unknown id `{target}`: no engine or sink has that id{hint}"),
+                    ))
+                }
+            }
+        }
+    }
+    for j in jobs.iter().filter(|j| j.section == Section::Engines) {
+        if !fed.contains_key(&j.id) {
+            errors.push(ConfigError::new(
+                Some(j.mark.clone()),
+                format!("{}.id", j.path),
+                format!(
+                    "engine `{}` is never fed: no job or engine names it in `next`",
+                    j.id
+                ),
+            ));
+        }
+    }
+    errors.extend(find_cycles(&jobs));
+    let has_sink = jobs.iter().any(|j| j.section == Section::Sinks);
+    if !has_sink && !jobs.is_empty() {
+        errors.push(ConfigError::new(
+            None,
+            "sinks",
+            "no sink is configured: events would have nowhere to go (add one, e.g. `{ id: out, plugin: stdout }`)",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let host = agent.host.clone().unwrap_or_else(hostname);
+    Ok(Config {
+        host,
+        data_dir: agent.data_dir.clone().unwrap_or_else(default_data_dir),
+        queue_size: agent.queue_size.unwrap_or(1024).max(1),
+        shutdown_timeout: agent
+            .shutdown_timeout
+            .map(Duration::get)
+            .unwrap_or(std::time::Duration::from_secs(5)),
+        agent,
+        jobs,
+        files: sources.iter().map(|(p, _, _)| p.clone()).collect(),
+    })
+}
+
+type Targets = Vec<(String, Mark, String)>;
+
+fn resolve(
+    section: Section,
+    jc: &JobConfig,
+    path: &str,
+    registry: &Registry,
+    default_interval: std::time::Duration,
+    seen: &mut HashMap<String, Mark>,
+) -> Result<(Job, Targets), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let id = jc.id.value.clone();
+    if id.trim().is_empty() {
+        errors.push(ConfigError::new(
+            Some(jc.id.mark.clone()),
+            format!("{path}.id"),
+            "the id is empty",
+        ));
+    } else if let Some(first) = seen.get(&id) {
+        errors.push(ConfigError::new(
+            Some(jc.id.mark.clone()),
+            format!("{path}.id"),
+            format!("duplicate id `{id}`, first used at {first}"),
+        ));
+    } else {
+        seen.insert(id.clone(), jc.id.mark.clone());
+    }
+    let config = jc.config.clone().unwrap_or_else(|| Node::null(jc.plugin.mark.clone()));
+    let role = match registry.get(&jc.plugin) {
+        None => {
+            let hint = registry
+                .suggest(&jc.plugin)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            errors.push(ConfigError::new(
+                Some(jc.plugin.mark.clone()),
+                format!("{path}.plugin"),
+                format!(
+                    "unknown plugin `{}`{hint}; `vane plugins` lists them",
+                    *jc.plugin
+                ),
+            ));
+            None
+        }
+        Some(p) => {
+            let fits = match section {
+                Section::Jobs => p.role.is_source(),
+                Section::Engines => p.role == Role::Engine,
+                Section::Sinks => p.role == Role::Sink,
+            };
+            if !fits {
+                errors.push(ConfigError::new(
+                    Some(jc.plugin.mark.clone()),
+                    format!("{path}.plugin"),
+                    format!(
+                        "`{}` is a {} plugin; it cannot be used under `{}`",
+                        p.name,
+                        p.role,
+                        section.name()
+                    ),
+                ));
+            } else if let Err(e) = p.validate(&config, &format!("{path}.config")) {
+                errors.push(e);
+            }
+            Some(p.role)
+        }
+    };
+    let misplaced = |key: &str, present: bool, errors: &mut Vec<ConfigError>| {
+        if present {
+            errors.push(ConfigError::new(
+                Some(jc.id.mark.clone()),
+                format!("{path}.{key}"),
+                format!("`{key}` has no meaning under `{}`", section.name()),
+            ));
+        }
+    };
+    match section {
+        Section::Jobs => {
+            misplaced("beat", jc.beat.is_some(), &mut errors);
+            misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
+            misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
+        }
+        Section::Engines => {
+            misplaced("interval", jc.interval.is_some(), &mut errors);
+            misplaced("timeout", jc.timeout.is_some(), &mut errors);
+            misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
+            misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
+        }
+        Section::Sinks => {
+            misplaced("interval", jc.interval.is_some(), &mut errors);
+            misplaced("timeout", jc.timeout.is_some(), &mut errors);
+            misplaced("beat", jc.beat.is_some(), &mut errors);
+            misplaced("next", jc.next.is_some(), &mut errors);
+        }
+    }
+    let interval = jc.interval.map(Duration::get).unwrap_or(default_interval);
+    if interval.is_zero() {
+        errors.push(ConfigError::new(
+            Some(jc.id.mark.clone()),
+            format!("{path}.interval"),
+            "the interval must be more than zero",
+        ));
+    }
+    let next = match &jc.next {
+        None => Vec::new(),
+        Some(n) => match string_list(n, &format!("{path}.next")) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        },
+    };
+    let tags = match &jc.tags {
+        None => Vec::new(),
+        Some(n) => match string_map(n, &format!("{path}.tags")) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        },
+    };
+    match role {
+        Some(role) if errors.is_empty() => Ok((
+            Job {
+                section,
+                id,
+                plugin: jc.plugin.value.clone(),
+                role,
+                path: path.to_owned(),
+                mark: jc.id.mark.clone(),
+                interval,
+                timeout: jc.timeout.map(Duration::get).unwrap_or(interval),
+                beat: jc.beat.map(Duration::get),
+                config,
+                next: Vec::new(),
+                tags,
+                batch_size: jc.batch_size.unwrap_or(1000).max(1),
+                batch_wait: jc
+                    .batch_wait
+                    .map(Duration::get)
+                    .unwrap_or(std::time::Duration::from_secs(1)),
+            },
+            next,
+        )),
+        _ => Err(errors),
+    }
+}
+
+/// One string or a list of strings, with positions.
+fn string_list(n: &Node, path: &str) -> Result<Vec<(String, Mark, String)>, ConfigError> {
+    match &n.kind {
+        NodeKind::Scalar { text, .. } if !n.is_null() => {
+            Ok(vec![(text.clone(), n.mark.clone(), path.to_owned())])
+        }
+        NodeKind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| match &it.kind {
+                NodeKind::Scalar { text, .. } => {
+                    Ok((text.clone(), it.mark.clone(), format!("{path}[{i}]")))
+                }
+                _ => Err(ConfigError::at(it, format!("{path}[{i}]"), "expected an id")),
+            })
+            .collect(),
+        _ => Err(ConfigError::at(n, path, "expected an id or a list of ids")),
+    }
+}
+
+/// A mapping of strings to strings, in file order.
+fn string_map(n: &Node, path: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    match &n.kind {
+        NodeKind::Map(m) => m
+            .iter()
+            .map(|(k, v)| match (&k.kind, &v.kind) {
+                (NodeKind::Scalar { text: k, .. }, NodeKind::Scalar { text: v, .. }) => {
+                    Ok((k.clone(), v.clone()))
+                }
+                _ => Err(ConfigError::at(
+                    v,
+                    format!("{path}.{}", k.as_str().unwrap_or("?")),
+                    "expected a string",
+                )),
+            })
+            .collect(),
+        _ => Err(ConfigError::at(n, path, "expected a mapping of tag names to values")),
+    }
+}
+
+/// Engines whose `next` chains lead back to themselves.
+fn find_cycles(jobs: &[Job]) -> Vec<ConfigError> {
+    let engines: HashMap<&str, &Job> = jobs
+        .iter()
+        .filter(|j| j.section == Section::Engines)
+        .map(|j| (j.id.as_str(), j))
+        .collect();
+    let mut errors = Vec::new();
+    let mut reported: Vec<String> = Vec::new();
+    // 0 = unvisited, 1 = on the current path, 2 = done
+    let mut state: HashMap<&str, u8> = HashMap::new();
+    fn visit<'a>(
+        id: &'a str,
+        engines: &HashMap<&'a str, &'a Job>,
+        state: &mut HashMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+        errors: &mut Vec<ConfigError>,
+        reported: &mut Vec<String>,
+    ) {
+        state.insert(id, 1);
+        stack.push(id);
+        for n in &engines[id].next {
+            let Some((&nid, _)) = engines.get_key_value(n.as_str()) else {
+                continue;
+            };
+            match state.get(nid).copied().unwrap_or(0) {
+                0 => visit(nid, engines, state, stack, errors, reported),
+                1 => {
+                    let start = stack.iter().position(|s| *s == nid).unwrap_or(0);
+                    let mut cycle: Vec<&str> = stack[start..].to_vec();
+                    cycle.push(nid);
+                    let mut key: Vec<&str> = stack[start..].to_vec();
+                    key.sort();
+                    let key = key.join(",");
+                    if !reported.contains(&key) {
+                        reported.push(key);
+                        let j = engines[id];
+                        errors.push(ConfigError::new(
+                            Some(j.mark.clone()),
+                            format!("{}.next", j.path),
+                            format!("engines form a cycle: {}", cycle.join(" → ")),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(id, 2);
+    }
+    let mut ids: Vec<&str> = engines.keys().copied().collect();
+    ids.sort();
+    for id in ids {
+        if state.get(id).copied().unwrap_or(0) == 0 {
+            visit(
+                id,
+                &engines,
+                &mut state,
+                &mut Vec::new(),
+                &mut errors,
+                &mut reported,
+            );
+        }
+    }
+    errors
+}
+
+/// The machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } == 0 {
+        return PathBuf::from("/var/lib/vane");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vane")
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -1,0 +1,94 @@
+//! The agent's own figures as events, for the `internal` source: per job
+//! counters, queue depths, and the process's memory and uptime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use vane_core::context::{Introspect, JobStats};
+use vane_core::event::{Event, Kind};
+
+use crate::pipeline::Tx;
+
+pub struct Introspection {
+    pub started: Instant,
+    pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
+    pub queues: Vec<(String, tokio::sync::mpsc::WeakSender<Vec<vane_core::event::Event>>, usize)>,
+}
+
+impl Introspection {
+    pub fn queue(id: &str, tx: &Tx) -> (String, tokio::sync::mpsc::WeakSender<Vec<Event>>, usize) {
+        (id.to_owned(), tx.downgrade(), tx.max_capacity())
+    }
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Relaxed)
+}
+
+/// Resident set size of this process in bytes, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { sysconf(30 /* _SC_PAGESIZE on Linux */) };
+    pages * page.max(4096) as u64
+}
+
+unsafe extern "C" {
+    fn sysconf(name: i32) -> i64;
+}
+
+impl Introspect for Introspection {
+    fn report(&self, now: i64) -> Vec<Event> {
+        let mut out = Vec::with_capacity(self.jobs.len() + self.queues.len() + 1);
+        for (id, plugin, section, s) in &self.jobs {
+            out.push(
+                Event::new("vane_job")
+                    .at(now)
+                    .kind(Kind::Counter)
+                    .tag("job", id.as_str())
+                    .tag("plugin", plugin.as_str())
+                    .tag("section", *section)
+                    .field("polls", get(&s.polls))
+                    .field("poll_errors", get(&s.poll_errors))
+                    .field("poll_timeouts", get(&s.poll_timeouts))
+                    .field("overruns", get(&s.overruns))
+                    .field("panics", get(&s.panics))
+                    .field("restarts", get(&s.restarts))
+                    .field("events_in", get(&s.events_in))
+                    .field("events_out", get(&s.events_out))
+                    .field("events_dropped", get(&s.events_dropped))
+                    .field("errors", get(&s.errors))
+                    .field("warnings", get(&s.warnings))
+                    .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
+                    .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
+            );
+        }
+        for (id, weak, cap) in &self.queues {
+            let depth = weak
+                .upgrade()
+                .map(|tx| cap - tx.capacity())
+                .unwrap_or(0);
+            out.push(
+                Event::new("vane_queue")
+                    .at(now)
+                    .tag("queue", id.as_str())
+                    .field("depth", depth as u64)
+                    .field("capacity", *cap as u64),
+            );
+        }
+        out.push(
+            Event::new("vane_agent")
+                .at(now)
+                .field("rss_bytes", rss_bytes())
+                .field("uptime_seconds", self.started.elapsed().as_secs_f64())
+                .field("jobs", self.jobs.len() as u64),
+        );
+        out
+    }
+}

@@ -1,0 +1,261 @@
+//! YAML text to a [`Node`] tree with positions, with `${ENV_VAR}` interpolation.
+//!
+//! Built on `saphyr-parser`'s event stream, so every scalar, list and mapping
+//! keeps the line and column it started at. `${NAME}` in any scalar is
+//! replaced by the environment variable (an error when unset), `${NAME:-text}`
+//! falls back to `text`, and `$${` writes a literal `${`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use vane_core::config::{ConfigError, Mark, Node, NodeKind};
+
+/// Parses one YAML document. An empty file is an empty mapping.
+pub fn parse(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Node, ConfigError> {
+    let file: Arc<str> = Arc::from(file);
+    let mut b = Builder {
+        file: file.clone(),
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        root: None,
+        env,
+        docs: 0,
+    };
+    for ev in Parser::new_from_str(text) {
+        let (ev, span) = ev.map_err(|e| {
+            ConfigError::new(
+                Some(Mark {
+                    file: file.clone(),
+                    line: e.marker().line() as u32,
+                    column: e.marker().col() as u32 + 1,
+                }),
+                "",
+                format!("invalid YAML: {}", e.info()),
+            )
+        })?;
+        b.event(ev, span)?;
+    }
+    Ok(b.root.unwrap_or_else(|| {
+        Node::map(
+            Mark {
+                file,
+                line: 1,
+                column: 1,
+            },
+            vec![],
+        )
+    }))
+}
+
+enum Open {
+    Seq(Node, usize, Vec<Node>),
+    Map(Node, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+struct Builder<'e> {
+    file: Arc<str>,
+    anchors: HashMap<usize, Node>,
+    stack: Vec<Open>,
+    root: Option<Node>,
+    env: &'e dyn Fn(&str) -> Option<String>,
+    docs: usize,
+}
+
+impl Builder<'_> {
+    fn mark(&self, span: Span) -> Mark {
+        Mark {
+            file: self.file.clone(),
+            line: span.start.line() as u32,
+            column: span.start.col() as u32 + 1,
+        }
+    }
+
+    fn event(&mut self, ev: Event<'_>, span: Span) -> Result<(), ConfigError> {
+        match ev {
+            Event::DocumentStart(_) => {
+                self.docs += 1;
+                if self.docs > 1 {
+                    return Err(ConfigError::new(
+                        Some(self.mark(span)),
+                        "",
+                        "a config file holds one YAML document; found a second `---`",
+                    ));
+                }
+            }
+            Event::Scalar(text, style, anchor, _) => {
+                let mark = self.mark(span);
+                let text = interpolate(&text, &mark, self.env)?;
+                let node = Node {
+                    mark,
+                    kind: NodeKind::Scalar {
+                        text,
+                        plain: style == ScalarStyle::Plain,
+                    },
+                };
+                self.push(node, anchor);
+            }
+            Event::Alias(id) => {
+                let mut node = self.anchors.get(&id).cloned().ok_or_else(|| {
+                    ConfigError::new(Some(self.mark(span)), "", "alias to an unknown anchor")
+                })?;
+                node.mark = self.mark(span);
+                self.push(node, 0);
+            }
+            Event::SequenceStart(anchor, _) => {
+                let n = Node {
+                    mark: self.mark(span),
+                    kind: NodeKind::Seq(vec![]),
+                };
+                self.stack.push(Open::Seq(n, anchor, vec![]));
+            }
+            Event::MappingStart(anchor, _) => {
+                let n = Node::map(self.mark(span), vec![]);
+                self.stack.push(Open::Map(n, anchor, vec![], None));
+            }
+            Event::SequenceEnd => {
+                if let Some(Open::Seq(mut n, anchor, items)) = self.stack.pop() {
+                    n.kind = NodeKind::Seq(items);
+                    self.push(n, anchor);
+                }
+            }
+            Event::MappingEnd => {
+                if let Some(Open::Map(mut n, anchor, entries, _)) = self.stack.pop() {
+                    n.kind = NodeKind::Map(entries);
+                    self.push(n, anchor);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Open::Seq(_, _, items)) => items.push(node),
+            Some(Open::Map(_, _, entries, key)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+}
+
+fn interpolate(
+    text: &str,
+    mark: &Mark,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    if !text.contains('$') {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if after.starts_with("$${") {
+            out.push_str("${");
+            rest = &after[3..];
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body.find('}').ok_or_else(|| {
+                ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value")
+            })?;
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(ConfigError::new(
+                    Some(mark.clone()),
+                    "",
+                    format!("`${{{expr}}}`: not a valid environment variable name"),
+                ));
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        Some(mark.clone()),
+                        "",
+                        format!(
+                            "environment variable `{name}` is not set (write `${{{name}:-default}}` for a default)"
+                        ),
+                    ));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "TOKEN").then(|| "s3cret".to_owned())
+    }
+
+    #[test]
+    fn keeps_positions() {
+        let n = parse("f.yaml", "a: 1\nb:\n  - x\n  - {c: 'q'}\n", &env).unwrap();
+        let b = n.get("b").unwrap();
+        let NodeKind::Seq(items) = &b.kind else {
+            panic!()
+        };
+        assert_eq!((items[0].mark.line, items[0].mark.column), (3, 5));
+        let c = items[1].get("c").unwrap();
+        assert_eq!((c.mark.line, c.mark.column), (4, 9));
+        assert_eq!(
+            c.kind,
+            NodeKind::Scalar {
+                text: "q".into(),
+                plain: false
+            }
+        );
+    }
+
+    #[test]
+    fn interpolates_environment() {
+        let n = parse("f", "t: ${TOKEN}\nd: ${NOPE:-x}\ne: $${TOKEN} $5", &env).unwrap();
+        assert_eq!(n.get("t").unwrap().as_str(), Some("s3cret"));
+        assert_eq!(n.get("d").unwrap().as_str(), Some("x"));
+        assert_eq!(n.get("e").unwrap().as_str(), Some("${TOKEN} $5"));
+        let e = parse("f", "a:\n  t: ${MISSING}", &env).unwrap_err();
+        assert_eq!(e.to_string().split(": ").next(), Some("f:2:6"));
+        assert!(e.message.contains("MISSING"));
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse("f", "a: [1, 2\nb: 3\n", &env).unwrap_err();
+        assert!(e.mark.is_some());
+        assert!(e.message.starts_with("invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn anchors_and_aliases() {
+        let n = parse("f", "a: &x {k: 1}\nb: *x\n", &env).unwrap();
+        assert_eq!(n.get("b").unwrap().get("k").unwrap().as_str(), Some("1"));
+    }
+}
