@@ -1,1 +1,219 @@
-fn main(){}
+//! The `vane` command: run the agent, check a config, test one job, list plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+use vane_core::config::ConfigError;
+use vane_core::registry::Registry;
+use vane_runtime::Config;
+
+#[derive(Parser)]
+#[command(name = "vane", version, about = "monitoring agent and event processor")]
+struct Cli {
+    /// How much to log on standard error.
+    #[arg(long, global = true, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (without -c: host metrics every 10 s to standard output).
+    Run {
+        /// Config file; `conf.d/*.yaml` beside it is merged.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config without starting anything.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Poll one source once and print its events as line protocol.
+    Test {
+        /// The job's id.
+        job: String,
+        /// Config file (default: the built-in config).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// List every plugin: name, role, description and config keys.
+    Plugins,
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    vane_plugins::register(&mut r);
+    r
+}
+
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("panic: {info}");
+    }));
+}
+
+/// Prints config errors, one a line, each with its position.
+fn print_errors(file: &Path, errors: &[ConfigError]) {
+    for e in errors {
+        if e.mark.is_some() {
+            eprintln!("{e}");
+        } else {
+            eprintln!("{}: {e}", file.display());
+        }
+    }
+    let n = errors.len();
+    eprintln!("{n} error{} in the configuration", if n == 1 { "" } else { "s" });
+}
+
+fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
+    let r = match path {
+        Some(p) => vane_runtime::load(p, registry),
+        None => vane_runtime::default_config(registry),
+    };
+    r.map_err(|errors| {
+        print_errors(path.unwrap_or(Path::new("<built-in config>")), &errors);
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level);
+    let registry = registry();
+    if let Err(problems) = registry.finish() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::from(1);
+    }
+    match cli.command {
+        Command::Plugins => {
+            print_plugins(&registry);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(Some(&config), &registry) {
+            Ok(c) => {
+                let count = |s| c.jobs.iter().filter(|j| j.section == s).count();
+                use vane_runtime::config::Section;
+                println!(
+                    "{}: ok ({} jobs, {} engines, {} sinks, {} files)",
+                    config.display(),
+                    count(Section::Jobs),
+                    count(Section::Engines),
+                    count(Section::Sinks),
+                    c.files.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Test { job, config } => {
+            let c = match load(config.as_deref(), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = runtime();
+            match rt.block_on(vane_runtime::test_job(&c, &registry, &job)) {
+                Ok(events) => {
+                    use std::io::Write;
+                    let mut out = String::new();
+                    for e in &events {
+                        vane_core::lineproto::encode_into(
+                            &mut out,
+                            e,
+                            vane_core::lineproto::Precision::Nanoseconds,
+                        );
+                    }
+                    let _ = std::io::stdout().write_all(out.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run { config } => {
+            let c = match load(config.as_deref(), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = runtime();
+            match rt.block_on(run(c, registry)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vane")
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
+    // Listen before starting anything, so an early signal is not fatal.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        // A second signal ends the process at once.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    };
+    vane_runtime::run(config, Arc::new(registry), stop).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_plugins(registry: &Registry) {
+    for p in registry.iter() {
+        println!("{:<12} {:<22} {}", p.name, p.role.as_str(), p.description);
+        if !p.keys.is_empty() {
+            println!("{:<12} {:<22} config: {}", "", "", p.keys.join(", "));
+        }
+    }
+}

@@ -192,6 +192,11 @@ impl Source for Swap {
 /// Load averages over 1, 5 and 15 minutes, and the number of CPUs.
 pub struct Load;
 
+/// /proc/loadavg has two decimals; procfs hands them over as f32.
+fn two_places(v: f32) -> f64 {
+    (v as f64 * 100.0).round() / 100.0
+}
+
 fn n_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
@@ -207,9 +212,9 @@ impl Source for Load {
         let l = procfs::LoadAverage::current().map_err(|e| proc_err("/proc/loadavg", e))?;
         Ok(vec![
             Event::new("system_load")
-                .field("load1", l.one as f64)
-                .field("load5", l.five as f64)
-                .field("load15", l.fifteen as f64)
+                .field("load1", two_places(l.one))
+                .field("load5", two_places(l.five))
+                .field("load15", two_places(l.fifteen))
                 .field("n_cpus", n_cpus()),
         ])
     }
