@@ -73,6 +73,7 @@ fn init_logging(level: LogLevel) {
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     std::panic::set_hook(Box::new(|info| {
         tracing::error!("panic: {info}");
@@ -89,7 +90,10 @@ fn print_errors(file: &Path, errors: &[ConfigError]) {
         }
     }
     let n = errors.len();
-    eprintln!("{n} error{} in the configuration", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "{n} error{} in the configuration",
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
@@ -166,7 +170,10 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let rt = runtime();
-            match rt.block_on(run(c, registry)) {
+            let r = rt.block_on(run(c, registry));
+            // A plugin stuck in a blocking call must not keep the process alive.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            match r {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -38,7 +38,10 @@ pub struct Node {
 pub enum NodeKind {
     /// A scalar; `plain` is false when it was quoted or a block scalar, and
     /// is then always a string.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// A mapping, keys in file order.
     Map(Vec<(Node, Node)>),
@@ -79,7 +82,10 @@ impl Node {
     /// The value under `key` in a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
-            NodeKind::Map(m) => m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            NodeKind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -216,7 +222,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 self,
                 d: D,
             ) -> Result<Spanned<T>, D::Error> {
-                let mark = CAPTURED_MARK.with(|c| c.borrow_mut().take()).unwrap_or_default();
+                let mark = CAPTURED_MARK
+                    .with(|c| c.borrow_mut().take())
+                    .unwrap_or_default();
                 Ok(Spanned {
                     value: T::deserialize(d)?,
                     mark,
@@ -275,7 +283,12 @@ fn parse_float(t: &str) -> Option<f64> {
         ".inf" | ".Inf" | ".INF" | "+.inf" => Some(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => Some(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
-        _ if t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => None,
+        _ if t
+            .chars()
+            .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') =>
+        {
+            None
+        }
         _ => parse_int_like(t),
     }
 }
@@ -794,7 +807,10 @@ mod tests {
                         ],
                     ),
                 ),
-                (s(5, 1, "raw"), Node::map(mark(5, 6), vec![(s(5, 6, "a"), s(5, 9, "1"))])),
+                (
+                    s(5, 1, "raw"),
+                    Node::map(mark(5, 6), vec![(s(5, 6, "a"), s(5, 9, "1"))]),
+                ),
             ],
         )
     }

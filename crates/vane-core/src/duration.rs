@@ -74,7 +74,11 @@ impl FromStr for Duration {
                 .iter()
                 .find(|(u, _)| *u == unit)
                 .map(|(_, f)| *f)
-                .ok_or_else(|| bad(&format!("unknown unit {unit:?} (use ns, us, ms, s, m, h, d or w)")))?;
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "unknown unit {unit:?} (use ns, us, ms, s, m, h, d or w)"
+                    ))
+                })?;
             total += n * factor;
             rest = &rest[unit_len..];
         }
@@ -132,8 +136,17 @@ mod tests {
 
     #[test]
     fn rejects_missing_or_unknown_units() {
-        assert!("10".parse::<Duration>().unwrap_err().contains("needs a unit"));
-        assert!("10x".parse::<Duration>().unwrap_err().contains("unknown unit"));
+        assert!(
+            "10".parse::<Duration>()
+                .unwrap_err()
+                .contains("needs a unit")
+        );
+        assert!(
+            "10x"
+                .parse::<Duration>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!("s".parse::<Duration>().is_err());
     }
 

@@ -278,10 +278,7 @@ mod tests {
 
     #[test]
     fn builder_keeps_order_and_stamp_fills_only_missing() {
-        let mut e = Event::gauge("load", 1.5)
-            .tag("b", "2")
-            .tag("a", "1")
-            .at(7);
+        let mut e = Event::gauge("load", 1.5).tag("b", "2").tag("a", "1").at(7);
         e.stamp(99, "web-01");
         assert_eq!(e.time, 7);
         assert_eq!(e.host, "web-01");

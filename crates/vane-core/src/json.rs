@@ -194,7 +194,9 @@ mod tests {
             .ttl(5.0)
             .at(3);
         let s = encode(&e);
-        assert!(s.starts_with(r#"{"name":"m","time":3,"host":"","tags":{"z":"1","a":"2"},"fields":{"f":1.0,"i":-1,"#));
+        assert!(s.starts_with(
+            r#"{"name":"m","time":3,"host":"","tags":{"z":"1","a":"2"},"fields":{"f":1.0,"i":-1,"#
+        ));
         assert_eq!(decode(&s).unwrap(), e);
     }
 

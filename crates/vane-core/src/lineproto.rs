@@ -338,7 +338,10 @@ impl Iterator for Decoder<'_> {
 }
 
 fn memchr(needle: u8, b: &[u8], from: usize) -> Option<usize> {
-    b[from..].iter().position(|&c| c == needle).map(|p| p + from)
+    b[from..]
+        .iter()
+        .position(|&c| c == needle)
+        .map(|p| p + from)
 }
 
 struct LineParser<'a> {
@@ -689,7 +692,10 @@ mod tests {
     fn newline_inside_string_counts_lines() {
         let input = "a s=\"x\ny\"\nb,t= v=1";
         let out: Vec<_> = decode(input, Precision::Nanoseconds, 0).collect();
-        assert_eq!(out[0].as_ref().unwrap().get_field("s").unwrap().as_str(), Some("x\ny"));
+        assert_eq!(
+            out[0].as_ref().unwrap().get_field("s").unwrap().as_str(),
+            Some("x\ny")
+        );
         let err = out[1].as_ref().unwrap_err();
         assert_eq!((err.line, err.column), (3, 5));
     }

@@ -165,8 +165,7 @@ pub trait Sink: Send + Sized + 'static {
         async { Ok(()) }
     }
 
-    fn send(&mut self, batch: &[Event], ctx: &Context)
-    -> impl Future<Output = Result<()>> + Send;
+    fn send(&mut self, batch: &[Event], ctx: &Context) -> impl Future<Output = Result<()>> + Send;
 
     /// Called once at shutdown, after the last batch.
     fn flush(&mut self, _ctx: &Context) -> impl Future<Output = Result<()>> + Send {
@@ -216,8 +215,7 @@ impl<T: Engine> DynEngine for T {
 /// A [`Sink`] behind a pointer.
 pub trait DynSink: Send {
     fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
-    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context)
-    -> BoxFuture<'a, Result<()>>;
+    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
     fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
 }
 
@@ -225,11 +223,7 @@ impl<T: Sink> DynSink for T {
     fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
         Box::pin(Sink::prepare(self, ctx))
     }
-    fn send<'a>(
-        &'a mut self,
-        batch: &'a [Event],
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<()>> {
+    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
         Box::pin(Sink::send(self, batch, ctx))
     }
     fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>> {

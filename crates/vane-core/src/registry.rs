@@ -227,8 +227,7 @@ impl Registry {
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.starts_with(|c: char| c.is_ascii_lowercase())
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
         && !n.ends_with('.')
 }

@@ -1,6 +1,7 @@
 //! vane's built-in plugins, grouped by role. [`register`] adds them all to a
 //! registry: the one list of built-in names, in one place.
 
+pub mod engines;
 pub mod sinks;
 pub mod sources;
 
@@ -11,20 +12,53 @@ pub fn register(r: &mut Registry) {
     #[cfg(feature = "host")]
     {
         use sources::host::*;
-        r.source::<Cpu>("cpu", "CPU time per core and in total: counters in seconds and usage in percent")
-            .source::<Memory>("memory", "memory in bytes: total, available, used, free, buffers, cached")
-            .source::<Swap>("swap", "swap in bytes: total, used, free")
-            .source::<Disk>("disk", "usage of each mounted file system: bytes and inodes")
-            .source::<Diskio>("diskio", "cumulative I/O per block device: operations, bytes, time")
-            .source::<Net>("net", "cumulative traffic per network interface: bytes, packets, errors")
-            .source::<Load>("load", "load averages over 1, 5 and 15 minutes")
-            .source::<Processes>("processes", "processes counted by state, and threads")
-            .source::<System>("system", "uptime, boot time, logged-in users, CPUs");
+        r.source::<Cpu>(
+            "cpu",
+            "CPU time per core and in total: counters in seconds and usage in percent",
+        )
+        .source::<Memory>(
+            "memory",
+            "memory in bytes: total, available, used, free, buffers, cached",
+        )
+        .source::<Swap>("swap", "swap in bytes: total, used, free")
+        .source::<Disk>(
+            "disk",
+            "usage of each mounted file system: bytes and inodes",
+        )
+        .source::<Diskio>(
+            "diskio",
+            "cumulative I/O per block device: operations, bytes, time",
+        )
+        .source::<Net>(
+            "net",
+            "cumulative traffic per network interface: bytes, packets, errors",
+        )
+        .source::<Load>("load", "load averages over 1, 5 and 15 minutes")
+        .source::<Processes>("processes", "processes counted by state, and threads")
+        .source::<System>("system", "uptime, boot time, logged-in users, CPUs");
     }
+    r.source::<sources::demo::Hello>(
+        "hello",
+        "a metric flipping between 0 and 1 (Duct's HelloWorld)",
+    )
+    .source::<sources::demo::Chaos>(
+        "chaos",
+        "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
+    );
     r.source::<sources::internal::Internal>(
         "internal",
         "the agent's own figures: events, errors and poll times per job, queue depths, RSS",
     )
-    .sink::<sinks::stdout::Stdout>("stdout", "writes events to standard output as line protocol or JSON")
-    .sink::<sinks::file::File>("file", "appends events to a file as line protocol or JSON, rotating by size");
+    .engine::<engines::transform::Transform>(
+        "transform",
+        "rewrites events: name prefix and renames, tags added or removed, host",
+    )
+    .sink::<sinks::stdout::Stdout>(
+        "stdout",
+        "writes events to standard output as line protocol or JSON",
+    )
+    .sink::<sinks::file::File>(
+        "file",
+        "appends events to a file as line protocol or JSON, rotating by size",
+    );
 }

@@ -221,15 +221,20 @@ pub async fn run(
             let _ = p.await;
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(10), ready_wait).await;
+    tokio::pin!(stop);
+    let stopped_early = tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(10), ready_wait) => false,
+        _ = &mut stop => true,
+    };
     shared.life.set_ready();
     tracing::info!(
         jobs = config.jobs.len(),
         host = %config.host,
         "vane is running"
     );
-
-    stop.await;
+    if !stopped_early {
+        stop.await;
+    }
     tracing::info!("stopping: sources stop, engines drain, sinks flush");
     shared.life.stop();
     let grace = config.shutdown_timeout;
@@ -264,7 +269,11 @@ async fn drain(set: &mut JoinSet<()>, grace: Duration) -> usize {
 
 /// Polls one source once, as `vane test JOB` does: the events it returned or
 /// emitted (its added tasks run once each), stamped and tagged.
-pub async fn test_job(config: &Config, registry: &Registry, id: &str) -> Result<Vec<Event>, String> {
+pub async fn test_job(
+    config: &Config,
+    registry: &Registry,
+    id: &str,
+) -> Result<Vec<Event>, String> {
     let job = config.job(id).ok_or_else(|| {
         let ids: Vec<&str> = config
             .jobs
@@ -277,7 +286,11 @@ pub async fn test_job(config: &Config, registry: &Registry, id: &str) -> Result<
     if job.section != Section::Jobs {
         return Err(format!(
             "`{id}` is {}, not a job; `vane test` polls sources",
-            if job.section == Section::Engines { "an engine" } else { "a sink" }
+            if job.section == Section::Engines {
+                "an engine"
+            } else {
+                "a sink"
+            }
         ));
     }
     let plugin = registry.get(&job.plugin).ok_or("unknown plugin")?;
@@ -321,4 +334,111 @@ pub async fn test_job(config: &Config, registry: &Registry, id: &str) -> Result<
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use tokio::sync::Notify;
+    use vane_core::prelude::*;
+
+    static COLLECTED: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    static ARRIVED: Notify = Notify::const_new();
+
+    struct Seq(u64);
+    impl Source for Seq {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Seq(0))
+        }
+        async fn poll(&mut self, _: &Context) -> vane_core::plugin::Result<Vec<Event>> {
+            self.0 += 1;
+            Ok(vec![Event::counter("seq", self.0)])
+        }
+    }
+
+    struct Dup;
+    impl Engine for Dup {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Dup)
+        }
+        fn process(&mut self, e: Event, out: &mut Vec<Event>) -> vane_core::plugin::Result<()> {
+            out.push(e.clone().tag("copy", "1"));
+            out.push(e.tag("copy", "2"));
+            Ok(())
+        }
+        fn beat(&mut self, out: &mut Vec<Event>) -> vane_core::plugin::Result<()> {
+            out.push(Event::gauge("beat", 1.0));
+            Ok(())
+        }
+    }
+
+    struct Col;
+    impl Sink for Col {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Col)
+        }
+        async fn send(&mut self, b: &[Event], _: &Context) -> vane_core::plugin::Result<()> {
+            COLLECTED.lock().unwrap().extend_from_slice(b);
+            ARRIVED.notify_one();
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_flow_through_engines_in_order_with_beats() {
+        let mut r = Registry::new();
+        r.source::<Seq>("t.seq", "")
+            .engine::<Dup>("t.dup", "")
+            .sink::<Col>("t.col", "");
+        let text = "agent: { host: h9, data_dir: /tmp }\n\
+            jobs:\n  - { id: s, plugin: t.seq, interval: 10ms, next: d, tags: { src: s } }\n\
+            engines:\n  - { id: d, plugin: t.dup, beat: 20ms }\n\
+            sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms }\n";
+        let cfg = crate::config::from_texts(
+            &[(PathBuf::from("m"), "m".into(), text.into())],
+            &r,
+            &|_| None,
+        )
+        .unwrap();
+        let enough = async {
+            loop {
+                {
+                    let c = COLLECTED.lock().unwrap();
+                    let seqs = c.iter().filter(|e| e.name == "seq").count();
+                    let beats = c.iter().filter(|e| e.name == "beat").count();
+                    if seqs >= 40 && beats >= 2 {
+                        return;
+                    }
+                }
+                ARRIVED.notified().await;
+            }
+        };
+        let report = tokio::time::timeout(Duration::from_secs(20), run(cfg, Arc::new(r), enough))
+            .await
+            .expect("the pipeline delivers within 20s")
+            .unwrap();
+        assert_eq!(report.aborted, 0);
+        let c = COLLECTED.lock().unwrap();
+        for copy in ["1", "2"] {
+            let ns: Vec<f64> = c
+                .iter()
+                .filter(|e| e.name == "seq" && e.get_tag("copy") == Some(copy))
+                .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
+                .collect();
+            assert!(ns.len() >= 20, "copy {copy}: {}", ns.len());
+            assert!(
+                ns.windows(2).all(|w| w[1] == w[0] + 1.0),
+                "order kept: {ns:?}"
+            );
+        }
+        let seq = c.iter().find(|e| e.name == "seq").unwrap();
+        assert_eq!(seq.host, "h9");
+        assert_eq!(seq.get_tag("src"), Some("s"));
+        assert!(seq.time > 0);
+        assert_eq!(seq.kind, Kind::Counter);
+    }
 }

@@ -167,19 +167,13 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>
                 )]
             })?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                )
-            })
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
             .collect();
         extra.sort();
         for p in extra {
             let d = p.display().to_string();
-            let t = std::fs::read_to_string(&p).map_err(|e| {
-                vec![ConfigError::new(None, "", format!("cannot read {d}: {e}"))]
-            })?;
+            let t = std::fs::read_to_string(&p)
+                .map_err(|e| vec![ConfigError::new(None, "", format!("cannot read {d}: {e}"))])?;
             sources.push((p, d, t));
         }
     }
@@ -363,7 +357,10 @@ fn resolve(
     } else {
         seen.insert(id.clone(), jc.id.mark.clone());
     }
-    let config = jc.config.clone().unwrap_or_else(|| Node::null(jc.plugin.mark.clone()));
+    let config = jc
+        .config
+        .clone()
+        .unwrap_or_else(|| Node::null(jc.plugin.mark.clone()));
     let role = match registry.get(&jc.plugin) {
         None => {
             let hint = registry
@@ -499,7 +496,11 @@ fn string_list(n: &Node, path: &str) -> Result<Vec<(String, Mark, String)>, Conf
                 NodeKind::Scalar { text, .. } => {
                     Ok((text.clone(), it.mark.clone(), format!("{path}[{i}]")))
                 }
-                _ => Err(ConfigError::at(it, format!("{path}[{i}]"), "expected an id")),
+                _ => Err(ConfigError::at(
+                    it,
+                    format!("{path}[{i}]"),
+                    "expected an id",
+                )),
             })
             .collect(),
         _ => Err(ConfigError::at(n, path, "expected an id or a list of ids")),
@@ -522,7 +523,11 @@ fn string_map(n: &Node, path: &str) -> Result<Vec<(String, String)>, ConfigError
                 )),
             })
             .collect(),
-        _ => Err(ConfigError::at(n, path, "expected a mapping of tag names to values")),
+        _ => Err(ConfigError::at(
+            n,
+            path,
+            "expected a mapping of tag names to values",
+        )),
     }
 }
 
@@ -617,4 +622,216 @@ fn default_data_dir() -> PathBuf {
 unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_core::prelude::*;
+
+    struct Src;
+    impl Source for Src {
+        type Config = SrcConfig;
+        fn build(_: SrcConfig, _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Src)
+        }
+        async fn poll(&mut self, _: &Context) -> vane_core::plugin::Result<Vec<Event>> {
+            Ok(vec![])
+        }
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct SrcConfig {
+        #[serde(default)]
+        url: String,
+        #[serde(default)]
+        nested: Option<Nested>,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        timeout: Duration,
+    }
+    struct Eng;
+    impl Engine for Eng {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Eng)
+        }
+        fn process(&mut self, e: Event, out: &mut Vec<Event>) -> vane_core::plugin::Result<()> {
+            out.push(e);
+            Ok(())
+        }
+    }
+    struct Snk;
+    impl Sink for Snk {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Snk)
+        }
+        async fn send(&mut self, _: &[Event], _: &Context) -> vane_core::plugin::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.source::<Src>("src", "")
+            .engine::<Eng>("eng", "")
+            .sink::<Snk>("snk", "");
+        r
+    }
+
+    fn check(files: &[(&str, &str)]) -> Vec<String> {
+        let sources: Vec<_> = files
+            .iter()
+            .map(|(n, t)| (PathBuf::from(n), n.to_string(), t.to_string()))
+            .collect();
+        let env = |k: &str| (k == "SET").then(|| "yes".to_owned());
+        match from_texts(&sources, &registry(), &env) {
+            Ok(_) => vec![],
+            Err(e) => e.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const SINK: &str = "sinks:\n  - { id: out, plugin: snk }\n";
+
+    #[test]
+    fn a_good_config_passes_and_resolves() {
+        let text = format!(
+            "agent: {{ host: h1, interval: 5s }}\njobs:\n  - {{ id: a, plugin: src, tags: {{ dc: x }}, next: e }}\n  - {{ id: b, plugin: src, interval: 1m }}\nengines:\n  - {{ id: e, plugin: eng, beat: 1s, next: [out] }}\n{SINK}"
+        );
+        let c = from_texts(
+            &[(PathBuf::from("m"), "m".into(), text)],
+            &registry(),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(c.host, "h1");
+        let a = c.job("a").unwrap();
+        assert_eq!(a.interval, std::time::Duration::from_secs(5));
+        assert_eq!(a.next, vec!["e".to_owned()]);
+        assert_eq!(a.tags, vec![("dc".to_owned(), "x".to_owned())]);
+        assert_eq!(
+            c.job("b").unwrap().timeout,
+            std::time::Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn each_broken_config_names_its_position() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "jobs:\n  - id: a\n    plugin: src\n    config:\n      nested:\n        timout: 5s\n",
+                "m:6:9: jobs[0].config.nested.timout: unknown key `timout`, expected `timeout`",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: srcc }\n",
+                "m:2:22: jobs[0].plugin: unknown plugin `srcc` (did you mean `src`?); `vane plugins` lists them",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src }\n  - { id: a, plugin: src }\n",
+                "m:3:11: jobs[1].id: duplicate id `a`, first used at m:2:11",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, next: [outt] }\n",
+                "m:2:34: jobs[0].next[0]: unknown id `outt`: no engine or sink has that id (did you mean `out`?)",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, interval: 10 }\n",
+                "m:2:37: jobs[0].interval: invalid duration \"10\": a duration needs a unit, like 500ms, 10s, 1m or 1h",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: snk }\n",
+                "m:2:22: jobs[0].plugin: `snk` is a sink plugin; it cannot be used under `jobs`",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, config: { url: \"${UNSET}\" } }\n",
+                "m:2:42: environment variable `UNSET` is not set (write `${UNSET:-default}` for a default)",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src }\n  colour: red\n",
+                "m:3:3: invalid YAML: while parsing a block collection, did not find expected '-' indicator",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, next: a }\n",
+                "m:2:33: jobs[0].next: `a` is a job; `next` names engines and sinks",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = check(&[("m", &format!("{text}{SINK}"))]);
+            assert_eq!(
+                got.first().map(String::as_str),
+                Some(*want),
+                "config:\n{text}\nall: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cycles_and_unfed_engines_are_rejected() {
+        let text = format!(
+            "jobs:\n  - {{ id: a, plugin: src, next: e1 }}\nengines:\n  - {{ id: e1, plugin: eng, next: e2 }}\n  - {{ id: e2, plugin: eng, next: [e1, out] }}\n  - {{ id: lonely, plugin: eng }}\n{SINK}"
+        );
+        let got = check(&[("m", &text)]);
+        assert_eq!(
+            got,
+            vec![
+                "m:6:11: engines[2].id: engine `lonely` is never fed: no job or engine names it in `next`",
+                "m:5:11: engines[1].next: engines form a cycle: e1 → e2 → e1",
+            ]
+        );
+    }
+
+    #[test]
+    fn conf_d_files_merge_and_keep_their_names() {
+        let main = format!("jobs:\n  - {{ id: a, plugin: src }}\n{SINK}");
+        assert!(
+            check(&[
+                ("main", &main),
+                ("conf.d/b.yaml", "jobs:\n  - { id: b, plugin: src }\n")
+            ])
+            .is_empty()
+        );
+        let got = check(&[
+            ("main", &main),
+            (
+                "conf.d/b.yaml",
+                "agent: { host: x }\njobs:\n  - { id: a, plugin: src }\n",
+            ),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                "conf.d/b.yaml:1:8: agent: `agent` belongs in the main config file, not in conf.d",
+            ]
+        );
+        let got = check(&[
+            ("main", &main),
+            ("conf.d/b.yaml", "jobs:\n  - { id: a, plugin: src }\n"),
+        ]);
+        assert_eq!(
+            got,
+            vec!["conf.d/b.yaml:2:11: jobs[0].id: duplicate id `a`, first used at main:2:11"]
+        );
+    }
+
+    #[test]
+    fn a_config_without_sinks_is_refused() {
+        let got = check(&[("m", "jobs:\n  - { id: a, plugin: src }\n")]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("no sink is configured"), "{got:?}");
+    }
+
+    #[test]
+    fn the_default_config_is_valid_with_the_builtins_it_names() {
+        let node = crate::yaml::parse("d", DEFAULT_CONFIG, &|_| None).unwrap();
+        let f: File = from_node(&node, "").unwrap();
+        assert_eq!(f.jobs.len(), 9);
+        assert_eq!(f.sinks.len(), 1);
+    }
 }

@@ -13,7 +13,11 @@ use crate::pipeline::Tx;
 pub struct Introspection {
     pub started: Instant,
     pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
-    pub queues: Vec<(String, tokio::sync::mpsc::WeakSender<Vec<vane_core::event::Event>>, usize)>,
+    pub queues: Vec<(
+        String,
+        tokio::sync::mpsc::WeakSender<Vec<vane_core::event::Event>>,
+        usize,
+    )>,
 }
 
 impl Introspection {
@@ -35,7 +39,9 @@ pub fn rss_bytes() -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
-    let page = unsafe { sysconf(30 /* _SC_PAGESIZE on Linux */) };
+    let page = unsafe {
+        sysconf(30 /* _SC_PAGESIZE on Linux */)
+    };
     pages * page.max(4096) as u64
 }
 
@@ -70,10 +76,7 @@ impl Introspect for Introspection {
             );
         }
         for (id, weak, cap) in &self.queues {
-            let depth = weak
-                .upgrade()
-                .map(|tx| cap - tx.capacity())
-                .unwrap_or(0);
+            let depth = weak.upgrade().map(|tx| cap - tx.capacity()).unwrap_or(0);
             out.push(
                 Event::new("vane_queue")
                     .at(now)

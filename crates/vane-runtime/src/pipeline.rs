@@ -209,7 +209,12 @@ async fn prepare(
 
 const SEND_ATTEMPTS: u32 = 4;
 
-async fn send_batch(sink: &mut dyn DynSink, ctx: &Context, batch: &mut Vec<Event>, life: &Lifecycle) {
+async fn send_batch(
+    sink: &mut dyn DynSink,
+    ctx: &Context,
+    batch: &mut Vec<Event>,
+    life: &Lifecycle,
+) {
     let stats = ctx.stats_arc().clone();
     let n = batch.len() as u64;
     let mut wait = Duration::from_millis(100);

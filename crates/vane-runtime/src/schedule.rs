@@ -110,11 +110,7 @@ fn build(factory: &Factory, ctx: &Context) -> Result<Instance, (String, Action)>
 }
 
 /// Supervises a job (polled or long-running) until the agent stops.
-pub async fn supervise(
-    job: Arc<Job>,
-    factory: Factory,
-    lifecycle: vane_core::context::Lifecycle,
-) {
+pub async fn supervise(job: Arc<Job>, factory: Factory, lifecycle: vane_core::context::Lifecycle) {
     lifecycle.ready().await;
     let mut backoff = Backoff::default();
     loop {
@@ -179,7 +175,9 @@ async fn run_polled(
         };
         let took = started.elapsed();
         stats.poll_ns_last.store(took.as_nanos() as u64, Relaxed);
-        stats.poll_ns_total.fetch_add(took.as_nanos() as u64, Relaxed);
+        stats
+            .poll_ns_total
+            .fetch_add(took.as_nanos() as u64, Relaxed);
         if took > job.interval {
             let missed = (took.as_nanos() / job.interval.as_nanos().max(1)) as u64;
             stats.overruns.fetch_add(missed, Relaxed);

@@ -60,7 +60,12 @@ impl File {
             .append(true)
             .open(&self.cfg.path)
             .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", self.cfg.path.display())))?;
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot open {}: {e}", self.cfg.path.display()),
+                )
+            })?;
         self.size = f.metadata().await?.len();
         self.file = Some(f);
         Ok(())
@@ -105,9 +110,16 @@ impl Sink for File {
 
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
         self.buf.clear();
-        let skipped = encode_batch(&mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
+        let skipped = encode_batch(
+            &mut self.buf,
+            batch,
+            self.cfg.format,
+            self.cfg.precision.into(),
+        );
         if skipped > 0 {
-            ctx.warn(format!("{skipped} events had no field line protocol can carry"));
+            ctx.warn(format!(
+                "{skipped} events had no field line protocol can carry"
+            ));
         }
         if self.file.is_none() {
             self.open().await?;

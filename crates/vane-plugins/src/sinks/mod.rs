@@ -45,7 +45,12 @@ impl From<OutPrecision> for Precision {
 
 /// Encodes a batch in a format, one event a line; returns how many were skipped
 /// (events line protocol cannot carry, such as ones with no finite field).
-pub fn encode_batch(out: &mut String, batch: &[Event], format: Format, precision: Precision) -> usize {
+pub fn encode_batch(
+    out: &mut String,
+    batch: &[Event],
+    format: Format,
+    precision: Precision,
+) -> usize {
     let mut skipped = 0;
     for e in batch {
         match format {

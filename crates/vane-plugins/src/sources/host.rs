@@ -13,7 +13,11 @@ fn proc_err(what: &str, e: procfs::ProcError) -> Error {
 }
 
 fn pct(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 { 100.0 * part / whole } else { 0.0 }
+    if whole > 0.0 {
+        100.0 * part / whole
+    } else {
+        0.0
+    }
 }
 
 // ------------------------------------------------------------------ cpu
@@ -106,7 +110,9 @@ impl Source for Cpu {
                 }
                 format!("cpu{}", i - 1)
             };
-            let mut times = Event::new("cpu_time").tag("cpu", name.clone()).kind(Kind::Counter);
+            let mut times = Event::new("cpu_time")
+                .tag("cpu", name.clone())
+                .kind(Kind::Counter);
             for (f, v) in CPU_FIELDS.iter().zip(t) {
                 times = times.field(*f, *v);
             }
@@ -146,9 +152,7 @@ impl Source for Memory {
 
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let m = procfs::Meminfo::current().map_err(|e| proc_err("/proc/meminfo", e))?;
-        let available = m
-            .mem_available
-            .unwrap_or(m.mem_free + m.buffers + m.cached);
+        let available = m.mem_available.unwrap_or(m.mem_free + m.buffers + m.cached);
         let used = m.mem_total.saturating_sub(available);
         Ok(vec![
             Event::new("mem")
@@ -159,7 +163,10 @@ impl Source for Memory {
                 .field("buffers", m.buffers)
                 .field("cached", m.cached)
                 .field("used_percent", pct(used as f64, m.mem_total as f64))
-                .field("available_percent", pct(available as f64, m.mem_total as f64)),
+                .field(
+                    "available_percent",
+                    pct(available as f64, m.mem_total as f64),
+                ),
         ])
     }
 }
@@ -271,8 +278,7 @@ impl Source for Processes {
         let counts = tokio::task::spawn_blocking(|| -> Result<[u64; 9]> {
             // running, sleeping, blocked, zombies, stopped, idle, dead, unknown, threads
             let mut c = [0u64; 9];
-            let all = procfs::process::all_processes()
-                .map_err(|e| proc_err("/proc", e))?;
+            let all = procfs::process::all_processes().map_err(|e| proc_err("/proc", e))?;
             for p in all.flatten() {
                 // Processes may exit while we look: skip those.
                 let Ok(st) = p.stat() else { continue };
@@ -326,9 +332,31 @@ pub struct DiskConfig {
 
 fn default_ignore_fs() -> Vec<String> {
     [
-        "tmpfs", "devtmpfs", "devfs", "iso9660", "overlay", "aufs", "squashfs", "proc", "sysfs",
-        "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore",
-        "bpf", "autofs", "hugetlbfs", "fusectl", "configfs", "binfmt_misc", "nsfs", "rpc_pipefs",
+        "tmpfs",
+        "devtmpfs",
+        "devfs",
+        "iso9660",
+        "overlay",
+        "aufs",
+        "squashfs",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "devpts",
+        "mqueue",
+        "debugfs",
+        "tracefs",
+        "securityfs",
+        "pstore",
+        "bpf",
+        "autofs",
+        "hugetlbfs",
+        "fusectl",
+        "configfs",
+        "binfmt_misc",
+        "nsfs",
+        "rpc_pipefs",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -534,7 +562,9 @@ mod tests {
     }
 
     fn f(e: &Event, k: &str) -> f64 {
-        e.get_field(k).and_then(Value::as_f64).unwrap_or_else(|| panic!("no field {k}"))
+        e.get_field(k)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("no field {k}"))
     }
 
     #[tokio::test]
@@ -553,10 +583,12 @@ mod tests {
         assert_eq!(usage[0].get_tag("cpu"), Some("cpu-total"));
         let active = f(usage[0], "usage_active");
         assert!((0.0..=100.0).contains(&active), "{active}");
-        let sum: f64 = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
-            .iter()
-            .map(|k| f(usage[0], &format!("usage_{k}")))
-            .sum();
+        let sum: f64 = [
+            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+        ]
+        .iter()
+        .map(|k| f(usage[0], &format!("usage_{k}")))
+        .sum();
         assert!(sum == 0.0 || (sum - 100.0).abs() < 0.01, "{sum}");
     }
 
@@ -599,6 +631,9 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].get_tag("interface"), Some("lo"));
         let io = poll::<Diskio>(DiskioConfig::default()).await;
-        assert!(io.iter().all(|e| !e.get_tag("name").unwrap().starts_with("loop")));
+        assert!(
+            io.iter()
+                .all(|e| !e.get_tag("name").unwrap().starts_with("loop"))
+        );
     }
 }

@@ -1,0 +1,3 @@
+//! Built-in engines.
+
+pub mod transform;
