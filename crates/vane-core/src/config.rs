@@ -542,14 +542,12 @@ impl NodeDe<'_> {
                 return Err(ConfigError::at(k, kpath, format!("duplicate key `{name}`")));
             }
             seen.push(name);
-            if let Some(fields) = fields.filter(|f| !f.is_empty()) {
-                if !fields.contains(&name) {
-                    return Err(ConfigError::at(
-                        k,
-                        kpath,
-                        format!("unknown key `{name}`, expected {}", one_of(fields)),
-                    ));
-                }
+            if let Some(fields) = fields.filter(|f| !f.is_empty() && !f.contains(&name)) {
+                return Err(ConfigError::at(
+                    k,
+                    kpath,
+                    format!("unknown key `{name}`, expected {}", one_of(fields)),
+                ));
             }
         }
         let r = v.visit_map(Map {

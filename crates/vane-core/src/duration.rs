@@ -105,7 +105,7 @@ impl fmt::Display for Duration {
             return f.write_str("0s");
         }
         for (n, u) in units {
-            if ns % n == 0 {
+            if ns.is_multiple_of(n) {
                 return write!(f, "{}{u}", ns / n);
             }
         }

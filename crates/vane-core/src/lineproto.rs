@@ -570,14 +570,12 @@ fn unescape(raw: &str, escaped: bool, set: &[u8]) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(&n) = chars.peek() {
-                if n == '\\' || (n.is_ascii() && set.contains(&(n as u8))) {
-                    out.push(n);
-                    chars.next();
-                    continue;
-                }
-            }
+        if let Some(&n) = chars.peek().filter(|_| c == '\\')
+            && (n == '\\' || (n.is_ascii() && set.contains(&(n as u8))))
+        {
+            out.push(n);
+            chars.next();
+            continue;
         }
         out.push(c);
     }

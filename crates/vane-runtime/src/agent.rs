@@ -85,6 +85,7 @@ pub async fn run(
         .finish()
         .map_err(|p| StartError::Registry(p.join("; ")))?;
     let config = Arc::new(config);
+    tracing::info!(jobs = config.jobs.len(), "starting");
     let mut txs: HashMap<String, Tx> = HashMap::new();
     let mut rxs: HashMap<String, Rx> = HashMap::new();
     for j in config.jobs.iter().filter(|j| j.section != Section::Jobs) {

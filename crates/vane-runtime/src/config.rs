@@ -211,14 +211,12 @@ pub fn from_texts(
         };
         match from_node::<File>(&node, "") {
             Ok(f) => {
-                if i > 0 {
-                    if let Some(a) = &f.agent {
-                        errors.push(ConfigError::new(
-                            Some(a.mark.clone()),
-                            "agent",
-                            "`agent` belongs in the main config file, not in conf.d",
-                        ));
-                    }
+                if let Some(a) = f.agent.as_ref().filter(|_| i > 0) {
+                    errors.push(ConfigError::new(
+                        Some(a.mark.clone()),
+                        "agent",
+                        "`agent` belongs in the main config file, not in conf.d",
+                    ));
                 }
                 files.push(f);
             }

@@ -19,8 +19,11 @@ use crate::guard::{Backoff, CatchUnwind, catch};
 /// Makes a fresh context (with its own task spawner) and builds an instance in it.
 pub struct Factory {
     pub context: Box<dyn Fn() -> (Context, Arc<TaskSpawner>) + Send + Sync>,
-    pub build: Box<dyn Fn(&Context) -> Result<Instance, BuildError> + Send + Sync>,
+    pub build: BuildFn,
 }
+
+/// Builds an instance of a job's plugin in a context.
+pub type BuildFn = Box<dyn Fn(&Context) -> Result<Instance, BuildError> + Send + Sync>;
 
 /// The runtime's [`Spawner`]: one per instance, so a restart ends the
 /// instance's tasks; every handle is also kept agent-wide for shutdown.

@@ -162,9 +162,9 @@ fn interpolate(
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
             let end = body.find('}').ok_or_else(|| {
                 ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value")

@@ -1,0 +1,392 @@
+//! Integration tests that run the real `vane` binary as a user would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const VANE: &str = env!("CARGO_BIN_EXE_vane");
+
+fn vane(args: &[&str]) -> Output {
+    Command::new(VANE)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("vane runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill only sends a signal to the child we started.
+    let r = unsafe { kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "signal sent");
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// Waits for the child to exit, up to `limit`; kills it and fails otherwise.
+fn wait_exit(child: &mut Child, limit: Duration) -> (i32, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code().unwrap_or(-1), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vane did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `cond` holds on the file's text (the agent writing is the signal).
+fn wait_for_file(path: &Path, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let t = std::fs::read_to_string(path).unwrap_or_default();
+        if cond(&t) {
+            return t;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "condition on {} not met within {limit:?}; it holds:\n{t}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn version_and_plugins_list() {
+    let out = vane(&["--version"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("vane "));
+    let out = vane(&["plugins"]);
+    let s = text(&out.stdout);
+    for name in [
+        "cpu",
+        "memory",
+        "swap",
+        "disk",
+        "diskio",
+        "net",
+        "load",
+        "processes",
+        "system",
+        "internal",
+        "stdout",
+        "file",
+        "transform",
+    ] {
+        assert!(
+            s.lines().any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} missing from:\n{s}"
+        );
+    }
+    assert!(s.contains("config: path, format, precision, rotate_size, keep"));
+}
+
+#[test]
+fn run_without_config_writes_host_metrics_as_line_protocol() {
+    let mut child = Command::new(VANE)
+        .arg("run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut want: Vec<&str> = vec![
+        "cpu",
+        "cpu_time",
+        "mem",
+        "swap",
+        "disk",
+        "net",
+        "system_load",
+        "processes",
+        "system",
+    ];
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !want.is_empty() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        let ev =
+            vane_core::lineproto::decode_line(&line, vane_core::lineproto::Precision::Nanoseconds)
+                .unwrap_or_else(|e| panic!("not line protocol: {line}: {e}"));
+        assert!(!ev.host.is_empty(), "host stamped: {line}");
+        assert!(ev.time > 1_600_000_000_000_000_000, "time stamped: {line}");
+        want.retain(|w| *w != ev.name);
+    }
+    signal(&child, SIGTERM);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(want.is_empty(), "never saw: {want:?}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn check_accepts_a_good_config_with_conf_d() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "vane.yaml",
+        "jobs:\n  - { id: hello, plugin: hello }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    write(
+        dir.path(),
+        "conf.d/extra.yaml",
+        "jobs:\n  - { id: cpu, plugin: cpu, interval: 5s, next: out }\n",
+    );
+    let out = vane(&["check", "-c", main.to_str().unwrap()]);
+    assert_eq!(text(&out.stderr), "");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("ok (2 jobs, 0 engines, 1 sinks, 2 files)"));
+}
+
+#[test]
+fn check_names_file_line_column_and_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "vane.yaml",
+        "agent:\n  host: web-01\njobs:\n  - id: d\n    plugin: disk\n    config:\n      mount_point: [/]\n  - { id: x, plugin: cpuu }\nsinks:\n  - id: out\n    plugin: file\n    config: { path: /tmp/x, format: xml }\n",
+    );
+    write(
+        dir.path(),
+        "conf.d/more.yaml",
+        "jobs:\n  - { id: d, plugin: load, next: nowhere }\n",
+    );
+    let out = vane(&["check", "-c", main.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = main.display().to_string();
+    let m = dir.path().join("conf.d/more.yaml").display().to_string();
+    let expected = [
+        format!(
+            "{f}:7:7: jobs[0].config.mount_point: unknown key `mount_point`, expected one of `mount_points`, `ignore_fs`"
+        ),
+        format!(
+            "{f}:8:22: jobs[1].plugin: unknown plugin `cpuu` (did you mean `cpu`?); `vane plugins` lists them"
+        ),
+        format!(
+            "{f}:12:37: sinks[0].config.format: unknown value \"xml\", expected one of `influx`, `json`"
+        ),
+        format!("{m}:2:11: jobs[0].id: duplicate id `d`, first used at {f}:4:9"),
+        "4 errors in the configuration".to_owned(),
+    ];
+    assert_eq!(text(&out.stderr).lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn check_reports_unreadable_files_and_yaml_errors() {
+    let out = vane(&["check", "-c", "/nonexistent/vane.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read config file /nonexistent/vane.yaml"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "v.yaml", "jobs: [ {id: a\n");
+    let out = vane(&["check", "-c", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}:2:1: invalid YAML", p.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn test_polls_one_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        "agent: { host: box1 }\njobs:\n  - { id: greet, plugin: hello, tags: { team: ops } }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let out = vane(&["test", "greet", "-c", p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 1, "{s}");
+    assert!(
+        lines[0].starts_with(
+            "hello,host=box1,team=ops,state=ok value=0.0,description=\"Hello world!\" "
+        ),
+        "{s}"
+    );
+    let out = vane(&["test", "out", "-c", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("`out` is a sink, not a job"));
+    let out = vane(&["test", "nope", "-c", p.to_str().unwrap()]);
+    assert!(text(&out.stderr).contains("no job with id `nope`; jobs: greet"));
+    // The built-in config's jobs can be tested without a file.
+    let out = vane(&["test", "load"]);
+    assert!(text(&out.stdout).starts_with("system_load,host="));
+}
+
+#[test]
+fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.lp");
+    let stats = dir.path().join("stats.lp");
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {d} }}\n\
+             jobs:\n\
+             \x20 - {{ id: ok, plugin: hello, interval: 50ms, next: out }}\n\
+             \x20 - {{ id: boom, plugin: chaos, interval: 50ms, config: {{ mode: panic, after: 1 }}, next: out }}\n\
+             \x20 - {{ id: stuck, plugin: chaos, interval: 50ms, timeout: 200ms, config: {{ mode: hang }}, next: out }}\n\
+             \x20 - {{ id: crash, plugin: chaos, config: {{ mode: crash }}, next: out }}\n\
+             \x20 - {{ id: err, plugin: chaos, interval: 50ms, config: {{ mode: error }}, next: out }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {o} }} }}\n\
+             \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {s} }} }}\n",
+            d = dir.path().display(),
+            o = out.display(),
+            s = stats.display()
+        ),
+    );
+    let mut child = Command::new(VANE)
+        .args(["run", "-c", p.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The panicking job is restarted after a backoff of about a second and
+    // panics again; meanwhile the healthy job keeps its pace.
+    let figures = |t: &str, job: &str, field: &str| -> u64 {
+        t.lines()
+            .filter(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
+            .filter_map(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+            .filter_map(|e| e.get_field(field).and_then(|v| v.as_f64()))
+            .fold(0.0, f64::max) as u64
+    };
+    let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
+        figures(t, "boom", "restarts") >= 1
+            && figures(t, "boom", "panics") >= 2
+            && figures(t, "stuck", "poll_timeouts") >= 3
+            && figures(t, "crash", "panics") >= 1
+            && figures(t, "err", "poll_errors") >= 5
+    });
+    let hello_polls = figures(&t, "ok", "polls");
+    signal(&child, SIGTERM);
+    let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    let lines = std::fs::read_to_string(&out).unwrap();
+    let hellos = lines.lines().filter(|l| l.starts_with("hello,")).count() as u64;
+    // Every poll of the healthy job reached the sink, through all of it.
+    assert!(
+        hellos >= hello_polls && hello_polls >= 20,
+        "{hellos} lines, {hello_polls} polls"
+    );
+    let booms = lines.lines().filter(|l| l.starts_with("chaos,")).count();
+    assert!(
+        booms >= 2,
+        "the panicking job worked between panics: {booms}"
+    );
+}
+
+#[test]
+fn sigint_stops_cleanly_and_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "jobs:\n  - {{ id: h, plugin: hello, interval: 20ms }}\n  - {{ id: slow, plugin: chaos, interval: 1h, timeout: 1h, config: {{ mode: hang }} }}\nsinks:\n  - {{ id: out, plugin: file, batch_wait: 1h, batch_size: 100000, config: {{ path: {}, format: json }} }}\n",
+            out.display()
+        ),
+    );
+    let mut child = Command::new(VANE)
+        .args(["run", "-c", p.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing is written before shutdown (huge batches): wait for the log
+    // line that says the agent runs, then for a few polls' worth of time.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().contains("vane is running") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, SIGINT);
+    let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The sink flushed its partial batch on the way out.
+    let t = std::fs::read_to_string(&out).unwrap();
+    let n = t.lines().count();
+    assert!(n >= 3, "{n} events flushed");
+    for l in t.lines() {
+        let e = vane_core::json::decode(l).unwrap();
+        assert_eq!(e.name, "hello");
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Opening a FIFO for writing blocks until a reader comes: the sink hangs.
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: c is a valid path.
+    assert_eq!(unsafe { mkfifo(c.as_ptr(), 0o600) }, 0);
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ shutdown_timeout: 1m }}\njobs:\n  - {{ id: h, plugin: hello, interval: 20ms }}\nsinks:\n  - {{ id: out, plugin: file, config: {{ path: {} }} }}\n",
+            fifo.display()
+        ),
+    );
+    let mut child = Command::new(VANE)
+        .args(["run", "-c", p.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    // The signal handlers are in place once the agent says it is starting.
+    for l in lines.by_ref() {
+        if l.unwrap().contains("starting") {
+            break;
+        }
+    }
+    signal(&child, SIGTERM);
+    for l in lines.by_ref() {
+        if l.unwrap().contains("stopping") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    signal(&child, SIGTERM);
+    let (code, took) = wait_exit(&mut child, Duration::from_secs(5));
+    assert_eq!(code, 130);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+unsafe extern "C" {
+    fn mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+}
