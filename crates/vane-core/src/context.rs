@@ -19,6 +19,11 @@ use crate::plugin::{BoxFuture, Result};
 pub trait Outlet: Send + Sync + 'static {
     /// Hands events on; waits while the next queue is full.
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, ()>;
+
+    /// Hands events on if that needs no waiting; gives them back otherwise.
+    fn try_send(&self, events: Vec<Event>) -> Option<Vec<Event>> {
+        Some(events)
+    }
 }
 
 /// A task added by a plugin, called on its own interval.
@@ -201,7 +206,9 @@ impl Context {
             return;
         }
         JobStats::add(&self.inner.stats.events_out, events.len() as u64);
-        self.inner.outlet.send(events).await
+        if let Some(events) = self.inner.outlet.try_send(events) {
+            self.inner.outlet.send(events).await
+        }
     }
 
     /// Waits until the agent is ready (every job built, sinks prepared).

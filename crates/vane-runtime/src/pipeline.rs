@@ -27,9 +27,9 @@ pub struct Route {
 }
 
 impl Route {
-    async fn deliver(&self, mut events: Vec<Event>) {
+    fn prepare(&self, events: &mut [Event]) {
         let now = now_ns();
-        for e in &mut events {
+        for e in events {
             e.stamp(now, &self.host);
             for (k, v) in &self.tags {
                 if e.get_tag(k).is_none() {
@@ -37,6 +37,10 @@ impl Route {
                 }
             }
         }
+    }
+
+    async fn deliver(&self, mut events: Vec<Event>) {
+        self.prepare(&mut events);
         let n = events.len() as u64;
         let last = self.targets.len().saturating_sub(1);
         let mut events = Some(events);
@@ -60,6 +64,20 @@ impl Route {
 impl Outlet for Route {
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
         Box::pin(self.deliver(events))
+    }
+
+    fn try_send(&self, mut events: Vec<Event>) -> Option<Vec<Event>> {
+        let [target] = self.targets.as_slice() else {
+            return Some(events);
+        };
+        match target.try_reserve() {
+            Ok(permit) => {
+                self.prepare(&mut events);
+                permit.send(events);
+                None
+            }
+            Err(_) => Some(events),
+        }
     }
 }
 
@@ -141,10 +159,15 @@ pub async fn run_sink(
     prepare(&mut *sink, &ctx, &life, prepared).await;
     let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
     let mut deadline: Option<Instant> = None;
+    let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
     loop {
         tokio::select! {
-            m = rx.recv() => match m {
-                Some(evs) => {
+            // Take every waiting batch at once: one wake-up for a burst of polls.
+            n = rx.recv_many(&mut got, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for evs in got.drain(..) {
                     stats.events_in.fetch_add(evs.len() as u64, Relaxed);
                     if batch.is_empty() {
                         deadline = Some(Instant::now() + job.batch_wait);
@@ -155,8 +178,7 @@ pub async fn run_sink(
                         deadline = None;
                     }
                 }
-                None => break,
-            },
+            }
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                 send_batch(&mut *sink, &ctx, &mut batch, &life).await;
                 deadline = None;

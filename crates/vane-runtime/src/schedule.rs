@@ -56,10 +56,13 @@ impl Spawner for TaskSpawner {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             let stats = ctx.stats_arc().clone();
+            let stop = ctx.stopping();
+            tokio::pin!(stop);
             loop {
                 tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
                     _ = ticker.tick() => {}
-                    _ = ctx.stopping() => break,
                 }
                 stats.polls.fetch_add(1, Relaxed);
                 match tokio::time::timeout(every, CatchUnwind(task(ctx.clone()))).await {
@@ -165,16 +168,22 @@ async fn run_polled(
     let stats = ctx.stats_arc().clone();
     let mut ticker = tokio::time::interval(job.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // One stop future for the instance's life: re-creating it on every poll
+    // costs more than the poll itself for trivial sources.
+    let stop = ctx.stopping();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
+            biased;
+            _ = &mut stop => return Next::Stop,
             _ = ticker.tick() => {}
-            _ = ctx.stopping() => return Next::Stop,
         }
         let started = Instant::now();
         stats.polls.fetch_add(1, Relaxed);
         let r = tokio::select! {
+            biased;
+            _ = &mut stop => return Next::Stop,
             r = tokio::time::timeout(job.timeout, CatchUnwind(src.poll(ctx))) => r,
-            _ = ctx.stopping() => return Next::Stop,
         };
         let took = started.elapsed();
         stats.poll_ns_last.store(took.as_nanos() as u64, Relaxed);
