@@ -405,12 +405,22 @@ impl<'a> LineParser<'a> {
             }
             let k = unescape(k, kesc, b",= ");
             let v = unescape(v, vesc, b",= ");
+            // The first valid reserved tag is the event's attribute; a second
+            // one would be ambiguous.
+            let dup = || fail(at, format!("duplicate tag `{k}`"));
             match k.as_str() {
-                reserved::HOST if host.is_none() => host = Some(v),
-                reserved::KIND if kind.is_none() && Kind::parse(&v).is_some() => {
+                reserved::HOST if host.is_some() => return dup(),
+                reserved::HOST => host = Some(v),
+                reserved::KIND if Kind::parse(&v).is_some() => {
+                    if kind.is_some() {
+                        return dup();
+                    }
                     kind = Kind::parse(&v)
                 }
-                reserved::STATE if state.is_none() && State::parse(&v).is_some() => {
+                reserved::STATE if State::parse(&v).is_some() => {
+                    if state.is_some() {
+                        return dup();
+                    }
                     state = State::parse(&v)
                 }
                 _ => ev.tags.push((k, v)),
@@ -434,11 +444,14 @@ impl<'a> LineParser<'a> {
             self.i += 1;
             let value = self.field_value()?;
             let k = unescape(k, kesc, b",= ");
+            let dup = || fail(at, format!("duplicate field `{k}`"));
             match (k.as_str(), value) {
-                (reserved::DESCRIPTION, Value::Str(s)) if ev.description.is_none() => {
-                    ev.description = Some(s)
+                (reserved::DESCRIPTION, Value::Str(_)) if ev.description.is_some() => {
+                    return dup();
                 }
-                (reserved::TTL, Value::Float(f)) if ev.ttl.is_none() => ev.ttl = Some(f),
+                (reserved::DESCRIPTION, Value::Str(s)) => ev.description = Some(s),
+                (reserved::TTL, Value::Float(_)) if ev.ttl.is_some() => return dup(),
+                (reserved::TTL, Value::Float(f)) => ev.ttl = Some(f),
                 (_, value) => ev.fields.push((k, value)),
             }
             if self.peek() == Some(b',') {
@@ -696,6 +709,25 @@ mod tests {
         );
         let err = out[1].as_ref().unwrap_err();
         assert_eq!((err.line, err.column), (3, 5));
+    }
+
+    #[test]
+    fn a_second_reserved_attribute_is_an_error() {
+        for (line, col) in [
+            ("m,state=ok,state=warning v=1", 12),
+            ("m,host=a,host=b v=1", 10),
+            ("m description=\"a\",description=\"b\"", 19),
+        ] {
+            let e = decode_line(line, Precision::Nanoseconds).unwrap_err();
+            assert_eq!(e.column, col, "{line}: {e}");
+            assert!(e.message.starts_with("duplicate"), "{e}");
+        }
+        // Invalid values are ordinary tags and fields.
+        let e = dec("m,kind=banana,kind=delta v=1,ttl=5i");
+        assert_eq!(e.kind, Kind::Delta);
+        assert_eq!(e.tags, vec![("kind".to_owned(), "banana".to_owned())]);
+        assert_eq!(e.get_field("ttl"), Some(&Value::Int(5)));
+        assert_eq!(dec(&encode(&e, Precision::Nanoseconds)), e);
     }
 
     #[test]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what vane's test suite needs on a Debian machine with Rust:
+# the rustfmt and clippy components, and the Debian packages the tests start
+# or call (none yet beyond a base system; later suites add their servers here).
+set -euo pipefail
+
+packages=()
+
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+      rustup component add "$c"
+    fi
+  done
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
