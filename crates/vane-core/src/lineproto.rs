@@ -7,8 +7,8 @@
 //! and backslashes in string field values. A backslash in a name is written as
 //! `\\` only where it would otherwise start an escape (before an escapable
 //! character or at the end), so ordinary names look exactly as InfluxDB writes
-//! them and every name still decodes to what was encoded. Line breaks cannot
-//! appear in names or tags; the encoder writes them as spaces.
+//! them and every name still decodes to what was encoded. A line feed cannot
+//! appear in a name or tag; the encoder writes it as a space.
 //!
 //! The event's own attributes travel under reserved names: the tags `host`,
 //! `kind` (omitted for gauges) and `state`, and the fields `description`
@@ -88,7 +88,7 @@ fn write_name(out: &mut String, s: &str, ctx: Ctx) {
     let mut chars = s.chars().peekable();
     let mut first = true;
     while let Some(c) = chars.next() {
-        let c = if c == '\n' || c == '\r' { ' ' } else { c };
+        let c = if c == '\n' { ' ' } else { c };
         match c {
             '\\' => {
                 let next = chars.peek().copied();
@@ -98,7 +98,6 @@ fn write_name(out: &mut String, s: &str, ctx: Ctx) {
                         if n == '\\'
                             || needs_escape(ctx, n)
                             || n == '\n'
-                            || n == '\r'
                             || (n == '#' && matches!(ctx, Ctx::Measurement)) =>
                     {
                         out.push_str("\\\\")
@@ -743,7 +742,7 @@ mod tests {
         use proptest::prelude::*;
 
         fn ident() -> impl Strategy<Value = String> {
-            "[^\n\r\t][^\n\r]{0,10}"
+            "[^\n\t][^\n]{0,10}"
         }
 
         fn key() -> impl Strategy<Value = String> {
