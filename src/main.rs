@@ -192,7 +192,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let rt = runtime();
+            let rt = runtime_with(c.agent.threads);
             let r = rt.block_on(run(c, registry));
             // A plugin stuck in a blocking call must not keep the process alive.
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
@@ -208,12 +208,13 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    runtime_with(None)
+}
+
+fn runtime_with(threads: Option<usize>) -> tokio::runtime::Runtime {
     let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("VANE_WORKER_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        b.worker_threads(n);
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
     }
     b.enable_all()
         .thread_name("vane")

@@ -341,12 +341,15 @@ pub async fn test_job(
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::sync::LazyLock;
     use tokio::sync::Notify;
     use vane_core::prelude::*;
 
-    static COLLECTED: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+    type Bins = HashMap<String, Vec<Event>>;
+    static BINS: LazyLock<Mutex<Bins>> = LazyLock::new(Default::default);
     static ARRIVED: Notify = Notify::const_new();
 
+    /// Emits 1, 2, 3 … one per poll.
     struct Seq(u64);
     impl Source for Seq {
         type Config = ();
@@ -359,6 +362,7 @@ mod tests {
         }
     }
 
+    /// Doubles every event; beats a `beat` event.
     struct Dup;
     impl Engine for Dup {
         type Config = ();
@@ -376,54 +380,127 @@ mod tests {
         }
     }
 
-    struct Col;
-    impl Sink for Col {
+    /// A long-running source in Tourbillon's shape: wait until ready, then
+    /// loop while the agent runs.
+    struct Loop;
+    impl Service for Loop {
         type Config = ();
         fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
-            Ok(Col)
+            Ok(Loop)
+        }
+        async fn run(self, ctx: Context) -> vane_core::plugin::Result<()> {
+            ctx.ready().await;
+            let mut n = 0u64;
+            loop {
+                n += 1;
+                ctx.emit(Event::counter("svc", n)).await;
+                if !ctx.sleep(Duration::from_millis(10)).await {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Fills two flows from two tasks on their own intervals (Telemetry's shape).
+    struct Flows;
+    impl Source for Flows {
+        type Config = ();
+        fn build(_: (), ctx: &Context) -> vane_core::plugin::Result<Self> {
+            for (name, ms) in [("task_fast", 10), ("task_slow", 30)] {
+                ctx.add_task(name, Duration::from_millis(ms), move |ctx| async move {
+                    ctx.emit(Event::gauge(name, 1.0)).await;
+                    Ok(())
+                });
+            }
+            Ok(Flows)
+        }
+        async fn poll(&mut self, _: &Context) -> vane_core::plugin::Result<Vec<Event>> {
+            Ok(vec![])
+        }
+    }
+
+    /// Collects into the global bin its config names.
+    struct Col(String);
+    #[derive(serde::Deserialize)]
+    struct ColConfig {
+        bin: String,
+    }
+    impl Sink for Col {
+        type Config = ColConfig;
+        fn build(c: ColConfig, _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Col(c.bin))
         }
         async fn send(&mut self, b: &[Event], _: &Context) -> vane_core::plugin::Result<()> {
-            COLLECTED.lock().unwrap().extend_from_slice(b);
-            ARRIVED.notify_one();
+            BINS.lock()
+                .unwrap()
+                .entry(self.0.clone())
+                .or_default()
+                .extend_from_slice(b);
+            ARRIVED.notify_waiters();
             Ok(())
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn events_flow_through_engines_in_order_with_beats() {
+    fn registry() -> Registry {
         let mut r = Registry::new();
         r.source::<Seq>("t.seq", "")
+            .source::<Flows>("t.flows", "")
+            .service::<Loop>("t.loop", "")
             .engine::<Dup>("t.dup", "")
             .sink::<Col>("t.col", "");
+        r
+    }
+
+    fn bin(name: &str) -> Vec<Event> {
+        BINS.lock().unwrap().get(name).cloned().unwrap_or_default()
+    }
+
+    fn count(events: &[Event], name: &str) -> usize {
+        events.iter().filter(|e| e.name == name).count()
+    }
+
+    /// Resolves once `cond` holds; the sinks notify on every batch.
+    async fn until(cond: impl Fn() -> bool) {
+        loop {
+            let notified = ARRIVED.notified();
+            if cond() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn config(r: &Registry, text: &str) -> Config {
+        crate::config::from_texts(
+            &[(PathBuf::from("m"), "m".into(), text.into())],
+            r,
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    async fn run_until(text: &str, cond: impl Fn() -> bool) -> Report {
+        let r = registry();
+        let cfg = config(&r, text);
+        tokio::time::timeout(Duration::from_secs(20), run(cfg, Arc::new(r), until(cond)))
+            .await
+            .expect("the condition holds within 20s")
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_flow_through_engines_in_order_with_beats() {
         let text = "agent: { host: h9, data_dir: /tmp }\n\
             jobs:\n  - { id: s, plugin: t.seq, interval: 10ms, next: d, tags: { src: s } }\n\
             engines:\n  - { id: d, plugin: t.dup, beat: 20ms }\n\
-            sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms }\n";
-        let cfg = crate::config::from_texts(
-            &[(PathBuf::from("m"), "m".into(), text.into())],
-            &r,
-            &|_| None,
-        )
-        .unwrap();
-        let enough = async {
-            loop {
-                {
-                    let c = COLLECTED.lock().unwrap();
-                    let seqs = c.iter().filter(|e| e.name == "seq").count();
-                    let beats = c.iter().filter(|e| e.name == "beat").count();
-                    if seqs >= 40 && beats >= 2 {
-                        return;
-                    }
-                }
-                ARRIVED.notified().await;
-            }
-        };
-        let report = tokio::time::timeout(Duration::from_secs(20), run(cfg, Arc::new(r), enough))
-            .await
-            .expect("the pipeline delivers within 20s")
-            .unwrap();
+            sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms, config: { bin: chain } }\n";
+        let report = run_until(text, || {
+            let c = bin("chain");
+            count(&c, "seq") >= 40 && count(&c, "beat") >= 2
+        })
+        .await;
         assert_eq!(report.aborted, 0);
-        let c = COLLECTED.lock().unwrap();
+        let c = bin("chain");
         for copy in ["1", "2"] {
             let ns: Vec<f64> = c
                 .iter()
@@ -431,15 +508,45 @@ mod tests {
                 .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
                 .collect();
             assert!(ns.len() >= 20, "copy {copy}: {}", ns.len());
-            assert!(
-                ns.windows(2).all(|w| w[1] == w[0] + 1.0),
-                "order kept: {ns:?}"
-            );
+            assert!(ns.windows(2).all(|w| w[1] == w[0] + 1.0), "order kept: {ns:?}");
         }
         let seq = c.iter().find(|e| e.name == "seq").unwrap();
         assert_eq!(seq.host, "h9");
         assert_eq!(seq.get_tag("src"), Some("s"));
         assert!(seq.time > 0);
         assert_eq!(seq.kind, Kind::Counter);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn services_and_tasks_feed_every_sink_and_stop_cleanly() {
+        let text = "jobs:\n\
+            \x20 - { id: svc, plugin: t.loop }\n\
+            \x20 - { id: flows, plugin: t.flows, interval: 1h }\n\
+            sinks:\n\
+            \x20 - { id: a, plugin: t.col, batch_wait: 5ms, config: { bin: fan-a } }\n\
+            \x20 - { id: b, plugin: t.col, batch_wait: 5ms, config: { bin: fan-b } }\n";
+        let enough = |b: &[Event]| {
+            count(b, "svc") >= 5 && count(b, "task_fast") >= 6 && count(b, "task_slow") >= 2
+        };
+        let report = run_until(text, || enough(&bin("fan-a")) && enough(&bin("fan-b"))).await;
+        // The service saw the stop and returned; nothing had to be aborted.
+        assert_eq!(report.aborted, 0);
+        let (a, b) = (bin("fan-a"), bin("fan-b"));
+        // Both sinks got the same events: a job without `next` feeds every sink.
+        let names = |v: &[Event]| {
+            let mut n: Vec<(String, String)> = v
+                .iter()
+                .map(|e| (e.name.clone(), format!("{:?}", e.fields)))
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&a), names(&b));
+        let svc: Vec<f64> = a
+            .iter()
+            .filter(|e| e.name == "svc")
+            .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
+            .collect();
+        assert!(svc.windows(2).all(|w| w[1] == w[0] + 1.0), "{svc:?}");
     }
 }

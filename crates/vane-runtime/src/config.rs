@@ -37,6 +37,8 @@ pub struct AgentConfig {
     pub queue_size: Option<usize>,
     /// How long sources, engines and sinks get to finish at shutdown. Default: 5s.
     pub shutdown_timeout: Option<Duration>,
+    /// Worker threads. Default: one per core.
+    pub threads: Option<usize>,
 }
 
 /// A job, an engine or a sink: one configured plugin instance.
