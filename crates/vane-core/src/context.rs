@@ -55,6 +55,8 @@ pub struct JobStats {
     pub warnings: AtomicU64,
     pub poll_ns_total: AtomicU64,
     pub poll_ns_last: AtomicU64,
+    /// Shared by every instance of the job, across restarts.
+    pub log_limit: LogLimit,
 }
 
 impl JobStats {
@@ -122,6 +124,39 @@ impl Lifecycle {
 
     pub fn is_stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+}
+
+/// Keeps one job's warnings and errors from flooding the log: at most
+/// [`LogLimit::PER_MINUTE`] lines a minute, then one line saying how many
+/// were left out. Counting is not affected.
+#[derive(Debug, Default)]
+pub struct LogLimit {
+    state: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>,
+}
+
+impl LogLimit {
+    pub const PER_MINUTE: u32 = 10;
+
+    /// Whether to log this line; the second value is the number of lines
+    /// left out in the window that just ended.
+    fn admit(&self) -> (bool, u64) {
+        let now = std::time::Instant::now();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, count, dropped) = &mut *st;
+        let mut ended = 0;
+        if start.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(60)) {
+            *start = Some(now);
+            *count = 0;
+            ended = std::mem::take(dropped);
+        }
+        *count += 1;
+        if *count <= Self::PER_MINUTE {
+            (true, ended)
+        } else {
+            *dropped += 1;
+            (false, ended)
+        }
     }
 }
 
@@ -248,13 +283,29 @@ impl Context {
     /// Logs a warning, counted for the job.
     pub fn warn(&self, msg: impl AsRef<str>) {
         JobStats::add(&self.inner.stats.warnings, 1);
-        tracing::warn!(job = %self.inner.job, "{}", msg.as_ref());
+        if self.admit() {
+            tracing::warn!(job = %self.inner.job, "{}", msg.as_ref());
+        }
     }
 
     /// Reports an error: logged and counted for the job; never stops it.
     pub fn report_error(&self, err: impl std::fmt::Display) {
         JobStats::add(&self.inner.stats.errors, 1);
-        tracing::error!(job = %self.inner.job, "{err}");
+        if self.admit() {
+            tracing::error!(job = %self.inner.job, "{err}");
+        }
+    }
+
+    fn admit(&self) -> bool {
+        let (log, left_out) = self.inner.stats.log_limit.admit();
+        if left_out > 0 {
+            tracing::warn!(
+                job = %self.inner.job,
+                "{left_out} more warnings and errors in the last minute were not logged \
+                 (the internal source counts them all)"
+            );
+        }
+        log
     }
 
     /// Runs a program without a shell; on timeout its whole process group is killed.
@@ -280,5 +331,29 @@ impl Context {
     /// The agent's own figures, when the runtime offers them.
     pub fn introspect(&self) -> Option<&Arc<dyn Introspect>> {
         self.inner.introspect.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_limit_admits_ten_a_minute() {
+        let l = LogLimit::default();
+        let admitted = (0..25).filter(|_| l.admit().0).count();
+        assert_eq!(admitted, LogLimit::PER_MINUTE as usize);
+        // Pretend the window is over: the next line reports what was left out.
+        l.state.lock().unwrap().0 = Some(std::time::Instant::now() - Duration::from_secs(61));
+        assert_eq!(l.admit(), (true, 15));
+    }
+
+    #[tokio::test]
+    async fn errors_are_counted_even_when_not_logged() {
+        let h = crate::testing::Harness::new("j");
+        for _ in 0..30 {
+            h.context().report_error("boom");
+        }
+        assert_eq!(h.context().stats().errors.load(Relaxed), 30);
     }
 }

@@ -471,11 +471,9 @@ mod tests {
     }
 
     fn config(r: &Registry, text: &str) -> Config {
-        crate::config::from_texts(
-            &[(PathBuf::from("m"), "m".into(), text.into())],
-            r,
-            &|_| None,
-        )
+        crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], r, &|_| {
+            None
+        })
         .unwrap()
     }
 
@@ -508,7 +506,10 @@ mod tests {
                 .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
                 .collect();
             assert!(ns.len() >= 20, "copy {copy}: {}", ns.len());
-            assert!(ns.windows(2).all(|w| w[1] == w[0] + 1.0), "order kept: {ns:?}");
+            assert!(
+                ns.windows(2).all(|w| w[1] == w[0] + 1.0),
+                "order kept: {ns:?}"
+            );
         }
         let seq = c.iter().find(|e| e.name == "seq").unwrap();
         assert_eq!(seq.host, "h9");
