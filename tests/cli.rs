@@ -73,6 +73,41 @@ fn wait_for_file(path: &Path, limit: Duration, cond: impl Fn(&str) -> bool) -> S
     }
 }
 
+type Log = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts `vane run -c CONFIG` with its log on a pipe.
+fn start(config: &Path) -> (Child, Log) {
+    let mut child = Command::new(VANE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, log)
+}
+
+/// Reads the log until a line contains `needle`.
+fn wait_log(log: &mut Log, needle: &str) {
+    let found = log.any(|l| l.is_ok_and(|l| l.contains(needle)));
+    assert!(found, "vane never logged {needle:?}");
+}
+
+/// Keeps reading the log in the background so the agent never blocks on it.
+fn drain(log: Log) {
+    std::thread::spawn(move || log.for_each(drop));
+}
+
+/// The largest value of a field of the `vane_job` events of one job in a
+/// line-protocol file written by the `internal` source.
+fn figure(text: &str, job: &str, field: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
+        .filter_map(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+        .filter_map(|e| e.get_field(field).and_then(|v| v.as_f64()))
+        .fold(0.0, f64::max) as u64
+}
+
 #[test]
 fn version_and_plugins_list() {
     let out = vane(&["--version"]);
@@ -270,21 +305,14 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
         .unwrap();
     // The panicking job is restarted after a backoff of about a second and
     // panics again; meanwhile the healthy job keeps its pace.
-    let figures = |t: &str, job: &str, field: &str| -> u64 {
-        t.lines()
-            .filter(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
-            .filter_map(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-            .filter_map(|e| e.get_field(field).and_then(|v| v.as_f64()))
-            .fold(0.0, f64::max) as u64
-    };
     let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
-        figures(t, "boom", "restarts") >= 1
-            && figures(t, "boom", "panics") >= 2
-            && figures(t, "stuck", "poll_timeouts") >= 3
-            && figures(t, "crash", "panics") >= 1
-            && figures(t, "err", "poll_errors") >= 5
+        figure(t, "boom", "restarts") >= 1
+            && figure(t, "boom", "panics") >= 2
+            && figure(t, "stuck", "poll_timeouts") >= 3
+            && figure(t, "crash", "panics") >= 1
+            && figure(t, "err", "poll_errors") >= 5
     });
-    let hello_polls = figures(&t, "ok", "polls");
+    let hello_polls = figure(&t, "ok", "polls");
     signal(&child, SIGTERM);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, 0);
@@ -307,38 +335,41 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
 fn sigint_stops_cleanly_and_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.json");
+    let stats = dir.path().join("stats.lp");
     let p = write(
         dir.path(),
         "v.yaml",
         &format!(
-            "jobs:\n  - {{ id: h, plugin: hello, interval: 20ms }}\n  - {{ id: slow, plugin: chaos, interval: 1h, timeout: 1h, config: {{ mode: hang }} }}\nsinks:\n  - {{ id: out, plugin: file, batch_wait: 1h, batch_size: 100000, config: {{ path: {}, format: json }} }}\n",
-            out.display()
+            "jobs:\n\
+             \x20 - {{ id: h, plugin: hello, interval: 20ms, next: out }}\n\
+             \x20 - {{ id: slow, plugin: chaos, interval: 1h, timeout: 1h, config: {{ mode: hang }}, next: out }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 50ms, next: stats }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 1h, batch_size: 100000, config: {{ path: {o}, format: json }} }}\n\
+             \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {s} }} }}\n",
+            o = out.display(),
+            s = stats.display()
         ),
     );
-    let mut child = Command::new(VANE)
-        .args(["run", "-c", p.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Nothing is written before shutdown (huge batches): wait for the log
-    // line that says the agent runs, then for a few polls' worth of time.
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    for l in lines.by_ref() {
-        if l.unwrap().contains("vane is running") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    std::thread::sleep(Duration::from_millis(300));
+    // Nothing reaches `out` before shutdown (huge batches); the internal
+    // source tells how many polls the job has made meanwhile.
+    let (mut child, log) = start(&p);
+    drain(log);
+    let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
+        figure(t, "h", "polls") >= 5
+    });
+    let polled = figure(&t, "h", "polls");
     signal(&child, SIGINT);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(3), "took {took:?}");
     // The sink flushed its partial batch on the way out.
     let t = std::fs::read_to_string(&out).unwrap();
-    let n = t.lines().count();
-    assert!(n >= 3, "{n} events flushed");
+    let n = t.lines().count() as u64;
+    assert!(
+        n >= polled,
+        "{n} events flushed, {polled} polls made before the signal"
+    );
     for l in t.lines() {
         let e = vane_core::json::decode(l).unwrap();
         assert_eq!(e.name, "hello");
@@ -361,26 +392,13 @@ fn a_second_signal_exits_at_once() {
             fifo.display()
         ),
     );
-    let mut child = Command::new(VANE)
-        .args(["run", "-c", p.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
     // The signal handlers are in place once the agent says it is starting.
-    for l in lines.by_ref() {
-        if l.unwrap().contains("starting") {
-            break;
-        }
-    }
+    let (mut child, mut log) = start(&p);
+    wait_log(&mut log, "starting");
     signal(&child, SIGTERM);
-    for l in lines.by_ref() {
-        if l.unwrap().contains("stopping") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    // The shutdown is under way, and stuck on the sink.
+    wait_log(&mut log, "stopping");
+    drain(log);
     signal(&child, SIGTERM);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(code, 130);

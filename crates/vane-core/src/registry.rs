@@ -116,65 +116,50 @@ impl Registry {
 
     /// Registers a polled source.
     pub fn source<T: Source>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.add(Plugin {
-            name: name.into(),
-            role: Role::Source,
-            description: description.into(),
-            keys: struct_fields::<T::Config>(),
-            validate: check::<T::Config>,
-            build: |n, p, ctx| {
-                let c = from_node(n, p).map_err(BuildError::Config)?;
-                let s = T::build(c, ctx).map_err(BuildError::Plugin)?;
-                Ok(Instance::Source(Box::new(s)))
-            },
+        self.typed::<T::Config>(name, description, Role::Source, |n, p, ctx| {
+            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
+            Ok(Instance::Source(Box::new(s.map_err(BuildError::Plugin)?)))
         })
     }
 
     /// Registers a long-running source.
     pub fn service<T: Service>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.add(Plugin {
-            name: name.into(),
-            role: Role::Service,
-            description: description.into(),
-            keys: struct_fields::<T::Config>(),
-            validate: check::<T::Config>,
-            build: |n, p, ctx| {
-                let c = from_node(n, p).map_err(BuildError::Config)?;
-                let s = T::build(c, ctx).map_err(BuildError::Plugin)?;
-                Ok(Instance::Service(Box::new(s)))
-            },
+        self.typed::<T::Config>(name, description, Role::Service, |n, p, ctx| {
+            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
+            Ok(Instance::Service(Box::new(s.map_err(BuildError::Plugin)?)))
         })
     }
 
     /// Registers an engine.
     pub fn engine<T: Engine>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.add(Plugin {
-            name: name.into(),
-            role: Role::Engine,
-            description: description.into(),
-            keys: struct_fields::<T::Config>(),
-            validate: check::<T::Config>,
-            build: |n, p, ctx| {
-                let c = from_node(n, p).map_err(BuildError::Config)?;
-                let s = T::build(c, ctx).map_err(BuildError::Plugin)?;
-                Ok(Instance::Engine(Box::new(s)))
-            },
+        self.typed::<T::Config>(name, description, Role::Engine, |n, p, ctx| {
+            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
+            Ok(Instance::Engine(Box::new(s.map_err(BuildError::Plugin)?)))
         })
     }
 
     /// Registers a sink.
     pub fn sink<T: Sink>(&mut self, name: &str, description: &str) -> &mut Self {
+        self.typed::<T::Config>(name, description, Role::Sink, |n, p, ctx| {
+            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
+            Ok(Instance::Sink(Box::new(s.map_err(BuildError::Plugin)?)))
+        })
+    }
+
+    fn typed<C: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+        description: &str,
+        role: Role,
+        build: Build,
+    ) -> &mut Self {
         self.add(Plugin {
             name: name.into(),
-            role: Role::Sink,
+            role,
             description: description.into(),
-            keys: struct_fields::<T::Config>(),
-            validate: check::<T::Config>,
-            build: |n, p, ctx| {
-                let c = from_node(n, p).map_err(BuildError::Config)?;
-                let s = T::build(c, ctx).map_err(BuildError::Plugin)?;
-                Ok(Instance::Sink(Box::new(s)))
-            },
+            keys: struct_fields::<C>(),
+            validate: check::<C>,
+            build,
         })
     }
 

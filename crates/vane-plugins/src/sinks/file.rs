@@ -109,18 +109,13 @@ impl Sink for File {
     }
 
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
-        self.buf.clear();
-        let skipped = encode_batch(
+        encode_batch(
+            ctx,
             &mut self.buf,
             batch,
             self.cfg.format,
             self.cfg.precision.into(),
         );
-        if skipped > 0 {
-            ctx.warn(format!(
-                "{skipped} events had no field line protocol can carry"
-            ));
-        }
         if self.file.is_none() {
             self.open().await?;
         }

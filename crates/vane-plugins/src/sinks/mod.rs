@@ -4,6 +4,7 @@ pub mod file;
 pub mod stdout;
 
 use serde::Deserialize;
+use vane_core::context::Context;
 use vane_core::event::Event;
 use vane_core::lineproto::{self, Precision};
 
@@ -43,14 +44,16 @@ impl From<OutPrecision> for Precision {
     }
 }
 
-/// Encodes a batch in a format, one event a line; returns how many were skipped
-/// (events line protocol cannot carry, such as ones with no finite field).
+/// Encodes a batch in a format, one event a line, into a cleared `out`;
+/// events line protocol cannot carry (no finite field) are counted as a warning.
 pub fn encode_batch(
+    ctx: &Context,
     out: &mut String,
     batch: &[Event],
     format: Format,
     precision: Precision,
-) -> usize {
+) {
+    out.clear();
     let mut skipped = 0;
     for e in batch {
         match format {
@@ -65,5 +68,9 @@ pub fn encode_batch(
             }
         }
     }
-    skipped
+    if skipped > 0 {
+        ctx.warn(format!(
+            "{skipped} events had no field line protocol can carry"
+        ));
+    }
 }

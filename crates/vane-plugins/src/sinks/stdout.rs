@@ -36,18 +36,13 @@ impl Sink for Stdout {
     }
 
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
-        self.buf.clear();
-        let skipped = encode_batch(
+        encode_batch(
+            ctx,
             &mut self.buf,
             batch,
             self.cfg.format,
             self.cfg.precision.into(),
         );
-        if skipped > 0 {
-            ctx.warn(format!(
-                "{skipped} events had no field line protocol can carry"
-            ));
-        }
         self.out.write_all(self.buf.as_bytes()).await?;
         self.out.flush().await?;
         Ok(())
