@@ -97,16 +97,20 @@ pub async fn run_engine(
         t
     });
     let mut out = Vec::new();
+    let mut got: Vec<Vec<Event>> = Vec::with_capacity(64);
     loop {
-        let batch = tokio::select! {
-            b = rx.recv() => match b {
-                Some(b) => Some(b),
-                None => break,
-            },
-            _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => None,
+        let more = tokio::select! {
+            n = rx.recv_many(&mut got, 64) => {
+                if n == 0 {
+                    break;
+                }
+                true
+            }
+            _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => false,
         };
-        match batch {
-            Some(batch) => {
+        match more {
+            true => {
+                let batch: Vec<Event> = got.drain(..).flatten().collect();
                 stats.events_in.fetch_add(batch.len() as u64, Relaxed);
                 for ev in batch {
                     match catch(|| engine.process(ev, &mut out)) {
@@ -126,7 +130,7 @@ pub async fn run_engine(
                     }
                 }
             }
-            None => match catch(|| engine.beat(&mut out)) {
+            false => match catch(|| engine.beat(&mut out)) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => ctx.report_error(format!("beat: {e}")),
                 Err(p) => {
