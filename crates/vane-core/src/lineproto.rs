@@ -711,6 +711,14 @@ mod tests {
     }
 
     #[test]
+    fn carriage_returns_in_names_survive_a_round_trip() {
+        // Found by the fuzz target: a name the decoder accepts must encode back.
+        let e = dec("\r\r\r\u{1}V= ;=7");
+        assert_eq!(e.name, "\r\r\r\u{1}V=");
+        assert_eq!(dec(&encode(&e, Precision::Nanoseconds)), e);
+    }
+
+    #[test]
     fn a_second_reserved_attribute_is_an_error() {
         for (line, col) in [
             ("m,state=ok,state=warning v=1", 12),
