@@ -342,6 +342,7 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
     use std::sync::LazyLock;
+    use std::time::Duration;
     use tokio::sync::Notify;
     use vane_core::prelude::*;
 
