@@ -28,6 +28,7 @@ pub mod context;
 pub mod duration;
 pub mod event;
 pub mod exec;
+pub mod expr;
 pub mod json;
 pub mod lineproto;
 pub mod plugin;
