@@ -69,7 +69,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {} of the expression: {}", self.column, self.message)
+        write!(
+            f,
+            "column {} of the expression: {}",
+            self.column, self.message
+        )
     }
 }
 
@@ -264,13 +268,13 @@ fn eval<'a>(n: &'a Node, ev: &'a Event) -> Result<V<'a>, EvalError> {
             }
         },
         Node::Call(f, args) => {
-            let mut vals = args.iter().map(|a| eval(a, ev).and_then(|v| num(&v, "a function")));
+            let mut vals = args
+                .iter()
+                .map(|a| eval(a, ev).and_then(|v| num(&v, "a function")));
             match f {
                 Func::Abs => V::Num(vals.next().expect("arity checked")?.abs()),
                 Func::Min => V::Num(vals.try_fold(f64::INFINITY, |m, v| v.map(|v| m.min(v)))?),
-                Func::Max => {
-                    V::Num(vals.try_fold(f64::NEG_INFINITY, |m, v| v.map(|v| m.max(v)))?)
-                }
+                Func::Max => V::Num(vals.try_fold(f64::NEG_INFINITY, |m, v| v.map(|v| m.max(v)))?),
             }
         }
     })
@@ -331,13 +335,14 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
         let col = i + 1;
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             let start = i;
             while i < chars.len()
                 && (chars[i].is_ascii_alphanumeric()
                     || chars[i] == '.'
-                    || ((chars[i] == '-' || chars[i] == '+')
-                        && matches!(chars[i - 1], 'e' | 'E')))
+                    || ((chars[i] == '-' || chars[i] == '+') && matches!(chars[i - 1], 'e' | 'E')))
             {
                 i += 1;
             }
@@ -345,7 +350,10 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
             let n = s
                 .parse()
                 .map_err(|_| err(col, format!("{s:?} is not a number")))?;
-            out.push(Spanned { tok: Tok::Num(n), col });
+            out.push(Spanned {
+                tok: Tok::Num(n),
+                col,
+            });
         } else if c == '"' || c == '\'' {
             let mut s = String::new();
             i += 1;
@@ -366,7 +374,10 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                     }
                 }
             }
-            out.push(Spanned { tok: Tok::Str(s), col });
+            out.push(Spanned {
+                tok: Tok::Str(s),
+                col,
+            });
         } else if c == '`' {
             let start = i + 1;
             let end = chars[start..]
@@ -375,14 +386,22 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                 .ok_or_else(|| err(col, "unterminated `name`".into()))?;
             let s: String = chars[start..start + end].iter().collect();
             i = start + end + 1;
-            out.push(Spanned { tok: Tok::Name(s), col });
+            out.push(Spanned {
+                tok: Tok::Name(s),
+                col,
+            });
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
             let s: String = chars[start..i].iter().collect();
-            out.push(Spanned { tok: Tok::Name(s), col });
+            out.push(Spanned {
+                tok: Tok::Name(s),
+                col,
+            });
         } else {
             let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
             let sym = SYMBOLS
@@ -390,7 +409,10 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                 .find(|s| rest.starts_with(**s))
                 .ok_or_else(|| err(col, format!("unexpected character {c:?}")))?;
             i += sym.chars().count();
-            out.push(Spanned { tok: Tok::Sym(sym), col });
+            out.push(Spanned {
+                tok: Tok::Sym(sym),
+                col,
+            });
         }
     }
     Ok(out)
@@ -456,12 +478,24 @@ impl Parser {
                 }
                 None => {
                     let col = self.toks.get(self.pos).map_or(self.end_col(), |t| t.col);
-                    let Some(Spanned { tok: Tok::Str(pat), .. }) = self.toks.get(self.pos) else {
+                    let Some(Spanned {
+                        tok: Tok::Str(pat), ..
+                    }) = self.toks.get(self.pos)
+                    else {
                         return self.fail("`=~` needs a quoted regular expression on its right");
                     };
-                    let re = Regex::new(pat).map_err(|e| ParseError {
-                        column: col,
-                        message: format!("bad regular expression: {e}"),
+                    let re = Regex::new(pat).map_err(|e| {
+                        // The regex crate draws a multi-line picture; keep its last line.
+                        let text = e.to_string();
+                        let why = text
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim_start_matches("error: ");
+                        ParseError {
+                            column: col,
+                            message: format!("bad regular expression: {why}"),
+                        }
                     })?;
                     self.pos += 1;
                     lhs = Node::Match(Box::new(lhs), Box::new(re), !negate);
@@ -490,24 +524,39 @@ impl Parser {
             Tok::Name(n) if n == "not" => Node::Not(Box::new(self.expr(2)?)),
             Tok::Name(n) if n == "true" => Node::Bool(true),
             Tok::Name(n) if n == "false" => Node::Bool(false),
-            Tok::Name(n) if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym("(")) => {
+            Tok::Name(n)
+                if self
+                    .toks
+                    .get(self.pos)
+                    .is_some_and(|t| t.tok == Tok::Sym("(")) =>
+            {
                 let func = match n.as_str() {
                     "abs" => Func::Abs,
                     "min" => Func::Min,
                     "max" => Func::Max,
                     _ => {
                         self.pos -= 1;
-                        return self.fail(format!("unknown function `{n}` (there are abs, min and max)"));
+                        return self.fail(format!(
+                            "unknown function `{n}` (there are abs, min and max)"
+                        ));
                     }
                 };
                 self.pos += 1;
                 let mut args = Vec::new();
-                if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(")")) {
+                if self
+                    .toks
+                    .get(self.pos)
+                    .is_some_and(|t| t.tok == Tok::Sym(")"))
+                {
                     self.pos += 1;
                 } else {
                     loop {
                         args.push(self.expr(0)?);
-                        if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(",")) {
+                        if self
+                            .toks
+                            .get(self.pos)
+                            .is_some_and(|t| t.tok == Tok::Sym(","))
+                        {
                             self.pos += 1;
                             continue;
                         }
@@ -521,7 +570,14 @@ impl Parser {
                 };
                 if !ok {
                     self.pos -= 1;
-                    return self.fail(format!("`{n}` takes {}", if matches!(func, Func::Abs) { "one argument" } else { "one or more arguments" }));
+                    return self.fail(format!(
+                        "`{n}` takes {}",
+                        if matches!(func, Func::Abs) {
+                            "one argument"
+                        } else {
+                            "one or more arguments"
+                        }
+                    ));
                 }
                 Node::Call(func, args)
             }
@@ -534,7 +590,11 @@ impl Parser {
     }
 
     fn expect(&mut self, sym: &'static str) -> Result<(), ParseError> {
-        if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(sym)) {
+        if self
+            .toks
+            .get(self.pos)
+            .is_some_and(|t| t.tok == Tok::Sym(sym))
+        {
             self.pos += 1;
             Ok(())
         } else {
@@ -577,7 +637,10 @@ mod tests {
         assert_eq!(t("min(3, 2) + 2 * 3 == 8"), Ok(true));
         assert_eq!(t("(2 + 2) * 3 % 5 == 2"), Ok(true));
         assert_eq!(t("`usage-idle` < 10"), Ok(true));
-        assert_eq!(t("code == 200 and host == 'web-01' and name == 'http'"), Ok(true));
+        assert_eq!(
+            t("code == 200 and host == 'web-01' and name == 'http'"),
+            Ok(true)
+        );
         assert_eq!(t("state == 'ok'"), Ok(true));
         assert_eq!(t("-2 < -1 and 1e3 == 1000 and .5 == 0.5"), Ok(true));
     }

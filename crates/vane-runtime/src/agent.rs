@@ -145,6 +145,7 @@ pub async fn run(
         Arc::new(Route {
             host: shared.host.clone(),
             tags: job.tags.clone(),
+            levels: job.levels.clone(),
             targets,
             stats: shared.stats[&job.id].clone(),
         })
@@ -332,6 +333,9 @@ pub async fn test_job(
             if e.get_tag(k).is_none() {
                 e.tags.push((k.clone(), v.clone()));
             }
+        }
+        if let Some(l) = &job.levels {
+            crate::pipeline::apply_levels(l, e, h.context().stats());
         }
     }
     Ok(events)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vane_core::Duration;
 use vane_core::config::{ConfigError, Mark, Node, NodeKind, Spanned, from_node};
+use vane_core::expr::Expr;
 use vane_core::registry::{Registry, Role};
 
 /// One config file, as written.
@@ -63,6 +64,12 @@ pub struct JobConfig {
     pub batch_size: Option<usize>,
     /// Max wait before a partial batch is sent (sinks). Default: 1s.
     pub batch_wait: Option<Duration>,
+    /// Level expressions (jobs and engines): the first that holds sets the state.
+    pub critical: Option<Node>,
+    pub warning: Option<Node>,
+    pub ok: Option<Node>,
+    /// Parallel instances of an engine; events are split by series. Default: 1.
+    pub workers: Option<usize>,
 }
 
 /// Where a job is declared.
@@ -101,6 +108,66 @@ pub struct Job {
     pub tags: Vec<(String, String)>,
     pub batch_size: usize,
     pub batch_wait: std::time::Duration,
+    pub levels: Option<std::sync::Arc<Levels>>,
+    pub workers: usize,
+}
+
+/// Level expressions of a job or engine, applied to every event it emits.
+///
+/// `critical`, then `warning`, then `ok`: the first that holds sets the
+/// event's state. When none holds the state is `ok`, unless an `ok`
+/// expression was given, and then it is `unknown`. A name the event lacks
+/// makes the state `unknown` (counted as `levels_unknown`).
+#[derive(Debug)]
+pub struct Levels {
+    pub critical: Option<Expr>,
+    pub warning: Option<Expr>,
+    pub ok: Option<Expr>,
+}
+
+impl Levels {
+    /// The state for an event, and whether a name was missing.
+    pub fn judge(&self, ev: &vane_core::event::Event) -> (vane_core::event::State, Option<String>) {
+        use vane_core::event::State;
+        for (expr, state) in [
+            (&self.critical, State::Critical),
+            (&self.warning, State::Warning),
+            (&self.ok, State::Ok),
+        ] {
+            let Some(e) = expr else { continue };
+            match e.matches(ev) {
+                Ok(true) => return (state, None),
+                Ok(false) => {}
+                Err(err) => return (State::Unknown, Some(format!("{} ({})", err, e.source()))),
+            }
+        }
+        if self.ok.is_some() {
+            (State::Unknown, None)
+        } else {
+            (State::Ok, None)
+        }
+    }
+}
+
+/// Parses a level expression; errors point into the expression.
+fn level(n: &Node, path: &str) -> Result<Expr, ConfigError> {
+    let NodeKind::Scalar { text, plain } = &n.kind else {
+        return Err(ConfigError::at(
+            n,
+            path,
+            "expected an expression, like `latency > 0.5`",
+        ));
+    };
+    Expr::parse(text).map_err(|e| {
+        let mut mark = n.mark.clone();
+        // Quoted scalars start one column before their text.
+        mark.column += (e.column - 1) as u32 + u32::from(!plain);
+        ConfigError::new(
+            Some(mark),
+            path,
+            format!("bad expression at its column {}: {}", e.column, e.message),
+        )
+    })
 }
 
 /// The whole validated configuration.
@@ -411,6 +478,7 @@ fn resolve(
     };
     match section {
         Section::Jobs => {
+            misplaced("workers", jc.workers.is_some(), &mut errors);
             misplaced("beat", jc.beat.is_some(), &mut errors);
             misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
             misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
@@ -426,7 +494,37 @@ fn resolve(
             misplaced("timeout", jc.timeout.is_some(), &mut errors);
             misplaced("beat", jc.beat.is_some(), &mut errors);
             misplaced("next", jc.next.is_some(), &mut errors);
+            misplaced("workers", jc.workers.is_some(), &mut errors);
+            misplaced("critical", jc.critical.is_some(), &mut errors);
+            misplaced("warning", jc.warning.is_some(), &mut errors);
+            misplaced("ok", jc.ok.is_some(), &mut errors);
         }
+    }
+    let mut parse_level = |n: &Option<Node>, key: &str| {
+        n.as_ref().and_then(|n| {
+            level(n, &format!("{path}.{key}"))
+                .map_err(|e| errors.push(e))
+                .ok()
+        })
+    };
+    let (critical, warning, ok) = (
+        parse_level(&jc.critical, "critical"),
+        parse_level(&jc.warning, "warning"),
+        parse_level(&jc.ok, "ok"),
+    );
+    let levels = (critical.is_some() || warning.is_some() || ok.is_some()).then(|| {
+        std::sync::Arc::new(Levels {
+            critical,
+            warning,
+            ok,
+        })
+    });
+    if jc.workers == Some(0) {
+        errors.push(ConfigError::new(
+            Some(jc.id.mark.clone()),
+            format!("{path}.workers"),
+            "`workers` must be at least 1",
+        ));
     }
     let interval = jc.interval.map(Duration::get).unwrap_or(default_interval);
     if interval.is_zero() {
@@ -476,6 +574,8 @@ fn resolve(
                     .batch_wait
                     .map(Duration::get)
                     .unwrap_or(std::time::Duration::from_secs(1)),
+                levels,
+                workers: jc.workers.unwrap_or(1).max(1),
             },
             next,
         )),
@@ -755,11 +855,23 @@ mod tests {
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
-                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`",
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, next: a }\n",
                 "m:2:33: jobs[0].next: `a` is a job; `next` names engines and sinks",
+            ),
+            (
+                "jobs:\n  - id: a\n    plugin: src\n    critical: latency > > 2\n",
+                "m:4:25: jobs[0].critical: bad expression at its column 11: unexpected `>`",
+            ),
+            (
+                "jobs:\n  - id: a\n    plugin: src\n    warning: \"status =~ '('\"\n",
+                "m:4:25: jobs[0].warning: bad expression at its column 11: bad regular expression: unclosed group",
+            ),
+            (
+                "jobs:\n  - { id: a, plugin: src, workers: 2 }\n",
+                "m:2:11: jobs[0].workers: `workers` has no meaning under `jobs`",
             ),
         ];
         for (text, want) in cases {
@@ -770,6 +882,27 @@ mod tests {
                 "config:\n{text}\nall: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn levels_judge_in_order_and_missing_names_are_unknown() {
+        use vane_core::event::{Event, State};
+        let l = |c: Option<&str>, w: Option<&str>, o: Option<&str>| Levels {
+            critical: c.map(|s| Expr::parse(s).unwrap()),
+            warning: w.map(|s| Expr::parse(s).unwrap()),
+            ok: o.map(|s| Expr::parse(s).unwrap()),
+        };
+        let ev = |v: f64| Event::gauge("x", v);
+        let cw = l(Some("value > 10"), Some("value > 5"), None);
+        assert_eq!(cw.judge(&ev(11.0)).0, State::Critical);
+        assert_eq!(cw.judge(&ev(6.0)).0, State::Warning);
+        assert_eq!(cw.judge(&ev(1.0)).0, State::Ok);
+        let with_ok = l(None, Some("value > 5"), Some("value < 3"));
+        assert_eq!(with_ok.judge(&ev(1.0)).0, State::Ok);
+        assert_eq!(with_ok.judge(&ev(4.0)).0, State::Unknown);
+        let (st, why) = l(Some("latency > 1"), None, None).judge(&ev(1.0));
+        assert_eq!(st, State::Unknown);
+        assert!(why.unwrap().contains("no field or tag `latency`"));
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl Introspect for Introspection {
                     .field("events_dropped", get(&s.events_dropped))
                     .field("errors", get(&s.errors))
                     .field("warnings", get(&s.warnings))
+                    .field("levels_unknown", get(&s.levels_unknown))
                     .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
                     .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
             );

@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use vane_core::context::{Context, JobStats, Lifecycle, Outlet};
-use vane_core::event::{Event, now_ns};
+use vane_core::event::{Event, State, now_ns};
 use vane_core::plugin::{BoxFuture, DynEngine, DynSink};
 
-use crate::config::Job;
+use crate::config::{Job, Levels};
 use crate::guard::{Backoff, CatchUnwind, catch};
 
 /// A queue's sending side: batches of events.
@@ -22,11 +22,13 @@ pub type Rx = mpsc::Receiver<Vec<Event>>;
 pub struct Route {
     pub host: Arc<str>,
     pub tags: Vec<(String, String)>,
+    pub levels: Option<Arc<Levels>>,
     pub targets: Vec<Tx>,
     pub stats: Arc<JobStats>,
 }
 
 impl Route {
+    /// Stamps time and host, adds the job's tags, judges levels.
     fn prepare(&self, events: &mut [Event]) {
         let now = now_ns();
         for e in events {
@@ -35,6 +37,9 @@ impl Route {
                 if e.get_tag(k).is_none() {
                     e.tags.push((k.clone(), v.clone()));
                 }
+            }
+            if let Some(levels) = &self.levels {
+                apply_levels(levels, e, &self.stats);
             }
         }
     }
@@ -59,6 +64,26 @@ impl Route {
             self.stats.events_dropped.fetch_add(n, Relaxed);
         }
     }
+}
+
+/// Sets an event's state from the levels; a missing name makes it
+/// `unknown` (counted). A matching level explains itself in the description.
+pub fn apply_levels(levels: &Levels, e: &mut Event, stats: &JobStats) {
+    let (state, missing) = levels.judge(e);
+    if let Some(why) = missing {
+        stats.levels_unknown.fetch_add(1, Relaxed);
+        e.description.get_or_insert(format!("unknown: {why}"));
+    } else if e.description.is_none() {
+        let expr = match state {
+            State::Critical => levels.critical.as_ref(),
+            State::Warning => levels.warning.as_ref(),
+            _ => None,
+        };
+        if let Some(x) = expr {
+            e.description = Some(format!("{state}: {}", x.source()));
+        }
+    }
+    e.state = Some(state);
 }
 
 impl Outlet for Route {
