@@ -261,6 +261,44 @@ impl Event {
         }
     }
 
+    /// What identifies the series this event belongs to: name, host and
+    /// tags (in order). Engines keep per-series state under it.
+    pub fn series_key(&self) -> String {
+        let mut k =
+            String::with_capacity(self.name.len() + self.host.len() + self.tags.len() * 16 + 2);
+        k.push_str(&self.name);
+        k.push('\0');
+        k.push_str(&self.host);
+        for (t, v) in &self.tags {
+            k.push('\0');
+            k.push_str(t);
+            k.push('=');
+            k.push_str(v);
+        }
+        k
+    }
+
+    /// A hash of the series key, for spreading series over workers.
+    pub fn series_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut h);
+        self.host.hash(&mut h);
+        self.tags.hash(&mut h);
+        h.finish()
+    }
+
+    /// An event of the same series (name, host, tags) with no fields.
+    pub fn same_series(&self) -> Event {
+        Event {
+            name: self.name.clone(),
+            host: self.host.clone(),
+            tags: self.tags.clone(),
+            time: self.time,
+            ..Event::default()
+        }
+    }
+
     /// Fills the time and host when they are not set.
     pub fn stamp(&mut self, time_ns: i64, host: &str) {
         if self.time == 0 {

@@ -152,6 +152,12 @@ pub trait Engine: Send + Sized + 'static {
     fn beat(&mut self, _out: &mut Vec<Event>) -> Result<()> {
         Ok(())
     }
+
+    /// The beat interval to use when the job sets none (engines whose beat
+    /// is essential, like windows that must close on time).
+    fn default_beat(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A sink: delivers batches of events to a backend.
@@ -201,6 +207,7 @@ impl<T: Service> DynService for T {
 pub trait DynEngine: Send {
     fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<()>;
     fn beat(&mut self, out: &mut Vec<Event>) -> Result<()>;
+    fn default_beat(&self) -> Option<std::time::Duration>;
 }
 
 impl<T: Engine> DynEngine for T {
@@ -209,6 +216,9 @@ impl<T: Engine> DynEngine for T {
     }
     fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
         Engine::beat(self, out)
+    }
+    fn default_beat(&self) -> Option<std::time::Duration> {
+        Engine::default_beat(self)
     }
 }
 

@@ -51,7 +51,33 @@ pub fn register(r: &mut Registry) {
     )
     .engine::<engines::transform::Transform>(
         "transform",
-        "rewrites events: name prefix and renames, tags added or removed, host",
+        "rewrites events: name prefix and renames, tags added or removed, host, unit conversion",
+    )
+    .engine::<engines::rate::Rate>(
+        "rate",
+        "per-second rate (or delta) of cumulative counters, across resets and wraps",
+    )
+    .engine::<engines::rate::Rate>("derivative", "the same as rate")
+    .engine::<engines::aggregate::Aggregate>(
+        "aggregate",
+        "min, max, mean, sum, count, last and percentiles over tumbling windows per series",
+    )
+    .engine::<engines::filter::Filter>("filter", "keeps or drops events by an expression")
+    .engine::<engines::coalesce::Coalesce>(
+        "coalesce",
+        "sends only the latest event of each series on each beat",
+    )
+    .engine::<engines::coalesce::Dedupe>(
+        "dedupe",
+        "drops events equal to their series' previous one",
+    )
+    .engine::<engines::state::StateEngine>(
+        "state",
+        "alerts on state changes (with flap damping), repeats critical ones on each beat",
+    )
+    .engine::<engines::expire::Expire>(
+        "expire",
+        "emits an expired event for each series not refreshed within its ttl",
     )
     .sink::<sinks::stdout::Stdout>(
         "stdout",

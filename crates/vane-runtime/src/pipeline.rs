@@ -116,7 +116,7 @@ pub async fn run_engine(
     mut rx: Rx,
 ) {
     let stats = ctx.stats_arc().clone();
-    let mut beat = job.beat.map(|b| {
+    let mut beat = job.beat.or_else(|| engine.default_beat()).map(|b| {
         let mut t = tokio::time::interval_at(Instant::now() + b, b);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         t

@@ -1,4 +1,5 @@
-//! Rewrites events: name prefix (Duct's service prefix), renames, tags and host.
+//! Rewrites events: name prefix (Duct's service prefix), renames, tags,
+//! host, and unit conversion of fields.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,120 @@ pub struct TransformConfig {
     pub remove_tags: Vec<String>,
     /// Host to set on every event.
     pub host: Option<String>,
+    /// Fields to convert: `{latency: {from: ms, to: s}}`. Units: ns us ms s m
+    /// h d (time); B KB MB GB TB KiB MiB GiB TiB (bytes); b Kb Mb Gb (bits);
+    /// percent and ratio.
+    #[serde(default)]
+    pub convert: BTreeMap<String, Conversion>,
+}
+
+/// A unit a field can be converted from or to.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq)]
+pub enum Unit {
+    #[serde(rename = "ns")]
+    Ns,
+    #[serde(rename = "us")]
+    Us,
+    #[serde(rename = "ms")]
+    Ms,
+    #[serde(rename = "s")]
+    S,
+    #[serde(rename = "m")]
+    Min,
+    #[serde(rename = "h")]
+    H,
+    #[serde(rename = "d")]
+    D,
+    #[serde(rename = "B")]
+    B,
+    #[serde(rename = "KB")]
+    Kb,
+    #[serde(rename = "MB")]
+    Mb,
+    #[serde(rename = "GB")]
+    Gb,
+    #[serde(rename = "TB")]
+    Tb,
+    #[serde(rename = "KiB")]
+    Kib,
+    #[serde(rename = "MiB")]
+    Mib,
+    #[serde(rename = "GiB")]
+    Gib,
+    #[serde(rename = "TiB")]
+    Tib,
+    #[serde(rename = "b")]
+    Bit,
+    #[serde(rename = "Kb")]
+    Kbit,
+    #[serde(rename = "Mb")]
+    Mbit,
+    #[serde(rename = "Gb")]
+    Gbit,
+    #[serde(rename = "percent")]
+    Percent,
+    #[serde(rename = "ratio")]
+    Ratio,
+}
+
+impl Unit {
+    /// (family, size of the unit in the family's base unit)
+    fn scale(self) -> (&'static str, f64) {
+        use Unit::*;
+        match self {
+            Ns => ("time", 1e-9),
+            Us => ("time", 1e-6),
+            Ms => ("time", 1e-3),
+            S => ("time", 1.0),
+            Min => ("time", 60.0),
+            H => ("time", 3600.0),
+            D => ("time", 86400.0),
+            B => ("data", 8.0),
+            Kb => ("data", 8e3),
+            Mb => ("data", 8e6),
+            Gb => ("data", 8e9),
+            Tb => ("data", 8e12),
+            Kib => ("data", 8.0 * 1024.0),
+            Mib => ("data", 8.0 * 1024.0 * 1024.0),
+            Gib => ("data", 8.0 * 1024.0 * 1024.0 * 1024.0),
+            Tib => ("data", 8.0 * 1024f64.powi(4)),
+            Bit => ("data", 1.0),
+            Kbit => ("data", 1e3),
+            Mbit => ("data", 1e6),
+            Gbit => ("data", 1e9),
+            Percent => ("fraction", 0.01),
+            Ratio => ("fraction", 1.0),
+        }
+    }
+}
+
+/// One field's conversion; both units must measure the same thing.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(try_from = "RawConversion")]
+pub struct Conversion {
+    pub factor: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConversion {
+    from: Unit,
+    to: Unit,
+}
+
+impl TryFrom<RawConversion> for Conversion {
+    type Error = String;
+
+    fn try_from(r: RawConversion) -> std::result::Result<Self, String> {
+        let ((ff, fs), (tf, ts)) = (r.from.scale(), r.to.scale());
+        if ff != tf {
+            return Err(format!(
+                "cannot convert {ff} ({:?}) to {tf} ({:?})",
+                r.from, r.to
+            ));
+        }
+        Ok(Conversion { factor: fs / ts })
+    }
 }
 
 pub struct Transform {
@@ -52,6 +167,13 @@ impl Engine for Transform {
         if let Some(h) = &self.cfg.host {
             ev.host = h.clone();
         }
+        for (k, v) in ev.fields.iter_mut() {
+            if let Some(c) = self.cfg.convert.get(k)
+                && let Some(x) = v.as_f64().filter(|_| !matches!(v, Value::Bool(_)))
+            {
+                *v = Value::Float(x * c.factor);
+            }
+        }
         out.push(ev);
         Ok(())
     }
@@ -72,16 +194,38 @@ mod tests {
                 add_tags: [("dc".to_owned(), "par1".to_owned())].into(),
                 remove_tags: vec!["tmp".into()],
                 host: Some("web-01".into()),
+                convert: [(
+                    "latency".to_owned(),
+                    Conversion::try_from(RawConversion {
+                        from: Unit::Ms,
+                        to: Unit::S,
+                    })
+                    .unwrap(),
+                )]
+                .into(),
             },
             h.context(),
         )
         .unwrap();
         let mut out = Vec::new();
-        let ev = Event::gauge("load", 1.0).tag("tmp", "x").tag("dc", "old");
+        let ev = Event::gauge("load", 1.0)
+            .tag("tmp", "x")
+            .tag("dc", "old")
+            .field("latency", 250i64);
         t.process(ev, &mut out).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "web.system_load");
         assert_eq!(out[0].tags, vec![("dc".to_owned(), "par1".to_owned())]);
         assert_eq!(out[0].host, "web-01");
+        assert_eq!(out[0].get_field("latency"), Some(&Value::Float(0.25)));
+    }
+
+    #[test]
+    fn conversions_check_their_units() {
+        let ok = |from, to| Conversion::try_from(RawConversion { from, to });
+        assert_eq!(ok(Unit::Mib, Unit::B).unwrap().factor, 1_048_576.0);
+        assert_eq!(ok(Unit::B, Unit::Bit).unwrap().factor, 8.0);
+        assert_eq!(ok(Unit::Percent, Unit::Ratio).unwrap().factor, 0.01);
+        assert!(ok(Unit::Ms, Unit::Mb).is_err());
     }
 }
