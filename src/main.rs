@@ -53,6 +53,23 @@ enum Command {
     },
     /// List every plugin: name, role, description and config keys.
     Plugins,
+    /// Run one engine alone: events (line protocol or JSON lines) on standard
+    /// input, its output on standard output.
+    Engine {
+        /// The engine's id.
+        engine: String,
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "influx")]
+        format: OutFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    Influx,
+    Json,
 }
 
 // Events are made on one worker thread and freed on another (the sink's);
@@ -179,6 +196,48 @@ fn main() -> ExitCode {
                         );
                     }
                     let _ = std::io::stdout().write_all(out.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Engine {
+            engine,
+            config,
+            format,
+        } => {
+            let c = match load(Some(&config), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let format = match format {
+                OutFormat::Influx => vane_runtime::standalone::Format::Influx,
+                OutFormat::Json => vane_runtime::standalone::Format::Json,
+            };
+            let rt = runtime();
+            let stdin = tokio::io::BufReader::new(rt.block_on(async { tokio::io::stdin() }));
+            let r = rt.block_on(vane_runtime::standalone::run_engine_stdio(
+                &c,
+                &registry,
+                &engine,
+                stdin,
+                format,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr(),
+            ));
+            match r {
+                Ok(s) => {
+                    tracing::info!(
+                        lines = s.lines,
+                        events_in = s.events_in,
+                        events_out = s.events_out,
+                        bad_lines = s.bad_lines,
+                        errors = s.errors,
+                        "engine {engine}: input ended"
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

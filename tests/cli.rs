@@ -408,3 +408,104 @@ fn a_second_signal_exits_at_once() {
 unsafe extern "C" {
     fn mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
 }
+
+#[test]
+fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alerts.lp");
+    // chaos counts its polls: 1, 2, 3 … every 50 ms, a rate of about 20/s.
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: polls, plugin: chaos, interval: 50ms, next: r }}\n\
+             engines:\n\
+             \x20 - {{ id: r, plugin: rate, next: st, critical: \"value > 5\", warning: \"value > 1\" }}\n\
+             \x20 - {{ id: st, plugin: state, beat: 200ms, config: {{ pass: false }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    let check = vane(&["check", "-c", p.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let (mut child, log) = start(&p);
+    drain(log);
+    let t = wait_for_file(&out, Duration::from_secs(20), |t| {
+        t.lines().filter(|l| l.contains("alert=repeat")).count() >= 2
+    });
+    signal(&child, SIGTERM);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).0, 0);
+    let alerts: Vec<vane_core::event::Event> = t
+        .lines()
+        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
+        .collect();
+    let first = &alerts[0];
+    assert_eq!(first.name, "chaos");
+    assert_eq!(first.get_tag("alert"), Some("transition"));
+    assert_eq!(first.state, Some(vane_core::event::State::Critical));
+    assert_eq!(
+        first.get_field("previous_state").unwrap().as_str(),
+        Some("ok")
+    );
+    let rate = first.get_field("value").unwrap().as_f64().unwrap();
+    assert!((5.0..=40.0).contains(&rate), "rate {rate}/s");
+    assert_eq!(first.description.as_deref(), Some("critical: value > 5"));
+    // Only one transition: the rate stays critical; the rest are repeats.
+    let transitions = alerts
+        .iter()
+        .filter(|e| e.get_tag("alert") == Some("transition"))
+        .count();
+    assert_eq!(transitions, 1);
+}
+
+#[test]
+fn engine_runs_alone_on_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        "agent: { host: h1 }\n\
+         jobs:\n  - { id: src, plugin: hello, next: r }\n\
+         engines:\n  - { id: r, plugin: rate, config: { mode: delta } }\n\
+         sinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let mut child = Command::new(VANE)
+        .args(["engine", "r", "-c", p.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = "bytes,kind=counter value=100u 1000000000\n\
+                 not line protocol\n\
+                 {\"name\":\"bytes\",\"kind\":\"counter\",\"fields\":{\"value\":250},\"time\":2000000000}\n\
+                 bytes,kind=counter value=40u 3000000000\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // 100 -> 250 is 150; 250 -> 40 is a reset: 40.
+    assert_eq!(
+        text(&out.stdout),
+        "bytes,host=h1,kind=delta value=150.0 2000000000\nbytes,host=h1,kind=delta value=40.0 3000000000\n"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("input line 2: column 9: missing '=' after field key \"line\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("events_in=3 events_out=2 bad_lines=1"),
+        "{err}"
+    );
+    let out = vane(&["engine", "nope", "-c", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no engine with id `nope`; engines: r"));
+}

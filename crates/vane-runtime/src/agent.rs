@@ -161,16 +161,27 @@ pub async fn run(
         let plugin = shared.registry.get(&job.plugin).expect("validated plugin");
         match job.section {
             Section::Sinks | Section::Engines => {
-                let (ctx, _spawner) = shared.context(job, route_for(job));
-                let inst = crate::guard::catch(|| plugin.build(&job.config, &job.path, &ctx))
-                    .map_err(|p| format!("panicked while building: {p}"))
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-                    .map_err(|reason| StartError::Build {
-                        kind: section_name(job.section),
-                        id: job.id.clone(),
-                        reason,
-                    })?;
                 let rx = rxs.remove(&job.id).expect("queue made above");
+                let workers = if job.section == Section::Engines {
+                    job.workers
+                } else {
+                    1
+                };
+                if workers > 1 {
+                    // One queue per worker; a dispatcher splits events by series.
+                    let (txs, wrxs): (Vec<Tx>, Vec<Rx>) = (0..workers)
+                        .map(|_| mpsc::channel(config.queue_size))
+                        .unzip();
+                    engines.spawn(crate::pipeline::partition(rx, txs));
+                    for wrx in wrxs {
+                        let (ctx, _spawner) = shared.context(job, route_for(job));
+                        let inst = build_now(plugin, job, &ctx)?;
+                        pending_builds.push((job_arc.clone(), ctx, inst, wrx));
+                    }
+                    continue;
+                }
+                let (ctx, _spawner) = shared.context(job, route_for(job));
+                let inst = build_now(plugin, job, &ctx)?;
                 pending_builds.push((job_arc, ctx, inst, rx));
             }
             Section::Jobs => {
@@ -255,6 +266,22 @@ pub async fn run(
         );
     }
     Ok(report)
+}
+
+/// Builds an engine or sink at start-up; failing that, the agent does not start.
+fn build_now(
+    plugin: &vane_core::registry::Plugin,
+    job: &Job,
+    ctx: &Context,
+) -> Result<Instance, StartError> {
+    crate::guard::catch(|| plugin.build(&job.config, &job.path, ctx))
+        .map_err(|p| format!("panicked while building: {p}"))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|reason| StartError::Build {
+            kind: section_name(job.section),
+            id: job.id.clone(),
+            reason,
+        })
 }
 
 /// Waits for a set of tasks up to `grace`, then aborts what is left.
@@ -446,8 +473,41 @@ mod tests {
         }
     }
 
+    /// Emits n for eight series (tag s=0..7) per poll.
+    struct Many(u64);
+    impl Source for Many {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Many(0))
+        }
+        async fn poll(&mut self, _: &Context) -> vane_core::plugin::Result<Vec<Event>> {
+            self.0 += 1;
+            Ok((0..8)
+                .map(|s| Event::counter("many", self.0).tag("s", s.to_string()))
+                .collect())
+        }
+    }
+
+    static WORKER_IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Tags each event with the instance that processed it.
+    struct Who(usize);
+    impl Engine for Who {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Who(
+                WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ))
+        }
+        fn process(&mut self, e: Event, out: &mut Vec<Event>) -> vane_core::plugin::Result<()> {
+            out.push(e.tag("worker", self.0.to_string()));
+            Ok(())
+        }
+    }
+
     fn registry() -> Registry {
         let mut r = Registry::new();
+        r.source::<Many>("t.many", "").engine::<Who>("t.who", "");
         r.source::<Seq>("t.seq", "")
             .source::<Flows>("t.flows", "")
             .service::<Loop>("t.loop", "")
@@ -554,5 +614,35 @@ mod tests {
             .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
             .collect();
         assert!(svc.windows(2).all(|w| w[1] == w[0] + 1.0), "{svc:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_split_series_and_keep_their_order() {
+        let text = "jobs:\n  - { id: m, plugin: t.many, interval: 5ms, next: w }\n\
+            engines:\n  - { id: w, plugin: t.who, workers: 3 }\n\
+            sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms, config: { bin: workers } }\n";
+        let report = run_until(text, || count(&bin("workers"), "many") >= 8 * 30).await;
+        assert_eq!(report.aborted, 0);
+        let evs = bin("workers");
+        let mut by_series: HashMap<String, (String, Vec<f64>)> = HashMap::new();
+        for e in evs.iter().filter(|e| e.name == "many") {
+            let s = e.get_tag("s").unwrap().to_owned();
+            let w = e.get_tag("worker").unwrap().to_owned();
+            let entry = by_series.entry(s.clone()).or_insert((w.clone(), vec![]));
+            assert_eq!(entry.0, w, "series {s} moved between workers");
+            entry
+                .1
+                .push(e.get_field("value").unwrap().as_f64().unwrap());
+        }
+        assert_eq!(by_series.len(), 8);
+        for (s, (_, ns)) in &by_series {
+            assert!(
+                ns.windows(2).all(|w| w[1] == w[0] + 1.0),
+                "series {s} out of order: {ns:?}"
+            );
+        }
+        let workers: std::collections::HashSet<&String> =
+            by_series.values().map(|(w, _)| w).collect();
+        assert!(workers.len() > 1, "eight series all went to one worker");
     }
 }

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod introspect;
 pub mod pipeline;
 pub mod schedule;
+pub mod standalone;
 pub mod yaml;
 
 pub use agent::{run, test_job};

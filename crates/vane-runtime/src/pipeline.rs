@@ -106,6 +106,24 @@ impl Outlet for Route {
     }
 }
 
+/// Splits an engine's queue over its workers by series, so each series
+/// keeps its order; ends (closing the workers' queues) when its queue closes.
+pub async fn partition(mut rx: Rx, workers: Vec<Tx>) {
+    let n = workers.len() as u64;
+    let mut got: Vec<Vec<Event>> = Vec::with_capacity(64);
+    let mut parts: Vec<Vec<Event>> = vec![Vec::new(); workers.len()];
+    while rx.recv_many(&mut got, 64).await > 0 {
+        for ev in got.drain(..).flatten() {
+            parts[(ev.series_hash() % n) as usize].push(ev);
+        }
+        for (w, part) in workers.iter().zip(parts.iter_mut()) {
+            if !part.is_empty() {
+                let _ = w.send(std::mem::take(part)).await;
+            }
+        }
+    }
+}
+
 /// Runs an engine until its queue closes: every event through `process`,
 /// `beat` on its interval, output to the engine's route.
 pub async fn run_engine(
