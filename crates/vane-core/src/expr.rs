@@ -670,4 +670,46 @@ mod tests {
             assert!(e.message.contains(msg), "{src}: {e}");
         }
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Random arithmetic over two fields, with the value computed alongside.
+        fn arith() -> impl Strategy<Value = (String, f64)> {
+            let leaf = prop_oneof![
+                (-1000i32..1000).prop_map(|n| (n.to_string(), n as f64)),
+                Just(("a".to_owned(), 3.0)),
+                Just(("b".to_owned(), -2.5)),
+            ];
+            leaf.prop_recursive(4, 32, 2, |inner| {
+                (inner.clone(), prop_oneof![Just('+'), Just('-'), Just('*')], inner).prop_map(
+                    |((sa, va), op, (sb, vb))| {
+                        let v = match op {
+                            '+' => va + vb,
+                            '-' => va - vb,
+                            _ => va * vb,
+                        };
+                        (format!("({sa} {op} {sb})"), v)
+                    },
+                )
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_anything_never_panics(s in "\\PC{0,40}") {
+                if let Ok(e) = Expr::parse(&s) {
+                    let _ = e.matches(&ev());
+                }
+            }
+
+            #[test]
+            fn arithmetic_matches_rust((src, want) in arith()) {
+                let e = Expr::parse(&src).unwrap();
+                let event = Event::new("m").field("a", 3.0).field("b", -2.5);
+                prop_assert_eq!(e.number(&event).unwrap(), want);
+            }
+        }
+    }
 }
