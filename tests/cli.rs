@@ -509,3 +509,19 @@ fn engine_runs_alone_on_standard_input() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no engine with id `nope`; engines: r"));
 }
+
+#[test]
+fn the_readme_configuration_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("### Configuration\n\n```yaml\n")
+        .expect("the README shows a config");
+    let body = &readme[start..];
+    let body = &body[body.find("```yaml\n").unwrap() + 8..];
+    let yaml = &body[..body.find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "vane.yaml", yaml);
+    let out = vane(&["check", "-c", p.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -683,16 +683,19 @@ mod tests {
                 Just(("b".to_owned(), -2.5)),
             ];
             leaf.prop_recursive(4, 32, 2, |inner| {
-                (inner.clone(), prop_oneof![Just('+'), Just('-'), Just('*')], inner).prop_map(
-                    |((sa, va), op, (sb, vb))| {
+                (
+                    inner.clone(),
+                    prop_oneof![Just('+'), Just('-'), Just('*')],
+                    inner,
+                )
+                    .prop_map(|((sa, va), op, (sb, vb))| {
                         let v = match op {
                             '+' => va + vb,
                             '-' => va - vb,
                             _ => va * vb,
                         };
                         (format!("({sa} {op} {sb})"), v)
-                    },
-                )
+                    })
             })
         }
 
