@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what vane's test suite needs on a Debian machine with Rust:
 # the rustfmt and clippy components, and the Debian packages the tests start
-# or call (none yet beyond a base system; later suites add their servers here).
+# or call (the Nagios checks from monitoring-plugins; later suites add their
+# servers here).
 set -euo pipefail
 
-packages=()
+packages=(
+  monitoring-plugins-basic   # check_load, check_disk, check_procs, check_users, check_tcp, check_http, check_dummy
+)
 
 if command -v rustup >/dev/null; then
   for c in rustfmt clippy; do

@@ -53,6 +53,8 @@ pub struct JobStats {
     pub events_dropped: AtomicU64,
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
+    /// Lines of input that could not be read (bad output, bad protocol lines).
+    pub bad_lines: AtomicU64,
     /// Events whose level expressions named something the event lacks.
     pub levels_unknown: AtomicU64,
     pub poll_ns_total: AtomicU64,

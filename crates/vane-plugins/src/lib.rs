@@ -45,6 +45,14 @@ pub fn register(r: &mut Registry) {
         "chaos",
         "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
     );
+    r.source::<sources::exec::Exec>(
+        "exec",
+        "runs a program each poll and reads its output: influx, json, prometheus, graphite or nagios",
+    )
+    .service::<sources::exec::Execd>(
+        "execd",
+        "keeps a program running and reads events from its output as they come",
+    );
     r.source::<sources::internal::Internal>(
         "internal",
         "the agent's own figures: events, errors and poll times per job, queue depths, RSS",

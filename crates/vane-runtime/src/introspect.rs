@@ -72,6 +72,7 @@ impl Introspect for Introspection {
                     .field("errors", get(&s.errors))
                     .field("warnings", get(&s.warnings))
                     .field("levels_unknown", get(&s.levels_unknown))
+                    .field("bad_lines", get(&s.bad_lines))
                     .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
                     .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
             );

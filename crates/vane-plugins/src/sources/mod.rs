@@ -1,6 +1,7 @@
 //! Built-in sources.
 
 pub mod demo;
+pub mod exec;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod internal;

@@ -1,0 +1,96 @@
+//! Text formats events arrive in from programs and peers: line protocol,
+//! JSON lines, Prometheus text, Graphite plaintext and Nagios plugin output.
+
+pub mod graphite;
+pub mod nagios;
+pub mod prometheus;
+
+use serde::Deserialize;
+
+use crate::event::Event;
+use crate::lineproto::{self, Precision};
+
+pub use nagios::Bad;
+
+/// A text format of events.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// InfluxDB line protocol.
+    Influx,
+    /// One JSON event a line.
+    Json,
+    /// Prometheus text exposition.
+    Prometheus,
+    /// Graphite plaintext.
+    Graphite,
+    /// Nagios plugin output (with the exit code).
+    Nagios,
+}
+
+impl Format {
+    /// Whether each line stands alone (so a stream can be read line by line).
+    pub fn line_based(self) -> bool {
+        matches!(self, Format::Influx | Format::Json | Format::Graphite)
+    }
+}
+
+/// Decodes one line of a line-based format.
+pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, String> {
+    let t = line.trim_end_matches(['\r', '\n']);
+    if t.trim().is_empty() || t.trim_start().starts_with('#') {
+        return Ok(None);
+    }
+    match format {
+        Format::Influx => {
+            let mut it = lineproto::decode(t, Precision::Nanoseconds, default_time);
+            match it.next() {
+                Some(Ok(e)) => Ok(Some(e)),
+                Some(Err(e)) => Err(format!("column {}: {}", e.column, e.message)),
+                None => Ok(None),
+            }
+        }
+        Format::Json => crate::json::decode(t.trim())
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        Format::Graphite => graphite::parse_line(t, default_time).map(Some),
+        Format::Prometheus | Format::Nagios => Err("not a line-based format".into()),
+    }
+}
+
+/// Decodes a whole output; bad lines are returned with their numbers.
+/// `code` is the exit code, for Nagios output; `name` names Nagios checks.
+pub fn decode_text(
+    format: Format,
+    text: &str,
+    code: Option<i32>,
+    name: &str,
+    default_time: i64,
+) -> (Vec<Event>, Vec<Bad>) {
+    match format {
+        Format::Nagios => {
+            let c = nagios::parse(text, code);
+            let mut evs = c.to_events(name);
+            for e in &mut evs {
+                e.time = default_time;
+            }
+            (evs, c.bad)
+        }
+        Format::Prometheus => prometheus::parse(text, default_time),
+        _ => {
+            let mut out = Vec::new();
+            let mut bad = Vec::new();
+            for (i, line) in text.lines().enumerate() {
+                match decode_line(format, line, default_time) {
+                    Ok(Some(e)) => out.push(e),
+                    Ok(None) => {}
+                    Err(message) => bad.push(Bad {
+                        line: i + 1,
+                        message,
+                    }),
+                }
+            }
+            (out, bad)
+        }
+    }
+}
