@@ -39,6 +39,35 @@ impl Role {
     pub fn is_source(self) -> bool {
         matches!(self, Role::Source | Role::Service)
     }
+
+    /// The config section a plugin of this role is used in; names are
+    /// unique within a family.
+    pub fn family(self) -> Family {
+        match self {
+            Role::Source | Role::Service => Family::Source,
+            Role::Engine => Family::Engine,
+            Role::Sink => Family::Sink,
+        }
+    }
+}
+
+/// Sources (polled or long-running), engines, sinks: a name is unique
+/// within each, so `lua` can be both a source and an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Source,
+    Engine,
+    Sink,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Source => "source",
+            Family::Engine => "engine",
+            Family::Sink => "sink",
+        }
+    }
 }
 
 impl fmt::Display for Role {
@@ -101,7 +130,7 @@ impl Plugin {
 #[derive(Default)]
 pub struct Registry {
     plugins: Vec<Plugin>,
-    index: HashMap<String, usize>,
+    index: HashMap<(String, Family), usize>,
     problems: Vec<String>,
 }
 
@@ -170,11 +199,15 @@ impl Registry {
                  (built-ins: `cpu`; third-party: `com.example.random`)",
                 p.name
             ));
-        } else if self.index.contains_key(&p.name) {
-            self.problems
-                .push(format!("plugin name `{}` is registered twice", p.name));
+        } else if self.index.contains_key(&(p.name.clone(), p.role.family())) {
+            self.problems.push(format!(
+                "plugin name `{}` is registered twice as a {}",
+                p.name,
+                p.role.family().as_str()
+            ));
         } else {
-            self.index.insert(p.name.clone(), self.plugins.len());
+            self.index
+                .insert((p.name.clone(), p.role.family()), self.plugins.len());
             self.plugins.push(p);
         }
         self
@@ -189,8 +222,16 @@ impl Registry {
         }
     }
 
+    /// The plugin of this name in a family.
+    pub fn find(&self, name: &str, family: Family) -> Option<&Plugin> {
+        self.index
+            .get(&(name.to_owned(), family))
+            .map(|&i| &self.plugins[i])
+    }
+
+    /// Some plugin of this name, in any family.
     pub fn get(&self, name: &str) -> Option<&Plugin> {
-        self.index.get(name).map(|&i| &self.plugins[i])
+        self.plugins.iter().find(|p| p.name == name)
     }
 
     /// Every plugin, in registration order.
@@ -262,7 +303,23 @@ mod tests {
             .source::<Random>("Bad Name", "z");
         let problems = r.finish().unwrap_err();
         assert_eq!(problems.len(), 2);
-        assert!(problems[0].contains("registered twice"));
+        assert!(problems[0].contains("registered twice as a source"));
+        // The same name may be a source and an engine.
+        struct E;
+        impl Engine for E {
+            type Config = ();
+            fn build(_: (), _: &Context) -> Result<Self> {
+                Ok(E)
+            }
+            fn process(&mut self, e: Event, out: &mut Vec<Event>) -> Result<()> {
+                out.push(e);
+                Ok(())
+            }
+        }
+        let mut r2 = Registry::new();
+        r2.source::<Random>("both", "").engine::<E>("both", "");
+        assert!(r2.finish().is_ok());
+        assert_eq!(r2.find("both", Family::Engine).unwrap().role, Role::Engine);
         assert_eq!(r.get("com.example.random").unwrap().keys, &["max"]);
         assert_eq!(r.suggest("com.example.randon"), Some("com.example.random"));
     }

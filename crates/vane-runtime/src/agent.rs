@@ -158,7 +158,10 @@ pub async fn run(
     let mut pending_builds = Vec::new();
     for job in &config.jobs {
         let job_arc = Arc::new(job.clone());
-        let plugin = shared.registry.get(&job.plugin).expect("validated plugin");
+        let plugin = shared
+            .registry
+            .find(&job.plugin, job.section.family())
+            .expect("validated plugin");
         match job.section {
             Section::Sinks | Section::Engines => {
                 let rx = rxs.remove(&job.id).expect("queue made above");
@@ -194,7 +197,10 @@ pub async fn run(
                         let sh = shared.clone();
                         let j3 = job_arc.clone();
                         Box::new(move |ctx: &Context| -> Result<Instance, BuildError> {
-                            let p = sh.registry.get(&j3.plugin).expect("validated plugin");
+                            let p = sh
+                                .registry
+                                .find(&j3.plugin, j3.section.family())
+                                .expect("validated plugin");
                             p.build(&j3.config, &j3.path, ctx)
                         })
                     },
@@ -214,7 +220,7 @@ pub async fn run(
                 let sh = shared.clone();
                 let j2 = job.clone();
                 let rebuild = move |ctx: &Context| {
-                    let p = sh.registry.get(&j2.plugin)?;
+                    let p = sh.registry.find(&j2.plugin, j2.section.family())?;
                     match crate::guard::catch(|| p.build(&j2.config, &j2.path, ctx)) {
                         Ok(Ok(Instance::Engine(e))) => Some(e),
                         _ => None,
@@ -322,7 +328,9 @@ pub async fn test_job(
             }
         ));
     }
-    let plugin = registry.get(&job.plugin).ok_or("unknown plugin")?;
+    let plugin = registry
+        .find(&job.plugin, job.section.family())
+        .ok_or("unknown plugin")?;
     let introspect: Arc<dyn Introspect> = Arc::new(Introspection {
         started: std::time::Instant::now(),
         jobs: vec![],

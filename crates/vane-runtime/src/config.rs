@@ -8,7 +8,7 @@ use serde::Deserialize;
 use vane_core::Duration;
 use vane_core::config::{ConfigError, Mark, Node, NodeKind, Spanned, from_node};
 use vane_core::expr::Expr;
-use vane_core::registry::{Registry, Role};
+use vane_core::registry::{Family, Registry, Role};
 
 /// One config file, as written.
 #[derive(Deserialize, Default)]
@@ -81,6 +81,15 @@ pub enum Section {
 }
 
 impl Section {
+    /// The plugin family this section takes.
+    pub fn family(self) -> Family {
+        match self {
+            Section::Jobs => Family::Source,
+            Section::Engines => Family::Engine,
+            Section::Sinks => Family::Sink,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Section::Jobs => "jobs",
@@ -428,7 +437,10 @@ fn resolve(
         .config
         .clone()
         .unwrap_or_else(|| Node::null(jc.plugin.mark.clone()));
-    let role = match registry.get(&jc.plugin) {
+    let found = registry
+        .find(&jc.plugin, section.family())
+        .or_else(|| registry.get(&jc.plugin));
+    let role = match found {
         None => {
             let hint = registry
                 .suggest(&jc.plugin)

@@ -54,7 +54,9 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
                 .collect();
             format!("no engine with id `{id}`; engines: {}", ids.join(", "))
         })?;
-    let plugin = registry.get(&job.plugin).ok_or("unknown plugin")?;
+    let plugin = registry
+        .find(&job.plugin, job.section.family())
+        .ok_or("unknown plugin")?;
     let h = vane_core::testing::Harness::with(
         &job.id,
         &config.host,
