@@ -2,6 +2,8 @@
 //! registry: the one list of built-in names, in one place.
 
 pub mod engines;
+#[cfg(feature = "lua")]
+pub mod lua;
 pub mod sinks;
 pub mod sources;
 
@@ -53,6 +55,11 @@ pub fn register(r: &mut Registry) {
         "execd",
         "keeps a program running and reads events from its output as they come",
     );
+    #[cfg(feature = "lua")]
+    {
+        r.source::<lua::LuaSource>("lua", "a source written in Lua: collect(ctx)")
+            .engine::<lua::LuaEngine>("lua", "an engine written in Lua: process(event), beat()");
+    }
     r.source::<sources::internal::Internal>(
         "internal",
         "the agent's own figures: events, errors and poll times per job, queue depths, RSS",

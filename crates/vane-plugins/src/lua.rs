@@ -1,0 +1,612 @@
+//! Lua 5.4 plugins: a source script defines `collect(ctx)`, an engine script
+//! `process(event)` and optionally `beat()`. Each returns nothing, one event
+//! or a list of events; `ctx.emit(event)` sends more at any time.
+//!
+//! An event is a table `{name=, time=, host=, tags={}, fields={},
+//! kind=, state=, description=, ttl=}`; the global `ctx` offers `config`
+//! (the job's `settings`), `job`, `host`, `log`, `warn`, `report_error`
+//! and `emit`.
+//!
+//! Scripts are sandboxed: only the table, string, math, utf8 and coroutine
+//! libraries and a harmless part of `os` (time, clock, date, difftime); no
+//! `io`, `require`, `dofile`, `loadfile`, and `load` reads text only, never
+//! bytecode. Every call gets an instruction budget and the state a memory
+//! limit; a script that runs away is stopped, counted and reported, and
+//! the agent goes on. Errors name the script's file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mlua::chunk::ChunkMode;
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use serde::Deserialize;
+use vane_core::ByteSize;
+use vane_core::prelude::*;
+
+/// Settings of the `lua` source and engine.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LuaConfig {
+    /// The script, relative to the config file it is named in.
+    pub script: PathBuf,
+    /// Anything: given to the script as `ctx.config`.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// Lua instructions one call may run. Default: 10000000.
+    #[serde(default = "ten_million")]
+    pub instructions: u64,
+    /// Memory the script's state may use. Default: 64MiB.
+    #[serde(default = "sixty_four_mib")]
+    pub memory: ByteSize,
+}
+
+fn ten_million() -> u64 {
+    10_000_000
+}
+
+fn sixty_four_mib() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+const HOOK_EVERY: u32 = 1000;
+
+/// One sandboxed Lua state running one script.
+struct Vm {
+    lua: Lua,
+    budget: Arc<AtomicI64>,
+    per_call: i64,
+    emitted: Arc<Mutex<Vec<Event>>>,
+    script: String,
+}
+
+fn lua_err(e: mlua::Error) -> String {
+    // Keep the message and its position; drop the stack traceback.
+    let text = match &e {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or("").trim().to_owned()
+}
+
+/// Finds the script beside the config file that names it.
+fn script_path(ctx: &Context, script: &Path) -> PathBuf {
+    if script.is_absolute() {
+        return script.to_path_buf();
+    }
+    let file = ctx.config().mark.file.to_string();
+    Path::new(&file)
+        .parent()
+        .map(|d| d.join(script))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| script.to_path_buf())
+}
+
+impl Vm {
+    fn new(cfg: &LuaConfig, ctx: &Context) -> Result<Vm> {
+        let path = script_path(ctx, &cfg.script);
+        let code = std::fs::read_to_string(&path)
+            .map_err(|e| Error::stop(format!("cannot read Lua script {}: {e}", path.display())))?;
+        let libs = StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::MATH
+            | StdLib::UTF8
+            | StdLib::COROUTINE
+            | StdLib::OS;
+        let lua =
+            Lua::new_with(libs, LuaOptions::default()).map_err(|e| Error::stop(lua_err(e)))?;
+        let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
+        let emitted = Arc::new(Mutex::new(Vec::new()));
+        let script = path.display().to_string();
+        let vm = Vm {
+            lua,
+            budget,
+            per_call: cfg.instructions as i64,
+            emitted,
+            script,
+        };
+        vm.sandbox(cfg, ctx).map_err(|e| Error::stop(lua_err(e)))?;
+        vm.reset();
+        vm.lua
+            .load(&code)
+            .set_name(format!("@{}", vm.script))
+            .set_mode(ChunkMode::Text)
+            .exec()
+            .map_err(|e| Error::stop(lua_err(e)))?;
+        Ok(vm)
+    }
+
+    fn sandbox(&self, cfg: &LuaConfig, ctx: &Context) -> mlua::Result<()> {
+        let g = self.lua.globals();
+        for name in ["dofile", "loadfile", "require", "package", "io", "debug"] {
+            g.set(name, mlua::Nil)?;
+        }
+        let os: Table = g.get("os")?;
+        for name in [
+            "execute",
+            "exit",
+            "remove",
+            "rename",
+            "tmpname",
+            "getenv",
+            "setlocale",
+        ] {
+            os.set(name, mlua::Nil)?;
+        }
+        // `load` may compile text, never precompiled bytecode.
+        self.lua
+            .load("local orig = load; load = function(chunk, name, _, env) return orig(chunk, name, 't', env) end")
+            .set_name("=sandbox")
+            .exec()?;
+        self.lua.set_memory_limit(cfg.memory.0 as usize)?;
+        let budget = self.budget.clone();
+        let limit = cfg.instructions;
+        self.lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                if budget.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
+                    Err(mlua::Error::RuntimeError(format!(
+                        "instruction budget of {limit} exceeded (a runaway script?)"
+                    )))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        )?;
+        let t = self.lua.create_table()?;
+        t.set("job", ctx.job())?;
+        t.set("host", ctx.host())?;
+        t.set(
+            "config",
+            json_to_lua(
+                &self.lua,
+                cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null),
+            )?,
+        )?;
+        for (name, level) in [("log", 0), ("warn", 1), ("report_error", 2)] {
+            let c = ctx.clone();
+            t.set(
+                name,
+                self.lua.create_function(move |_, msg: String| {
+                    match level {
+                        0 => c.info(&msg),
+                        1 => c.warn(&msg),
+                        _ => c.report_error(&msg),
+                    }
+                    Ok(())
+                })?,
+            )?;
+        }
+        let out = self.emitted.clone();
+        t.set(
+            "emit",
+            self.lua.create_function(move |_, v: mlua::Value| {
+                let evs = from_lua(v, None).map_err(mlua::Error::RuntimeError)?;
+                out.lock().expect("not poisoned").extend(evs);
+                Ok(())
+            })?,
+        )?;
+        g.set("ctx", t)?;
+        Ok(())
+    }
+
+    fn reset(&self) {
+        self.budget.store(self.per_call, Ordering::Relaxed);
+    }
+
+    fn has(&self, name: &str) -> bool {
+        matches!(
+            self.lua.globals().get::<mlua::Value>(name),
+            Ok(mlua::Value::Function(_))
+        )
+    }
+
+    /// Calls a global function with a budget; its returned events, then emitted ones.
+    fn call(&self, name: &str, arg: mlua::Value, reference: Option<&Event>) -> Result<Vec<Event>> {
+        self.reset();
+        let f: mlua::Function = self
+            .lua
+            .globals()
+            .get(name)
+            .map_err(|e| Error::retry(lua_err(e)))?;
+        let r = f.call::<mlua::Value>(arg);
+        let mut evs = match r {
+            Ok(v) => from_lua(v, reference)
+                .map_err(|e| Error::retry(format!("{}: {name} returned {e}", self.script)))?,
+            Err(e) => {
+                self.emitted.lock().expect("not poisoned").clear();
+                return Err(Error::retry(lua_err(e)));
+            }
+        };
+        evs.extend(self.emitted.lock().expect("not poisoned").drain(..));
+        Ok(evs)
+    }
+}
+
+fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<mlua::Value> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => mlua::Nil,
+        J::Bool(b) => mlua::Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => mlua::Value::Integer(i),
+            None => mlua::Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => mlua::Value::String(lua.create_string(s)?),
+        J::Array(a) => {
+            let t = lua.create_table()?;
+            for (i, x) in a.iter().enumerate() {
+                t.set(i + 1, json_to_lua(lua, x)?)?;
+            }
+            mlua::Value::Table(t)
+        }
+        J::Object(o) => {
+            let t = lua.create_table()?;
+            for (k, x) in o {
+                t.set(k.as_str(), json_to_lua(lua, x)?)?;
+            }
+            mlua::Value::Table(t)
+        }
+    })
+}
+
+fn to_lua(lua: &Lua, e: &Event) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("name", e.name.as_str())?;
+    t.set("time", e.time)?;
+    t.set("host", e.host.as_str())?;
+    let tags = lua.create_table()?;
+    for (k, v) in &e.tags {
+        tags.set(k.as_str(), v.as_str())?;
+    }
+    t.set("tags", tags)?;
+    let fields = lua.create_table()?;
+    for (k, v) in &e.fields {
+        match v {
+            Value::Float(f) => fields.set(k.as_str(), *f)?,
+            Value::Int(i) => fields.set(k.as_str(), *i)?,
+            Value::Uint(u) => match i64::try_from(*u) {
+                Ok(i) => fields.set(k.as_str(), i)?,
+                Err(_) => fields.set(k.as_str(), *u as f64)?,
+            },
+            Value::Bool(b) => fields.set(k.as_str(), *b)?,
+            Value::Str(s) => fields.set(k.as_str(), s.as_str())?,
+        }
+    }
+    t.set("fields", fields)?;
+    t.set("kind", e.kind.as_str())?;
+    if let Some(s) = e.state {
+        t.set("state", s.as_str())?;
+    }
+    if let Some(d) = &e.description {
+        t.set("description", d.as_str())?;
+    }
+    if let Some(x) = e.ttl {
+        t.set("ttl", x)?;
+    }
+    Ok(t)
+}
+
+/// Nothing, one event, or a list of events.
+fn from_lua(v: mlua::Value, reference: Option<&Event>) -> std::result::Result<Vec<Event>, String> {
+    match v {
+        mlua::Value::Nil => Ok(vec![]),
+        mlua::Value::Table(t) => {
+            if t.contains_key("name").unwrap_or(false) {
+                Ok(vec![event(&t, reference)?])
+            } else {
+                let mut out = Vec::new();
+                for item in t.sequence_values::<Table>() {
+                    out.push(event(
+                        &item
+                            .map_err(|e| format!("a list item is not an event: {}", lua_err(e)))?,
+                        None,
+                    )?);
+                }
+                Ok(out)
+            }
+        }
+        other => Err(format!(
+            "a {} instead of an event, a list of events or nil",
+            other.type_name()
+        )),
+    }
+}
+
+/// Key/value pairs of a table, in the reference's order first, then sorted.
+fn ordered<V: Clone>(
+    map: BTreeMap<String, V>,
+    reference: &[(String, impl Sized)],
+) -> Vec<(String, V)> {
+    let mut map = map;
+    let mut out = Vec::with_capacity(map.len());
+    for (k, _) in reference {
+        if let Some(v) = map.remove(k) {
+            out.push((k.clone(), v));
+        }
+    }
+    out.extend(map);
+    out
+}
+
+fn event(t: &Table, reference: Option<&Event>) -> std::result::Result<Event, String> {
+    let get_str = |k: &str| -> std::result::Result<Option<String>, String> {
+        match t.get::<mlua::Value>(k).map_err(lua_err)? {
+            mlua::Value::Nil => Ok(None),
+            mlua::Value::String(s) => Ok(Some(s.to_str().map_err(lua_err)?.to_owned())),
+            other => Err(format!("`{k}` is a {}, not a string", other.type_name())),
+        }
+    };
+    let name = get_str("name")?.ok_or("an event needs a `name`")?;
+    let mut e = Event::new(name);
+    e.time = match t.get::<mlua::Value>("time").map_err(lua_err)? {
+        mlua::Value::Integer(i) => i,
+        mlua::Value::Number(n) => n as i64,
+        _ => 0,
+    };
+    e.host = get_str("host")?.unwrap_or_default();
+    let empty = Event::default();
+    let r = reference.unwrap_or(&empty);
+    if let Ok(tags) = t.get::<Table>("tags") {
+        let mut m = BTreeMap::new();
+        for pair in tags.pairs::<String, mlua::Value>() {
+            let (k, v) = pair.map_err(lua_err)?;
+            let v = match v {
+                mlua::Value::String(s) => s.to_str().map_err(lua_err)?.to_owned(),
+                mlua::Value::Integer(i) => i.to_string(),
+                mlua::Value::Number(n) => n.to_string(),
+                mlua::Value::Boolean(b) => b.to_string(),
+                other => return Err(format!("tag `{k}` is a {}", other.type_name())),
+            };
+            m.insert(k, v);
+        }
+        e.tags = ordered(m, &r.tags);
+    }
+    if let Ok(fields) = t.get::<Table>("fields") {
+        let mut m = BTreeMap::new();
+        for pair in fields.pairs::<String, mlua::Value>() {
+            let (k, v) = pair.map_err(lua_err)?;
+            let was_uint = matches!(r.get_field(&k), Some(Value::Uint(_)));
+            let v = match v {
+                mlua::Value::Integer(i) if was_uint && i >= 0 => Value::Uint(i as u64),
+                mlua::Value::Integer(i) => Value::Int(i),
+                mlua::Value::Number(n) => Value::Float(n),
+                mlua::Value::Boolean(b) => Value::Bool(b),
+                mlua::Value::String(s) => Value::Str(s.to_str().map_err(lua_err)?.to_owned()),
+                other => return Err(format!("field `{k}` is a {}", other.type_name())),
+            };
+            m.insert(k, v);
+        }
+        e.fields = ordered(m, &r.fields);
+    }
+    if let Some(k) = get_str("kind")? {
+        e.kind = Kind::parse(&k).ok_or_else(|| format!("unknown kind {k:?}"))?;
+    }
+    if let Some(s) = get_str("state")? {
+        e.state = Some(State::parse(&s).ok_or_else(|| format!("unknown state {s:?}"))?);
+    }
+    e.description = get_str("description")?;
+    e.ttl = t.get::<Option<f64>>("ttl").map_err(lua_err)?;
+    Ok(e)
+}
+
+/// A source written in Lua: `collect(ctx)`.
+pub struct LuaSource {
+    vm: Vm,
+}
+
+impl Source for LuaSource {
+    type Config = LuaConfig;
+
+    fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self> {
+        let vm = Vm::new(&cfg, ctx)?;
+        if !vm.has("collect") {
+            return Err(Error::stop(format!(
+                "{} defines no `collect` function",
+                vm.script
+            )));
+        }
+        Ok(LuaSource { vm })
+    }
+
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        let ctx: mlua::Value = self
+            .vm
+            .lua
+            .globals()
+            .get("ctx")
+            .map_err(|e| Error::retry(lua_err(e)))?;
+        self.vm.call("collect", ctx, None)
+    }
+}
+
+/// An engine written in Lua: `process(event)` and optionally `beat()`.
+pub struct LuaEngine {
+    vm: Vm,
+    beat: bool,
+}
+
+impl Engine for LuaEngine {
+    type Config = LuaConfig;
+
+    fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self> {
+        let vm = Vm::new(&cfg, ctx)?;
+        if !vm.has("process") {
+            return Err(Error::stop(format!(
+                "{} defines no `process` function",
+                vm.script
+            )));
+        }
+        let beat = vm.has("beat");
+        Ok(LuaEngine { vm, beat })
+    }
+
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+        let t = to_lua(&self.vm.lua, &ev).map_err(|e| Error::retry(lua_err(e)))?;
+        out.extend(self.vm.call("process", mlua::Value::Table(t), Some(&ev))?);
+        Ok(())
+    }
+
+    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        if self.beat {
+            out.extend(self.vm.call("beat", mlua::Nil, None)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_core::testing::Harness;
+
+    fn script(body: &str) -> (tempfile::TempDir, LuaConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.lua");
+        std::fs::write(&p, body).unwrap();
+        let cfg = LuaConfig {
+            script: p,
+            settings: Some(serde_json::json!({"prefix": "p_", "n": 3})),
+            instructions: 100_000,
+            memory: ByteSize(4 << 20),
+        };
+        (dir, cfg)
+    }
+
+    #[tokio::test]
+    async fn a_source_returns_and_emits_events_with_its_settings() {
+        let (_d, cfg) = script(
+            "local n = 0\n\
+             function collect(ctx)\n\
+               n = n + 1\n\
+               ctx.emit({ name = ctx.config.prefix .. 'extra', fields = { v = 1 } })\n\
+               return { name = 'count', fields = { n = n, half = n / 2, ok = true }, tags = { job = ctx.job }, state = 'ok' }\n\
+             end\n",
+        );
+        let h = Harness::new("luajob");
+        let mut s = LuaSource::build(cfg, h.context()).unwrap();
+        h.poll(&mut s).await.unwrap();
+        let evs = h.poll(&mut s).await.unwrap();
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0].name, "count");
+        assert_eq!(evs[0].get_field("n"), Some(&Value::Int(2)));
+        assert_eq!(evs[0].get_field("half"), Some(&Value::Float(1.0)));
+        assert_eq!(evs[0].get_tag("job"), Some("luajob"));
+        assert_eq!(evs[0].state, Some(State::Ok));
+        assert_eq!(evs[1].name, "p_extra");
+    }
+
+    #[test]
+    fn an_engine_changes_drops_and_multiplies_keeping_order_and_types() {
+        let (_d, cfg) = script(
+            "function process(e)\n\
+               if e.fields.drop then return nil end\n\
+               e.tags.env = 'prod'\n\
+               if e.fields.twice then return { e, e } end\n\
+               return e\n\
+             end\n",
+        );
+        let h = Harness::new("e");
+        let mut en = LuaEngine::build(cfg, h.context()).unwrap();
+        let mut out = Vec::new();
+        let ev = Event::new("m")
+            .tag("z", "1")
+            .tag("a", "2")
+            .field("u", 5u64)
+            .field("f", 1.5);
+        en.process(ev, &mut out).unwrap();
+        en.process(Event::new("d").field("drop", true), &mut out)
+            .unwrap();
+        en.process(Event::new("t").field("twice", true), &mut out)
+            .unwrap();
+        let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec!["m", "t", "t"]);
+        let tags: Vec<&str> = out[0].tags.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(tags, vec!["z", "a", "env"]);
+        assert_eq!(out[0].get_field("u"), Some(&Value::Uint(5)));
+    }
+
+    #[test]
+    fn the_sandbox_keeps_the_host_out_of_reach() {
+        for (code, want) in [
+            (
+                "function process(e) os.execute('true') return e end",
+                "attempt to call a nil value (field 'execute')",
+            ),
+            (
+                "function process(e) io.open('/etc/passwd') return e end",
+                "attempt to index a nil value (global 'io')",
+            ),
+            (
+                "function process(e) require('os') return e end",
+                "attempt to call a nil value (global 'require')",
+            ),
+            (
+                "function process(e) local f, err = load(string.dump(function() end)) error(err) end",
+                "attempt to load a binary chunk",
+            ),
+        ] {
+            let (_d, cfg) = script(code);
+            let h = Harness::new("e");
+            let mut en = LuaEngine::build(cfg, h.context()).unwrap();
+            let err = en
+                .process(Event::gauge("x", 1.0), &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{code}: {err}");
+            assert!(
+                err.contains("s.lua:1:") || want.contains("binary"),
+                "names file and line: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn runaway_scripts_are_stopped_and_the_engine_goes_on() {
+        let (_d, mut cfg) = script(
+            "function process(e)\n\
+               if e.name == 'loop' then while true do end end\n\
+               if e.name == 'hog' then local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) end end\n\
+               return e\n\
+             end\n",
+        );
+        cfg.instructions = 1_000_000;
+        let h = Harness::new("e");
+        let mut en = LuaEngine::build(cfg, h.context()).unwrap();
+        let mut out = Vec::new();
+        let err = en
+            .process(Event::gauge("loop", 1.0), &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("instruction budget of 1000000 exceeded"),
+            "{err}"
+        );
+        let err = en
+            .process(Event::gauge("hog", 1.0), &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory") || err.contains("budget"), "{err}");
+        en.process(Event::gauge("fine", 1.0), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn script_errors_name_file_and_line() {
+        let (_d, cfg) = script("function process(e)\n  return e.fields.nope.deeper\nend\n");
+        let h = Harness::new("e");
+        let mut en = LuaEngine::build(cfg, h.context()).unwrap();
+        let err = en
+            .process(Event::gauge("x", 1.0), &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.lua:2:"), "{err}");
+        let (_d, cfg) = script("function process(e) return e end\nthis is not lua\n");
+        let err = LuaEngine::build(cfg, h.context())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("s.lua:2:"), "{err}");
+    }
+}
