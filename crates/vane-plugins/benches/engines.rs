@@ -1,0 +1,76 @@
+//! An engine that adds a tag, in Rust and in Lua: events per second on one core.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use vane_core::event::Event;
+use vane_core::plugin::Engine;
+use vane_core::testing::Harness;
+use vane_plugins::engines::transform::{Transform, TransformConfig};
+use vane_plugins::lua::{LuaConfig, LuaEngine};
+
+fn event(i: u64) -> Event {
+    Event::new("http")
+        .host("web-01")
+        .tag("region", "eu-west")
+        .tag("path", "/health")
+        .field("latency", 0.25)
+        .field("status", 200i64)
+        .field("bytes", i)
+        .at(1_700_000_000_000_000_000 + i as i64)
+}
+
+fn bench(c: &mut Criterion) {
+    let h = Harness::new("bench");
+    let mut rust = Transform::build(
+        TransformConfig {
+            add_tags: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+            ..Default::default()
+        },
+        h.context(),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("vane-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("tag.lua");
+    std::fs::write(
+        &script,
+        "function process(e)\n  e.tags.env = 'prod'\n  return e\nend\n",
+    )
+    .unwrap();
+    let mut lua = LuaEngine::build(
+        LuaConfig {
+            script,
+            settings: None,
+            instructions: 1_000_000,
+            memory: vane_core::ByteSize(64 << 20),
+        },
+        h.context(),
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("add a tag");
+    g.throughput(Throughput::Elements(1));
+    let mut out = Vec::with_capacity(1);
+    g.bench_function("rust (transform)", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            out.clear();
+            rust.process(black_box(event(i)), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    g.bench_function("lua", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            out.clear();
+            lua.process(black_box(event(i)), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
