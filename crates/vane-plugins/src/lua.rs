@@ -4,8 +4,10 @@
 //!
 //! An event is a table `{name=, time=, host=, tags={}, fields={},
 //! kind=, state=, description=, ttl=}`; the global `ctx` offers `config`
-//! (the job's `settings`), `job`, `host`, `log`, `warn`, `report_error`
-//! and `emit`.
+//! (the job's `settings`), `job`, `host`, `log`, `warn`, `report_error`,
+//! `emit`, and `exec(argv, timeout_seconds)`, which runs a program without
+//! a shell and returns `{code=, stdout=, stderr=}` (it blocks its worker
+//! thread while the program runs).
 //!
 //! Scripts are sandboxed: only the table, string, math, utf8 and coroutine
 //! libraries and a harmless part of `os` (time, clock, date, difftime); no
@@ -178,6 +180,22 @@ impl Vm {
                 })?,
             )?;
         }
+        t.set(
+            "exec",
+            self.lua
+                .create_function(|lua, (argv, timeout): (Vec<String>, Option<f64>)| {
+                    let out = exec_blocking(
+                        &argv,
+                        std::time::Duration::from_secs_f64(timeout.unwrap_or(10.0)),
+                    )
+                    .map_err(mlua::Error::RuntimeError)?;
+                    let r = lua.create_table()?;
+                    r.set("code", out.code)?;
+                    r.set("stdout", lua.create_string(&out.stdout)?)?;
+                    r.set("stderr", lua.create_string(&out.stderr)?)?;
+                    Ok(r)
+                })?,
+        )?;
         let out = self.emitted.clone();
         t.set(
             "emit",
@@ -222,6 +240,56 @@ impl Vm {
         evs.extend(self.emitted.lock().expect("not poisoned").drain(..));
         Ok(evs)
     }
+}
+
+/// `ctx.exec(argv, timeout)` for scripts: runs a program without a shell and
+/// waits for it (a Lua call is synchronous: the worker thread waits too); on
+/// timeout its process group is killed and the call fails.
+fn exec_blocking(
+    argv: &[String],
+    timeout: std::time::Duration,
+) -> std::result::Result<vane_core::exec::Output, String> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let (prog, args) = argv.split_first().ok_or("ctx.exec needs a program")?;
+    let mut child = std::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let _ = so.read_to_end(&mut a);
+        let _ = se.read_to_end(&mut b);
+        (a, b)
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if std::time::Instant::now() >= deadline {
+            // SAFETY: killpg only sends a signal to the group we created.
+            unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(format!(
+                "{prog} timed out after {}s; its process group was killed",
+                timeout.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let (stdout, stderr) = reader.join().map_err(|_| "reader thread failed")?;
+    Ok(vane_core::exec::Output {
+        code: status.code(),
+        stdout,
+        stderr,
+    })
 }
 
 fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<mlua::Value> {

@@ -1,0 +1,37 @@
+//! The example plugins of the five systems vane grows from, written for
+//! vane, and the function that adds them to a registry. A crate of plugins
+//! needs only `vane-core`; `src/main.rs` is a custom build of vane with them.
+
+pub mod canopsis;
+pub mod ceilometer;
+pub mod duct;
+pub mod telemetry;
+
+use vane_core::registry::Registry;
+
+/// Registers every example under a reverse-domain name.
+pub fn register(r: &mut Registry) {
+    r.source::<duct::HelloWorld>("org.duct.hello_world", "Duct's HelloWorld")
+        .source::<duct::FlipFlop>("org.duct.flip_flop", "Duct's flip-flop HelloWorld")
+        .source::<duct::ProcessCount>("org.duct.process_count", "Duct's ProcessCount: ps -e")
+        .service::<duct::NumberProxy>(
+            "org.duct.number_proxy",
+            "Duct's NumberProxy: numbers over TCP",
+        )
+        .engine::<canopsis::Awesome>(
+            "org.canopsis.awesome",
+            "Canopsis's my_awesome_work and my_awesome_beat",
+        )
+        .source::<ceilometer::CpuPollster>(
+            "org.openstack.ceilometer.cpu",
+            "Ceilometer's CPUPollster, per process",
+        )
+        .service::<ceilometer::InstanceNotifications>(
+            "org.openstack.ceilometer.instance_notifications",
+            "Ceilometer's InstanceNotifications, from JSON lines",
+        )
+        .source::<telemetry::Random>(
+            "com.telemetryapp.random",
+            "the Telemetry Agent's random flows",
+        );
+}

@@ -1,0 +1,349 @@
+//! Each seed example run through the custom build `vane-seeds`, as a user
+//! would: `test` for polled sources, `engine` for engines, `run` for the
+//! long-running ones. Rust and Lua versions are checked alike.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vane_core::event::{Event, State, Value};
+
+const VANE: &str = env!("CARGO_BIN_EXE_vane-seeds");
+const LUA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lua");
+
+fn config(dir: &Path, body: &str) -> PathBuf {
+    let p = dir.join("vane.yaml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn events(stdout: &[u8]) -> Vec<Event> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
+        .collect()
+}
+
+fn poll(cfg: &Path, job: &str) -> Vec<Event> {
+    let out = Command::new(VANE)
+        .args(["test", job, "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{job}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events(&out.stdout)
+}
+
+fn value(e: &Event) -> f64 {
+    e.get_field("value").and_then(Value::as_f64).unwrap()
+}
+
+fn wait_for(path: &Path, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = std::fs::read_to_string(path).unwrap_or_default();
+        if cond(&t) {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "not met within 20s:\n{t}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: signals the agent we started.
+    unsafe { libc_kill(child.id() as i32, 15) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn duct_hello_world_flip_flop_and_process_count_in_rust_and_lua() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: hello, plugin: org.duct.hello_world }}\n\
+             \x20 - {{ id: flip, plugin: org.duct.flip_flop }}\n\
+             \x20 - {{ id: flip_lua, plugin: lua, config: {{ script: {LUA}/duct_hello.lua }} }}\n\
+             \x20 - {{ id: procs, plugin: org.duct.process_count }}\n\
+             \x20 - {{ id: procs_lua, plugin: lua, config: {{ script: {LUA}/duct_process_count.lua }} }}\n\
+             sinks:\n  - {{ id: out, plugin: stdout }}\n"
+        ),
+    );
+    let h = poll(&cfg, "hello");
+    assert_eq!(
+        (h[0].name.as_str(), value(&h[0]), h[0].state),
+        ("hello", 0.0, Some(State::Ok))
+    );
+    assert_eq!(h[0].description.as_deref(), Some("Hello world!"));
+    for job in ["flip", "flip_lua"] {
+        // One poll per run: the first poll of a fresh instance gives 0.
+        let e = poll(&cfg, job);
+        assert_eq!(value(&e[0]), 0.0, "{job}");
+        assert_eq!(e[0].description.as_deref(), Some("Hello world!"));
+    }
+    let ps = Command::new("/bin/ps").arg("-e").output().unwrap();
+    let expected = String::from_utf8_lossy(&ps.stdout).trim().lines().count() as f64 - 1.0;
+    for job in ["procs", "procs_lua"] {
+        let e = poll(&cfg, job);
+        let n = value(&e[0]);
+        // Processes come and go between the two counts.
+        assert!((n - expected).abs() <= 5.0, "{job}: {n} against {expected}");
+        assert!(
+            e[0].description
+                .as_deref()
+                .unwrap()
+                .starts_with("Process count ")
+        );
+    }
+}
+
+#[test]
+fn duct_flip_flop_keeps_its_state_between_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.lp");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: rust, plugin: org.duct.flip_flop, interval: 20ms }}\n\
+             \x20 - {{ id: lua, plugin: lua, interval: 20ms, config: {{ script: {LUA}/duct_hello.lua }}, tags: {{ lang: lua }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    let child = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = wait_for(&out, |t| {
+        t.lines().filter(|l| l.contains("lang=lua")).count() >= 4
+            && t.lines().filter(|l| !l.contains("lang=lua")).count() >= 4
+    });
+    stop(child);
+    for lua in [false, true] {
+        let vals: Vec<f64> = events(t.as_bytes())
+            .iter()
+            .filter(|e| (e.get_tag("lang") == Some("lua")) == lua)
+            .map(value)
+            .collect();
+        let expect: Vec<f64> = (0..vals.len()).map(|i| (i % 2) as f64).collect();
+        assert_eq!(vals, expect, "lua: {lua}");
+    }
+}
+
+#[test]
+fn duct_number_proxy_listens_and_emits_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.lp");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n  - {{ id: numbers, plugin: org.duct.number_proxy, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    let child = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sock = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the proxy never listened: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    sock.write_all(b"1.5\nnot a number\n42\n-7e1\n").unwrap();
+    let t = wait_for(&out, |t| t.lines().count() >= 3);
+    stop(child);
+    let vals: Vec<f64> = events(t.as_bytes()).iter().map(value).collect();
+    assert_eq!(vals, vec![1.5, 42.0, -70.0]);
+}
+
+#[test]
+fn canopsis_work_and_beat_in_rust_and_lua() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n  - {{ id: src, plugin: org.duct.hello_world, next: [rust, lua] }}\n\
+             engines:\n\
+             \x20 - {{ id: rust, plugin: org.canopsis.awesome, beat: 1h }}\n\
+             \x20 - {{ id: lua, plugin: lua, beat: 1h, config: {{ script: {LUA}/canopsis_awesome.lua }} }}\n\
+             sinks:\n  - {{ id: out, plugin: stdout }}\n"
+        ),
+    );
+    for engine in ["rust", "lua"] {
+        let mut child = Command::new(VANE)
+            .args(["engine", engine, "-c", cfg.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"a v=1 1\nb v=2 2\nc v=3 3\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let evs = events(&out.stdout);
+        let names: Vec<&str> = evs.iter().map(|e| e.name.as_str()).collect();
+        // Three events marked by the work task, then the beat's summary at the end of input.
+        assert_eq!(names, vec!["a", "b", "c", "awesome_seen"], "{engine}");
+        assert!(evs[..3].iter().all(|e| e.get_tag("awesome") == Some("yes")));
+        assert_eq!(value(&evs[3]), 3.0, "{engine}");
+    }
+}
+
+#[test]
+fn ceilometer_cpu_pollster_and_instance_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notifications.jsonl");
+    std::fs::write(
+        &notes,
+        "{\"event_type\":\"compute.instance.create.end\",\"payload\":{\"instance_id\":\"i-1\",\"user_id\":\"u-1\",\"tenant_id\":\"p-1\",\"memory_mb\":512,\"vcpus\":2,\"root_gb\":10}}\n\
+         {\"event_type\":\"compute.instance.update\",\"payload\":{\"instance_id\":\"i-1\"}}\n\
+         not json\n\
+         {\"event_type\":\"compute.instance.delete.start\",\"payload\":{\"instance_id\":\"i-1\",\"user_id\":\"u-1\",\"tenant_id\":\"p-1\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.lp");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: cpu, plugin: org.openstack.ceilometer.cpu, config: {{ project_id: p-9 }} }}\n\
+             \x20 - {{ id: notes, plugin: org.openstack.ceilometer.instance_notifications, config: {{ path: {} }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            notes.display(),
+            out.display()
+        ),
+    );
+    let cpu = poll(&cfg, "cpu");
+    let counters: Vec<&Event> = cpu.iter().filter(|e| e.name == "cpu").collect();
+    let instances: Vec<&Event> = cpu.iter().filter(|e| e.name == "instance").collect();
+    assert!(!counters.is_empty() && counters.len() == instances.len());
+    assert!(
+        counters
+            .iter()
+            .all(|e| e.kind == vane_core::event::Kind::Counter)
+    );
+    assert!(
+        instances
+            .iter()
+            .all(|e| value(e) == 1.0 && e.get_tag("project_id") == Some("p-9"))
+    );
+    // Our own process is among them, with our uid.
+    let me = format!("-{}", std::process::id());
+    assert!(
+        counters
+            .iter()
+            .any(|e| e.get_tag("resource_id").unwrap().ends_with(&me)),
+        "this test's own process is listed"
+    );
+    let child = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = wait_for(&out, |t| {
+        t.lines()
+            .filter(|l| l.contains("event_type=compute.instance.delete.start"))
+            .count()
+            >= 1
+    });
+    stop(child);
+    let samples: Vec<Event> = events(t.as_bytes())
+        .into_iter()
+        .filter(|e| e.get_tag("event_type").is_some())
+        .collect();
+    let got: Vec<(String, String, f64)> = samples
+        .iter()
+        .map(|e| {
+            (
+                e.get_tag("event_type").unwrap().to_owned(),
+                e.name.clone(),
+                value(e),
+            )
+        })
+        .collect();
+    let want = [
+        ("compute.instance.create.end", "instance", 1.0),
+        ("compute.instance.create.end", "memory", 512.0),
+        ("compute.instance.create.end", "vcpus", 2.0),
+        ("compute.instance.create.end", "disk.root.size", 10.0),
+        ("compute.instance.delete.start", "instance", 1.0),
+    ];
+    assert_eq!(got, want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c)));
+    assert!(
+        samples
+            .iter()
+            .all(|e| e.get_tag("resource_id") == Some("i-1")
+                && e.get_tag("user_id") == Some("u-1")
+                && e.get_tag("project_id") == Some("p-1"))
+    );
+}
+
+#[test]
+fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.lp");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "jobs:\n  - {{ id: random, plugin: com.telemetryapp.random, interval: 1h, next: submit,\n\
+             \x20     config: {{ board: {{ name: Random Board, prefix: random_3_ }} }} }}\n\
+             engines:\n  - {{ id: submit, plugin: coalesce, beat: 1s }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    let child = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = wait_for(&out, |t| {
+        t.lines()
+            .filter(|l| l.starts_with("random_3_value_y"))
+            .count()
+            >= 1
+            && t.lines()
+                .filter(|l| l.starts_with("random_3_value_z"))
+                .count()
+                >= 3
+    });
+    stop(child);
+    let evs = events(t.as_bytes());
+    let z = evs.iter().filter(|e| e.name == "random_3_value_z").count();
+    let x = evs.iter().filter(|e| e.name == "random_3_value_x").count();
+    // value_z is updated every 250 ms, but one update per flow goes out per second.
+    assert!(z >= 3 && z <= x + 2, "z {z}, x {x}");
+    assert!(
+        evs.iter()
+            .all(|e| e.get_tag("board") == Some("Random Board"))
+    );
+}

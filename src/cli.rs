@@ -1,0 +1,319 @@
+//! The `vane` command line: run the agent, check a config, test one job or
+//! one engine, list plugins. A custom build of vane (a crate registering its
+//! own plugins) calls [`main_with`] with its registration function.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{SignalKind, signal};
+use vane_core::config::ConfigError;
+use vane_core::registry::Registry;
+use vane_runtime::Config;
+
+#[derive(Parser)]
+#[command(name = "vane", version, about = "monitoring agent and event processor")]
+struct Cli {
+    /// How much to log on standard error.
+    #[arg(long, global = true, value_enum, default_value = "info")]
+    log_level: LogLevel,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (without -c: host metrics every 10 s to standard output).
+    Run {
+        /// Config file; `conf.d/*.yaml` beside it is merged.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config without starting anything.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Poll one source once and print its events as line protocol.
+    Test {
+        /// The job's id.
+        job: String,
+        /// Config file (default: the built-in config).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// List every plugin: name, role, description and config keys.
+    Plugins,
+    /// Run one engine alone: events (line protocol or JSON lines) on standard
+    /// input, its output on standard output.
+    Engine {
+        /// The engine's id.
+        engine: String,
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "influx")]
+        format: OutFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutFormat {
+    Influx,
+    Json,
+}
+
+// Events are made on one worker thread and freed on another (the sink's);
+// mimalloc handles that hand-off far more cheaply than glibc's malloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Makes mimalloc give memory back promptly: an agent's footprint matters
+/// more than the last percent of allocation speed (see bench/RESULTS.md).
+fn tune_allocator() {
+    // Indices of `mi_option_t` in the bundled mimalloc v3 header.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    const ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+    // SAFETY: setting options and the process's THP flag has no
+    // preconditions; both only change memory policy.
+    unsafe {
+        // Transparent huge pages turn a few KiB of use into 2 MiB of RSS;
+        // the allocator's first arena exists already, so tell the kernel too.
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        libmimalloc_sys::mi_option_set(ALLOW_THP, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
+fn registry(extra: fn(&mut Registry)) -> Registry {
+    let mut r = Registry::new();
+    vane_plugins::register(&mut r);
+    extra(&mut r);
+    r
+}
+
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("panic: {info}");
+    }));
+}
+
+/// Prints config errors, one a line, each with its position.
+fn print_errors(file: &Path, errors: &[ConfigError]) {
+    for e in errors {
+        if e.mark.is_some() {
+            eprintln!("{e}");
+        } else {
+            eprintln!("{}: {e}", file.display());
+        }
+    }
+    let n = errors.len();
+    eprintln!(
+        "{n} error{} in the configuration",
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
+    let r = match path {
+        Some(p) => vane_runtime::load(p, registry),
+        None => vane_runtime::default_config(registry),
+    };
+    r.map_err(|errors| {
+        print_errors(path.unwrap_or(Path::new("<built-in config>")), &errors);
+        ExitCode::from(1)
+    })
+}
+
+/// Runs the `vane` command with the built-in plugins and those `extra` registers.
+pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
+    tune_allocator();
+    let cli = Cli::parse();
+    init_logging(cli.log_level);
+    let registry = registry(extra);
+    if let Err(problems) = registry.finish() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::from(1);
+    }
+    match cli.command {
+        Command::Plugins => {
+            print_plugins(&registry);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(Some(&config), &registry) {
+            Ok(c) => {
+                let count = |s| c.jobs.iter().filter(|j| j.section == s).count();
+                use vane_runtime::config::Section;
+                println!(
+                    "{}: ok ({} jobs, {} engines, {} sinks, {} files)",
+                    config.display(),
+                    count(Section::Jobs),
+                    count(Section::Engines),
+                    count(Section::Sinks),
+                    c.files.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Test { job, config } => {
+            let c = match load(config.as_deref(), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = runtime();
+            match rt.block_on(vane_runtime::test_job(&c, &registry, &job)) {
+                Ok(events) => {
+                    use std::io::Write;
+                    let mut out = String::new();
+                    for e in &events {
+                        vane_core::lineproto::encode_into(
+                            &mut out,
+                            e,
+                            vane_core::lineproto::Precision::Nanoseconds,
+                        );
+                    }
+                    let _ = std::io::stdout().write_all(out.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Engine {
+            engine,
+            config,
+            format,
+        } => {
+            let c = match load(Some(&config), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let format = match format {
+                OutFormat::Influx => vane_runtime::standalone::Format::Influx,
+                OutFormat::Json => vane_runtime::standalone::Format::Json,
+            };
+            let rt = runtime();
+            let stdin = tokio::io::BufReader::new(rt.block_on(async { tokio::io::stdin() }));
+            let r = rt.block_on(vane_runtime::standalone::run_engine_stdio(
+                &c,
+                &registry,
+                &engine,
+                stdin,
+                format,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr(),
+            ));
+            match r {
+                Ok(s) => {
+                    tracing::info!(
+                        lines = s.lines,
+                        events_in = s.events_in,
+                        events_out = s.events_out,
+                        bad_lines = s.bad_lines,
+                        errors = s.errors,
+                        "engine {engine}: input ended"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run { config } => {
+            let c = match load(config.as_deref(), &registry) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = runtime_with(c.agent.threads);
+            let r = rt.block_on(run(c, registry));
+            // A plugin stuck in a blocking call must not keep the process alive.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    runtime_with(None)
+}
+
+fn runtime_with(threads: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all()
+        .thread_name("vane")
+        .build()
+        .expect("a tokio runtime")
+}
+
+async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
+    // Listen before starting anything, so an early signal is not fatal.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let stop = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        // A second signal ends the process at once.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    };
+    vane_runtime::run(config, Arc::new(registry), stop).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_plugins(registry: &Registry) {
+    for p in registry.iter() {
+        println!("{:<12} {:<22} {}", p.name, p.role.as_str(), p.description);
+        if !p.keys.is_empty() {
+            println!("{:<12} {:<22} config: {}", "", "", p.keys.join(", "));
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The `vane` binary's code as a library, so a custom build can add its own
+//! plugins: `fn main() -> ExitCode { vane::main_with(my_crate::register) }`.
+
+mod cli;
+
+pub use cli::main_with;
