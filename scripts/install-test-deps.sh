@@ -7,6 +7,7 @@ set -euo pipefail
 
 packages=(
   monitoring-plugins-basic   # check_load, check_disk, check_procs, check_users, check_tcp, check_http, check_dummy
+  influxdb                   # 1.6, for the Tourbillon example (and the influxdb sink)
 )
 
 if command -v rustup >/dev/null; then

@@ -58,7 +58,11 @@ pub fn register(r: &mut Registry) {
     #[cfg(feature = "lua")]
     {
         r.source::<lua::LuaSource>("lua", "a source written in Lua: collect(ctx)")
-            .engine::<lua::LuaEngine>("lua", "an engine written in Lua: process(event), beat()");
+            .engine::<lua::LuaEngine>("lua", "an engine written in Lua: process(event), beat()")
+            .service::<lua::LuaLines>(
+                "lua_lines",
+                "a TCP listener whose lines a Lua script's line(text) turns into events",
+            );
     }
     r.source::<sources::internal::Internal>(
         "internal",

@@ -524,6 +524,112 @@ impl Engine for LuaEngine {
     }
 }
 
+/// Settings of the `lua_lines` source: a Lua script handling the lines
+/// received on a TCP port.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LuaLinesConfig {
+    /// Where to listen. Default: 127.0.0.1:8000.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The script; it defines `line(text)`.
+    pub script: PathBuf,
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    #[serde(default = "ten_million")]
+    pub instructions: u64,
+    #[serde(default = "sixty_four_mib")]
+    pub memory: ByteSize,
+    /// Longest line; longer ones are skipped and counted. Default: 64KiB.
+    #[serde(default = "sixty_four_kib")]
+    pub max_line: ByteSize,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8000".into()
+}
+
+fn sixty_four_kib() -> ByteSize {
+    ByteSize(64 << 10)
+}
+
+/// A listener whose lines a Lua script turns into events: the socket is
+/// vane's (scripts have none), the meaning of each line is the script's.
+pub struct LuaLines {
+    vm: Vm,
+    listen: String,
+    max_line: usize,
+}
+
+impl Service for LuaLines {
+    type Config = LuaLinesConfig;
+
+    fn build(c: LuaLinesConfig, ctx: &Context) -> Result<Self> {
+        let lc = LuaConfig {
+            script: c.script,
+            settings: c.settings,
+            instructions: c.instructions,
+            memory: c.memory,
+        };
+        let vm = Vm::new(&lc, ctx)?;
+        if !vm.has("line") {
+            return Err(Error::stop(format!(
+                "{} defines no `line` function",
+                vm.script
+            )));
+        }
+        Ok(LuaLines {
+            vm,
+            listen: c.listen,
+            max_line: c.max_line.0 as usize,
+        })
+    }
+
+    async fn run(self, ctx: Context) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|e| Error::retry(format!("cannot listen on {}: {e}", self.listen)))?;
+        ctx.info(format!("listening on {}", listener.local_addr()?));
+        // Connections read lines; this task alone owns the Lua state.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+        let max = self.max_line;
+        loop {
+            tokio::select! {
+                a = listener.accept() => {
+                    let (sock, peer) = a?;
+                    let (tx, ctx) = (tx.clone(), ctx.clone());
+                    tokio::spawn(async move {
+                        let mut lines = vane_core::lines::LimitedLines::new(sock, max);
+                        let mut n = 0;
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            n += 1;
+                            match l {
+                                vane_core::lines::Line::Text(t) => {
+                                    if tx.send(t).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ => {
+                                    ctx.stats().bad_lines.fetch_add(1, Ordering::Relaxed);
+                                    ctx.warn(format!("{peer}: line {n} is too long or not text; skipped"));
+                                }
+                            }
+                        }
+                    });
+                }
+                Some(text) = rx.recv() => {
+                    let arg = mlua::Value::String(self.vm.lua.create_string(text.trim_end_matches('\r')).map_err(|e| Error::retry(lua_err(e)))?);
+                    match self.vm.call("line", arg, None) {
+                        Ok(evs) => ctx.emit_all(evs).await,
+                        Err(e) => ctx.report_error(e),
+                    }
+                }
+                _ = ctx.stopping() => return Ok(()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

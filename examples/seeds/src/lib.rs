@@ -6,6 +6,7 @@ pub mod canopsis;
 pub mod ceilometer;
 pub mod duct;
 pub mod telemetry;
+pub mod tourbillon;
 
 use vane_core::registry::Registry;
 
@@ -33,5 +34,9 @@ pub fn register(r: &mut Registry) {
         .source::<telemetry::Random>(
             "com.telemetryapp.random",
             "the Telemetry Agent's random flows",
+        )
+        .service::<tourbillon::Tourbillon>(
+            "org.tourbillon.example",
+            "Tourbillon's plugin: ready, own config, InfluxDB database and policy, loop",
         );
 }

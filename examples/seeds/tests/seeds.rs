@@ -144,17 +144,27 @@ fn duct_flip_flop_keeps_its_state_between_polls() {
 }
 
 #[test]
-fn duct_number_proxy_listens_and_emits_numbers() {
+fn duct_number_proxy_listens_and_emits_numbers_in_rust_and_lua() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.lp");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (rust, lua) = (
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(),
+    );
     let cfg = config(
         dir.path(),
         &format!(
-            "jobs:\n  - {{ id: numbers, plugin: org.duct.number_proxy, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+            "jobs:\n\
+             \x20 - {{ id: rust, plugin: org.duct.number_proxy, config: {{ listen: \"127.0.0.1:{rust}\" }}, tags: {{ lang: rust }} }}\n\
+             \x20 - {{ id: lua, plugin: lua_lines, config: {{ listen: \"127.0.0.1:{lua}\", script: {LUA}/duct_number_proxy.lua }}, tags: {{ lang: lua }} }}\n\
              sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
             out.display()
         ),
@@ -164,21 +174,29 @@ fn duct_number_proxy_listens_and_emits_numbers() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut sock = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "the proxy never listened: {e}");
-                std::thread::sleep(Duration::from_millis(20));
+    for port in [rust, lua] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut sock = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "the proxy never listened: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
-        }
-    };
-    sock.write_all(b"1.5\nnot a number\n42\n-7e1\n").unwrap();
-    let t = wait_for(&out, |t| t.lines().count() >= 3);
+        };
+        sock.write_all(b"1.5\nnot a number\n42\n-7e1\n").unwrap();
+    }
+    let t = wait_for(&out, |t| t.lines().count() >= 6);
     stop(child);
-    let vals: Vec<f64> = events(t.as_bytes()).iter().map(value).collect();
-    assert_eq!(vals, vec![1.5, 42.0, -70.0]);
+    for lang in ["rust", "lua"] {
+        let vals: Vec<f64> = events(t.as_bytes())
+            .iter()
+            .filter(|e| e.get_tag("lang") == Some(lang))
+            .map(value)
+            .collect();
+        assert_eq!(vals, vec![1.5, 42.0, -70.0], "{lang}");
+    }
 }
 
 #[test]
@@ -345,5 +363,140 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
     assert!(
         evs.iter()
             .all(|e| e.get_tag("board") == Some("Random Board"))
+    );
+}
+
+/// A real InfluxDB 1.x on loopback, in a temporary folder; stopped on drop.
+struct Influx {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Influx {
+    fn start() -> Influx {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = dir.path().join("influxdb.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\
+                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("influxd")
+            .args(["-config", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("influxd runs (scripts/install-test-deps.sh installs it)");
+        let influx = Influx {
+            child,
+            addr: format!("127.0.0.1:{http}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !influx.get("/ping").starts_with("HTTP/1.1 204") {
+            assert!(Instant::now() < deadline, "influxd did not answer /ping");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        influx
+    }
+
+    fn get(&self, path_and_query: &str) -> String {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return String::new();
+        };
+        let _ = write!(
+            s,
+            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    }
+
+    fn query(&self, q: &str) -> String {
+        let enc: String = q
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        self.get(&format!("/query?q={enc}"))
+    }
+}
+
+impl Drop for Influx {
+    fn drop(&mut self) {
+        // SAFETY: signals the server we started.
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
+    let influx = Influx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.lp");
+    // The plugin's own file in conf.d, as Tourbillon reads `myplugin.conf`.
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/tourbillon.yaml"),
+        format!(
+            "jobs:\n  - id: tourbillon\n    plugin: org.tourbillon.example\n    config:\n      every: 50ms\n      database:\n        influxdb: \"{}\"\n        name: metrics\n        retention: {{ name: two_weeks, duration: 14d, default: true }}\n",
+            influx.addr
+        ),
+    )
+    .unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    // The database exists already with another policy: it must be left alone.
+    assert!(influx.query("CREATE DATABASE metrics").contains("results"));
+    let child = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = wait_for(&out, |t| t.lines().count() >= 3);
+    stop(child);
+    let loops: Vec<f64> = events(t.as_bytes()).iter().map(value).collect();
+    assert_eq!(&loops[..3], &[1.0, 2.0, 3.0]);
+    let dbs = influx.query("SHOW DATABASES");
+    assert!(dbs.contains("\"metrics\""), "{dbs}");
+    let rps = influx.query("SHOW RETENTION POLICIES ON metrics");
+    // name, duration, shard group duration, replicas, default
+    assert!(
+        rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"),
+        "{rps}"
+    );
+    assert!(
+        rps.contains("[\"autogen\",\"0s\",\"168h0m0s\",1,false]"),
+        "{rps}"
     );
 }
