@@ -332,4 +332,53 @@ mod tests {
         assert!(err.to_string().contains("timed out after 500ms"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_ignoring_sigterm_is_killed_when_the_agent_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!(
+            "trap '' TERM; echo $$ > {}; echo 'up v=1i'; while true; do sleep 0.05; done",
+            pidfile.display()
+        );
+        let h = Harness::new("d");
+        let cfg = ExecdConfig {
+            command: vec!["sh".into(), "-c".into(), script],
+            format: Format::Influx,
+            env: BTreeMap::new(),
+            cwd: None,
+            max_line: ByteSize(1024),
+            stop_timeout: vane_core::Duration::from_millis(200),
+        };
+        let d = Execd::build(cfg, h.context()).unwrap();
+        let ctx = h.context().clone();
+        let task = tokio::spawn(async move { d.run(ctx).await });
+        // The child announces itself with its first event.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while h.take_emitted().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never wrote"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        h.stop();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("run returns after SIGKILL")
+            .unwrap()
+            .unwrap();
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = st.rsplit(") ").next().and_then(|s| s.chars().next());
+        assert!(
+            st.is_empty() || state == Some('Z'),
+            "child {pid} survived: {st}"
+        );
+    }
 }
