@@ -53,6 +53,14 @@ pub struct JobStats {
     pub events_dropped: AtomicU64,
     pub errors: AtomicU64,
     pub warnings: AtomicU64,
+    /// Sink delivery: attempts, failed attempts, batches given up.
+    pub send_attempts: AtomicU64,
+    pub send_failures: AtomicU64,
+    pub send_giveups: AtomicU64,
+    /// What a sink's buffer holds now, and corrupt records it skipped.
+    pub buffer_events: AtomicU64,
+    pub buffer_bytes: AtomicU64,
+    pub buffer_skipped: AtomicU64,
     /// Lines of input that could not be read (bad output, bad protocol lines).
     pub bad_lines: AtomicU64,
     /// Events whose level expressions named something the event lacks.

@@ -214,7 +214,8 @@ pub async fn run(
             Instance::Sink(s) => {
                 let (tx, rx_prep) = oneshot::channel();
                 prepared.push(rx_prep);
-                sinks.spawn(run_sink(job, s, ctx, rx, tx));
+                let store = open_store(&config, &job)?;
+                sinks.spawn(run_sink(job, s, ctx, rx, tx, store));
             }
             Instance::Engine(e) => {
                 let sh = shared.clone();
@@ -272,6 +273,36 @@ pub async fn run(
         );
     }
     Ok(report)
+}
+
+/// Opens a sink's buffer; a disk buffer lives in `data_dir/buffers/ID`.
+fn open_store(config: &Config, job: &Job) -> Result<Box<dyn crate::buffer::Store>, StartError> {
+    use crate::buffer::{Disk, Kind, Memory};
+    let b = &job.buffer;
+    Ok(match b.kind {
+        Kind::Memory => Box::new(Memory::new(b.max_bytes(), b.when_full)),
+        Kind::Disk => {
+            let safe: String = job
+                .id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let dir = config.data_dir.join("buffers").join(safe);
+            let d =
+                Disk::open(&dir, b.max_bytes(), b.when_full).map_err(|e| StartError::Build {
+                    kind: "sink",
+                    id: job.id.clone(),
+                    reason: format!("cannot open its disk buffer in {}: {e}", dir.display()),
+                })?;
+            Box::new(d)
+        }
+    })
 }
 
 /// Builds an engine or sink at start-up; failing that, the agent does not start.
@@ -513,8 +544,70 @@ mod tests {
         }
     }
 
+    /// A sink that fails while its gate (named in its config) is closed.
+    static GATES: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
+
+    fn gate(name: &str, open: bool) {
+        GATES.lock().unwrap().insert(name.to_owned(), open);
+    }
+
+    struct Gate(String);
+    #[derive(serde::Deserialize)]
+    struct GateConfig {
+        gate: String,
+    }
+    impl Sink for Gate {
+        type Config = GateConfig;
+        fn build(c: GateConfig, _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Gate(c.gate))
+        }
+        async fn send(&mut self, b: &[Event], _: &Context) -> vane_core::plugin::Result<()> {
+            if !GATES.lock().unwrap().get(&self.0).copied().unwrap_or(false) {
+                return Err("the backend is down".into());
+            }
+            BINS.lock()
+                .unwrap()
+                .entry(self.0.clone())
+                .or_default()
+                .extend_from_slice(b);
+            ARRIVED.notify_waiters();
+            Ok(())
+        }
+    }
+
+    static POLLED: LazyLock<Mutex<HashMap<String, u64>>> = LazyLock::new(Default::default);
+
+    /// Counts 1, 2, 3 … and remembers how far it got, per job.
+    struct Numbered(u64);
+    impl Source for Numbered {
+        type Config = ();
+        fn build(_: (), _: &Context) -> vane_core::plugin::Result<Self> {
+            Ok(Numbered(0))
+        }
+        async fn poll(&mut self, ctx: &Context) -> vane_core::plugin::Result<Vec<Event>> {
+            self.0 += 1;
+            POLLED.lock().unwrap().insert(ctx.job().to_owned(), self.0);
+            ARRIVED.notify_waiters();
+            Ok(vec![Event::counter("n", self.0)])
+        }
+    }
+
+    fn polled(job: &str) -> u64 {
+        POLLED.lock().unwrap().get(job).copied().unwrap_or(0)
+    }
+
+    fn numbers(bin_name: &str) -> Vec<u64> {
+        bin(bin_name)
+            .iter()
+            .filter(|e| e.name == "n")
+            .map(|e| e.get_field("value").unwrap().as_f64().unwrap() as u64)
+            .collect()
+    }
+
     fn registry() -> Registry {
         let mut r = Registry::new();
+        r.source::<Numbered>("t.numbered", "")
+            .sink::<Gate>("t.gate", "");
         r.source::<Many>("t.many", "").engine::<Who>("t.who", "");
         r.source::<Seq>("t.seq", "")
             .source::<Flows>("t.flows", "")
@@ -652,5 +745,78 @@ mod tests {
         let workers: std::collections::HashSet<&String> =
             by_series.values().map(|(w, _)| w).collect();
         assert!(workers.len() > 1, "eight series all went to one worker");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_backend_is_retried_until_every_event_arrives_in_order() {
+        gate("flaky", false);
+        let text = "jobs:\n  - { id: flaky_src, plugin: t.numbered, interval: 10ms }\n\
+            sinks:\n  - { id: out, plugin: t.gate, batch_wait: 5ms, config: { gate: flaky } }\n";
+        // Open the gate once 20 polls have piled up in the buffer.
+        let opener = tokio::spawn(async {
+            until(|| polled("flaky_src") >= 20).await;
+            gate("flaky", true);
+        });
+        let report = run_until(text, || numbers("flaky").len() >= 40).await;
+        opener.await.unwrap();
+        assert_eq!(report.aborted, 0);
+        let got = numbers("flaky");
+        assert_eq!(
+            got,
+            (1..=got.len() as u64).collect::<Vec<_>>(),
+            "nothing lost, in order"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_sink_does_not_slow_a_healthy_one() {
+        gate("dead", false);
+        gate("healthy", true);
+        let text = "agent: { shutdown_timeout: 200ms }\n\
+            jobs:\n  - { id: both_src, plugin: t.numbered, interval: 5ms }\n\
+            sinks:\n\
+            \x20 - { id: dead, plugin: t.gate, batch_wait: 5ms, config: { gate: dead } }\n\
+            \x20 - { id: healthy, plugin: t.gate, batch_wait: 5ms, config: { gate: healthy } }\n";
+        let report = run_until(text, || numbers("healthy").len() >= 100).await;
+        let got = numbers("healthy");
+        assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
+        // The healthy sink kept up with the source all along.
+        assert!(
+            got.len() as u64 + 10 >= polled("both_src"),
+            "{} of {}",
+            got.len(),
+            polled("both_src")
+        );
+        assert!(numbers("dead").is_empty());
+        // The dead sink was still retrying when the agent stopped.
+        assert_eq!(report.aborted, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disk_buffer_delivers_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        gate("disk", false);
+        let first = format!(
+            "agent: {{ data_dir: {d}, shutdown_timeout: 100ms }}\n\
+             jobs:\n  - {{ id: disk_src, plugin: t.numbered, interval: 5ms }}\n\
+             sinks:\n  - {{ id: keep, plugin: t.gate, batch_wait: 5ms, buffer: {{ kind: disk, fsync: 10ms }}, config: {{ gate: disk }} }}\n"
+        );
+        run_until(&first, || polled("disk_src") >= 50).await;
+        let made = polled("disk_src");
+        assert!(numbers("disk").is_empty(), "the backend was down");
+        // Started again with the backend up and no source: the buffer drains.
+        gate("disk", true);
+        let second = format!(
+            "agent: {{ data_dir: {d} }}\n\
+             sinks:\n  - {{ id: keep, plugin: t.gate, batch_wait: 5ms, buffer: {{ kind: disk }}, config: {{ gate: disk }} }}\n"
+        );
+        run_until(&second, || numbers("disk").len() as u64 >= made).await;
+        let got = numbers("disk");
+        assert_eq!(
+            got,
+            (1..=made).collect::<Vec<_>>(),
+            "every event made before the stop"
+        );
     }
 }

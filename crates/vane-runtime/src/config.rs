@@ -70,6 +70,8 @@ pub struct JobConfig {
     pub ok: Option<Node>,
     /// Parallel instances of an engine; events are split by series. Default: 1.
     pub workers: Option<usize>,
+    /// Where a sink's batches wait for delivery (sinks).
+    pub buffer: Option<crate::buffer::BufferConfig>,
 }
 
 /// Where a job is declared.
@@ -119,6 +121,7 @@ pub struct Job {
     pub batch_wait: std::time::Duration,
     pub levels: Option<std::sync::Arc<Levels>>,
     pub workers: usize,
+    pub buffer: crate::buffer::BufferConfig,
 }
 
 /// Level expressions of a job or engine, applied to every event it emits.
@@ -490,12 +493,14 @@ fn resolve(
     };
     match section {
         Section::Jobs => {
+            misplaced("buffer", jc.buffer.is_some(), &mut errors);
             misplaced("workers", jc.workers.is_some(), &mut errors);
             misplaced("beat", jc.beat.is_some(), &mut errors);
             misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
             misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
         }
         Section::Engines => {
+            misplaced("buffer", jc.buffer.is_some(), &mut errors);
             misplaced("interval", jc.interval.is_some(), &mut errors);
             misplaced("timeout", jc.timeout.is_some(), &mut errors);
             misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
@@ -588,6 +593,7 @@ fn resolve(
                     .unwrap_or(std::time::Duration::from_secs(1)),
                 levels,
                 workers: jc.workers.unwrap_or(1).max(1),
+                buffer: jc.buffer.clone().unwrap_or_default(),
             },
             next,
         )),
@@ -867,7 +873,7 @@ mod tests {
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
-                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`, `buffer`",
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, next: a }\n",

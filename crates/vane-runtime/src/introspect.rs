@@ -73,6 +73,12 @@ impl Introspect for Introspection {
                     .field("warnings", get(&s.warnings))
                     .field("levels_unknown", get(&s.levels_unknown))
                     .field("bad_lines", get(&s.bad_lines))
+                    .field("send_attempts", get(&s.send_attempts))
+                    .field("send_failures", get(&s.send_failures))
+                    .field("send_giveups", get(&s.send_giveups))
+                    .field("buffer_events", get(&s.buffer_events))
+                    .field("buffer_bytes", get(&s.buffer_bytes))
+                    .field("buffer_skipped", get(&s.buffer_skipped))
                     .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
                     .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
             );

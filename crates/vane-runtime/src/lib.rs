@@ -3,6 +3,7 @@
 //! to sinks over bounded queues, and stops in order.
 
 pub mod agent;
+pub mod buffer;
 pub mod config;
 pub mod guard;
 pub mod introspect;

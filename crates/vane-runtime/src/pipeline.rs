@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use vane_core::context::{Context, JobStats, Lifecycle, Outlet};
 use vane_core::event::{Event, State, now_ns};
-use vane_core::plugin::{BoxFuture, DynEngine, DynSink};
+use vane_core::plugin::{Action, BoxFuture, DynEngine, DynSink};
 
+use crate::buffer::{Pushed, Store};
 use crate::config::{Job, Levels};
 use crate::guard::{Backoff, CatchUnwind, catch};
 
@@ -192,54 +196,208 @@ pub async fn run_engine(
     }
 }
 
-/// Runs a sink until its queue closes: prepare, then batches by size and
-/// wait, each sent with bounded retries; what cannot be sent is counted.
+/// Runs a sink until its queue closes and its buffer is empty.
+///
+/// Two halves share the sink's buffer: the intake gathers events into
+/// batches (`batch_size`, `batch_wait`) and stores them (applying
+/// `when_full`); the delivery sends the oldest batch until it succeeds,
+/// waiting between attempts with exponential backoff and jitter, and only
+/// then removes it. An error whose action is `Stop` gives the batch up
+/// (counted); any other is retried. Attempts, failures, give-ups, drops and
+/// buffer levels are counted on the sink's job.
 pub async fn run_sink(
     job: Arc<Job>,
     mut sink: Box<dyn DynSink>,
     ctx: Context,
     mut rx: Rx,
     prepared: oneshot::Sender<()>,
+    store: Box<dyn Store>,
 ) {
     let stats = ctx.stats_arc().clone();
     let life = ctx.lifecycle().clone();
-    prepare(&mut *sink, &ctx, &life, prepared).await;
-    let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
-    let mut deadline: Option<Instant> = None;
-    let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
-    loop {
-        tokio::select! {
-            // Take every waiting batch at once: one wake-up for a burst of polls.
-            n = rx.recv_many(&mut got, 256) => {
-                if n == 0 {
-                    break;
+    let store = Arc::new(Mutex::new(store));
+    let data = Arc::new(Notify::new());
+    let space = Arc::new(Notify::new());
+    let closed = Arc::new(AtomicBool::new(false));
+    let report = |s: &mut dyn Store| {
+        stats.buffer_events.store(s.events(), Relaxed);
+        stats.buffer_bytes.store(s.bytes(), Relaxed);
+        let (records, bytes) = s.take_skipped();
+        if records > 0 {
+            stats.buffer_skipped.fetch_add(records, Relaxed);
+            ctx.report_error(format!(
+                "buffer: skipped {records} corrupt or torn records ({bytes} bytes)"
+            ));
+        }
+    };
+
+    let intake = async {
+        let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
+        let mut deadline: Option<Instant> = None;
+        let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
+        loop {
+            tokio::select! {
+                // Take every waiting batch at once: one wake-up for a burst of polls.
+                n = rx.recv_many(&mut got, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for evs in got.drain(..) {
+                        stats.events_in.fetch_add(evs.len() as u64, Relaxed);
+                        if batch.is_empty() {
+                            deadline = Some(Instant::now() + job.batch_wait);
+                        }
+                        batch.extend(evs);
+                        if batch.len() >= job.batch_size {
+                            store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                            deadline = None;
+                        }
+                    }
                 }
-                for evs in got.drain(..) {
-                    stats.events_in.fetch_add(evs.len() as u64, Relaxed);
-                    if batch.is_empty() {
-                        deadline = Some(Instant::now() + job.batch_wait);
-                    }
-                    batch.extend(evs);
-                    if batch.len() >= job.batch_size {
-                        send_batch(&mut *sink, &ctx, &mut batch, &life).await;
-                        deadline = None;
-                    }
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                    deadline = None;
                 }
             }
-            _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
-                send_batch(&mut *sink, &ctx, &mut batch, &life).await;
-                deadline = None;
+        }
+        if !batch.is_empty() {
+            store_batch(&store, &data, &space, &ctx, batch).await;
+        }
+        closed.store(true, Relaxed);
+        data.notify_one();
+    };
+
+    let deliver = async {
+        prepare(&mut *sink, &ctx, &life, prepared).await;
+        let fsync = job
+            .buffer
+            .fsync
+            .map(|d| d.get())
+            .unwrap_or(Duration::from_secs(1));
+        let mut last_sync = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut seed = 0x2545_f491_4f6c_dd1du64 ^ (Instant::now().elapsed().as_nanos() as u64);
+        loop {
+            let wait = data.notified();
+            let next = {
+                let mut s = store.lock().expect("not poisoned");
+                let b = s.peek().map(|b| b.map(<[Event]>::to_vec));
+                if last_sync.elapsed() >= fsync {
+                    if let Err(e) = s.sync() {
+                        ctx.report_error(format!("buffer: sync failed: {e}"));
+                    }
+                    last_sync = Instant::now();
+                }
+                report(&mut **s);
+                b
+            };
+            let batch = match next {
+                Ok(Some(b)) => b,
+                Ok(None) if closed.load(Relaxed) => break,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = wait => {}
+                        _ = tokio::time::sleep(fsync) => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    ctx.report_error(format!("buffer: cannot read: {e}"));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            stats.send_attempts.fetch_add(1, Relaxed);
+            let n = batch.len() as u64;
+            let give_up = match CatchUnwind(sink.send(&batch, &ctx)).await {
+                Ok(Ok(())) => {
+                    stats.events_out.fetch_add(n, Relaxed);
+                    backoff = Duration::from_millis(100);
+                    false
+                }
+                Ok(Err(e)) if e.action() == Action::Stop => {
+                    stats.send_failures.fetch_add(1, Relaxed);
+                    ctx.report_error(format!("send failed for good, {n} events given up: {e}"));
+                    true
+                }
+                failed => {
+                    stats.send_failures.fetch_add(1, Relaxed);
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        Err(p) => {
+                            stats.panics.fetch_add(1, Relaxed);
+                            format!("panicked: {p}")
+                        }
+                        Ok(Ok(())) => unreachable!("matched above"),
+                    };
+                    // Exponential backoff with ±20% jitter, at most 30 s.
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let wait = backoff.mul_f64(0.8 + (seed % 400) as f64 / 1000.0);
+                    ctx.warn(format!(
+                        "send failed, retrying in {}ms ({} events buffered): {why}",
+                        wait.as_millis(),
+                        stats.buffer_events.load(Relaxed)
+                    ));
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            if give_up {
+                stats.send_giveups.fetch_add(1, Relaxed);
+                stats.events_dropped.fetch_add(n, Relaxed);
+            }
+            let mut s = store.lock().expect("not poisoned");
+            if let Err(e) = s.ack() {
+                ctx.report_error(format!("buffer: cannot acknowledge: {e}"));
+            }
+            report(&mut **s);
+            drop(s);
+            space.notify_waiters();
+        }
+        if let Err(e) = store.lock().expect("not poisoned").sync() {
+            ctx.report_error(format!("buffer: sync failed: {e}"));
+        }
+        match CatchUnwind(sink.flush(&ctx)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => ctx.report_error(format!("flush: {e}")),
+            Err(p) => ctx.report_error(format!("sink panicked in flush: {p}")),
+        }
+    };
+    tokio::join!(intake, deliver);
+}
+
+/// Stores a batch, waiting for room when the buffer blocks.
+async fn store_batch(
+    store: &Mutex<Box<dyn Store>>,
+    data: &Notify,
+    space: &Notify,
+    ctx: &Context,
+    mut batch: Vec<Event>,
+) {
+    loop {
+        let wait = space.notified();
+        let r = store.lock().expect("not poisoned").push(batch);
+        match r {
+            Ok(Pushed::Stored) => break,
+            Ok(Pushed::Dropped(n)) => {
+                ctx.stats().events_dropped.fetch_add(n, Relaxed);
+                ctx.warn(format!("buffer full: {n} events dropped"));
+                break;
+            }
+            Ok(Pushed::Full(b)) => {
+                batch = b;
+                wait.await;
+            }
+            Err(e) => {
+                ctx.report_error(format!("buffer: cannot store a batch: {e}"));
+                return;
             }
         }
     }
-    if !batch.is_empty() {
-        send_batch(&mut *sink, &ctx, &mut batch, &life).await;
-    }
-    match CatchUnwind(sink.flush(&ctx)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => ctx.report_error(format!("flush: {e}")),
-        Err(p) => ctx.report_error(format!("sink panicked in flush: {p}")),
-    }
+    data.notify_one();
 }
 
 async fn prepare(
@@ -274,50 +432,4 @@ async fn prepare(
     if let Some(p) = prepared.take() {
         let _ = p.send(());
     }
-}
-
-const SEND_ATTEMPTS: u32 = 4;
-
-async fn send_batch(
-    sink: &mut dyn DynSink,
-    ctx: &Context,
-    batch: &mut Vec<Event>,
-    life: &Lifecycle,
-) {
-    let stats = ctx.stats_arc().clone();
-    let n = batch.len() as u64;
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1..=SEND_ATTEMPTS {
-        let r = CatchUnwind(sink.send(batch, ctx)).await;
-        let err = match r {
-            Ok(Ok(())) => {
-                stats.events_out.fetch_add(n, Relaxed);
-                batch.clear();
-                return;
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(p) => {
-                stats.panics.fetch_add(1, Relaxed);
-                format!("panicked: {p}")
-            }
-        };
-        stats.poll_errors.fetch_add(1, Relaxed);
-        if attempt == SEND_ATTEMPTS || life.is_stopping() {
-            stats.events_dropped.fetch_add(n, Relaxed);
-            ctx.report_error(format!(
-                "send failed {attempt} times, {n} events dropped: {err}"
-            ));
-            break;
-        }
-        ctx.warn(format!(
-            "send failed (attempt {attempt} of {SEND_ATTEMPTS}), retrying in {}ms: {err}",
-            wait.as_millis()
-        ));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = life.stopping() => {}
-        }
-        wait *= 4;
-    }
-    batch.clear();
 }
