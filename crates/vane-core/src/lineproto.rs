@@ -139,6 +139,18 @@ fn write_float(out: &mut String, v: f64) {
 /// an empty name, or no field left after dropping non-finite floats (InfluxDB
 /// rejects NaN and infinities) and empty keys.
 pub fn encode_into(out: &mut String, ev: &Event, precision: Precision) -> bool {
+    encode_into_with(out, ev, precision, true)
+}
+
+/// As [`encode_into`]; with `unsigned` false, unsigned fields are written as
+/// integers (`5i`), as InfluxDB 1.x builds without unsigned support require
+/// (values above `i64::MAX` are clamped to it).
+pub fn encode_into_with(
+    out: &mut String,
+    ev: &Event,
+    precision: Precision,
+    unsigned: bool,
+) -> bool {
     let encodable = |(k, v): &&(String, Value)| {
         !k.is_empty() && !matches!(v, Value::Float(f) if !f.is_finite())
     };
@@ -171,7 +183,12 @@ pub fn encode_into(out: &mut String, ev: &Event, precision: Precision) -> bool {
         sep = ',';
         write_name(out, k, Ctx::Key);
         out.push('=');
-        write_value(out, v);
+        match v {
+            Value::Uint(u) if !unsigned => {
+                let _ = write!(out, "{}i", (*u).min(i64::MAX as u64));
+            }
+            v => write_value(out, v),
+        }
     }
     if let Some(d) = &ev.description {
         out.push(sep);

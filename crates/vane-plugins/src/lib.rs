@@ -55,6 +55,11 @@ pub fn register(r: &mut Registry) {
         "execd",
         "keeps a program running and reads events from its output as they come",
     );
+    #[cfg(feature = "http")]
+    r.sink::<sinks::influxdb::InfluxDb>(
+        "influxdb",
+        "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",
+    );
     #[cfg(feature = "lua")]
     {
         r.source::<lua::LuaSource>("lua", "a source written in Lua: collect(ctx)")

@@ -1,6 +1,8 @@
 //! Built-in sinks, and the output formats they share.
 
 pub mod file;
+#[cfg(feature = "http")]
+pub mod influxdb;
 pub mod stdout;
 
 use serde::Deserialize;

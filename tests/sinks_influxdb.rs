@@ -1,0 +1,254 @@
+//! The influxdb sink against a real InfluxDB 1.6, through the real binary:
+//! exact counts and values, the database and retention policy it prepares,
+//! dead-lettered points, and the delivery promise across outages and a
+//! SIGKILL of the agent.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::influx::Influx;
+
+const VANE: &str = env!("CARGO_BIN_EXE_vane");
+/// Timestamps start an hour ago: inside the 14-day retention policy.
+fn base() -> i64 {
+    vane_core::event::now_ns() / 1_000_000_000 * 1_000_000_000 - 3_600_000_000_000
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// A program printing `m,host=h v=Ni,u=Nu TIME` for N in [from, to), in
+/// batches of `per` lines with `pause` seconds between them.
+fn generator(dir: &Path, from: u64, to: u64, per: u64, pause: f64) -> PathBuf {
+    // mawk's %d stops at 32 bits: print the seconds and nanoseconds apart.
+    let secs = base() / 1_000_000_000;
+    write(
+        dir,
+        "gen.sh",
+        &format!(
+            "exec awk 'BEGIN {{ for (n = {from}; n < {to}; n++) {{ printf \"m,host=h v=%di,u=%du %d%09d\\n\", n, n, {secs}, n; \
+             if ((n + 1) % {per} == 0) {{ fflush(); system(\"sleep {pause}\") }} }} fflush(); system(\"sleep 3600\") }}'\n"
+        ),
+    )
+}
+
+fn start(config: &Path) -> Child {
+    Command::new(VANE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    // SAFETY: signals the agent we started.
+    unsafe { kill(child.id() as i32, 15) };
+    let _ = child.wait();
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sink(influx: &Influx, extra: &str) -> String {
+    format!(
+        "  - id: influx\n    plugin: influxdb\n    batch_size: 5000\n    batch_wait: 200ms\n{extra}    config:\n      url: http://{}\n      database: metrics\n      retention: {{ name: two_weeks, duration: 14d, default: true }}\n",
+        influx.addr
+    )
+}
+
+#[test]
+fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
+    let influx = Influx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script_path = generator(dir.path(), 0, 10_000, 10_000, 0.0);
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
+            dir.path().display(),
+            script_path.display(),
+            sink(&influx, "")
+        ),
+    );
+    let child = start(&cfg);
+    wait_until(Duration::from_secs(60), "10,000 points", || {
+        influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 10_000.0
+    });
+    stop(child);
+    // 0 + 1 + … + 9999, for the integer and the (formerly unsigned) field.
+    assert_eq!(
+        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
+        49_995_000.0
+    );
+    assert_eq!(
+        influx.number("SELECT sum(u) FROM metrics.two_weeks.m"),
+        49_995_000.0
+    );
+    let rps = influx.query("SHOW RETENTION POLICIES ON metrics");
+    assert!(
+        rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"),
+        "{rps}"
+    );
+}
+
+#[test]
+fn rejected_points_go_to_the_dead_letter_file_and_delivery_goes_on() {
+    let influx = Influx::start();
+    let dir = tempfile::tempdir().unwrap();
+    // `v` becomes a string in the second line: a field type conflict (400).
+    let script = write(
+        dir.path(),
+        "lines.sh",
+        &format!(
+            "echo 'm,host=h v=1i {t1}'\nsleep 0.5\necho 'm,host=h v=\"oops\" {t2}'\nsleep 0.5\necho 'm,host=h v=3i {t3}'\nexec sleep 3600\n",
+            t1 = base() + 1,
+            t2 = base() + 2,
+            t3 = base() + 3
+        ),
+    );
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
+            dir.path().display(),
+            script.display(),
+            sink(&influx, "").replace("batch_wait: 200ms", "batch_wait: 50ms")
+        ),
+    );
+    let child = start(&cfg);
+    wait_until(Duration::from_secs(60), "the two good points", || {
+        influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 2.0
+    });
+    stop(child);
+    let dead = std::fs::read_to_string(dir.path().join("deadletter/influx.lp")).unwrap();
+    assert!(dead.contains("field type conflict"), "{dead}");
+    assert!(dead.contains("m,host=h v=\"oops\""), "{dead}");
+}
+
+#[test]
+fn an_outage_of_thirty_seconds_loses_nothing() {
+    let mut influx = Influx::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 events: 2,000 every 0.5 s, for about 25 s.
+    let script_path = generator(dir.path(), 0, 100_000, 2_000, 0.5);
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
+            dir.path().display(),
+            script_path.display(),
+            sink(&influx, "")
+        ),
+    );
+    let child = start(&cfg);
+    let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
+    wait_until(Duration::from_secs(60), "the first points", || {
+        count(&influx) >= 4_000.0
+    });
+    influx.pause();
+    std::thread::sleep(Duration::from_secs(30)); // the outage itself
+    influx.resume();
+    wait_until(Duration::from_secs(120), "all 100,000 points", || {
+        count(&influx) == 100_000.0
+    });
+    stop(child);
+    // InfluxDB keeps one point per series and time: a batch sent twice
+    // (at-least-once) cannot inflate the count, and none is missing.
+    assert_eq!(
+        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
+        4_999_950_000.0
+    );
+}
+
+#[test]
+fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
+    let mut influx = Influx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.lp");
+    let script_path = generator(dir.path(), 0, 100_000, 10_000, 0.2);
+    let disk = "    buffer: { kind: disk, fsync: 100ms }\n";
+    let with_gen = write(
+        dir.path(),
+        "with_gen.yaml",
+        &format!(
+            "agent: {{ data_dir: {d} }}\njobs:\n\
+             \x20 - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {g}] }} }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
+             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
+            d = dir.path().display(),
+            g = script_path.display(),
+            s = sink(&influx, disk),
+            st = stats.display()
+        ),
+    );
+    let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
+    let child = start(&with_gen);
+    wait_until(Duration::from_secs(60), "the first points", || {
+        count(&influx) >= 10_000.0
+    });
+    influx.pause();
+    // Everything the generator made is in the disk buffer, or was delivered.
+    let buffered = || -> f64 {
+        std::fs::read_to_string(&stats)
+            .unwrap_or_default()
+            .lines()
+            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
+            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+            .and_then(|e| {
+                Some(
+                    e.get_field("buffer_events")?.as_f64()?
+                        + e.get_field("events_out")?.as_f64()?,
+                )
+            })
+            .unwrap_or(0.0)
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "100,000 events buffered or delivered",
+        || buffered() >= 100_000.0,
+    );
+    let mut child = child;
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+    // Restarted without the generator; the backend comes back.
+    let again = write(
+        dir.path(),
+        "again.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\nsinks:\n{}",
+            dir.path().display(),
+            sink(&influx, disk)
+        ),
+    );
+    let child = start(&again);
+    influx.resume();
+    wait_until(
+        Duration::from_secs(120),
+        "all 100,000 points after the restart",
+        || count(&influx) == 100_000.0,
+    );
+    stop(child);
+    assert_eq!(
+        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
+        4_999_950_000.0
+    );
+}

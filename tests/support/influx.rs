@@ -1,0 +1,123 @@
+//! A real InfluxDB 1.x for tests: started on loopback in a temporary folder
+//! (installed by scripts/install-test-deps.sh; if it is missing the test
+//! fails), stoppable and restartable on the same port and data, stopped on drop.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Influx {
+    child: Option<Child>,
+    conf: std::path::PathBuf,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Influx {
+    pub fn start() -> Influx {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = dir.path().join("influxdb.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n"
+            ),
+        )
+        .unwrap();
+        let mut influx = Influx {
+            child: None,
+            conf,
+            addr: format!("127.0.0.1:{http}"),
+            _dir: dir,
+        };
+        influx.resume();
+        influx
+    }
+
+    /// Starts the server (again) and waits until it answers `/ping`.
+    pub fn resume(&mut self) {
+        let child = Command::new("influxd")
+            .args(["-config", self.conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("influxd runs (scripts/install-test-deps.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.get("/ping").contains(" 204 ") {
+            assert!(Instant::now() < deadline, "influxd did not answer /ping");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM, then waits for it).
+    pub fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signals the server we started.
+            unsafe { kill(c.id() as i32, 15) };
+            let _ = c.wait();
+        }
+    }
+
+    pub fn get(&self, path_and_query: &str) -> String {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return String::new();
+        };
+        // HTTP/1.0: the answer comes whole, not in chunks.
+        let _ = write!(
+            s,
+            "GET {path_and_query} HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
+        );
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    }
+
+    pub fn query(&self, q: &str) -> String {
+        let enc: String = q
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        self.get(&format!("/query?q={enc}"))
+    }
+
+    /// The single number a `SELECT count(..)`/`sum(..)` answers, or 0.
+    pub fn number(&self, q: &str) -> f64 {
+        let r = self.query(q);
+        r.rsplit(',')
+            .next()
+            .map(|t| t.trim_end_matches(|c: char| !c.is_ascii_digit()))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Influx {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
