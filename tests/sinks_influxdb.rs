@@ -252,3 +252,91 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
         4_999_950_000.0
     );
 }
+
+#[test]
+fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
+    let mut influx = Influx::start();
+    influx.pause(); // down from the start: everything waits on disk
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.lp");
+    let script_path = generator(dir.path(), 0, 20_000, 1_000, 0.05);
+    let disk = "    buffer: { kind: disk, fsync: 100ms }\n";
+    let with_gen = write(
+        dir.path(),
+        "with_gen.yaml",
+        &format!(
+            "agent: {{ data_dir: {d} }}\njobs:\n\
+             \x20 - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {g}] }} }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
+             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
+            d = dir.path().display(),
+            g = script_path.display(),
+            s = sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000"),
+            st = stats.display()
+        ),
+    );
+    let figure = |field: &str| -> f64 {
+        std::fs::read_to_string(&stats)
+            .unwrap_or_default()
+            .lines()
+            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
+            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+            .and_then(|e| e.get_field(field)?.as_f64())
+            .unwrap_or(0.0)
+    };
+    let mut child = start(&with_gen);
+    wait_until(Duration::from_secs(60), "20,000 events on disk", || {
+        figure("buffer_events") >= 20_000.0
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Damage one record in the middle of the oldest segment, and tear the
+    // end of the newest.
+    let buffers = dir.path().join("buffers/influx");
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&buffers)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "seg") && std::fs::metadata(p).unwrap().len() > 0
+        })
+        .collect();
+    segs.sort();
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&segs[0], &bytes).unwrap();
+    let last = segs.last().unwrap();
+    let len = std::fs::metadata(last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    // Restarted without the generator and with InfluxDB up.
+    let again = write(
+        dir.path(),
+        "again.yaml",
+        &format!(
+            "agent: {{ data_dir: {d} }}\njobs:\n  - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
+             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
+            d = dir.path().display(),
+            s = sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000"),
+            st = stats.display()
+        ),
+    );
+    std::fs::remove_file(&stats).unwrap();
+    let child = start(&again);
+    influx.resume();
+    wait_until(Duration::from_secs(60), "the buffer drained", || {
+        figure("buffer_skipped") >= 2.0
+            && figure("buffer_bytes") == 0.0
+            && figure("events_out") > 0.0
+    });
+    stop(child);
+    let count = influx.number("SELECT count(v) FROM metrics.two_weeks.m");
+    // Two records (the damaged one and the torn one, up to 1,000 events
+    // each) are skipped; everything else arrives.
+    assert!((18_000.0..20_000.0).contains(&count), "{count}");
+    assert_eq!(figure("buffer_skipped"), 2.0);
+}

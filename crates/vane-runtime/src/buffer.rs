@@ -445,6 +445,8 @@ impl Store for Disk {
         self.bytes
     }
 
+    /// Events pushed since this process opened the buffer and not yet
+    /// delivered (what an earlier run left is counted in `bytes` only).
     fn events(&self) -> u64 {
         self.events_hint
     }

@@ -379,7 +379,13 @@ async fn store_batch(
 ) {
     loop {
         let wait = space.notified();
-        let r = store.lock().expect("not poisoned").push(batch);
+        let r = {
+            let mut s = store.lock().expect("not poisoned");
+            let r = s.push(batch);
+            ctx.stats().buffer_events.store(s.events(), Relaxed);
+            ctx.stats().buffer_bytes.store(s.bytes(), Relaxed);
+            r
+        };
         match r {
             Ok(Pushed::Stored) => break,
             Ok(Pushed::Dropped(n)) => {

@@ -366,93 +366,10 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
     );
 }
 
-/// A real InfluxDB 1.x on loopback, in a temporary folder; stopped on drop.
-struct Influx {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Influx {
-    fn start() -> Influx {
-        let dir = tempfile::tempdir().unwrap();
-        let (http, rpc) = (free_port(), free_port());
-        let d = dir.path().display();
-        let conf = dir.path().join("influxdb.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
-                 [meta]\n  dir = \"{d}/meta\"\n\
-                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\
-                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new("influxd")
-            .args(["-config", conf.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("influxd runs (scripts/install-test-deps.sh installs it)");
-        let influx = Influx {
-            child,
-            addr: format!("127.0.0.1:{http}"),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !influx.get("/ping").starts_with("HTTP/1.1 204") {
-            assert!(Instant::now() < deadline, "influxd did not answer /ping");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        influx
-    }
-
-    fn get(&self, path_and_query: &str) -> String {
-        use std::io::Read;
-        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return String::new();
-        };
-        let _ = write!(
-            s,
-            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r
-    }
-
-    fn query(&self, q: &str) -> String {
-        let enc: String = q
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        self.get(&format!("/query?q={enc}"))
-    }
-}
-
-impl Drop for Influx {
-    fn drop(&mut self) {
-        // SAFETY: signals the server we started.
-        unsafe { libc_kill(self.child.id() as i32, 15) };
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../../tests/support/influx.rs"]
+#[allow(dead_code)]
+mod influx;
+use influx::Influx;
 
 #[test]
 fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
