@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::PerIteration,
         )
     });
-    g.bench_function("read back (peek, ack)", |b| {
+    g.bench_function("read back (take, ack)", |b| {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir().unwrap();
@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
             },
             |(dir, mut d)| {
                 let mut n = 0;
-                while let Some(b) = d.peek().unwrap() {
+                while let Some(b) = d.take().unwrap() {
                     n += b.len();
                     d.ack().unwrap();
                 }

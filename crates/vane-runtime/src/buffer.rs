@@ -95,10 +95,13 @@ pub enum Pushed {
 /// A sink's buffer.
 pub trait Store: Send {
     fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed>;
-    /// The oldest batch not yet acknowledged.
-    fn peek(&mut self) -> io::Result<Option<&[Event]>>;
-    /// Removes the batch `peek` gave.
+    /// Hands out the oldest batch for delivery; it stays counted (and, on
+    /// disk, stored) until `ack`, and returns with `give_back`.
+    fn take(&mut self) -> io::Result<Option<Vec<Event>>>;
+    /// The taken batch was delivered: forget it.
     fn ack(&mut self) -> io::Result<()>;
+    /// The taken batch was not delivered: it is the oldest again.
+    fn give_back(&mut self, batch: Vec<Event>);
     fn bytes(&self) -> u64;
     fn events(&self) -> u64;
     /// Makes what was pushed durable (disk) and persists the read position.
@@ -109,18 +112,27 @@ pub trait Store: Send {
     }
 }
 
+/// About the line-protocol size of a batch, without encoding it.
 fn size_of(batch: &[Event]) -> u64 {
-    // Counted at line-protocol size, the same measure for both stores.
-    let mut s = String::new();
-    for e in batch {
-        lineproto::encode_into(&mut s, e, Precision::Nanoseconds);
-    }
-    s.len() as u64
+    batch
+        .iter()
+        .map(|e| {
+            let tags: usize = e.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            let fields: usize = e
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len))
+                .sum();
+            (e.name.len() + e.host.len() + tags + fields + 28) as u64
+        })
+        .sum()
 }
 
 /// A bounded queue of batches in memory.
 pub struct Memory {
     batches: VecDeque<(Vec<Event>, u64)>,
+    /// Size and length of the batch out for delivery.
+    taken: Option<(u64, u64)>,
     bytes: u64,
     events: u64,
     max: u64,
@@ -131,6 +143,7 @@ impl Memory {
     pub fn new(max: u64, when_full: WhenFull) -> Memory {
         Memory {
             batches: VecDeque::new(),
+            taken: None,
             bytes: 0,
             events: 0,
             max,
@@ -170,16 +183,25 @@ impl Store for Memory {
         })
     }
 
-    fn peek(&mut self) -> io::Result<Option<&[Event]>> {
-        Ok(self.batches.front().map(|(b, _)| b.as_slice()))
+    fn take(&mut self) -> io::Result<Option<Vec<Event>>> {
+        Ok(self.batches.pop_front().map(|(b, s)| {
+            self.taken = Some((s, b.len() as u64));
+            b
+        }))
     }
 
     fn ack(&mut self) -> io::Result<()> {
-        if let Some((b, s)) = self.batches.pop_front() {
+        if let Some((s, n)) = self.taken.take() {
             self.bytes -= s;
-            self.events -= b.len() as u64;
+            self.events -= n;
         }
         Ok(())
+    }
+
+    fn give_back(&mut self, batch: Vec<Event>) {
+        if let Some((s, _)) = self.taken.take() {
+            self.batches.push_front((batch, s));
+        }
     }
 
     fn bytes(&self) -> u64 {
@@ -209,6 +231,8 @@ pub struct Disk {
     read: (u64, u64),
     /// The decoded batch at the read position, and where it ends.
     current: Option<(Vec<Event>, u64)>,
+    /// Where the batch out for delivery ends, and its length.
+    taken: Option<(u64, u64)>,
     bytes: u64,
     events_hint: u64,
     max: u64,
@@ -275,6 +299,7 @@ impl Disk {
             write_len: 0,
             read,
             current: None,
+            taken: None,
             bytes,
             events_hint: 0,
             max,
@@ -397,9 +422,8 @@ impl Store for Disk {
                 WhenFull::Block => return Ok(Pushed::Full(batch)),
                 WhenFull::DropNewest => return Ok(Pushed::Dropped(batch.len() as u64)),
                 WhenFull::DropOldest => {
-                    while self.bytes + size > self.max {
-                        self.load()?;
-                        let Some((b, _)) = &self.current else { break };
+                    while self.bytes + size > self.max && self.taken.is_none() {
+                        let Some(b) = self.take()? else { break };
                         dropped += b.len() as u64;
                         self.ack()?;
                     }
@@ -415,16 +439,25 @@ impl Store for Disk {
         })
     }
 
-    fn peek(&mut self) -> io::Result<Option<&[Event]>> {
+    fn take(&mut self) -> io::Result<Option<Vec<Event>>> {
         self.load()?;
-        Ok(self.current.as_ref().map(|(b, _)| b.as_slice()))
+        Ok(self.current.take().map(|(b, end)| {
+            self.taken = Some((end, b.len() as u64));
+            b
+        }))
+    }
+
+    fn give_back(&mut self, batch: Vec<Event>) {
+        if let Some((end, _)) = self.taken.take() {
+            self.current = Some((batch, end));
+        }
     }
 
     fn ack(&mut self) -> io::Result<()> {
-        if let Some((b, end)) = self.current.take() {
+        if let Some((end, n)) = self.taken.take() {
             let used = end - self.read.1;
             self.bytes = self.bytes.saturating_sub(used);
-            self.events_hint = self.events_hint.saturating_sub(b.len() as u64);
+            self.events_hint = self.events_hint.saturating_sub(n);
             self.read.1 = end;
             self.dirty = true;
             // A fully read segment other than the one being written goes away.
@@ -480,7 +513,7 @@ mod tests {
 
     fn drain(s: &mut dyn Store) -> Vec<i64> {
         let mut out = Vec::new();
-        while let Some(b) = s.peek().unwrap() {
+        while let Some(b) = s.take().unwrap() {
             out.extend(b.iter().map(|e| e.time - 1));
             s.ack().unwrap();
         }
@@ -517,9 +550,12 @@ mod tests {
         }
         // Deliver two batches, then "crash" after a sync.
         for _ in 0..2 {
-            assert!(d.peek().unwrap().is_some());
+            assert!(d.take().unwrap().is_some());
             d.ack().unwrap();
         }
+        // A batch taken but not delivered comes back first.
+        let b = d.take().unwrap().unwrap();
+        d.give_back(b);
         d.sync().unwrap();
         drop(d);
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
@@ -535,7 +571,7 @@ mod tests {
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
         d.push(batch(0, 3)).unwrap();
         d.sync().unwrap();
-        d.peek().unwrap();
+        d.take().unwrap();
         d.ack().unwrap(); // delivered, but the ack never reached the disk
         drop(d);
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
@@ -578,7 +614,8 @@ mod tests {
     #[test]
     fn disk_drop_oldest_makes_room() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = size_of(&batch(0, 1)) + HEADER;
+        let line = lineproto::encode(&batch(0, 1)[0], Precision::Nanoseconds);
+        let rec = line.len() as u64 + 1 + HEADER;
         let mut d = Disk::open(dir.path(), rec * 2, WhenFull::DropOldest).unwrap();
         for i in 0..4 {
             d.push(batch(i, 1)).unwrap();

@@ -281,7 +281,7 @@ pub async fn run_sink(
             let wait = data.notified();
             let next = {
                 let mut s = store.lock().expect("not poisoned");
-                let b = s.peek().map(|b| b.map(<[Event]>::to_vec));
+                let b = s.take();
                 if last_sync.elapsed() >= fsync {
                     if let Err(e) = s.sync() {
                         ctx.report_error(format!("buffer: sync failed: {e}"));
@@ -340,6 +340,7 @@ pub async fn run_sink(
                         wait.as_millis(),
                         stats.buffer_events.load(Relaxed)
                     ));
+                    store.lock().expect("not poisoned").give_back(batch);
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
