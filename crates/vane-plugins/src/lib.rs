@@ -103,6 +103,10 @@ pub fn register(r: &mut Registry) {
         "expire",
         "emits an expired event for each series not refreshed within its ttl",
     )
+    .sink::<sinks::graphite::Graphite>(
+        "graphite",
+        "Graphite plaintext over TCP, paths from a template of host, name, tags and field",
+    )
     .sink::<sinks::stdout::Stdout>(
         "stdout",
         "writes events to standard output as line protocol or JSON",

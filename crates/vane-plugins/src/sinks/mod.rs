@@ -1,6 +1,7 @@
 //! Built-in sinks, and the output formats they share.
 
 pub mod file;
+pub mod graphite;
 #[cfg(feature = "http")]
 pub mod influxdb;
 pub mod stdout;

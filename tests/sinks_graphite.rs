@@ -1,0 +1,124 @@
+//! The graphite sink through a real carbon-c-relay (Debian's package,
+//! installed by scripts/install-test-deps.sh): vane writes to the relay,
+//! the relay forwards to a listener of this test, which counts every line.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const VANE: &str = env!("CARGO_BIN_EXE_vane");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn every_value_reaches_graphite_through_a_real_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    // The relay's destination: this test.
+    let dest = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dest_port = dest.local_addr().unwrap().port();
+    let relay_port = free_port();
+    let conf = dir.path().join("relay.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen\n    type linemode\n        127.0.0.1:{relay_port} proto tcp\n    ;\n\
+             cluster out\n    forward\n        127.0.0.1:{dest_port}\n    ;\n\
+             match *\n    send to out\n    stop\n    ;\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("relay.log");
+    let mut relay = Command::new("carbon-c-relay")
+        .args([
+            "-f",
+            conf.to_str().unwrap(),
+            "-s",
+            "-l",
+            log.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carbon-c-relay runs (scripts/install-test-deps.sh installs it)");
+    // The relay must not be probed before it says it is ready.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("startup sequence complete")
+    {
+        assert!(Instant::now() < deadline, "carbon-c-relay did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 5,000 events with two fields each, and one string field to skip.
+    let n = 5_000;
+    let script = dir.path().join("gen.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "exec awk 'BEGIN {{ for (i = 0; i < {n}; i++) printf \"load,dc=par1 one=%d.5,two=%di,note=\\\"x\\\" %d000000000\\n\", i, i, 1700000000 + i; fflush(); system(\"sleep 3600\") }}'\n"
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("v.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\n\
+             sinks:\n  - {{ id: g, plugin: graphite, batch_size: 1000, batch_wait: 50ms, config: {{ address: \"127.0.0.1:{relay_port}\", prefix: \"vane.\" }} }}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (sock, _) = dest.accept().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut lines = BufReader::new(sock).lines();
+    let mut sums = (0.0, 0.0);
+    let mut count = 0;
+    while count < 2 * n {
+        let l = lines
+            .next()
+            .expect("the relay forwards every line")
+            .unwrap();
+        let mut w = l.split(' ');
+        let (path, value, time) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+        let v: f64 = value.parse().unwrap();
+        let t: i64 = time.parse().unwrap();
+        match path {
+            "vane.web-01.load.par1.one" => sums.0 += v,
+            "vane.web-01.load.par1.two" => sums.1 += v,
+            other => panic!("unexpected path {other}"),
+        }
+        assert!((1_700_000_000..1_700_000_000 + n as i64).contains(&t));
+        count += 1;
+    }
+    // SAFETY: signals the processes this test started.
+    unsafe {
+        kill(agent.id() as i32, 15);
+    }
+    let _ = agent.wait();
+    unsafe {
+        kill(relay.id() as i32, 15);
+    }
+    let _ = relay.wait();
+    let n = n as f64;
+    assert_eq!(sums.0, n * (n - 1.0) / 2.0 + n * 0.5);
+    assert_eq!(sums.1, n * (n - 1.0) / 2.0);
+}
