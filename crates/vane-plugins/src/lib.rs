@@ -56,7 +56,11 @@ pub fn register(r: &mut Registry) {
         "keeps a program running and reads events from its output as they come",
     );
     #[cfg(feature = "http")]
-    r.sink::<sinks::influxdb::InfluxDb>(
+    r.sink::<sinks::http::Http>(
+        "http",
+        "JSON batches POSTed to a URL, with headers and a bearer token",
+    )
+    .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",
     );

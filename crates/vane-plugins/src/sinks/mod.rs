@@ -3,6 +3,8 @@
 pub mod file;
 pub mod graphite;
 #[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
 pub mod influxdb;
 pub mod stdout;
 
