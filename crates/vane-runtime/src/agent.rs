@@ -819,4 +819,29 @@ mod tests {
             "every event made before the stop"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn submission_interval_sends_the_latest_of_each_series_once_per_interval() {
+        let text = "jobs:\n  - { id: m, plugin: t.many, interval: 5ms }\n\
+            sinks:\n  - { id: c, plugin: t.col, submission_interval: 100ms, config: { bin: submit } }\n";
+        run_until(text, || count(&bin("submit"), "many") >= 8 * 5).await;
+        let evs = bin("submit");
+        for s in 0..8 {
+            let vals: Vec<f64> = evs
+                .iter()
+                .filter(|e| e.get_tag("s") == Some(&s.to_string()))
+                .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
+                .collect();
+            assert!(vals.len() >= 5, "series {s}: {vals:?}");
+            // Each submission carries a later value than the one before:
+            // about 20 polls happen per 100 ms, only the latest goes out.
+            assert!(vals.windows(2).all(|w| w[1] > w[0]), "series {s}: {vals:?}");
+            let last = *vals.last().unwrap();
+            assert!(
+                (vals.len() as f64) < last / 2.0,
+                "coalesced: {} sent of {last} made",
+                vals.len()
+            );
+        }
+    }
 }

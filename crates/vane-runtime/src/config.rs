@@ -72,6 +72,8 @@ pub struct JobConfig {
     pub workers: Option<usize>,
     /// Where a sink's batches wait for delivery (sinks).
     pub buffer: Option<crate::buffer::BufferConfig>,
+    /// Send only the latest event of each series, once per interval (sinks).
+    pub submission_interval: Option<Duration>,
 }
 
 /// Where a job is declared.
@@ -122,6 +124,7 @@ pub struct Job {
     pub levels: Option<std::sync::Arc<Levels>>,
     pub workers: usize,
     pub buffer: crate::buffer::BufferConfig,
+    pub submission_interval: Option<std::time::Duration>,
 }
 
 /// Level expressions of a job or engine, applied to every event it emits.
@@ -493,6 +496,11 @@ fn resolve(
     };
     match section {
         Section::Jobs => {
+            misplaced(
+                "submission_interval",
+                jc.submission_interval.is_some(),
+                &mut errors,
+            );
             misplaced("buffer", jc.buffer.is_some(), &mut errors);
             misplaced("workers", jc.workers.is_some(), &mut errors);
             misplaced("beat", jc.beat.is_some(), &mut errors);
@@ -500,6 +508,11 @@ fn resolve(
             misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
         }
         Section::Engines => {
+            misplaced(
+                "submission_interval",
+                jc.submission_interval.is_some(),
+                &mut errors,
+            );
             misplaced("buffer", jc.buffer.is_some(), &mut errors);
             misplaced("interval", jc.interval.is_some(), &mut errors);
             misplaced("timeout", jc.timeout.is_some(), &mut errors);
@@ -594,6 +607,7 @@ fn resolve(
                 levels,
                 workers: jc.workers.unwrap_or(1).max(1),
                 buffer: jc.buffer.clone().unwrap_or_default(),
+                submission_interval: jc.submission_interval.map(Duration::get),
             },
             next,
         )),
@@ -873,7 +887,7 @@ mod tests {
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
-                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`, `buffer`",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`, `buffer`, `submission_interval`",
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, next: a }\n",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
@@ -235,12 +236,32 @@ pub async fn run_sink(
         let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
         let mut deadline: Option<Instant> = None;
         let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
+        // submission_interval: the latest event per series, in first-seen order.
+        let mut latest: HashMap<String, usize> = HashMap::new();
+        let mut submission = job.submission_interval.map(|d| {
+            let mut t = tokio::time::interval_at(Instant::now() + d, d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
             tokio::select! {
                 // Take every waiting batch at once: one wake-up for a burst of polls.
                 n = rx.recv_many(&mut got, 256) => {
                     if n == 0 {
                         break;
+                    }
+                    if submission.is_some() {
+                        for ev in got.drain(..).flatten() {
+                            stats.events_in.fetch_add(1, Relaxed);
+                            match latest.get(&ev.series_key()) {
+                                Some(&i) => batch[i] = ev,
+                                None => {
+                                    latest.insert(ev.series_key(), batch.len());
+                                    batch.push(ev);
+                                }
+                            }
+                        }
+                        continue;
                     }
                     for evs in got.drain(..) {
                         stats.events_in.fetch_add(evs.len() as u64, Relaxed);
@@ -257,6 +278,12 @@ pub async fn run_sink(
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                     store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
                     deadline = None;
+                }
+                _ = async { submission.as_mut().expect("guarded").tick().await }, if submission.is_some() => {
+                    latest.clear();
+                    if !batch.is_empty() {
+                        store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                    }
                 }
             }
         }
