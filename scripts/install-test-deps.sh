@@ -9,6 +9,7 @@ packages=(
   monitoring-plugins-basic   # check_load, check_disk, check_procs, check_users, check_tcp, check_http, check_dummy
   influxdb                   # 1.6, for the influxdb sink and the Tourbillon example
   carbon-c-relay             # a real Graphite relay in front of the graphite sink test
+  prometheus                 # 2.42, the remote-write receiver for its sink test
 )
 
 if command -v rustup >/dev/null; then

@@ -1,3 +1,6 @@
 //! Helpers shared by the integration tests: real servers on loopback.
+//! Each test binary uses some of them.
+#![allow(dead_code)]
 
 pub mod influx;
+pub mod prometheus;

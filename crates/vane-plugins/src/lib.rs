@@ -60,6 +60,10 @@ pub fn register(r: &mut Registry) {
         "http",
         "JSON batches POSTed to a URL, with headers and a bearer token",
     )
+    .sink::<sinks::remote_write::RemoteWrite>(
+        "prometheus_remote_write",
+        "Prometheus remote write (protobuf, snappy): name and field as metric, tags as labels",
+    )
     .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",

@@ -6,6 +6,8 @@ pub mod graphite;
 pub mod http;
 #[cfg(feature = "http")]
 pub mod influxdb;
+#[cfg(feature = "http")]
+pub mod remote_write;
 pub mod stdout;
 
 use serde::Deserialize;

@@ -1,0 +1,231 @@
+//! The `prometheus_remote_write` sink: Prometheus's remote-write protocol
+//! (protobuf `WriteRequest`, snappy-compressed, version 0.1.0) to any
+//! receiver, Prometheus itself with `--web.enable-remote-write-receiver`.
+//!
+//! Labels: the metric name is the event's name, then `_FIELD` unless the
+//! field is `value`; every tag is a label, and the host is the label
+//! `host`. Names are sanitised the Prometheus way: characters outside
+//! `[a-zA-Z0-9_]` (and `:` in metric names) become `_`, and a leading digit
+//! gets a `_` before it. Strings are skipped; booleans are 0 or 1. Samples
+//! of a series are sent in time order. A 400 (out-of-order or duplicate
+//! samples) is not retried: the batch is given up and counted.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use vane_core::prelude::*;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    samples: Vec<Sample>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Label {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Sample {
+    #[prost(double, tag = "1")]
+    value: f64,
+    #[prost(int64, tag = "2")]
+    timestamp: i64,
+}
+
+/// Settings of the `prometheus_remote_write` sink.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// The receiver, e.g. http://127.0.0.1:9090/api/v1/write.
+    pub url: String,
+    pub bearer_token: Option<String>,
+    /// Per request. Default: 10s.
+    #[serde(default = "ten_seconds")]
+    pub timeout: vane_core::Duration,
+}
+
+fn ten_seconds() -> vane_core::Duration {
+    vane_core::Duration::from_secs(10)
+}
+
+pub struct RemoteWrite {
+    cfg: RemoteWriteConfig,
+    client: reqwest::Client,
+}
+
+/// A Prometheus metric or label name from any text.
+pub fn sanitize(s: &str, metric: bool) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || (metric && c == ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Series (sorted labels) to samples, for a batch.
+fn series(batch: &[Event]) -> Vec<TimeSeries> {
+    let mut by: BTreeMap<Vec<(String, String)>, Vec<Sample>> = BTreeMap::new();
+    for e in batch {
+        for (field, v) in &e.fields {
+            let value = match v {
+                Value::Str(_) => continue,
+                v => v.as_f64().unwrap_or(0.0),
+            };
+            let name = if field == "value" {
+                e.name.clone()
+            } else {
+                format!("{}_{field}", e.name)
+            };
+            let mut labels: BTreeMap<String, String> = BTreeMap::new();
+            labels.insert("__name__".into(), sanitize(&name, true));
+            if !e.host.is_empty() {
+                labels.insert("host".into(), e.host.clone());
+            }
+            for (k, v) in &e.tags {
+                labels
+                    .entry(sanitize(k, false))
+                    .or_insert_with(|| v.clone());
+            }
+            by.entry(labels.into_iter().collect())
+                .or_default()
+                .push(Sample {
+                    value,
+                    timestamp: e.time.div_euclid(1_000_000),
+                });
+        }
+    }
+    by.into_iter()
+        .map(|(labels, mut samples)| {
+            samples.sort_by_key(|s| s.timestamp);
+            TimeSeries {
+                labels: labels
+                    .into_iter()
+                    .map(|(name, value)| Label { name, value })
+                    .collect(),
+                samples,
+            }
+        })
+        .collect()
+}
+
+impl Sink for RemoteWrite {
+    type Config = RemoteWriteConfig;
+
+    fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .build()
+            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(RemoteWrite { cfg, client })
+    }
+
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+        use prost::Message as _;
+        let req = WriteRequest {
+            timeseries: series(batch),
+        };
+        if req.timeseries.is_empty() {
+            return Ok(());
+        }
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .map_err(|e| Error::stop(format!("snappy: {e}")))?;
+        let mut r = self
+            .client
+            .post(&self.cfg.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body);
+        if let Some(t) = &self.cfg.bearer_token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r
+            .send()
+            .await
+            .map_err(|e| Error::retry(format!("{}: {e}", self.cfg.url)))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match status {
+            200..=299 => Ok(()),
+            400 => Err(Error::stop(format!(
+                "{} refused the samples: {}",
+                self.cfg.url,
+                text.trim()
+            ))),
+            _ => Err(Error::retry(format!(
+                "{} answered {status}: {}",
+                self.cfg.url,
+                text.trim()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_labels_and_order() {
+        assert_eq!(sanitize("cpu-usage.total", true), "cpu_usage_total");
+        assert_eq!(sanitize("9lives", false), "_9lives");
+        assert_eq!(sanitize("a:b", true), "a:b");
+        assert_eq!(sanitize("a:b", false), "a_b");
+        let batch = vec![
+            Event::gauge("disk", 2.0)
+                .host("h")
+                .tag("path", "/")
+                .field("free", 5i64)
+                .at(2_000_000),
+            Event::gauge("disk", 1.0)
+                .host("h")
+                .tag("path", "/")
+                .field("note", "skip")
+                .at(1_000_000),
+        ];
+        let ts = series(&batch);
+        assert_eq!(ts.len(), 2);
+        let names: Vec<&str> = ts.iter().map(|t| t.labels[0].value.as_str()).collect();
+        assert_eq!(names, vec!["disk", "disk_free"]);
+        assert_eq!(
+            ts[0]
+                .labels
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["__name__", "host", "path"]
+        );
+        assert_eq!(
+            ts[0]
+                .samples
+                .iter()
+                .map(|s| s.timestamp)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+}

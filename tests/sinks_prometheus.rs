@@ -1,0 +1,76 @@
+//! The prometheus_remote_write sink into a real Prometheus (Debian's
+//! package, installed by scripts/install-test-deps.sh), queried back with
+//! PromQL: exact sample counts and sums per series.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::prometheus::Prometheus;
+
+const VANE: &str = env!("CARGO_BIN_EXE_vane");
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn samples_arrive_in_prometheus_with_their_labels() {
+    let prom = Prometheus::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 300 samples of two series, 100 ms apart, ending a minute ago.
+    let start_ms = vane_core::event::now_ns() / 1_000_000 - 90_000;
+    let script = dir.path().join("gen.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "exec awk 'BEGIN {{ for (i = 0; i < 300; i++) printf \"http.requests,dc=par-1,code=%d count=%di,ok=true %d%03d000000\\n\", 200 + (i % 2) * 300, i, int(({start_ms} + i * 100) / 1000), ({start_ms} + i * 100) % 1000; fflush(); system(\"sleep 3600\") }}'\n"
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("v.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\n\
+             sinks:\n  - {{ id: prom, plugin: prometheus_remote_write, batch_size: 100, batch_wait: 50ms, config: {{ url: \"http://{}/api/v1/write\" }} }}\n",
+            script.display(),
+            prom.addr
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let q200 =
+        "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prom.value(q200) != Some(150.0) {
+        assert!(
+            Instant::now() < deadline,
+            "150 samples of code 200: {:?}",
+            prom.value(q200)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: signals the agent this test started.
+    unsafe { kill(agent.id() as i32, 15) };
+    let _ = agent.wait();
+    // Even i went to code 200, odd i to code 500: sums 0+2+…+298 and 1+3+…+299.
+    assert_eq!(
+        prom.value("sum_over_time(http_requests_count{code=\"200\"}[10m])"),
+        Some(22_350.0)
+    );
+    assert_eq!(
+        prom.value("sum_over_time(http_requests_count{code=\"500\"}[10m])"),
+        Some(22_500.0)
+    );
+    assert_eq!(
+        prom.value("sum(count_over_time(http_requests_ok[10m]))"),
+        Some(300.0)
+    );
+}

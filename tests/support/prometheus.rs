@@ -1,0 +1,88 @@
+//! A real Prometheus 2.x for tests, with its remote-write receiver on,
+//! started on loopback in a temporary folder; stopped on drop.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Prometheus {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn start() -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("prometheus.yml");
+        std::fs::write(&conf, "global:\n  scrape_interval: 1h\n").unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (scripts/install-test-deps.sh installs it)");
+        let p = Prometheus {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !p.get("/-/ready").contains(" 200 ") {
+            assert!(Instant::now() < deadline, "prometheus did not get ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    pub fn get(&self, path: &str) -> String {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return String::new();
+        };
+        let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    }
+
+    /// The value of an instant query with one result, or None.
+    pub fn value(&self, promql: &str) -> Option<f64> {
+        let enc: String = promql
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let r = self.get(&format!("/api/v1/query?query={enc}"));
+        let body = r.split("\r\n\r\n").nth(1)?;
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // SAFETY: signals the server this test started.
+        unsafe { kill(self.child.id() as i32, 15) };
+        let _ = self.child.wait();
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
