@@ -64,6 +64,10 @@ pub fn register(r: &mut Registry) {
         "prometheus_remote_write",
         "Prometheus remote write (protobuf, snappy): name and field as metric, tags as labels",
     )
+    .sink::<sinks::riemann::Riemann>(
+        "riemann",
+        "Riemann's protobuf protocol over TCP, waiting for each batch's ack",
+    )
     .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",

@@ -8,6 +8,8 @@ pub mod http;
 pub mod influxdb;
 #[cfg(feature = "http")]
 pub mod remote_write;
+#[cfg(feature = "http")]
+pub mod riemann;
 pub mod stdout;
 
 use serde::Deserialize;
