@@ -74,3 +74,75 @@ fn samples_arrive_in_prometheus_with_their_labels() {
         Some(300.0)
     );
 }
+
+#[test]
+fn a_real_prometheus_scrapes_the_latest_values() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("v.yaml");
+    // Two readings of room a: only the latest (21.5) is served.
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, -c, \"echo 'temp,room=a value=20.0'; echo 'temp,room=a value=21.5'; echo 'temp,room=b value=18i'; echo 'reqs,kind=counter,path=/x value=42u'; exec sleep 3600\"] }} }}\n\
+             sinks:\n  - {{ id: scrape, plugin: prometheus, batch_wait: 10ms, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new(VANE)
+        .args(["run", "-c", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = || -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let t = get();
+        if t.contains("reqs{") {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never served the series: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (samples, bad) = vane_core::formats::prometheus::parse(&text, 0);
+    assert!(bad.is_empty(), "{bad:?}\n{text}");
+    let find = |name: &str, k: &str, v: &str| {
+        samples
+            .iter()
+            .find(|e| e.name == name && e.get_tag(k) == Some(v))
+            .map(|e| (e.get_field("value").unwrap().as_f64().unwrap(), e.kind))
+    };
+    use vane_core::event::Kind;
+    assert_eq!(find("temp", "room", "a"), Some((21.5, Kind::Gauge)));
+    assert_eq!(find("temp", "room", "b"), Some((18.0, Kind::Gauge)));
+    assert_eq!(find("reqs", "path", "/x"), Some((42.0, Kind::Counter)));
+    assert_eq!(samples.len(), 3, "{text}");
+    // A real Prometheus scrapes it.
+    let prom = Prometheus::scraping(&format!("127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prom.value("temp{room=\"a\",host=\"web-01\"}") != Some(21.5) {
+        assert!(Instant::now() < deadline, "Prometheus never scraped temp");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(prom.value("reqs{path=\"/x\"}"), Some(42.0));
+    // SAFETY: signals the agent this test started.
+    unsafe { kill(agent.id() as i32, 15) };
+    let _ = agent.wait();
+}

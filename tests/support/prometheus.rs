@@ -13,6 +13,17 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start() -> Prometheus {
+        Prometheus::with_config("global:\n  scrape_interval: 1h\n")
+    }
+
+    /// A Prometheus scraping `target` (host:port) every second.
+    pub fn scraping(target: &str) -> Prometheus {
+        Prometheus::with_config(&format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vane\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ))
+    }
+
+    fn with_config(yaml: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -20,7 +31,7 @@ impl Prometheus {
             .unwrap()
             .port();
         let conf = dir.path().join("prometheus.yml");
-        std::fs::write(&conf, "global:\n  scrape_interval: 1h\n").unwrap();
+        std::fs::write(&conf, yaml).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", conf.display()))
             .arg(format!(

@@ -64,6 +64,10 @@ pub fn register(r: &mut Registry) {
         "prometheus_remote_write",
         "Prometheus remote write (protobuf, snappy): name and field as metric, tags as labels",
     )
+    .sink::<sinks::prometheus::Prometheus>(
+        "prometheus",
+        "serves /metrics for Prometheus to scrape: the latest value of each series",
+    )
     .sink::<sinks::riemann::Riemann>(
         "riemann",
         "Riemann's protobuf protocol over TCP, waiting for each batch's ack",

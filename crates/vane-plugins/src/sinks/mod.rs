@@ -7,6 +7,8 @@ pub mod http;
 #[cfg(feature = "http")]
 pub mod influxdb;
 #[cfg(feature = "http")]
+pub mod prometheus;
+#[cfg(feature = "http")]
 pub mod remote_write;
 #[cfg(feature = "http")]
 pub mod riemann;

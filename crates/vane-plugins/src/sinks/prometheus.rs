@@ -1,0 +1,198 @@
+//! The `prometheus` sink: serves `/metrics` in the Prometheus text
+//! exposition format for a Prometheus to scrape. It keeps the latest value
+//! of every series routed to it and stops serving a series not updated
+//! within `staleness`. Names and labels follow the remote-write sink's
+//! mapping (`NAME` for field `value`, else `NAME_FIELD`; tags and `host` as
+//! labels); counters are typed `counter`, the rest `gauge`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use serde::Deserialize;
+use vane_core::prelude::*;
+
+use super::remote_write::sanitize;
+
+/// Settings of the `prometheus` sink.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Where to serve `/metrics`. Default: 127.0.0.1:9273.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Series not updated for this long are no longer served. Default: 5m.
+    #[serde(default = "five_minutes")]
+    pub staleness: vane_core::Duration,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9273".into()
+}
+
+fn five_minutes() -> vane_core::Duration {
+    vane_core::Duration::from_secs(300)
+}
+
+/// metric name → (label set → (value, counter, last update))
+type Latest = BTreeMap<String, BTreeMap<Vec<(String, String)>, (f64, bool, Instant)>>;
+
+pub struct Prometheus {
+    cfg: PrometheusConfig,
+    latest: Arc<Mutex<Latest>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition of everything fresh.
+pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
+    let mut out = String::new();
+    for (name, series) in latest {
+        let fresh: Vec<_> = series
+            .iter()
+            .filter(|(_, (_, _, t))| t.elapsed() <= staleness)
+            .collect();
+        let Some((_, (_, counter, _))) = fresh.first() else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "# TYPE {name} {}",
+            if *counter { "counter" } else { "gauge" }
+        );
+        for (labels, (v, _, _)) in fresh {
+            out.push_str(name);
+            if !labels.is_empty() {
+                out.push('{');
+                for (i, (k, lv)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{k}=\"{}\"", escape(lv));
+                }
+                out.push('}');
+            }
+            let v = if v.is_nan() {
+                "NaN".to_owned()
+            } else if v.is_infinite() {
+                if *v > 0.0 {
+                    "+Inf".into()
+                } else {
+                    "-Inf".into()
+                }
+            } else {
+                format!("{v}")
+            };
+            let _ = writeln!(out, " {v}");
+        }
+    }
+    out
+}
+
+impl Sink for Prometheus {
+    type Config = PrometheusConfig;
+
+    fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self> {
+        Ok(Prometheus {
+            cfg,
+            latest: Arc::new(Mutex::new(BTreeMap::new())),
+            server: None,
+        })
+    }
+
+    async fn prepare(&mut self, ctx: &Context) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(&self.cfg.listen)
+            .await
+            .map_err(|e| Error::retry(format!("cannot listen on {}: {e}", self.cfg.listen)))?;
+        ctx.info(format!("serving /metrics on {}", listener.local_addr()?));
+        let latest = self.latest.clone();
+        let staleness = self.cfg.staleness.get();
+        self.server = Some(tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let latest = latest.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let latest = latest.clone();
+                            async move {
+                                let (status, body) = if req.uri().path() == "/metrics" {
+                                    let text =
+                                        render(&latest.lock().expect("not poisoned"), staleness);
+                                    (200, text)
+                                } else {
+                                    (404, "not found: try /metrics\n".to_owned())
+                                };
+                                let resp = hyper::Response::builder()
+                                    .status(status)
+                                    .header("Content-Type", "text/plain; version=0.0.4")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .expect("a valid response");
+                                Ok::<_, Infallible>(resp)
+                            }
+                        },
+                    );
+                    let io = hyper_util::rt::TokioIo::new(sock);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        }));
+        Ok(())
+    }
+
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+        let now = Instant::now();
+        let mut latest = self.latest.lock().expect("not poisoned");
+        for e in batch {
+            for (field, v) in &e.fields {
+                let value = match v {
+                    Value::Str(_) => continue,
+                    v => v.as_f64().unwrap_or(0.0),
+                };
+                let name = sanitize(
+                    &if field == "value" {
+                        e.name.clone()
+                    } else {
+                        format!("{}_{field}", e.name)
+                    },
+                    true,
+                );
+                let mut labels: BTreeMap<String, String> = BTreeMap::new();
+                if !e.host.is_empty() {
+                    labels.insert("host".into(), e.host.clone());
+                }
+                for (k, v) in &e.tags {
+                    labels
+                        .entry(sanitize(k, false))
+                        .or_insert_with(|| v.clone());
+                }
+                latest.entry(name).or_default().insert(
+                    labels.into_iter().collect(),
+                    (value, e.kind == Kind::Counter, now),
+                );
+            }
+        }
+        Ok(())
+    }
+}
