@@ -84,7 +84,11 @@ fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
             "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
             dir.path().display(),
             script_path.display(),
-            sink(&influx, "")
+            // Gzipped bodies, in batches cut at 64 KiB.
+            sink(&influx, "    batch_bytes: 64KiB\n").replace(
+                "      database: metrics\n",
+                "      database: metrics\n      gzip: true\n"
+            )
         ),
     );
     let child = start(&cfg);

@@ -113,7 +113,7 @@ pub trait Store: Send {
 }
 
 /// About the line-protocol size of a batch, without encoding it.
-fn size_of(batch: &[Event]) -> u64 {
+pub fn size_of(batch: &[Event]) -> u64 {
     batch
         .iter()
         .map(|e| {

@@ -64,6 +64,8 @@ pub struct JobConfig {
     pub batch_size: Option<usize>,
     /// Max wait before a partial batch is sent (sinks). Default: 1s.
     pub batch_wait: Option<Duration>,
+    /// Max size of a batch, counted as line protocol (sinks). Default: 4MiB.
+    pub batch_bytes: Option<vane_core::ByteSize>,
     /// Level expressions (jobs and engines): the first that holds sets the state.
     pub critical: Option<Node>,
     pub warning: Option<Node>,
@@ -121,6 +123,7 @@ pub struct Job {
     pub tags: Vec<(String, String)>,
     pub batch_size: usize,
     pub batch_wait: std::time::Duration,
+    pub batch_bytes: u64,
     pub levels: Option<std::sync::Arc<Levels>>,
     pub workers: usize,
     pub buffer: crate::buffer::BufferConfig,
@@ -496,6 +499,7 @@ fn resolve(
     };
     match section {
         Section::Jobs => {
+            misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
             misplaced(
                 "submission_interval",
                 jc.submission_interval.is_some(),
@@ -508,6 +512,7 @@ fn resolve(
             misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
         }
         Section::Engines => {
+            misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
             misplaced(
                 "submission_interval",
                 jc.submission_interval.is_some(),
@@ -604,6 +609,7 @@ fn resolve(
                     .batch_wait
                     .map(Duration::get)
                     .unwrap_or(std::time::Duration::from_secs(1)),
+                batch_bytes: jc.batch_bytes.map_or(4 << 20, |b| b.0.max(1)),
                 levels,
                 workers: jc.workers.unwrap_or(1).max(1),
                 buffer: jc.buffer.clone().unwrap_or_default(),
@@ -887,7 +893,7 @@ mod tests {
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
-                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `critical`, `warning`, `ok`, `workers`, `buffer`, `submission_interval`",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `batch_bytes`, `critical`, `warning`, `ok`, `workers`, `buffer`, `submission_interval`",
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, next: a }\n",

@@ -234,6 +234,7 @@ pub async fn run_sink(
 
     let intake = async {
         let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
+        let mut batch_bytes = 0u64;
         let mut deadline: Option<Instant> = None;
         let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
         // submission_interval: the latest event per series, in first-seen order.
@@ -267,9 +268,11 @@ pub async fn run_sink(
                         stats.events_in.fetch_add(evs.len() as u64, Relaxed);
                         if batch.is_empty() {
                             deadline = Some(Instant::now() + job.batch_wait);
+                            batch_bytes = 0;
                         }
+                        batch_bytes += crate::buffer::size_of(&evs);
                         batch.extend(evs);
-                        if batch.len() >= job.batch_size {
+                        if batch.len() >= job.batch_size || batch_bytes >= job.batch_bytes {
                             store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
                             deadline = None;
                         }
