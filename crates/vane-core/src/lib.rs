@@ -23,6 +23,7 @@
 //! assert!(registry.finish().is_ok());
 //! ```
 
+pub mod binary;
 pub mod config;
 pub mod context;
 pub mod duration;

@@ -4,7 +4,7 @@
 //! under `agent.data_dir/buffers/SINK/` so they survive a crash of the agent.
 //!
 //! Disk format: segment files `NNNNNNNNNNNNNNNNNNNN.seg` of records
-//! `[len: u32 LE][crc32: u32 LE][len bytes of line protocol]`, and a file
+//! `[len: u32 LE][crc32: u32 LE][len bytes: a batch in vane_core::binary]`, and a file
 //! `ack` naming the segment and offset of the first batch not yet
 //! delivered. A new segment is started on open and at 16 MiB, so a torn
 //! tail is never appended to. A record whose checksum does not match, or a
@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vane_core::ByteSize;
 use vane_core::event::Event;
-use vane_core::lineproto::{self, Precision};
 
 /// What to do with a batch when the buffer is full.
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -239,6 +238,8 @@ pub struct Disk {
     when_full: WhenFull,
     skipped: (u64, u64),
     dirty: bool,
+    /// Reused encoding buffer.
+    scratch: Vec<u8>,
 }
 
 fn seg_path(dir: &Path, n: u64) -> PathBuf {
@@ -306,6 +307,7 @@ impl Disk {
             when_full,
             skipped: (0, 0),
             dirty: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -380,11 +382,16 @@ impl Disk {
                 self.bytes = self.bytes.saturating_sub(HEADER + n);
                 continue;
             }
-            let text = String::from_utf8_lossy(&payload);
-            let batch: Vec<Event> = lineproto::decode(&text, Precision::Nanoseconds, 0)
-                .filter_map(Result::ok)
-                .collect();
-            self.current = Some((batch, end));
+            match vane_core::binary::decode_batch(&payload) {
+                Ok(batch) => self.current = Some((batch, end)),
+                Err(_) => {
+                    // The checksum matched but the batch does not read:
+                    // another version's record. Skipped like a corrupt one.
+                    self.skip(1, HEADER + n);
+                    self.read = (seg, end);
+                    self.bytes = self.bytes.saturating_sub(HEADER + n);
+                }
+            }
         }
         Ok(())
     }
@@ -411,16 +418,21 @@ impl Disk {
 
 impl Store for Disk {
     fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed> {
-        let mut text = String::new();
-        for e in &batch {
-            lineproto::encode_into(&mut text, e, Precision::Nanoseconds);
-        }
-        let size = text.len() as u64 + HEADER;
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        vane_core::binary::encode_batch(&mut bytes, &batch);
+        let size = bytes.len() as u64 + HEADER;
         let mut dropped = 0;
         if self.bytes + size > self.max && self.bytes > 0 {
             match self.when_full {
-                WhenFull::Block => return Ok(Pushed::Full(batch)),
-                WhenFull::DropNewest => return Ok(Pushed::Dropped(batch.len() as u64)),
+                WhenFull::Block => {
+                    self.scratch = bytes;
+                    return Ok(Pushed::Full(batch));
+                }
+                WhenFull::DropNewest => {
+                    self.scratch = bytes;
+                    return Ok(Pushed::Dropped(batch.len() as u64));
+                }
                 WhenFull::DropOldest => {
                     while self.bytes + size > self.max && self.taken.is_none() {
                         let Some(b) = self.take()? else { break };
@@ -430,7 +442,8 @@ impl Store for Disk {
                 }
             }
         }
-        self.append(text.as_bytes())?;
+        self.append(&bytes)?;
+        self.scratch = bytes;
         self.events_hint += batch.len() as u64;
         Ok(if dropped > 0 {
             Pushed::Dropped(dropped)
@@ -614,8 +627,9 @@ mod tests {
     #[test]
     fn disk_drop_oldest_makes_room() {
         let dir = tempfile::tempdir().unwrap();
-        let line = lineproto::encode(&batch(0, 1)[0], Precision::Nanoseconds);
-        let rec = line.len() as u64 + 1 + HEADER;
+        let mut one = Vec::new();
+        vane_core::binary::encode_batch(&mut one, &batch(0, 1));
+        let rec = one.len() as u64 + HEADER;
         let mut d = Disk::open(dir.path(), rec * 2, WhenFull::DropOldest).unwrap();
         for i in 0..4 {
             d.push(batch(i, 1)).unwrap();
