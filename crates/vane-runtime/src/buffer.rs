@@ -8,7 +8,9 @@
 //! `ack` naming the segment and offset of the first batch not yet
 //! delivered. A new segment is started on open and at 16 MiB, so a torn
 //! tail is never appended to. A record whose checksum does not match, or a
-//! segment that ends in the middle of a record, is skipped and counted.
+//! segment that ends in the middle of a record, is skipped and counted; the
+//! reader then looks for the next offset where a length and a checksum agree,
+//! so a damaged length field costs one record, not the rest of the segment.
 //! Delivery is at least once: a batch sent but not yet acknowledged when the
 //! agent dies is sent again.
 
@@ -364,24 +366,29 @@ impl Disk {
             f.read_exact(&mut h)?;
             let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
             let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            if off + HEADER + n > len {
-                // Torn: the rest of this segment cannot be trusted.
-                if is_last {
-                    return Ok(());
+            let mut payload = Vec::new();
+            if off + HEADER + n <= len {
+                payload = vec![0u8; n as usize];
+                f.read_exact(&mut payload)?;
+            }
+            if off + HEADER + n > len || crc32fast::hash(&payload) != crc {
+                // Damaged (or torn): the length itself may be wrong, so
+                // look for the next place where a length and a checksum agree.
+                match resync(&path, off + 1)? {
+                    Some(next) => {
+                        self.skip(1, next - off);
+                        self.bytes = self.bytes.saturating_sub(next - off);
+                        self.read = (seg, next);
+                    }
+                    None if is_last => return Ok(()),
+                    None => {
+                        self.skip(1, len - off);
+                        self.next_segment()?;
+                    }
                 }
-                self.skip(1, len - off);
-                self.next_segment()?;
                 continue;
             }
-            let mut payload = vec![0u8; n as usize];
-            f.read_exact(&mut payload)?;
             let end = off + HEADER + n;
-            if crc32fast::hash(&payload) != crc {
-                self.skip(1, HEADER + n);
-                self.read = (seg, end);
-                self.bytes = self.bytes.saturating_sub(HEADER + n);
-                continue;
-            }
             match vane_core::binary::decode_batch(&payload) {
                 Ok(batch) => self.current = Some((batch, end)),
                 Err(_) => {
@@ -414,6 +421,23 @@ impl Disk {
         self.dirty = true;
         Ok(())
     }
+}
+
+/// The first offset at or after `from` where a whole record with a
+/// matching checksum starts (corruption only: reads the whole segment).
+fn resync(path: &Path, from: u64) -> io::Result<Option<u64>> {
+    let b = fs::read(path)?;
+    let h = HEADER as usize;
+    let mut p = from as usize;
+    while p + h <= b.len() {
+        let n = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as usize;
+        let crc = u32::from_le_bytes([b[p + 4], b[p + 5], b[p + 6], b[p + 7]]);
+        if n > 0 && p + h + n <= b.len() && crc32fast::hash(&b[p + h..p + h + n]) == crc {
+            return Ok(Some(p as u64));
+        }
+        p += 1;
+    }
+    Ok(None)
 }
 
 impl Store for Disk {
@@ -595,7 +619,7 @@ mod tests {
     fn corrupt_and_torn_records_are_skipped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
-        for i in 0..3 {
+        for i in 0..4 {
             d.push(batch(i * 10, 2)).unwrap();
         }
         d.sync().unwrap();
@@ -608,16 +632,17 @@ mod tests {
             })
             .unwrap();
         let mut bytes = fs::read(&seg).unwrap();
-        // Flip a byte inside the second record's payload, and tear the third.
+        // Damage the second record's length field (the reader must find the
+        // third again), and tear the fourth.
         let first_len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize + 8;
-        bytes[first_len + 10] ^= 0xff;
+        bytes[first_len + 1] ^= 0xff;
         let cut = bytes.len() - 5;
         bytes.truncate(cut);
         fs::write(&seg, &bytes).unwrap();
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
-        assert_eq!(drain(&mut d), vec![0, 1]);
+        assert_eq!(drain(&mut d), vec![0, 1, 20, 21]);
         let (records, skipped_bytes) = d.take_skipped();
-        assert_eq!(records, 2, "the corrupt record and the torn one");
+        assert_eq!(records, 2, "the damaged record and the torn one");
         assert!(skipped_bytes > 0);
         // New data still flows.
         d.push(batch(100, 1)).unwrap();
