@@ -24,21 +24,8 @@ fn default_influx() -> String {
     "127.0.0.1:8086".into()
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct Retention {
-    pub name: String,
-    /// InfluxQL duration: `14d`, `52w`, `INF`.
-    pub duration: String,
-    #[serde(default = "one")]
-    pub replication: u32,
-    #[serde(default)]
-    pub default: bool,
-}
-
-fn one() -> u32 {
-    1
-}
+/// The retention policy: the same block the `influxdb` sink takes.
+pub use vane_plugins::sinks::influxdb::Retention;
 
 /// Settings of the Tourbillon-style plugin.
 #[derive(Deserialize)]
