@@ -2,12 +2,14 @@
 //! installed by scripts/install-test-deps.sh): vane writes to the relay,
 //! the relay forwards to a listener of this test, which counts every line.
 
+mod support;
+
+use support::agent::{signal, start, stop};
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -15,10 +17,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 #[test]
@@ -80,12 +78,7 @@ fn every_value_reaches_graphite_through_a_real_relay() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = start(&cfg);
     let (sock, _) = dest.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -109,14 +102,8 @@ fn every_value_reaches_graphite_through_a_real_relay() {
         assert!((1_700_000_000..1_700_000_000 + n as i64).contains(&t));
         count += 1;
     }
-    // SAFETY: signals the processes this test started.
-    unsafe {
-        kill(agent.id() as i32, 15);
-    }
-    let _ = agent.wait();
-    unsafe {
-        kill(relay.id() as i32, 15);
-    }
+    stop(agent);
+    signal(&relay, 15);
     let _ = relay.wait();
     let n = n as f64;
     assert_eq!(sums.0, n * (n - 1.0) / 2.0 + n * 0.5);

@@ -3,17 +3,14 @@
 //! event arrives once the retry succeeds, with the bearer token from the
 //! environment.
 
+mod support;
+
+use support::agent::{start_with, stop};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
 
 #[test]
 fn batches_arrive_as_json_after_a_retry_with_the_token() {
@@ -70,13 +67,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .env("HOOK_TOKEN", "s3cret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = start_with(&cfg, &[("HOOK_TOKEN", "s3cret")]);
     let mut values = Vec::new();
     while values.len() < 5 {
         let (auth, events) = rx
@@ -88,9 +79,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
             values.push(e["fields"]["v"].as_i64().unwrap());
         }
     }
-    // SAFETY: signals the agent this test started.
-    unsafe { kill(agent.id() as i32, 15) };
-    let _ = agent.wait();
+    stop(agent);
     values.sort();
     assert_eq!(values, vec![1, 2, 3, 4, 5]);
 }

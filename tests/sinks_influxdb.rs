@@ -6,21 +6,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::agent::{start, stop, wait_until, write};
 use support::influx::Influx;
 
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
 /// Timestamps start an hour ago: inside the 14-day retention policy.
 fn base() -> i64 {
     vane_core::event::now_ns() / 1_000_000_000 * 1_000_000_000 - 3_600_000_000_000
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
 }
 
 /// A program printing `m,host=h v=Ni,u=Nu TIME` for N in [from, to), in
@@ -36,33 +29,6 @@ fn generator(dir: &Path, from: u64, to: u64, per: u64, pause: f64) -> PathBuf {
              if ((n + 1) % {per} == 0) {{ fflush(); system(\"sleep {pause}\") }} }} fflush(); system(\"sleep 3600\") }}'\n"
         ),
     )
-}
-
-fn start(config: &Path) -> Child {
-    Command::new(VANE)
-        .args(["run", "-c", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn stop(mut child: Child) {
-    // SAFETY: signals the agent we started.
-    unsafe { kill(child.id() as i32, 15) };
-    let _ = child.wait();
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-
-fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn sink(influx: &Influx, extra: &str) -> String {

@@ -4,16 +4,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use support::agent::{start, stop};
+
 use std::time::{Duration, Instant};
 
 use support::prometheus::Prometheus;
-
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
 
 #[test]
 fn samples_arrive_in_prometheus_with_their_labels() {
@@ -40,12 +35,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = start(&cfg);
     let q200 =
         "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -57,9 +47,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // SAFETY: signals the agent this test started.
-    unsafe { kill(agent.id() as i32, 15) };
-    let _ = agent.wait();
+    stop(agent);
     // Even i went to code 200, odd i to code 500: sums 0+2+…+298 and 1+3+…+299.
     assert_eq!(
         prom.value("sum_over_time(http_requests_count{code=\"200\"}[10m])"),
@@ -93,12 +81,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = start(&cfg);
     let get = || -> String {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -142,7 +125,5 @@ fn a_real_prometheus_scrapes_the_latest_values() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(prom.value("reqs{path=\"/x\"}"), Some(42.0));
-    // SAFETY: signals the agent this test started.
-    unsafe { kill(agent.id() as i32, 15) };
-    let _ = agent.wait();
+    stop(agent);
 }

@@ -7,18 +7,15 @@
 //! own message structs. It refuses the first batch (`ok: false`) to make
 //! the sink retry.
 
+mod support;
+
+use support::agent::{start, stop};
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
 
 fn varint(b: &[u8], i: &mut usize) -> u64 {
     let (mut v, mut shift) = (0u64, 0);
@@ -164,18 +161,11 @@ fn events_reach_a_riemann_server_with_every_attribute() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let agent = start(&cfg);
     let got = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the batch arrives after the refusal");
-    // SAFETY: signals the agent this test started.
-    unsafe { kill(agent.id() as i32, 15) };
-    let _ = agent.wait();
+    stop(agent);
     assert_eq!(got.len(), 2, "{got:?}");
     let used = got.iter().find(|g| g.service == "disk used").unwrap();
     let inodes = got.iter().find(|g| g.service == "disk inodes").unwrap();

@@ -2,5 +2,6 @@
 //! Each test binary uses some of them.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod influx;
 pub mod prometheus;

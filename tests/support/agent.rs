@@ -1,0 +1,54 @@
+//! Running the real `vane` binary in tests: write a config, start the
+//! agent, signal it, wait for a condition.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VANE: &str = env!("CARGO_BIN_EXE_vane");
+
+pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+/// `vane run -c CONFIG` with its output discarded.
+pub fn start(config: &Path) -> Child {
+    start_with(config, &[])
+}
+
+/// The same, with extra environment variables.
+pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Child {
+    Command::new(VANE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill only sends a signal to a process this test started.
+    unsafe { kill(child.id() as i32, sig) };
+}
+
+/// SIGTERM, then waits; the exit code.
+pub fn stop(mut child: Child) -> Option<i32> {
+    signal(&child, 15);
+    child.wait().ok()?.code()
+}
+
+/// Polls `cond` until it holds; fails the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
