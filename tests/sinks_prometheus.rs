@@ -127,3 +127,49 @@ fn a_real_prometheus_scrapes_the_latest_values() {
     assert_eq!(prom.value("reqs{path=\"/x\"}"), Some(42.0));
     stop(agent);
 }
+
+#[test]
+fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("v.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "agent: {{ host: web-01, http: \"127.0.0.1:{port}\" }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, -c, \"echo 'temp,room=a value=21.5'; exec sleep 3600\"] }} }}\n\
+             sinks:\n  - {{ id: scrape, plugin: prometheus, batch_wait: 10ms }}\n"
+        ),
+    )
+    .unwrap();
+    let agent = start(&cfg);
+    let get = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = write!(s, "GET {path} HTTP/1.0\r\n\r\n");
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get("/metrics").contains("temp{host=\"web-01\",room=\"a\"} 21.5") {
+        assert!(
+            Instant::now() < deadline,
+            "/metrics on the agent's port: {}",
+            get("/metrics")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = get("/health");
+    assert!(
+        health.starts_with("HTTP/1.0 200") && health.ends_with("{\"status\":\"ok\"}\n"),
+        "{health}"
+    );
+    assert!(get("/nope").starts_with("HTTP/1.0 404"));
+    assert_eq!(stop(agent), Some(0));
+}

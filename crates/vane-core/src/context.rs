@@ -34,6 +34,23 @@ pub trait Spawner: Send + Sync + 'static {
     fn spawn_task(&self, ctx: Context, name: String, every: Duration, task: Task);
 }
 
+/// What an HTTP route answers.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// A GET route on the agent's HTTP port.
+pub type HttpHandler = Arc<dyn Fn() -> HttpResponse + Send + Sync>;
+
+/// The agent's HTTP port (`agent.http`), as plugins see it.
+pub trait Routes: Send + Sync + 'static {
+    /// Serves `path`; false when the path is taken.
+    fn add(&self, path: &str, handler: HttpHandler) -> bool;
+}
+
 /// The agent's own figures, for the `internal` source.
 pub trait Introspect: Send + Sync + 'static {
     fn report(&self, now_ns: i64) -> Vec<Event>;
@@ -184,6 +201,8 @@ pub struct ContextParts {
     pub outlet: Arc<dyn Outlet>,
     pub spawner: Arc<dyn Spawner>,
     pub introspect: Option<Arc<dyn Introspect>>,
+    /// The agent's HTTP port, when `agent.http` is set.
+    pub routes: Option<Arc<dyn Routes>>,
 }
 
 /// A plugin instance's handle on the agent. Cheap to clone.
@@ -343,6 +362,12 @@ impl Context {
     /// The agent's own figures, when the runtime offers them.
     pub fn introspect(&self) -> Option<&Arc<dyn Introspect>> {
         self.inner.introspect.as_ref()
+    }
+
+    /// Serves a GET route on the agent's HTTP port. `None` when the agent
+    /// has no HTTP port (`agent.http` unset); `Some(false)` when taken.
+    pub fn serve(&self, path: &str, handler: HttpHandler) -> Option<bool> {
+        self.inner.routes.as_ref().map(|r| r.add(path, handler))
     }
 }
 

@@ -78,6 +78,7 @@ impl Harness {
             outlet: out.clone(),
             spawner: tasks.clone(),
             introspect,
+            routes: None,
         });
         Harness {
             ctx,

@@ -46,6 +46,7 @@ struct Shared {
     stats: HashMap<String, Arc<JobStats>>,
     introspect: Arc<dyn Introspect>,
     all_tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    routes: Option<Arc<crate::http::RouteTable>>,
 }
 
 impl Shared {
@@ -62,6 +63,10 @@ impl Shared {
             outlet: route,
             spawner: spawner.clone(),
             introspect: Some(self.introspect.clone()),
+            routes: self
+                .routes
+                .clone()
+                .map(|r| r as Arc<dyn vane_core::context::Routes>),
         });
         (ctx, spawner)
     }
@@ -127,7 +132,24 @@ pub async fn run(
         stats,
         introspect,
         all_tasks: Arc::new(Mutex::new(Vec::new())),
+        routes: config
+            .agent
+            .http
+            .as_ref()
+            .map(|_| Arc::new(crate::http::RouteTable::default())),
     });
+    let http = match (&config.agent.http, &shared.routes) {
+        (Some(addr), Some(table)) => Some(
+            crate::http::serve(addr, table.clone(), shared.life.lifecycle())
+                .await
+                .map_err(|e| StartError::Build {
+                    kind: "agent",
+                    id: "http".into(),
+                    reason: format!("cannot listen on {addr}: {e}"),
+                })?,
+        ),
+        _ => None,
+    };
     let sink_ids: Vec<&str> = config
         .jobs
         .iter()
@@ -266,6 +288,9 @@ pub async fn run(
     drop(shared);
     report.aborted += drain(&mut engines, grace).await;
     report.aborted += drain(&mut sinks, grace).await;
+    if let Some(h) = http {
+        h.abort();
+    }
     if report.aborted > 0 {
         tracing::warn!(
             aborted = report.aborted,

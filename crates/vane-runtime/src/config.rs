@@ -40,6 +40,8 @@ pub struct AgentConfig {
     pub shutdown_timeout: Option<Duration>,
     /// Worker threads. Default: one per core.
     pub threads: Option<usize>,
+    /// The agent's HTTP port (`/health`, and routes like `/metrics`). Default: none.
+    pub http: Option<String>,
 }
 
 /// A job, an engine or a sink: one configured plugin instance.

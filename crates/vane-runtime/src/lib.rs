@@ -6,6 +6,7 @@ pub mod agent;
 pub mod buffer;
 pub mod config;
 pub mod guard;
+pub mod http;
 pub mod introspect;
 pub mod pipeline;
 pub mod schedule;

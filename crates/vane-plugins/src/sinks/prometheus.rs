@@ -1,5 +1,6 @@
 //! The `prometheus` sink: serves `/metrics` in the Prometheus text
-//! exposition format for a Prometheus to scrape. It keeps the latest value
+//! exposition format for a Prometheus to scrape — on the agent's HTTP port
+//! (`agent.http`) unless `listen` names a port of its own. It keeps the latest value
 //! of every series routed to it and stops serving a series not updated
 //! within `staleness`. Names and labels follow the remote-write sink's
 //! mapping (`NAME` for field `value`, else `NAME_FIELD`; tags and `host` as
@@ -22,16 +23,12 @@ use super::remote_write::sanitize;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusConfig {
-    /// Where to serve `/metrics`. Default: 127.0.0.1:9273.
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// A port of its own for `/metrics`. Default: the agent's HTTP port
+    /// (`agent.http`), or 127.0.0.1:9273 when the agent has none.
+    pub listen: Option<String>,
     /// Series not updated for this long are no longer served. Default: 5m.
     #[serde(default = "five_minutes")]
     pub staleness: vane_core::Duration,
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:9273".into()
 }
 
 fn five_minutes() -> vane_core::Duration {
@@ -118,12 +115,38 @@ impl Sink for Prometheus {
     }
 
     async fn prepare(&mut self, ctx: &Context) -> Result<()> {
-        let listener = tokio::net::TcpListener::bind(&self.cfg.listen)
+        let staleness = self.cfg.staleness.get();
+        if self.cfg.listen.is_none() {
+            let latest = self.latest.clone();
+            let handler: vane_core::context::HttpHandler =
+                Arc::new(move || vane_core::context::HttpResponse {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4".into(),
+                    body: render(&latest.lock().expect("not poisoned"), staleness),
+                });
+            match ctx.serve("/metrics", handler) {
+                Some(true) => {
+                    ctx.info("serving /metrics on the agent's HTTP port");
+                    return Ok(());
+                }
+                Some(false) => {
+                    return Err(Error::stop(
+                        "/metrics is already served on the agent's HTTP port (give this sink a `listen` of its own)",
+                    ));
+                }
+                None => {}
+            }
+        }
+        let addr = self
+            .cfg
+            .listen
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:9273".into());
+        let listener = tokio::net::TcpListener::bind(&addr)
             .await
-            .map_err(|e| Error::retry(format!("cannot listen on {}: {e}", self.cfg.listen)))?;
+            .map_err(|e| Error::retry(format!("cannot listen on {addr}: {e}")))?;
         ctx.info(format!("serving /metrics on {}", listener.local_addr()?));
         let latest = self.latest.clone();
-        let staleness = self.cfg.staleness.get();
         self.server = Some(tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
