@@ -310,3 +310,54 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     assert!((18_000.0..20_000.0).contains(&count), "{count}");
     assert_eq!(figure("buffer_skipped"), 2.0);
 }
+
+#[test]
+fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
+    let influx = Influx::start_with_auth("vane", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let script_path = generator(dir.path(), 0, 1_000, 1_000, 0.0);
+    let stats = dir.path().join("stats.lp");
+    let cfg = |password: &str| {
+        write(
+            dir.path(),
+            "v.yaml",
+            &format!(
+                "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {}] }} }}\n\
+                 \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
+                 sinks:\n  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n{}",
+                dir.path().display(),
+                script_path.display(),
+                stats.display(),
+                sink(&influx, "").replace(
+                    "      database: metrics\n",
+                    &format!("      database: metrics\n      username: vane\n      password: {password}\n")
+                )
+            ),
+        )
+    };
+    let count = || influx.number("SELECT count(v) FROM metrics.two_weeks.m");
+    let failures = || -> f64 {
+        std::fs::read_to_string(&stats)
+            .unwrap_or_default()
+            .lines()
+            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
+            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+            .and_then(|e| e.get_field("errors")?.as_f64())
+            .unwrap_or(0.0)
+    };
+    // A wrong password: preparing the database is refused (401) and
+    // retried, nothing is written, nothing is given up.
+    let wrong = start(&cfg("nope"));
+    wait_until(Duration::from_secs(30), "refused attempts", || {
+        failures() >= 2.0
+    });
+    assert_eq!(count(), 0.0);
+    assert_eq!(stop(wrong), Some(0));
+    let right = start(&cfg("s3cret"));
+    wait_until(
+        Duration::from_secs(60),
+        "1,000 points with the right password",
+        || count() == 1_000.0,
+    );
+    stop(right);
+}

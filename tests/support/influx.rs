@@ -10,6 +10,8 @@ pub struct Influx {
     child: Option<Child>,
     conf: std::path::PathBuf,
     pub addr: String,
+    /// Credentials queries carry, when authentication is on.
+    auth: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -23,6 +25,22 @@ fn free_port() -> u16 {
 
 impl Influx {
     pub fn start() -> Influx {
+        Influx::start_conf(false)
+    }
+
+    /// With authentication on and an admin `user` with `password`.
+    pub fn start_with_auth(user: &str, password: &str) -> Influx {
+        let mut i = Influx::start_conf(true);
+        // The first user can be made without credentials.
+        let made = i.query(&format!(
+            "CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+        ));
+        assert!(made.contains("results"), "{made}");
+        i.auth = Some((user.to_owned(), password.to_owned()));
+        i
+    }
+
+    fn start_conf(auth: bool) -> Influx {
         let dir = tempfile::tempdir().unwrap();
         let (http, rpc) = (free_port(), free_port());
         let d = dir.path().display();
@@ -33,7 +51,7 @@ impl Influx {
                 "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
                  [meta]\n  dir = \"{d}/meta\"\n\
                  [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n"
+                 [http]\n  bind-address = \"127.0.0.1:{http}\"\n  log-enabled = false\n  auth-enabled = {auth}\n"
             ),
         )
         .unwrap();
@@ -41,6 +59,7 @@ impl Influx {
             child: None,
             conf,
             addr: format!("127.0.0.1:{http}"),
+            auth: None,
             _dir: dir,
         };
         influx.resume();
@@ -98,7 +117,10 @@ impl Influx {
                 }
             })
             .collect();
-        self.get(&format!("/query?q={enc}"))
+        match &self.auth {
+            Some((u, p)) => self.get(&format!("/query?u={u}&p={p}&q={enc}")),
+            None => self.get(&format!("/query?q={enc}")),
+        }
     }
 
     /// The single number a `SELECT count(..)`/`sum(..)` answers, or 0.

@@ -572,6 +572,10 @@ mod tests {
     /// A sink that fails while its gate (named in its config) is closed.
     static GATES: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
 
+    /// First event of each batch a closed gate was asked to send.
+    static ATTEMPTED: LazyLock<Mutex<HashMap<String, std::collections::HashSet<i64>>>> =
+        LazyLock::new(Default::default);
+
     fn gate(name: &str, open: bool) {
         GATES.lock().unwrap().insert(name.to_owned(), open);
     }
@@ -588,6 +592,16 @@ mod tests {
         }
         async fn send(&mut self, b: &[Event], _: &Context) -> vane_core::plugin::Result<()> {
             if !GATES.lock().unwrap().get(&self.0).copied().unwrap_or(false) {
+                let first = b
+                    .first()
+                    .and_then(|e| e.get_field("value"))
+                    .and_then(|v| v.as_f64());
+                ATTEMPTED
+                    .lock()
+                    .unwrap()
+                    .entry(self.0.clone())
+                    .or_default()
+                    .insert(first.unwrap_or(-1.0) as i64);
                 return Err("the backend is down".into());
             }
             BINS.lock()
@@ -868,5 +882,28 @@ mod tests {
                 vals.len()
             );
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retry_for_bounds_how_long_a_batch_is_retried() {
+        gate("never", false);
+        gate("bounded_ok", true);
+        let text = "agent: { shutdown_timeout: 200ms }\n\
+            jobs:\n  - { id: bounded_src, plugin: t.numbered, interval: 20ms }\n\
+            sinks:\n\
+            \x20 - { id: never, plugin: t.gate, batch_wait: 5ms, retry_for: 300ms, config: { gate: never } }\n\
+            \x20 - { id: ok, plugin: t.gate, batch_wait: 5ms, config: { gate: bounded_ok } }\n";
+        // The failing sink gives each batch up after 300 ms and moves on to
+        // the next; unbounded, it would retry its first batch forever.
+        run_until(text, || {
+            ATTEMPTED
+                .lock()
+                .unwrap()
+                .get("never")
+                .is_some_and(|a| a.len() >= 3)
+        })
+        .await;
+        assert!(numbers("never").is_empty());
+        assert!(!numbers("bounded_ok").is_empty());
     }
 }

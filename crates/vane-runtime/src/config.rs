@@ -78,6 +78,8 @@ pub struct JobConfig {
     pub buffer: Option<crate::buffer::BufferConfig>,
     /// Send only the latest event of each series, once per interval (sinks).
     pub submission_interval: Option<Duration>,
+    /// Give a batch up after it has failed for this long (sinks). Default: never.
+    pub retry_for: Option<Duration>,
 }
 
 /// Where a job is declared.
@@ -130,6 +132,7 @@ pub struct Job {
     pub workers: usize,
     pub buffer: crate::buffer::BufferConfig,
     pub submission_interval: Option<std::time::Duration>,
+    pub retry_for: Option<std::time::Duration>,
 }
 
 /// Level expressions of a job or engine, applied to every event it emits.
@@ -501,6 +504,7 @@ fn resolve(
     };
     match section {
         Section::Jobs => {
+            misplaced("retry_for", jc.retry_for.is_some(), &mut errors);
             misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
             misplaced(
                 "submission_interval",
@@ -514,6 +518,7 @@ fn resolve(
             misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
         }
         Section::Engines => {
+            misplaced("retry_for", jc.retry_for.is_some(), &mut errors);
             misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
             misplaced(
                 "submission_interval",
@@ -616,6 +621,7 @@ fn resolve(
                 workers: jc.workers.unwrap_or(1).max(1),
                 buffer: jc.buffer.clone().unwrap_or_default(),
                 submission_interval: jc.submission_interval.map(Duration::get),
+                retry_for: jc.retry_for.map(Duration::get),
             },
             next,
         )),
@@ -895,7 +901,7 @@ mod tests {
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, intervall: 1s }\n",
-                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `batch_bytes`, `critical`, `warning`, `ok`, `workers`, `buffer`, `submission_interval`",
+                "m:2:27: jobs[0].intervall: unknown key `intervall`, expected one of `id`, `plugin`, `interval`, `timeout`, `beat`, `config`, `next`, `tags`, `batch_size`, `batch_wait`, `batch_bytes`, `critical`, `warning`, `ok`, `workers`, `buffer`, `submission_interval`, `retry_for`",
             ),
             (
                 "jobs:\n  - { id: a, plugin: src, next: a }\n",

@@ -306,6 +306,7 @@ pub async fn run_sink(
             .unwrap_or(Duration::from_secs(1));
         let mut last_sync = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut failing_since: Option<Instant> = None;
         let mut seed = 0x2545_f491_4f6c_dd1du64 ^ (Instant::now().elapsed().as_nanos() as u64);
         loop {
             let wait = data.notified();
@@ -339,11 +340,21 @@ pub async fn run_sink(
             };
             stats.send_attempts.fetch_add(1, Relaxed);
             let n = batch.len() as u64;
+            let since = *failing_since.get_or_insert_with(Instant::now);
             let give_up = match CatchUnwind(sink.send(&batch, &ctx)).await {
                 Ok(Ok(())) => {
                     stats.events_out.fetch_add(n, Relaxed);
                     backoff = Duration::from_millis(100);
+                    failing_since = None;
                     false
+                }
+                Ok(Err(e)) if job.retry_for.is_some_and(|d| since.elapsed() >= d) => {
+                    stats.send_failures.fetch_add(1, Relaxed);
+                    failing_since = None;
+                    ctx.report_error(format!(
+                        "send failing for longer than retry_for, {n} events given up: {e}"
+                    ));
+                    true
                 }
                 Ok(Err(e)) if e.action() == Action::Stop => {
                     stats.send_failures.fetch_add(1, Relaxed);
@@ -377,6 +388,7 @@ pub async fn run_sink(
                 }
             };
             if give_up {
+                failing_since = None;
                 stats.send_giveups.fetch_add(1, Relaxed);
                 stats.events_dropped.fetch_add(n, Relaxed);
             }
