@@ -16,7 +16,8 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -242,6 +243,8 @@ pub struct Disk {
     dirty: bool,
     /// Reused encoding buffer.
     scratch: Vec<u8>,
+    /// The segment being read, kept open.
+    reader: Option<(u64, File)>,
 }
 
 fn seg_path(dir: &Path, n: u64) -> PathBuf {
@@ -310,6 +313,7 @@ impl Disk {
             skipped: (0, 0),
             dirty: false,
             scratch: Vec::new(),
+            reader: None,
         })
     }
 
@@ -342,16 +346,21 @@ impl Disk {
             let (seg, off) = self.read;
             let is_last = self.segments.back() == Some(&seg);
             let path = seg_path(&self.dir, seg);
-            let mut f = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !is_last => {
-                    self.next_segment()?;
-                    continue;
-                }
-                Err(e) => return Err(e),
+            // The segment being read stays open; records are read in place.
+            let f = match self.reader.take() {
+                Some((s, f)) if s == seg => f,
+                _ => match File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !is_last => {
+                        self.next_segment()?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             let len = f.metadata()?.len();
             if off + HEADER > len {
+                self.reader = Some((seg, f));
                 if is_last {
                     return Ok(()); // nothing more yet
                 }
@@ -361,16 +370,16 @@ impl Disk {
                 self.next_segment()?;
                 continue;
             }
-            f.seek(SeekFrom::Start(off))?;
             let mut h = [0u8; HEADER as usize];
-            f.read_exact(&mut h)?;
+            f.read_exact_at(&mut h, off)?;
             let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
             let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
             let mut payload = Vec::new();
             if off + HEADER + n <= len {
                 payload = vec![0u8; n as usize];
-                f.read_exact(&mut payload)?;
+                f.read_exact_at(&mut payload, off + HEADER)?;
             }
+            self.reader = Some((seg, f));
             if off + HEADER + n > len || crc32fast::hash(&payload) != crc {
                 // Damaged (or torn): the length itself may be wrong, so
                 // look for the next place where a length and a checksum agree.
