@@ -493,53 +493,37 @@ fn resolve(
             Some(p.role)
         }
     };
-    let misplaced = |key: &str, present: bool, errors: &mut Vec<ConfigError>| {
-        if present {
+    // Which sections each optional key means something in.
+    use Section::{Engines as E, Jobs as J, Sinks as S};
+    let keys: [(&str, bool, &[Section]); 16] = [
+        ("interval", jc.interval.is_some(), &[J]),
+        ("timeout", jc.timeout.is_some(), &[J]),
+        ("beat", jc.beat.is_some(), &[E]),
+        ("next", jc.next.is_some(), &[J, E]),
+        ("workers", jc.workers.is_some(), &[E]),
+        ("critical", jc.critical.is_some(), &[J, E]),
+        ("warning", jc.warning.is_some(), &[J, E]),
+        ("ok", jc.ok.is_some(), &[J, E]),
+        ("batch_size", jc.batch_size.is_some(), &[S]),
+        ("batch_wait", jc.batch_wait.is_some(), &[S]),
+        ("batch_bytes", jc.batch_bytes.is_some(), &[S]),
+        ("buffer", jc.buffer.is_some(), &[S]),
+        (
+            "submission_interval",
+            jc.submission_interval.is_some(),
+            &[S],
+        ),
+        ("retry_for", jc.retry_for.is_some(), &[S]),
+        ("tags", jc.tags.is_some(), &[J, E]),
+        ("config", jc.config.is_some(), &[J, E, S]),
+    ];
+    for (key, present, sections) in keys {
+        if present && !sections.contains(&section) {
             errors.push(ConfigError::new(
                 Some(jc.id.mark.clone()),
                 format!("{path}.{key}"),
                 format!("`{key}` has no meaning under `{}`", section.name()),
             ));
-        }
-    };
-    match section {
-        Section::Jobs => {
-            misplaced("retry_for", jc.retry_for.is_some(), &mut errors);
-            misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
-            misplaced(
-                "submission_interval",
-                jc.submission_interval.is_some(),
-                &mut errors,
-            );
-            misplaced("buffer", jc.buffer.is_some(), &mut errors);
-            misplaced("workers", jc.workers.is_some(), &mut errors);
-            misplaced("beat", jc.beat.is_some(), &mut errors);
-            misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
-            misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
-        }
-        Section::Engines => {
-            misplaced("retry_for", jc.retry_for.is_some(), &mut errors);
-            misplaced("batch_bytes", jc.batch_bytes.is_some(), &mut errors);
-            misplaced(
-                "submission_interval",
-                jc.submission_interval.is_some(),
-                &mut errors,
-            );
-            misplaced("buffer", jc.buffer.is_some(), &mut errors);
-            misplaced("interval", jc.interval.is_some(), &mut errors);
-            misplaced("timeout", jc.timeout.is_some(), &mut errors);
-            misplaced("batch_size", jc.batch_size.is_some(), &mut errors);
-            misplaced("batch_wait", jc.batch_wait.is_some(), &mut errors);
-        }
-        Section::Sinks => {
-            misplaced("interval", jc.interval.is_some(), &mut errors);
-            misplaced("timeout", jc.timeout.is_some(), &mut errors);
-            misplaced("beat", jc.beat.is_some(), &mut errors);
-            misplaced("next", jc.next.is_some(), &mut errors);
-            misplaced("workers", jc.workers.is_some(), &mut errors);
-            misplaced("critical", jc.critical.is_some(), &mut errors);
-            misplaced("warning", jc.warning.is_some(), &mut errors);
-            misplaced("ok", jc.ok.is_some(), &mut errors);
         }
     }
     let mut parse_level = |n: &Option<Node>, key: &str| {
