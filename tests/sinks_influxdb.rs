@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::agent::{start, stop, wait_until, write};
+use support::agent::{figure, start, stop, wait_until, write};
 use support::influx::Influx;
 
 /// Timestamps start an hour ago: inside the 14-day retention policy.
@@ -177,20 +177,8 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     });
     influx.pause();
     // Everything the generator made is in the disk buffer, or was delivered.
-    let buffered = || -> f64 {
-        std::fs::read_to_string(&stats)
-            .unwrap_or_default()
-            .lines()
-            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
-            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-            .and_then(|e| {
-                Some(
-                    e.get_field("buffer_events")?.as_f64()?
-                        + e.get_field("events_out")?.as_f64()?,
-                )
-            })
-            .unwrap_or(0.0)
-    };
+    let buffered =
+        || figure(&stats, "influx", "buffer_events") + figure(&stats, "influx", "events_out");
     wait_until(
         Duration::from_secs(60),
         "100,000 events buffered or delivered",
@@ -245,15 +233,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
             st = stats.display()
         ),
     );
-    let figure = |field: &str| -> f64 {
-        std::fs::read_to_string(&stats)
-            .unwrap_or_default()
-            .lines()
-            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
-            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-            .and_then(|e| e.get_field(field)?.as_f64())
-            .unwrap_or(0.0)
-    };
+    let figure = |field: &str| figure(&stats, "influx", field);
     let mut child = start(&with_gen);
     wait_until(Duration::from_secs(60), "20,000 events on disk", || {
         figure("buffer_events") >= 20_000.0
@@ -336,15 +316,7 @@ fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
         )
     };
     let count = || influx.number("SELECT count(v) FROM metrics.two_weeks.m");
-    let failures = || -> f64 {
-        std::fs::read_to_string(&stats)
-            .unwrap_or_default()
-            .lines()
-            .rfind(|l| l.starts_with("vane_job,") && l.contains(",job=influx,"))
-            .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-            .and_then(|e| e.get_field("errors")?.as_f64())
-            .unwrap_or(0.0)
-    };
+    let failures = || figure(&stats, "influx", "errors");
     // A wrong password: preparing the database is refused (401) and
     // retried, nothing is written, nothing is given up.
     let wrong = start(&cfg("nope"));

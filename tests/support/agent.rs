@@ -49,6 +49,18 @@ pub fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// A field of the latest `vane_job` event of `job` in a line-protocol
+/// file written by the `internal` source (0 until there is one).
+pub fn figure(stats: &Path, job: &str, field: &str) -> f64 {
+    std::fs::read_to_string(stats)
+        .unwrap_or_default()
+        .lines()
+        .rfind(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
+        .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
+        .and_then(|e| e.get_field(field)?.as_f64())
+        .unwrap_or(0.0)
+}
+
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }

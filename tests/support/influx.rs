@@ -2,7 +2,6 @@
 //! (installed by scripts/install-test-deps.sh; if it is missing the test
 //! fails), stoppable and restartable on the same port and data, stopped on drop.
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,19 +90,8 @@ impl Influx {
         }
     }
 
-    pub fn get(&self, path_and_query: &str) -> String {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return String::new();
-        };
-        // HTTP/1.0: the answer comes whole, not in chunks.
-        let _ = write!(
-            s,
-            "GET {path_and_query} HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.addr
-        );
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r
+    pub fn get(&self, path: &str) -> String {
+        super::http::http_get(&self.addr, path)
     }
 
     pub fn query(&self, q: &str) -> String {

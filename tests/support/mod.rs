@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod http;
 pub mod influx;
 pub mod prometheus;

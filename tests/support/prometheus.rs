@@ -1,7 +1,6 @@
 //! A real Prometheus 2.x for tests, with its remote-write receiver on,
 //! started on loopback in a temporary folder; stopped on drop.
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,13 +57,7 @@ impl Prometheus {
     }
 
     pub fn get(&self, path: &str) -> String {
-        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return String::new();
-        };
-        let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r
+        super::http::http_get(&self.addr, path)
     }
 
     /// The value of an instant query with one result, or None.

@@ -366,6 +366,8 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
     );
 }
 
+#[path = "../../../tests/support/http.rs"]
+mod http;
 #[path = "../../../tests/support/influx.rs"]
 #[allow(dead_code)]
 mod influx;
