@@ -10,6 +10,13 @@ packages=(
   influxdb                   # 1.6, for the influxdb sink and the Tourbillon example
   carbon-c-relay             # a real Graphite relay in front of the graphite sink test
   prometheus                 # 2.42, the remote-write receiver for its sink test
+  prometheus-node-exporter   # 1.5, scraped by the prometheus source test
+  postgresql                 # 15, queried by the sql source test
+  netcat-openbsd             # nc: a real client for the TCP listeners
+  socat                      # another one
+  python3-influxdb           # InfluxDB's Python client, against the influxdb_listener
+  curl                       # HTTP requests in the listener tests
+  openssl                    # a self-signed certificate for the TLS tests
 )
 
 if command -v rustup >/dev/null; then

@@ -4,20 +4,12 @@
 
 mod support;
 
-use support::agent::{signal, start, stop};
+use support::agent::{free_port, signal, start, stop};
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn every_value_reaches_graphite_through_a_real_relay() {

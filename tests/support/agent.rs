@@ -29,6 +29,43 @@ pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Child {
         .unwrap()
 }
 
+/// `vane run -c CONFIG` with its log written to `log`.
+pub fn start_logged(config: &Path, log: &Path) -> Child {
+    Command::new(VANE)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the agent's log contains `text` (a listener saying it is bound).
+pub fn wait_for_log(log: &Path, text: &str) {
+    wait_until(Duration::from_secs(30), text, || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(text)
+    });
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The events of a line-protocol file written by a `file` sink.
+pub fn events_in(path: &Path) -> Vec<vane_core::event::Event> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
+        .collect()
+}
+
 pub fn signal(child: &Child, sig: i32) {
     // SAFETY: kill only sends a signal to a process this test started.
     unsafe { kill(child.id() as i32, sig) };

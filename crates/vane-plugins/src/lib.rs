@@ -54,6 +54,14 @@ pub fn register(r: &mut Registry) {
     .service::<sources::exec::Execd>(
         "execd",
         "keeps a program running and reads events from its output as they come",
+    )
+    .service::<sources::listen::Socket>(
+        "socket",
+        "lines over TCP or UDP: line protocol, Graphite plaintext (with templates), JSON or bare numbers",
+    )
+    .service::<sources::listen::Statsd>(
+        "statsd",
+        "statsd over UDP: counters, gauges, timers and sets, aggregated per flush",
     );
     #[cfg(feature = "http")]
     r.sink::<sinks::http::Http>(
@@ -122,6 +130,10 @@ pub fn register(r: &mut Registry) {
     .sink::<sinks::graphite::Graphite>(
         "graphite",
         "Graphite plaintext over TCP, paths from a template of host, name, tags and field",
+    )
+    .sink::<sinks::blackhole::Blackhole>(
+        "blackhole",
+        "takes every batch and keeps nothing (benchmarks, trying a pipeline)",
     )
     .sink::<sinks::stdout::Stdout>(
         "stdout",

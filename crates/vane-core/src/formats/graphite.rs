@@ -29,6 +29,171 @@ pub fn parse_line(line: &str, default_time: i64) -> Result<Event, String> {
         .at(time))
 }
 
+/// One part of a template: what a dotted segment of the path becomes.
+#[derive(Clone, Debug, PartialEq)]
+enum Part {
+    Name,
+    Field,
+    Host,
+    Tag(String),
+    Skip,
+}
+
+/// A template turning a dotted path into name, host, tags and field.
+///
+/// Written `[FILTER ]TEMPLATE[ TAG=VALUE,…]`: the filter is a dotted pattern
+/// where `*` matches one segment (no filter matches every path); the
+/// template names each segment `name`, `field`, `host`, `_` (ignored) or a
+/// tag key; a `*` after the last part makes it take every remaining
+/// segment. Name segments are joined with `.`, field segments with `_`.
+/// Without a `name` part the whole path is the name; without a `field`
+/// part the field is `value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    filter: Vec<String>,
+    parts: Vec<Part>,
+    greedy: bool,
+    tags: Vec<(String, String)>,
+}
+
+impl Template {
+    /// Parses one template; the error says what is wrong with it.
+    pub fn parse(spec: &str) -> Result<Template, String> {
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        let (filter, template, tags) = match words.as_slice() {
+            [t] => (None, *t, None),
+            [a, b] if b.contains('=') => (None, *a, Some(*b)),
+            [f, t] => (Some(*f), *t, None),
+            [f, t, g] => (Some(*f), *t, Some(*g)),
+            [] => return Err("empty template".into()),
+            _ => {
+                return Err(format!(
+                    "{spec:?}: expected `[FILTER ]TEMPLATE[ TAG=VALUE,…]`"
+                ));
+            }
+        };
+        let mut parts = Vec::new();
+        let mut greedy = false;
+        let segs: Vec<&str> = template.split('.').collect();
+        for (i, seg) in segs.iter().enumerate() {
+            let mut s = *seg;
+            if let Some(rest) = s.strip_suffix('*') {
+                if i + 1 != segs.len() {
+                    return Err(format!("{template:?}: only the last part may end with `*`"));
+                }
+                greedy = true;
+                s = rest;
+            }
+            parts.push(match s {
+                "" => return Err(format!("{template:?}: empty part")),
+                "name" | "measurement" => Part::Name,
+                "field" => Part::Field,
+                "host" => Part::Host,
+                "_" => Part::Skip,
+                tag => Part::Tag(tag.to_owned()),
+            });
+        }
+        let mut tag_list = Vec::new();
+        for kv in tags.into_iter().flat_map(|t| t.split(',')) {
+            let (k, v) = kv
+                .split_once('=')
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .ok_or_else(|| format!("{kv:?}: expected TAG=VALUE"))?;
+            tag_list.push((k.to_owned(), v.to_owned()));
+        }
+        let filter = filter
+            .map(|f| f.split('.').map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Template {
+            filter,
+            parts,
+            greedy,
+            tags: tag_list,
+        })
+    }
+
+    /// Whether the filter matches `path` (segment by segment; a shorter
+    /// filter matches longer paths by their first segments).
+    pub fn matches(&self, path: &str) -> bool {
+        let mut segs = path.split('.');
+        self.filter
+            .iter()
+            .all(|f| segs.next().is_some_and(|s| f == "*" || f == s))
+    }
+
+    /// Applies the template to an event whose name is the whole path.
+    pub fn apply(&self, e: &mut Event) {
+        let path = std::mem::take(&mut e.name);
+        let mut name: Vec<&str> = Vec::new();
+        let mut field: Vec<&str> = Vec::new();
+        let mut tags: Vec<(String, Vec<&str>)> = Vec::new();
+        let mut host: Vec<&str> = Vec::new();
+        for (i, seg) in path.split('.').enumerate() {
+            let part = match self.parts.get(i) {
+                Some(p) => p,
+                None if self.greedy => self.parts.last().expect("a template has parts"),
+                None => break,
+            };
+            match part {
+                Part::Name => name.push(seg),
+                Part::Field => field.push(seg),
+                Part::Host => host.push(seg),
+                Part::Skip => {}
+                Part::Tag(k) => match tags.iter_mut().find(|(t, _)| t == k) {
+                    Some((_, v)) => v.push(seg),
+                    None => tags.push((k.clone(), vec![seg])),
+                },
+            }
+        }
+        if !host.is_empty() {
+            e.host = host.join(".");
+        }
+        for (k, v) in tags {
+            e.tags.push((k, v.join(".")));
+        }
+        for (k, v) in &self.tags {
+            if e.get_tag(k).is_none() {
+                e.tags.push((k.clone(), v.clone()));
+            }
+        }
+        if !field.is_empty()
+            && let Some((f, _)) = e.fields.first_mut()
+        {
+            *f = field.join("_");
+        }
+        e.name = if name.is_empty() {
+            path
+        } else {
+            name.join(".")
+        };
+    }
+}
+
+/// Templates tried in order; the first whose filter matches applies.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Templates(Vec<Template>);
+
+impl Templates {
+    /// Parses each template; the error names the failing one by its index.
+    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Templates, String> {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Template::parse(s.as_ref()).map_err(|e| format!("templates[{i}]: {e}")))
+            .collect::<Result<_, _>>()
+            .map(Templates)
+    }
+
+    /// Parses a line and applies the first matching template.
+    pub fn parse_line(&self, line: &str, default_time: i64) -> Result<Event, String> {
+        let mut e = parse_line(line, default_time)?;
+        if let Some(t) = self.0.iter().find(|t| t.matches(&e.name)) {
+            t.apply(&mut e);
+        }
+        Ok(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +208,55 @@ mod tests {
         assert_eq!(parse_line("a 2", 9).unwrap().time, 9);
         assert!(parse_line("a x 1", 0).unwrap_err().contains("not a number"));
         assert!(parse_line("a 1 2 3", 0).is_err());
+    }
+
+    fn apply(specs: &[&str], line: &str) -> Event {
+        Templates::parse(specs)
+            .unwrap()
+            .parse_line(line, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn templates_make_name_host_tags_and_field() {
+        let e = apply(
+            &["servers.* _.host.name.field region=eu"],
+            "servers.web01.cpu.user 12 1",
+        );
+        assert_eq!(e.name, "cpu");
+        assert_eq!(e.host, "web01");
+        assert_eq!(e.fields, vec![("user".to_owned(), Value::Float(12.0))]);
+        assert_eq!(e.get_tag("region"), Some("eu"));
+        // The first matching filter wins; the rest of a path goes to a greedy part.
+        let specs = ["stats.* _.dc.name*", "dc.name.field*"];
+        let e = apply(&specs, "stats.par.nginx.requests.total 3");
+        assert_eq!(
+            (e.name.as_str(), e.get_tag("dc")),
+            ("nginx.requests.total", Some("par"))
+        );
+        let e = apply(&specs, "lon.disk.free.bytes 3");
+        assert_eq!(e.name, "disk");
+        assert_eq!(e.get_tag("dc"), Some("lon"));
+        assert_eq!(e.fields[0].0, "free_bytes");
+        // No template matches: the path is the name.
+        let e = apply(&["x.* name.field"], "a.b 1");
+        assert_eq!((e.name.as_str(), e.fields[0].0.as_str()), ("a.b", "value"));
+        // Segments past a template that is not greedy are dropped.
+        let e = apply(&["name.region"], "load.eu.extra 1");
+        assert_eq!((e.name.as_str(), e.get_tag("region")), ("load", Some("eu")));
+    }
+
+    #[test]
+    fn bad_templates_say_what_is_wrong() {
+        let err = Templates::parse(&["name.field", "name*.field"]).unwrap_err();
+        assert!(err.starts_with("templates[1]:"), "{err}");
+        assert!(err.contains("only the last part"), "{err}");
+        assert!(Template::parse("a..b").unwrap_err().contains("empty part"));
+        assert!(
+            Template::parse("f name x=")
+                .unwrap_err()
+                .contains("TAG=VALUE")
+        );
+        assert!(Template::parse("").is_err());
     }
 }

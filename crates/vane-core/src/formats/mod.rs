@@ -4,6 +4,7 @@
 pub mod graphite;
 pub mod nagios;
 pub mod prometheus;
+pub mod statsd;
 
 use serde::Deserialize;
 

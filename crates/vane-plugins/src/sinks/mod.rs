@@ -1,5 +1,6 @@
 //! Built-in sinks, and the output formats they share.
 
+pub mod blackhole;
 pub mod file;
 pub mod graphite;
 #[cfg(feature = "http")]

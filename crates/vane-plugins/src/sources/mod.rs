@@ -5,3 +5,4 @@ pub mod exec;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod internal;
+pub mod listen;

@@ -1,0 +1,308 @@
+//! statsd: `name:value|type[|@rate][|#tag:value,…]`, one metric a line
+//! (a packet may hold several lines), aggregated until each flush.
+//!
+//! Types: `c` counter (summed, divided by the sample rate), `g` gauge (a
+//! leading `+` or `-` changes the kept value instead of setting it), `ms`,
+//! `h` and `d` timers/histograms (count, min, max, mean, sum and
+//! percentiles per flush), `s` set (unique values per flush). Tags in the
+//! DogStatsD form `|#key:value,…` are kept.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::event::{Event, Kind, Value};
+
+/// What kind of statsd metric a line carries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Type {
+    Counter,
+    /// `delta` when the value began with `+` or `-`.
+    Gauge {
+        delta: bool,
+    },
+    Timer,
+    Set,
+}
+
+/// One parsed statsd line; borrows from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample<'a> {
+    pub name: &'a str,
+    pub kind: Type,
+    /// The number (0 for sets).
+    pub value: f64,
+    /// The raw value: a set's member.
+    pub raw: &'a str,
+    /// The sample rate, in (0, 1].
+    pub rate: f64,
+    pub tags: Vec<(&'a str, &'a str)>,
+}
+
+/// Parses one line; the error says what is wrong with it.
+pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (name, rest) = line
+        .split_once(':')
+        .ok_or("expected `name:value|type`: no `:`")?;
+    if name.is_empty() {
+        return Err("empty metric name".into());
+    }
+    let mut parts = rest.split('|');
+    let raw = parts.next().unwrap_or("");
+    let ty = parts.next().ok_or("expected `|type` after the value")?;
+    let kind = match ty {
+        "c" => Type::Counter,
+        "g" => Type::Gauge {
+            delta: raw.starts_with(['+', '-']),
+        },
+        "ms" | "h" | "d" => Type::Timer,
+        "s" => Type::Set,
+        t => {
+            return Err(format!(
+                "unknown metric type {t:?} (expected c, g, ms, h, d or s)"
+            ));
+        }
+    };
+    let value = if kind == Type::Set {
+        if raw.is_empty() {
+            return Err("empty set member".into());
+        }
+        0.0
+    } else {
+        let v: f64 = raw
+            .parse()
+            .map_err(|_| format!("value {raw:?} is not a number"))?;
+        if !v.is_finite() {
+            return Err(format!("value {raw:?} is not finite"));
+        }
+        v
+    };
+    let mut rate = 1.0;
+    let mut tags = Vec::new();
+    for p in parts {
+        if let Some(r) = p.strip_prefix('@') {
+            rate = r
+                .parse()
+                .ok()
+                .filter(|r: &f64| *r > 0.0 && *r <= 1.0)
+                .ok_or_else(|| format!("sample rate {r:?} is not in (0, 1]"))?;
+        } else if let Some(t) = p.strip_prefix('#') {
+            for kv in t.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv.split_once(':').unwrap_or((kv, ""));
+                if k.is_empty() {
+                    return Err(format!("tag {kv:?} has no name"));
+                }
+                tags.push((k, v));
+            }
+        } else {
+            return Err(format!("unexpected {p:?} (expected `@rate` or `#tags`)"));
+        }
+    }
+    Ok(Sample {
+        name,
+        kind,
+        value,
+        raw,
+        rate,
+        tags,
+    })
+}
+
+type Key = (String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Timer {
+    count: f64,
+    values: Vec<f64>,
+}
+
+/// Aggregates samples between flushes.
+pub struct Aggregator {
+    percentiles: Vec<f64>,
+    counters: HashMap<Key, f64>,
+    /// The kept value, and whether it changed since the last flush.
+    gauges: HashMap<Key, (f64, bool)>,
+    timers: HashMap<Key, Timer>,
+    sets: HashMap<Key, HashSet<String>>,
+}
+
+fn key(s: &Sample<'_>) -> Key {
+    let mut tags: Vec<(String, String)> = s
+        .tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tags.sort();
+    (s.name.to_owned(), tags)
+}
+
+fn event(k: Key, time: i64) -> Event {
+    let mut e = Event::new(k.0).at(time);
+    e.tags = k.1;
+    e
+}
+
+impl Aggregator {
+    /// `percentiles` (0–100] are reported for timers as `p50`, `p99.9`, ….
+    pub fn new(percentiles: Vec<f64>) -> Aggregator {
+        Aggregator {
+            percentiles,
+            counters: HashMap::new(),
+            gauges: HashMap::new(),
+            timers: HashMap::new(),
+            sets: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, s: &Sample<'_>) {
+        match s.kind {
+            Type::Counter => *self.counters.entry(key(s)).or_default() += s.value / s.rate,
+            Type::Gauge { delta } => {
+                let g = self.gauges.entry(key(s)).or_insert((0.0, false));
+                g.0 = if delta { g.0 + s.value } else { s.value };
+                g.1 = true;
+            }
+            Type::Timer => {
+                let t = self.timers.entry(key(s)).or_default();
+                t.count += 1.0 / s.rate;
+                t.values.push(s.value);
+            }
+            Type::Set => {
+                self.sets
+                    .entry(key(s))
+                    .or_default()
+                    .insert(s.raw.to_owned());
+            }
+        }
+    }
+
+    /// The events of this interval: every counter, timer and set seen, and
+    /// every gauge changed; counters, timers and sets start again from zero.
+    pub fn flush(&mut self, time: i64) -> Vec<Event> {
+        let mut out = Vec::new();
+        for (k, v) in self.counters.drain() {
+            out.push(
+                event(k, time)
+                    .field("value", Value::Float(v))
+                    .kind(Kind::Delta),
+            );
+        }
+        for (k, g) in self.gauges.iter_mut() {
+            if std::mem::take(&mut g.1) {
+                out.push(event(k.clone(), time).field("value", Value::Float(g.0)));
+            }
+        }
+        for (k, mut t) in self.timers.drain() {
+            t.values.sort_by(f64::total_cmp);
+            let n = t.values.len();
+            let sum: f64 = t.values.iter().sum();
+            let mut e = event(k, time)
+                .field("count", Value::Float(t.count))
+                .field("min", Value::Float(t.values[0]))
+                .field("max", Value::Float(t.values[n - 1]))
+                .field("mean", Value::Float(sum / n as f64))
+                .field("sum", Value::Float(sum));
+            for p in &self.percentiles {
+                // Nearest rank: the smallest value with at least p% of the values at or below it.
+                let rank = ((p / 100.0) * n as f64).ceil().clamp(1.0, n as f64) as usize;
+                e = e.field(format!("p{p}"), Value::Float(t.values[rank - 1]));
+            }
+            out.push(e);
+        }
+        for (k, s) in self.sets.drain() {
+            out.push(event(k, time).field("value", Value::Int(s.len() as i64)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agg(lines: &str) -> Vec<Event> {
+        let mut a = Aggregator::new(vec![50.0, 90.0, 99.0]);
+        for l in lines.lines() {
+            a.add(&parse_line(l).unwrap());
+        }
+        let mut evs = a.flush(7);
+        evs.sort_by(|a, b| a.name.cmp(&b.name));
+        evs
+    }
+
+    fn f(e: &Event, k: &str) -> f64 {
+        e.get_field(k).and_then(Value::as_f64).unwrap()
+    }
+
+    #[test]
+    fn parses_every_type_with_rates_and_tags() {
+        let s = parse_line("api.hits:3|c|@0.5|#env:prod,canary").unwrap();
+        assert_eq!(
+            (s.name, s.kind, s.value, s.rate),
+            ("api.hits", Type::Counter, 3.0, 0.5)
+        );
+        assert_eq!(s.tags, vec![("env", "prod"), ("canary", "")]);
+        assert_eq!(
+            parse_line("t:-2|g").unwrap().kind,
+            Type::Gauge { delta: true }
+        );
+        assert_eq!(
+            parse_line("t:2|g").unwrap().kind,
+            Type::Gauge { delta: false }
+        );
+        assert_eq!(parse_line("t:2.5|ms").unwrap().kind, Type::Timer);
+        assert_eq!(parse_line("u:alice|s").unwrap().raw, "alice");
+        for (bad, why) in [
+            ("nocolon", "no `:`"),
+            (":1|c", "empty metric name"),
+            ("a:1", "`|type`"),
+            ("a:1|x", "unknown metric type"),
+            ("a:one|c", "not a number"),
+            ("a:1|c|@2", "sample rate"),
+            ("a:1|c|zz", "unexpected"),
+            ("a:inf|g", "not finite"),
+            ("a:|s", "empty set member"),
+        ] {
+            let err = parse_line(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn counters_gauges_timers_and_sets_aggregate_per_flush() {
+        let evs = agg("c:1|c\nc:2|c|@0.5\ng:10|g\ng:+5|g\ng:-2|g\ns:a|s\ns:b|s\ns:a|s");
+        let names: Vec<&str> = evs.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["c", "g", "s"]);
+        assert_eq!(f(&evs[0], "value"), 5.0);
+        assert_eq!(evs[0].kind, Kind::Delta);
+        assert_eq!(f(&evs[1], "value"), 13.0);
+        assert_eq!(f(&evs[2], "value"), 2.0);
+        assert!(evs.iter().all(|e| e.time == 7));
+
+        let timers: String = (1..=100).map(|i| format!("t:{i}|ms\n")).collect();
+        let t = &agg(&timers)[0];
+        assert_eq!(
+            ["count", "min", "max", "mean", "sum", "p50", "p90", "p99"].map(|k| f(t, k)),
+            [100.0, 1.0, 100.0, 50.5, 5050.0, 50.0, 90.0, 99.0]
+        );
+        // Tags make their own series, whatever their order.
+        let evs = agg("x:1|c|#a:1,b:2\nx:1|c|#b:2,a:1\nx:1|c");
+        assert_eq!(evs.len(), 2);
+    }
+
+    #[test]
+    fn gauges_are_kept_between_flushes_and_sent_when_changed() {
+        let mut a = Aggregator::new(vec![]);
+        a.add(&parse_line("g:10|g").unwrap());
+        assert_eq!(a.flush(1).len(), 1);
+        assert!(
+            a.flush(2).is_empty(),
+            "an unchanged gauge is not sent again"
+        );
+        a.add(&parse_line("g:+1|g").unwrap());
+        let evs = a.flush(3);
+        assert_eq!(evs[0].get_field("value"), Some(&Value::Float(11.0)));
+        a.add(&parse_line("c:1|c").unwrap());
+        a.flush(4);
+        assert!(a.flush(5).is_empty(), "counters start again from zero");
+    }
+}

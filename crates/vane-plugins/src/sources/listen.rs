@@ -1,0 +1,498 @@
+//! Listeners: the `socket` source (lines over TCP or UDP in line protocol,
+//! Graphite plaintext, JSON or bare numbers) and the `statsd` source.
+//!
+//! Every listener binds to 127.0.0.1 unless told otherwise, bounds line
+//! length, connections and idle time, and counts a bad line (with its
+//! number, logged) without dropping the connection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use vane_core::formats::graphite::Templates;
+use vane_core::lineproto::{self, Precision};
+use vane_core::prelude::*;
+use vane_core::size::ByteSize;
+
+/// How each line reads.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LineFormat {
+    /// InfluxDB line protocol.
+    #[default]
+    Influx,
+    /// Graphite plaintext: `path value [timestamp]`, with templates.
+    Graphite,
+    /// One JSON event a line.
+    Json,
+    /// A bare number: the value of the event `name`, field `field`
+    /// (Duct's NumberProxy).
+    Number,
+}
+
+/// Turns one line into an event, by a format.
+pub struct LineDecoder {
+    format: LineFormat,
+    precision: Precision,
+    templates: Templates,
+    name: String,
+    field: String,
+}
+
+impl LineDecoder {
+    /// Decodes a line (without its newline); `None` for blank lines and comments.
+    pub fn decode(&self, line: &str, now: i64) -> std::result::Result<Option<Event>, String> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match self.format {
+            LineFormat::Influx => match lineproto::decode(line, self.precision, now).next() {
+                None => Ok(None),
+                Some(Ok(e)) => Ok(Some(e)),
+                Some(Err(e)) => Err(format!("column {}: {}", e.column, e.message)),
+            },
+            _ if line.trim().is_empty() || line.trim_start().starts_with('#') => Ok(None),
+            LineFormat::Graphite => self.templates.parse_line(line, now).map(Some),
+            LineFormat::Json => vane_core::json::decode(line.trim())
+                .map(|mut e| {
+                    if e.time == 0 {
+                        e.time = now;
+                    }
+                    Some(e)
+                })
+                .map_err(|e| e.to_string()),
+            LineFormat::Number => {
+                let t = line.trim();
+                let v: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
+                Ok(Some(
+                    Event::new(self.name.clone())
+                        .field(self.field.clone(), v)
+                        .at(now),
+                ))
+            }
+        }
+    }
+}
+
+fn default_field() -> String {
+    "value".into()
+}
+
+fn sixty_four_kib() -> ByteSize {
+    ByteSize(64 << 10)
+}
+
+fn two_five_six() -> usize {
+    256
+}
+
+fn five_minutes() -> Duration {
+    Duration(std::time::Duration::from_secs(300))
+}
+
+/// Settings of the `socket` source.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct SocketConfig {
+    /// `tcp://HOST:PORT` or `udp://HOST:PORT` (a bare `HOST:PORT` is TCP).
+    pub listen: String,
+    /// `influx`, `graphite`, `json` or `number`. Default: influx.
+    #[serde(default)]
+    pub format: LineFormat,
+    /// Timestamp precision of line protocol: ns, us, ms, s. Default: ns.
+    #[serde(default)]
+    pub precision: Option<String>,
+    /// Graphite templates, tried in order: `[FILTER ]TEMPLATE[ TAG=VALUE,…]`.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// The event name of `number` lines. Default: the job's id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The field of `number` lines. Default: value.
+    #[serde(default = "default_field")]
+    pub field: String,
+    /// Longest line (and largest datagram read); longer ones are skipped and
+    /// counted. Default: 64KiB.
+    #[serde(default = "sixty_four_kib")]
+    pub max_line: ByteSize,
+    /// Connections served at once; more are refused and counted. Default: 256.
+    #[serde(default = "two_five_six")]
+    pub max_connections: usize,
+    /// A connection silent this long is closed. Default: 5m.
+    #[serde(default = "five_minutes")]
+    pub read_timeout: Duration,
+}
+
+enum Proto {
+    Tcp,
+    Udp,
+}
+
+fn parse_listen(s: &str) -> Result<(Proto, String)> {
+    let (proto, addr) = match s.split_once("://") {
+        Some(("tcp", a)) => (Proto::Tcp, a),
+        Some(("udp", a)) => (Proto::Udp, a),
+        Some((p, _)) => {
+            return Err(Error::stop(format!(
+                "listen: unknown protocol {p:?} (expected tcp:// or udp://)"
+            )));
+        }
+        None => (Proto::Tcp, s),
+    };
+    Ok((proto, addr.to_owned()))
+}
+
+/// Builds a line decoder from the settings the listeners share.
+pub fn line_decoder(
+    format: LineFormat,
+    precision: Option<&str>,
+    templates: &[String],
+    name: Option<String>,
+    field: String,
+    ctx: &Context,
+) -> Result<LineDecoder> {
+    let precision = match precision {
+        None => Precision::Nanoseconds,
+        Some(p) => Precision::parse(p)
+            .ok_or_else(|| Error::stop(format!("precision: unknown {p:?} (ns, us, ms, s)")))?,
+    };
+    let templates = Templates::parse(templates).map_err(Error::stop)?;
+    Ok(LineDecoder {
+        format,
+        precision,
+        templates,
+        name: name.unwrap_or_else(|| ctx.job().to_owned()),
+        field,
+    })
+}
+
+/// Lines over TCP or UDP, each decoded into an event.
+pub struct Socket {
+    proto: Proto,
+    addr: String,
+    decoder: Arc<LineDecoder>,
+    max_line: usize,
+    max_connections: usize,
+    read_timeout: std::time::Duration,
+}
+
+impl Service for Socket {
+    type Config = SocketConfig;
+
+    fn build(c: SocketConfig, ctx: &Context) -> Result<Self> {
+        let (proto, addr) = parse_listen(&c.listen)?;
+        Ok(Socket {
+            proto,
+            addr,
+            decoder: Arc::new(line_decoder(
+                c.format,
+                c.precision.as_deref(),
+                &c.templates,
+                c.name,
+                c.field,
+                ctx,
+            )?),
+            max_line: (c.max_line.0 as usize).max(1),
+            max_connections: c.max_connections.max(1),
+            read_timeout: c.read_timeout.get(),
+        })
+    }
+
+    async fn run(self, ctx: Context) -> Result<()> {
+        match self.proto {
+            Proto::Tcp => self.run_tcp(ctx).await,
+            Proto::Udp => self.run_udp(ctx).await,
+        }
+    }
+}
+
+/// Events are handed on in batches of at most this many.
+const BATCH: usize = 4096;
+
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Counts and logs a bad line.
+fn bad_line(ctx: &Context, peer: &dyn std::fmt::Display, n: u64, why: &str) {
+    ctx.stats().bad_lines.fetch_add(1, Ordering::Relaxed);
+    ctx.warn(format!("{peer}: line {n}: {why}; skipped"));
+}
+
+/// Decodes one raw line into `out`.
+fn take_line(
+    dec: &LineDecoder,
+    ctx: &Context,
+    peer: &dyn std::fmt::Display,
+    n: u64,
+    line: &[u8],
+    now: i64,
+    out: &mut Vec<Event>,
+) {
+    match std::str::from_utf8(line) {
+        Err(_) => bad_line(ctx, peer, n, "not UTF-8"),
+        Ok(text) => match dec.decode(text, now) {
+            Ok(Some(e)) => out.push(e),
+            Ok(None) => {}
+            Err(why) => bad_line(ctx, peer, n, &why),
+        },
+    }
+}
+
+impl Socket {
+    async fn run_tcp(self, ctx: Context) -> Result<()> {
+        let listener = TcpListener::bind(&self.addr)
+            .await
+            .map_err(|e| Error::retry(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
+        ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                a = listener.accept() => {
+                    let (sock, peer) = match a {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of descriptors and the like: wait, do not spin.
+                            ctx.report_error(format!("accept: {e}"));
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        ctx.warn(format!("{peer}: refused: {} connections already", self.max_connections));
+                        continue;
+                    };
+                    let (dec, ctx) = (self.decoder.clone(), ctx.clone());
+                    let (max, idle) = (self.max_line, self.read_timeout);
+                    conns.spawn(async move {
+                        serve_lines(sock, peer, &dec, &ctx, max, idle).await;
+                        drop(permit);
+                    });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                _ = ctx.stopping() => break,
+            }
+        }
+        // Connections end at the next read when stopping: what they read is handed on.
+        while conns.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn run_udp(self, ctx: Context) -> Result<()> {
+        let sock = UdpSocket::bind(&self.addr)
+            .await
+            .map_err(|e| Error::retry(format!("cannot listen on udp://{}: {e}", self.addr)))?;
+        ctx.info(format!("listening on udp://{}", sock.local_addr()?));
+        let mut buf = vec![0u8; self.max_line.min(65_536)];
+        let mut out = Vec::new();
+        loop {
+            let (n, peer) = tokio::select! {
+                r = sock.recv_from(&mut buf) => r?,
+                _ = ctx.stopping() => return Ok(()),
+            };
+            let now = now_ns();
+            for (i, line) in buf[..n].split(|b| *b == b'\n').enumerate() {
+                if !line.is_empty() {
+                    take_line(
+                        &self.decoder,
+                        &ctx,
+                        &peer,
+                        i as u64 + 1,
+                        line,
+                        now,
+                        &mut out,
+                    );
+                }
+            }
+            if !out.is_empty() {
+                ctx.emit_all(std::mem::take(&mut out)).await;
+            }
+        }
+    }
+}
+
+/// Reads lines from a stream until it ends, idles past `idle`, or the agent stops.
+pub async fn serve_lines(
+    mut sock: TcpStream,
+    peer: std::net::SocketAddr,
+    dec: &LineDecoder,
+    ctx: &Context,
+    max_line: usize,
+    idle: std::time::Duration,
+) {
+    const READ: usize = 64 << 10;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ);
+    let mut n_line = 0u64;
+    // Discarding an overlong line until its end.
+    let mut skipping = false;
+    let mut out = Vec::new();
+    loop {
+        if buf.capacity() - buf.len() < READ / 2 {
+            buf.reserve(READ);
+        }
+        let eof = tokio::select! {
+            r = tokio::time::timeout(idle, sock.read_buf(&mut buf)) => match r {
+                Err(_) => {
+                    ctx.debug(format!("{peer}: idle for {idle:?}; closed"));
+                    true
+                }
+                Ok(Err(e)) => {
+                    ctx.debug(format!("{peer}: {e}"));
+                    true
+                }
+                Ok(Ok(n)) => n == 0,
+            },
+            _ = ctx.stopping() => true,
+        };
+        let now = now_ns();
+        let mut start = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &buf[start..]) {
+            let line = &buf[start..start + pos];
+            start += pos + 1;
+            n_line += 1;
+            if std::mem::take(&mut skipping) || line.len() > max_line {
+                bad_line(
+                    ctx,
+                    &peer,
+                    n_line,
+                    &format!("longer than max_line ({max_line} bytes)"),
+                );
+                continue;
+            }
+            take_line(dec, ctx, &peer, n_line, line, now, &mut out);
+            if out.len() >= BATCH {
+                ctx.emit_all(std::mem::take(&mut out)).await;
+            }
+        }
+        buf.drain(..start);
+        if buf.len() > max_line {
+            skipping = true;
+            buf.clear();
+        }
+        if eof {
+            if skipping || !buf.is_empty() {
+                n_line += 1;
+                if skipping {
+                    bad_line(
+                        ctx,
+                        &peer,
+                        n_line,
+                        &format!("longer than max_line ({max_line} bytes)"),
+                    );
+                } else {
+                    take_line(dec, ctx, &peer, n_line, &buf, now, &mut out);
+                }
+            }
+            ctx.emit_all(out).await;
+            return;
+        }
+        if !out.is_empty() {
+            ctx.emit_all(std::mem::take(&mut out)).await;
+        }
+    }
+}
+
+fn default_statsd_listen() -> String {
+    "127.0.0.1:8125".into()
+}
+
+fn ten_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(10))
+}
+
+fn default_percentiles() -> Vec<f64> {
+    vec![50.0, 90.0, 99.0]
+}
+
+/// Settings of the `statsd` source.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct StatsdConfig {
+    /// UDP address. Default: 127.0.0.1:8125.
+    #[serde(default = "default_statsd_listen")]
+    pub listen: String,
+    /// How often the aggregates are sent. Default: 10s.
+    #[serde(default = "ten_seconds")]
+    pub flush: Duration,
+    /// Timer percentiles, as `pN` fields. Default: 50, 90, 99.
+    #[serde(default = "default_percentiles")]
+    pub percentiles: Vec<f64>,
+}
+
+/// statsd over UDP, aggregated and sent every `flush`.
+pub struct Statsd {
+    cfg: StatsdConfig,
+}
+
+impl Service for Statsd {
+    type Config = StatsdConfig;
+
+    fn build(cfg: StatsdConfig, _: &Context) -> Result<Self> {
+        if let Some(p) = cfg
+            .percentiles
+            .iter()
+            .find(|p| !(**p > 0.0 && **p <= 100.0))
+        {
+            return Err(Error::stop(format!("percentiles: {p} is not in (0, 100]")));
+        }
+        if cfg.flush.get().is_zero() {
+            return Err(Error::stop("flush: must be more than 0"));
+        }
+        Ok(Statsd { cfg })
+    }
+
+    async fn run(self, ctx: Context) -> Result<()> {
+        use vane_core::formats::statsd::Aggregator;
+        let sock = UdpSocket::bind(&self.cfg.listen).await.map_err(|e| {
+            Error::retry(format!("cannot listen on udp://{}: {e}", self.cfg.listen))
+        })?;
+        ctx.info(format!("statsd listening on udp://{}", sock.local_addr()?));
+        let mut agg = Aggregator::new(self.cfg.percentiles.clone());
+        let mut tick = tokio::time::interval(self.cfg.flush.get());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            tokio::select! {
+                r = sock.recv_from(&mut buf) => {
+                    let (n, peer) = r?;
+                    add_packet(&mut agg, &buf[..n], &ctx, &peer);
+                }
+                _ = tick.tick() => ctx.emit_all(agg.flush(now_ns())).await,
+                _ = ctx.stopping() => {
+                    // What already arrived belongs to the last flush.
+                    while let Ok((n, peer)) = sock.try_recv_from(&mut buf) {
+                        add_packet(&mut agg, &buf[..n], &ctx, &peer);
+                    }
+                    ctx.emit_all(agg.flush(now_ns())).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Adds the lines of one statsd packet; bad ones are counted with their number.
+fn add_packet(
+    agg: &mut vane_core::formats::statsd::Aggregator,
+    packet: &[u8],
+    ctx: &Context,
+    peer: &std::net::SocketAddr,
+) {
+    for (i, line) in packet.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() || line == b"\r" {
+            continue;
+        }
+        let parsed = std::str::from_utf8(line)
+            .map_err(|_| "not UTF-8".to_owned())
+            .and_then(vane_core::formats::statsd::parse_line);
+        match parsed {
+            Ok(s) => agg.add(&s),
+            Err(why) => bad_line(ctx, peer, i as u64 + 1, &why),
+        }
+    }
+}
