@@ -80,6 +80,10 @@ pub fn register(r: &mut Registry) {
         "riemann",
         "Riemann's protobuf protocol over TCP, waiting for each batch's ack",
     )
+    .service::<sources::influx_http::InfluxListener>(
+        "influxdb_listener",
+        "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",
+    )
     .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",

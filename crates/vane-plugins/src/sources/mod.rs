@@ -4,5 +4,7 @@ pub mod demo;
 pub mod exec;
 #[cfg(feature = "host")]
 pub mod host;
+#[cfg(feature = "http")]
+pub mod influx_http;
 pub mod internal;
 pub mod listen;

@@ -1,0 +1,569 @@
+//! The `influxdb_listener` source: a drop-in for InfluxDB 1.x's write API.
+//!
+//! `POST /write?db=&rp=&precision=` takes line protocol (gzip bodies too)
+//! and answers 204, or 400 naming the first bad line (the good lines of the
+//! body are kept, as InfluxDB keeps them on a partial write). `GET|HEAD
+//! /ping` answers 204, and `/query` accepts the `CREATE DATABASE` and
+//! `CREATE RETENTION POLICY` statements clients send before writing, so
+//! InfluxDB clients and Telegraf's `influxdb` output work unchanged.
+//! A `token` makes every request need `Authorization: Bearer|Token TOKEN`
+//! (or HTTP basic auth with the token as password); `tls` serves HTTPS.
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde::Deserialize;
+use vane_core::lineproto::{self, Precision};
+use vane_core::prelude::*;
+use vane_core::size::ByteSize;
+
+use super::listen::now_ns;
+
+fn default_listen() -> String {
+    "127.0.0.1:8186".into()
+}
+
+fn thirty_two_mib() -> ByteSize {
+    ByteSize(32 << 20)
+}
+
+fn max_connections() -> usize {
+    256
+}
+
+fn thirty_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(30))
+}
+
+/// A certificate chain and its key, PEM files.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Settings of the `influxdb_listener` source.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxListenerConfig {
+    /// Where to listen. Default: 127.0.0.1:8186.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// When set, requests must carry it (bearer/token header or basic-auth password).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Serve HTTPS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// Largest body, after gunzipping; larger ones get 413. Default: 32MiB.
+    #[serde(default = "thirty_two_mib")]
+    pub max_body: ByteSize,
+    /// Connections served at once; more are refused. Default: 256.
+    #[serde(default = "max_connections")]
+    pub max_connections: usize,
+    /// Time allowed for a request's headers and body. Default: 30s.
+    #[serde(default = "thirty_seconds")]
+    pub read_timeout: Duration,
+    /// Adds the request's `db` as this tag.
+    #[serde(default)]
+    pub db_tag: Option<String>,
+}
+
+struct Shared {
+    cfg: InfluxListenerConfig,
+    ctx: Context,
+}
+
+pub struct InfluxListener {
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)
+        .and_then(|i| i.collect())
+        .map_err(|e| format!("tls.cert {}: {e}", t.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls.cert {}: no certificate in it",
+            t.cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .map_err(|e| format!("tls.key {}: {e}", t.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("tls: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+impl Service for InfluxListener {
+    type Config = InfluxListenerConfig;
+
+    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self> {
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(load_tls)
+            .transpose()
+            .map_err(Error::stop)?;
+        Ok(InfluxListener {
+            shared: Arc::new(Shared {
+                cfg,
+                ctx: ctx.clone(),
+            }),
+            tls,
+        })
+    }
+
+    async fn run(self, ctx: Context) -> Result<()> {
+        let cfg = &self.shared.cfg;
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .map_err(|e| Error::retry(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        ctx.info(format!(
+            "influxdb_listener on {scheme}://{}",
+            listener.local_addr()?
+        ));
+        let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let (sock, peer) = tokio::select! {
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        ctx.report_error(format!("accept: {e}"));
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+                _ = ctx.stopping() => break,
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                ctx.warn(format!(
+                    "{peer}: refused: {} connections already",
+                    cfg.max_connections
+                ));
+                continue;
+            };
+            let shared = self.shared.clone();
+            let tls = self.tls.clone();
+            conns.spawn(async move {
+                let timeout = shared.cfg.read_timeout.get();
+                let svc = {
+                    let shared = shared.clone();
+                    hyper::service::service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                    })
+                };
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(timeout);
+                let r = match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+                            Ok(Ok(s)) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                shared.ctx.debug(format!("{peer}: TLS: {e}"));
+                                Ok(())
+                            }
+                            Err(_) => Ok(()),
+                        }
+                    }
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                            .await
+                    }
+                };
+                if let Err(e) = r {
+                    shared.ctx.debug(format!("{peer}: {e}"));
+                }
+                drop(permit);
+            });
+        }
+        conns.shutdown().await;
+        Ok(())
+    }
+}
+
+fn reply(status: StatusCode, error: Option<&str>) -> Response<Full<Bytes>> {
+    let body = match error {
+        Some(e) => serde_json::json!({ "error": e }).to_string(),
+        None if status == StatusCode::OK => r#"{"results":[{"statement_id":0}]}"#.to_owned(),
+        None => String::new(),
+    };
+    let mut r = Response::builder()
+        .status(status)
+        .header("X-Influxdb-Version", "1.8-vane")
+        .header("Content-Type", "application/json");
+    if error.is_some() {
+        r = r.header("X-Influxdb-Error", error.unwrap_or_default());
+    }
+    r.body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(|q| form_pairs(q.as_bytes()))
+        .unwrap_or_default()
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent-decoded.
+fn form_pairs(q: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&s[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    ) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|b| *b == b'=') {
+                Some(i) => (&p[..i], &p[i + 1..]),
+                None => (p, &b""[..]),
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn authorized(shared: &Shared, req: &Request<Incoming>, params: &[(String, String)]) -> bool {
+    let Some(token) = &shared.cfg.token else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            if let Some(t) = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("Token "))
+            {
+                Some(t.trim().to_owned())
+            } else {
+                let b = v.strip_prefix("Basic ")?;
+                let raw = base64_decode(b.trim())?;
+                let s = String::from_utf8(raw).ok()?;
+                Some(s.split_once(':')?.1.to_owned())
+            }
+        })
+        // InfluxDB 1.x's own way: the password as the `p` parameter.
+        .or_else(|| {
+            params
+                .iter()
+                .find(|(k, _)| k == "p")
+                .map(|(_, v)| v.clone())
+        });
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let ctx = &shared.ctx;
+    let params = query_params(&req);
+    let path = req.uri().path().to_owned();
+    match (req.method().as_str(), path.as_str()) {
+        ("GET" | "HEAD", "/ping") => return reply(StatusCode::NO_CONTENT, None),
+        (_, "/ping") => return reply(StatusCode::METHOD_NOT_ALLOWED, Some("use GET or HEAD")),
+        (_, "/write" | "/query") => {}
+        _ => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                Some("not found: vane serves /write, /query and /ping"),
+            );
+        }
+    }
+    if !authorized(shared, &req, &params) {
+        ctx.warn("a request without the right token was refused");
+        return reply(StatusCode::UNAUTHORIZED, Some("authorization failed"));
+    }
+    let max = shared.cfg.max_body.0 as usize;
+    if req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
+    {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some(&format!("body larger than max_body ({max} bytes)")),
+        );
+    }
+    let gzip = req
+        .headers()
+        .get(hyper::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let method = req.method().clone();
+    let body = match tokio::time::timeout(
+        shared.cfg.read_timeout.get(),
+        Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    {
+        Err(_) => {
+            return reply(
+                StatusCode::REQUEST_TIMEOUT,
+                Some("body not received in time"),
+            );
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some(&format!("body larger than max_body ({max} bytes)")),
+            );
+        }
+        Ok(Err(e)) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                Some(&format!("reading the body: {e}")),
+            );
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    // Some clients mark an empty body as gzipped.
+    let body = if gzip && !body.is_empty() {
+        let mut out = Vec::new();
+        // Read one byte past the limit to tell a body that is too large.
+        match flate2::read::GzDecoder::new(&body[..])
+            .take(max as u64 + 1)
+            .read_to_end(&mut out)
+        {
+            Ok(n) if n > max => {
+                return reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some(&format!(
+                        "body larger than max_body ({max} bytes) once gunzipped"
+                    )),
+                );
+            }
+            Ok(_) => Bytes::from(out),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    Some(&format!("bad gzip body: {e}")),
+                );
+            }
+        }
+    } else {
+        body
+    };
+    if path == "/query" {
+        let mut all = params;
+        if method == hyper::Method::POST {
+            all.extend(form_pairs(&body));
+        }
+        let q = all
+            .iter()
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v.trim().to_ascii_uppercase());
+        return match q {
+            Some(q)
+                if q.starts_with("CREATE DATABASE") || q.starts_with("CREATE RETENTION POLICY") =>
+            {
+                reply(StatusCode::OK, None)
+            }
+            _ => reply(
+                StatusCode::BAD_REQUEST,
+                Some(
+                    "vane's influxdb_listener takes writes; of queries only CREATE DATABASE and CREATE RETENTION POLICY",
+                ),
+            ),
+        };
+    }
+    if method != hyper::Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, Some("use POST"));
+    }
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let precision = match param("precision").unwrap_or("ns") {
+        "n" | "ns" | "" => Precision::Nanoseconds,
+        "u" | "us" => Precision::Microseconds,
+        "ms" => Precision::Milliseconds,
+        "s" => Precision::Seconds,
+        p => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                Some(&format!("unknown precision {p:?}")),
+            );
+        }
+    };
+    let db = param("db").map(str::to_owned);
+    let (events, bad, first) = decode_body(&body, precision, now_ns());
+    if bad > 0 {
+        ctx.stats().bad_lines.fetch_add(bad, Ordering::Relaxed);
+        ctx.warn(format!(
+            "/write: {bad} bad lines, the first: {}",
+            first.as_deref().unwrap_or("")
+        ));
+    }
+    let mut events = events;
+    if let (Some(tag), Some(db)) = (&shared.cfg.db_tag, &db) {
+        for e in &mut events {
+            e.tags.push((tag.clone(), db.clone()));
+        }
+    }
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        ctx.emit_all(events.by_ref().take(4096).collect()).await;
+    }
+    match first {
+        None => reply(StatusCode::NO_CONTENT, None),
+        Some(first) => reply(
+            StatusCode::BAD_REQUEST,
+            Some(&format!("partial write: {first} (dropped={bad})")),
+        ),
+    }
+}
+
+/// The events of a body, the number of bad lines and the first one's error.
+pub fn decode_body(
+    body: &[u8],
+    precision: Precision,
+    now: i64,
+) -> (Vec<Event>, u64, Option<String>) {
+    let mut events = Vec::new();
+    let mut bad = 0u64;
+    let mut first = None;
+    let mut fail = |msg: String| {
+        bad += 1;
+        if first.is_none() {
+            first = Some(msg);
+        }
+    };
+    match std::str::from_utf8(body) {
+        Ok(text) => {
+            for r in lineproto::decode(text, precision, now) {
+                match r {
+                    Ok(e) => events.push(e),
+                    Err(e) => fail(e.to_string()),
+                }
+            }
+        }
+        // Not all UTF-8: line by line, so only the lines that are not are lost.
+        Err(_) => {
+            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+                match std::str::from_utf8(line) {
+                    Err(_) => fail(format!("line {}: not UTF-8", i + 1)),
+                    Ok(t) => {
+                        if let Some(r) = lineproto::decode(t, precision, now).next() {
+                            match r {
+                                Ok(e) => events.push(e),
+                                Err(e) => fail(format!(
+                                    "line {}, column {}: {}",
+                                    i + 1,
+                                    e.column,
+                                    e.message
+                                )),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (events, bad, first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_decode_with_the_first_bad_line_named() {
+        let (evs, bad, first) = decode_body(
+            b"a v=1\nb v=\nc v=3 10\n\xff\xfe\nd v=4",
+            Precision::Seconds,
+            7,
+        );
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[1].time, 10_000_000_000);
+        assert_eq!(evs[0].time, 7);
+        assert_eq!(bad, 2);
+        assert_eq!(first.unwrap(), "line 2, column 5: missing field value");
+        let (evs, bad, first) = decode_body(b"x v=1i\nm", Precision::Nanoseconds, 0);
+        assert_eq!((evs.len(), bad), (1, 1));
+        assert!(first.unwrap().starts_with("line 2, column"));
+    }
+
+    #[test]
+    fn forms_and_basic_auth_decode() {
+        assert_eq!(
+            form_pairs(b"q=CREATE+DATABASE+%22x%22&db=a%2Fb&e"),
+            vec![
+                ("q".into(), "CREATE DATABASE \"x\"".into()),
+                ("db".into(), "a/b".into()),
+                ("e".into(), String::new())
+            ]
+        );
+        assert_eq!(form_pairs(b"a=%zz%4"), vec![("a".into(), "%zz%4".into())]);
+        assert_eq!(base64_decode("dTpzM2NyZXQ=").unwrap(), b"u:s3cret");
+        assert!(base64_decode("*").is_none());
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}
