@@ -80,6 +80,14 @@ pub fn register(r: &mut Registry) {
         "riemann",
         "Riemann's protobuf protocol over TCP, waiting for each batch's ack",
     )
+    .source::<sources::checks::HttpCheck>(
+        "http",
+        "an HTTP check: up, status, response time, size, body regex, certificate days left",
+    )
+    .source::<sources::checks::TcpCheck>(
+        "tcp",
+        "a TCP check: up, connect time, optional send and expect",
+    )
     .service::<sources::influx_http::InfluxListener>(
         "influxdb_listener",
         "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",

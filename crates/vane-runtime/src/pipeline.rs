@@ -74,6 +74,11 @@ impl Route {
 /// Sets an event's state from the levels; a missing name makes it
 /// `unknown` (counted). A matching level explains itself in the description.
 pub fn apply_levels(levels: &Levels, e: &mut Event, stats: &JobStats) {
+    // A source's own critical verdict (a check that could not reach its
+    // service) stands: its event lacks the fields levels would judge.
+    if e.state == Some(State::Critical) {
+        return;
+    }
     let (state, missing) = levels.judge(e);
     if let Some(why) = missing {
         stats.levels_unknown.fetch_add(1, Relaxed);

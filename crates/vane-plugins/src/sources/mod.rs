@@ -1,5 +1,7 @@
 //! Built-in sources.
 
+#[cfg(feature = "http")]
+pub mod checks;
 pub mod demo;
 pub mod exec;
 #[cfg(feature = "host")]

@@ -1,0 +1,357 @@
+//! Service checks polled on the job's interval: `http` and `tcp`.
+//!
+//! A check always yields one event, also when the service is down: `up` is
+//! 1 or 0 and the state is ok or critical, so that `warning`/`critical`
+//! levels on the job can refine it (`critical: "up == 0 || time > 2"`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vane_core::prelude::*;
+
+fn ten_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(10))
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// Settings of the `http` check.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckConfig {
+    pub url: String,
+    /// Default: GET.
+    #[serde(default = "get")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A request body.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Default: 10s.
+    #[serde(default = "ten_seconds")]
+    pub timeout: Duration,
+    /// Statuses that count as up. Default: any below 400.
+    #[serde(default)]
+    pub expect_status: Vec<u16>,
+    /// A regular expression the body must match (field `body_match`; the
+    /// check is down when it does not).
+    #[serde(default)]
+    pub body_regex: Option<String>,
+    #[serde(default)]
+    pub follow_redirects: bool,
+    /// A PEM file of certificates to trust besides the system's.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Check the server's certificate. Default: true.
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    /// The event's name. Default: http.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `http`: status, response time, size, body match and certificate days left.
+pub struct HttpCheck {
+    cfg: HttpCheckConfig,
+    client: reqwest::Client,
+    method: reqwest::Method,
+    regex: Option<regex::Regex>,
+}
+
+impl Source for HttpCheck {
+    type Config = HttpCheckConfig;
+
+    fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Error::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
+        let regex = cfg
+            .body_regex
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| Error::stop(format!("body_regex: {e}")))?;
+        let mut b = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .tls_info(true)
+            .redirect(if cfg.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            })
+            .tls_danger_accept_invalid_certs(!cfg.tls_verify);
+        if let Some(ca) = &cfg.ca {
+            let pem =
+                std::fs::read(ca).map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?;
+            for c in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?
+            {
+                b = b.tls_certs_merge([c]);
+            }
+        }
+        let client = b
+            .build()
+            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(HttpCheck {
+            cfg,
+            client,
+            method,
+            regex,
+        })
+    }
+
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into()))
+            .tag("url", self.cfg.url.clone());
+        let mut req = self.client.request(self.method.clone(), &self.cfg.url);
+        for (k, v) in &self.cfg.headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = &self.cfg.body {
+            req = req.body(b.clone());
+        }
+        let start = Instant::now();
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let cert = resp
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|t| t.peer_certificate())
+                .and_then(not_after);
+            let body = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, cert, body))
+        }
+        .await;
+        let secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok((status, cert, body)) => {
+                let mut up = if self.cfg.expect_status.is_empty() {
+                    status < 400
+                } else {
+                    self.cfg.expect_status.contains(&status)
+                };
+                e = e
+                    .field("status", i64::from(status))
+                    .field("time", secs)
+                    .field("size", body.len() as i64);
+                if let Some(re) = &self.regex {
+                    let matched = re.is_match(&String::from_utf8_lossy(&body));
+                    up &= matched;
+                    e = e.field("body_match", matched);
+                }
+                if let Some(expires) = cert {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    e = e.field("cert_days", (expires - now) as f64 / 86_400.0);
+                }
+                e = e.field("up", i64::from(up));
+                e.state = Some(if up { State::Ok } else { State::Critical });
+                if !up {
+                    e.description = Some(format!("status {status}"));
+                }
+            }
+            Err(err) => {
+                let mut why = err.to_string();
+                let mut src = std::error::Error::source(&err);
+                while let Some(s) = src {
+                    why = format!("{why}: {s}");
+                    src = s.source();
+                }
+                e = e
+                    .field("up", 0i64)
+                    .field("status", 0i64)
+                    .field("time", secs);
+                e.state = Some(State::Critical);
+                e.description = Some(why);
+            }
+        }
+        Ok(vec![e])
+    }
+}
+
+/// The `notAfter` of a DER X.509 certificate, in seconds since the epoch.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    // One TLV: (tag, contents, rest).
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&l, mut b) = b.split_first()?;
+        let len = if l < 0x80 {
+            usize::from(l)
+        } else {
+            let n = usize::from(l & 0x7f);
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let v = b[..n]
+                .iter()
+                .fold(0usize, |a, x| (a << 8) | usize::from(*x));
+            b = &b[n..];
+            v
+        };
+        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let (tag, _, mut rest) = tlv(tbs)?;
+    if tag == 0xa0 {
+        // An explicit version came first; the serial number is next.
+        rest = tlv(rest)?.2;
+    }
+    let rest = tlv(rest)?.2; // signature algorithm
+    let rest = tlv(rest)?.2; // issuer
+    let (_, validity, _) = tlv(rest)?;
+    let (_, _, after) = tlv(validity)?; // skips notBefore
+    let (tag, time, _) = tlv(after)?;
+    let t = std::str::from_utf8(time).ok()?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i64 = t.get(..2)?.parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, t.get(2..)?)
+        }
+        0x18 => (t.get(..4)?.parse().ok()?, t.get(4..)?),
+        _ => return None,
+    };
+    let num = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (mo, d, h, mi, s) = (num(0)?, num(2)?, num(4)?, num(6)?, num(8)?);
+    Some(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Settings of the `tcp` check.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheckConfig {
+    /// `HOST:PORT`.
+    pub address: String,
+    /// Default: 10s, for connecting and for the whole exchange.
+    #[serde(default = "ten_seconds")]
+    pub timeout: Duration,
+    /// Text sent once connected.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// Text the answer must contain (field `matched`; down when it does not).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// The event's name. Default: tcp.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `tcp`: connect time, and optionally a send/expect exchange.
+pub struct TcpCheck {
+    cfg: TcpCheckConfig,
+}
+
+impl Source for TcpCheck {
+    type Config = TcpCheckConfig;
+
+    fn build(cfg: TcpCheckConfig, _: &Context) -> Result<Self> {
+        Ok(TcpCheck { cfg })
+    }
+
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "tcp".into()))
+            .tag("address", self.cfg.address.clone());
+        let limit = self.cfg.timeout.get();
+        let start = Instant::now();
+        let connected =
+            tokio::time::timeout(limit, tokio::net::TcpStream::connect(&self.cfg.address)).await;
+        let mut sock = match connected {
+            Ok(Ok(s)) => s,
+            Ok(Err(err)) => return Ok(vec![down(e, err.to_string())]),
+            Err(_) => return Ok(vec![down(e, format!("no connection within {limit:?}"))]),
+        };
+        e = e.field("connect_time", start.elapsed().as_secs_f64());
+        let mut up = true;
+        if self.cfg.send.is_some() || self.cfg.expect.is_some() {
+            let exchange = async {
+                if let Some(s) = &self.cfg.send {
+                    sock.write_all(s.as_bytes()).await?;
+                }
+                let Some(want) = &self.cfg.expect else {
+                    return Ok::<_, std::io::Error>(true);
+                };
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut buf).await?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&got).contains(want.as_str()) {
+                        return Ok(true);
+                    }
+                    if got.len() > 1 << 20 {
+                        return Ok(false);
+                    }
+                }
+            };
+            let remaining = limit.saturating_sub(start.elapsed());
+            let matched = match tokio::time::timeout(remaining, exchange).await {
+                Ok(Ok(m)) => m,
+                Ok(Err(err)) => return Ok(vec![down(e, err.to_string())]),
+                Err(_) => false,
+            };
+            e = e.field("response_time", start.elapsed().as_secs_f64());
+            if self.cfg.expect.is_some() {
+                e = e.field("matched", matched);
+                up = matched;
+                if !matched {
+                    e.description = Some("the expected answer did not come".into());
+                }
+            }
+        }
+        e = e.field("up", i64::from(up));
+        e.state = Some(if up { State::Ok } else { State::Critical });
+        Ok(vec![e])
+    }
+}
+
+fn down(e: Event, why: String) -> Event {
+    let mut e = e.field("up", 0i64);
+    e.state = Some(State::Critical);
+    e.description = Some(why);
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days_match_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 11, 22), 20_779);
+    }
+
+    #[test]
+    fn not_after_refuses_garbage() {
+        assert_eq!(not_after(&[]), None);
+        assert_eq!(not_after(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(not_after(&[0x30, 0x03, 0x30, 0x01, 0x00]), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! The `http` and `tcp` checks through the real binary, against real
+//! servers on loopback: Python's http.server and `openssl s_server` (HTTPS
+//! with a certificate made for the test, valid 30 days).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::agent::{events_in, free_port, start, stop, wait_until, write};
+use vane_core::event::{Event, State, Value};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    wait_until(Duration::from_secs(20), "the server's port", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+fn python_http(dir: &Path) -> (Server, u16) {
+    let port = free_port();
+    let child = Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    wait_port(port);
+    (Server(child), port)
+}
+
+fn openssl_https(dir: &Path) -> (Server, u16, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // webpki refuses a CA certificate as a server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/install-test-deps.sh installs it)");
+    assert!(ok.status.success());
+    let port = free_port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-www", "-quiet", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port);
+    (Server(child), port, cert.display().to_string())
+}
+
+fn last<'a>(evs: &'a [Event], tag: &str, value: &str) -> &'a Event {
+    evs.iter()
+        .rev()
+        .find(|e| e.get_tag(tag) == Some(value))
+        .unwrap_or_else(|| panic!("no event with {tag}={value}"))
+}
+
+fn num(e: &Event, f: &str) -> f64 {
+    e.get_field(f)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{f} in {e:?}"))
+}
+
+#[test]
+fn http_and_tcp_checks_against_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>vane ok</h1>\n").unwrap();
+    let (_web, web) = python_http(&site);
+    let (_tls, tls, ca) = openssl_https(dir.path());
+    let closed = free_port();
+    let cfg = write(
+        dir.path(),
+        "vane.yaml",
+        &format!(
+            "agent: {{ interval: 200ms }}\n\
+             jobs:\n\
+             \x20 - {{ id: page, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/index.html\", body_regex: \"vane (ok|fine)\" }} }}\n\
+             \x20 - {{ id: gone, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/missing\" }} }}\n\
+             \x20 - {{ id: wrong, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/index.html\", body_regex: \"^nope\" }} }}\n\
+             \x20 - {{ id: cert, plugin: http, next: out, warning: \"cert_days < 60\", config: {{ url: \"https://localhost:{tls}/\", ca: {ca} }} }}\n\
+             \x20 - {{ id: untrusted, plugin: http, next: out, config: {{ url: \"https://localhost:{tls}/\" }} }}\n\
+             \x20 - {{ id: port, plugin: tcp, next: out, config: {{ address: \"127.0.0.1:{web}\", send: \"GET / HTTP/1.0\\r\\n\\r\\n\", expect: \"200 OK\" }} }}\n\
+             \x20 - {{ id: shut, plugin: tcp, next: out, critical: \"up == 0\", config: {{ address: \"127.0.0.1:{closed}\" }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
+            d = dir.path().display()
+        ),
+    );
+    let agent = start(&cfg);
+    let out = dir.path().join("out.lp");
+    let wanted = ["page", "gone", "wrong", "cert", "untrusted"];
+    wait_until(Duration::from_secs(30), "every check reported", || {
+        let evs = events_in(&out);
+        let urls: Vec<&str> = evs.iter().filter_map(|e| e.get_tag("url")).collect();
+        let addrs = evs
+            .iter()
+            .filter(|e| e.get_tag("address").is_some())
+            .count();
+        urls.len() >= wanted.len() * 2 && addrs >= 4
+    });
+    stop(agent);
+    let evs = events_in(&out);
+    let page = last(&evs, "url", &format!("http://127.0.0.1:{web}/index.html"));
+    let page = if page.get_field("body_match") == Some(&Value::Bool(true)) {
+        page
+    } else {
+        evs.iter()
+            .find(|e| e.name == "http" && e.get_field("body_match") == Some(&Value::Bool(true)))
+            .unwrap()
+    };
+    assert_eq!(
+        (num(page, "status"), num(page, "up"), num(page, "size")),
+        (200.0, 1.0, 17.0)
+    );
+    assert!(num(page, "time") > 0.0);
+    assert_eq!(page.state, Some(State::Ok));
+    let wrong = evs
+        .iter()
+        .find(|e| e.get_field("body_match") == Some(&Value::Bool(false)))
+        .expect("the regex that does not match");
+    assert_eq!(
+        (num(wrong, "up"), wrong.state),
+        (0.0, Some(State::Critical))
+    );
+    let gone = last(&evs, "url", &format!("http://127.0.0.1:{web}/missing"));
+    assert_eq!((num(gone, "status"), num(gone, "up")), (404.0, 0.0));
+    assert_eq!(gone.state, Some(State::Critical));
+    let cert = evs
+        .iter()
+        .rev()
+        .find(|e| {
+            e.get_tag("url") == Some(&format!("https://localhost:{tls}/"))
+                && e.get_field("cert_days").is_some()
+        })
+        .expect("the trusted HTTPS check");
+    let days = num(cert, "cert_days");
+    assert!((29.0..=30.0).contains(&days), "{days}");
+    assert_eq!(
+        (num(cert, "status"), cert.state),
+        (200.0, Some(State::Warning))
+    );
+    let untrusted = evs
+        .iter()
+        .find(|e| {
+            e.get_tag("url") == Some(&format!("https://localhost:{tls}/"))
+                && e.get_field("cert_days").is_none()
+        })
+        .expect("the check without the CA");
+    assert_eq!(num(untrusted, "up"), 0.0);
+    assert!(
+        untrusted
+            .description
+            .as_deref()
+            .unwrap_or("")
+            .contains("certificate"),
+        "{untrusted:?}"
+    );
+    let port = last(&evs, "address", &format!("127.0.0.1:{web}"));
+    assert_eq!(
+        (num(port, "up"), port.get_field("matched")),
+        (1.0, Some(&Value::Bool(true)))
+    );
+    assert!(num(port, "connect_time") <= num(port, "response_time"));
+    let shut = last(&evs, "address", &format!("127.0.0.1:{closed}"));
+    assert_eq!((num(shut, "up"), shut.state), (0.0, Some(State::Critical)));
+    assert!(
+        shut.description
+            .as_deref()
+            .unwrap_or("")
+            .contains("refused"),
+        "{shut:?}"
+    );
+}
