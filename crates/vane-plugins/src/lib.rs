@@ -88,6 +88,10 @@ pub fn register(r: &mut Registry) {
         "tcp",
         "a TCP check: up, connect time, optional send and expect",
     )
+    .source::<sources::scrape::Scrape>(
+        "prometheus",
+        "scrapes a /metrics endpoint: every sample an event, labels as tags",
+    )
     .service::<sources::influx_http::InfluxListener>(
         "influxdb_listener",
         "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",

@@ -72,7 +72,6 @@ impl Source for HttpCheck {
     type Config = HttpCheckConfig;
 
     fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Error::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
         let regex = cfg
@@ -81,24 +80,13 @@ impl Source for HttpCheck {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| Error::stop(format!("body_regex: {e}")))?;
-        let mut b = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
+        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
             .tls_info(true)
             .redirect(if cfg.follow_redirects {
                 reqwest::redirect::Policy::limited(10)
             } else {
                 reqwest::redirect::Policy::none()
-            })
-            .tls_danger_accept_invalid_certs(!cfg.tls_verify);
-        if let Some(ca) = &cfg.ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?
-            {
-                b = b.tls_certs_merge([c]);
-            }
-        }
+            });
         let client = b
             .build()
             .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;

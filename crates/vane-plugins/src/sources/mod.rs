@@ -10,3 +10,5 @@ pub mod host;
 pub mod influx_http;
 pub mod internal;
 pub mod listen;
+#[cfg(feature = "http")]
+pub mod scrape;

@@ -1,0 +1,121 @@
+//! The `prometheus` source scraping real exporters on loopback: Debian's
+//! prometheus-node-exporter (installed by scripts/install-test-deps.sh) and
+//! a real Prometheus's own /metrics (for histograms).
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::agent::{events_in, free_port, start, stop, wait_until, write};
+use support::prometheus::Prometheus;
+use vane_core::event::{Kind, Value};
+
+struct NodeExporter(Child);
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn node_exporter_and_prometheus_samples_become_events() {
+    let port = free_port();
+    let _ne = NodeExporter(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Debian enables the systemd collector, which fails without systemd.
+            .arg("--no-collector.systemd")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter runs (scripts/install-test-deps.sh installs it)"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    wait_until(Duration::from_secs(20), "node_exporter answers", || {
+        support::http::http_get(&addr, "/metrics").contains("node_load1")
+    });
+    let prom = Prometheus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "vane.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: node, plugin: prometheus, interval: 1h, next: out, config: {{ url: \"http://{addr}/metrics\", include: [node_, go_gc_duration] }} }}\n\
+             \x20 - {{ id: prom, plugin: prometheus, interval: 1h, next: out, config: {{ url: \"http://{p}/metrics\", include: [prometheus_http_request_duration_seconds] }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
+            p = prom.addr,
+            d = dir.path().display()
+        ),
+    );
+    let agent = start(&cfg);
+    let out = dir.path().join("out.lp");
+    wait_until(Duration::from_secs(30), "both scrapes", || {
+        let evs = events_in(&out);
+        evs.iter().any(|e| e.name == "node_load1")
+            && evs.iter().any(|e| e.name.starts_with("prometheus_http"))
+    });
+    stop(agent);
+    let evs = events_in(&out);
+    assert!(evs.iter().all(|e| {
+        e.name.starts_with("node_")
+            || e.name.starts_with("go_gc_duration")
+            || e.name
+                .starts_with("prometheus_http_request_duration_seconds")
+    }));
+    // A gauge, and the load it reports is the kernel's (within a scrape's drift).
+    let load = evs.iter().find(|e| e.name == "node_load1").unwrap();
+    assert_eq!(load.kind, Kind::Gauge);
+    let proc_load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((load.get_field("value").unwrap().as_f64().unwrap() - proc_load).abs() < 1.0);
+    // A counter with labels: one series per CPU and mode.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let idle: Vec<_> = evs
+        .iter()
+        .filter(|e| e.name == "node_cpu_seconds_total" && e.get_tag("mode") == Some("idle"))
+        .collect();
+    assert_eq!(idle.len(), cpus);
+    assert!(
+        idle.iter()
+            .all(|e| e.kind == Kind::Counter && e.get_tag("cpu").is_some())
+    );
+    // A summary: quantiles as gauges with a `quantile` tag, _sum and _count as counters.
+    let q = evs
+        .iter()
+        .find(|e| e.name == "go_gc_duration_seconds" && e.get_tag("quantile") == Some("0.5"));
+    assert!(q.is_some(), "the summary's median");
+    let count = evs
+        .iter()
+        .find(|e| e.name == "go_gc_duration_seconds_count")
+        .unwrap();
+    assert_eq!(count.kind, Kind::Counter);
+    // A histogram: buckets with `le`, ending in +Inf, whose count equals _count.
+    let inf = evs
+        .iter()
+        .find(|e| {
+            e.name == "prometheus_http_request_duration_seconds_bucket"
+                && e.get_tag("le") == Some("+Inf")
+        })
+        .expect("a +Inf bucket");
+    let handler = inf.get_tag("handler").unwrap();
+    let hcount = evs
+        .iter()
+        .find(|e| {
+            e.name == "prometheus_http_request_duration_seconds_count"
+                && e.get_tag("handler") == Some(handler)
+        })
+        .unwrap();
+    assert_eq!(inf.get_field("value"), hcount.get_field("value"));
+    assert_eq!(inf.kind, Kind::Counter);
+    assert!(matches!(inf.get_field("value"), Some(Value::Float(_))));
+}
