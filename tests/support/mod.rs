@@ -5,4 +5,5 @@
 pub mod agent;
 pub mod http;
 pub mod influx;
+pub mod postgres;
 pub mod prometheus;

@@ -169,7 +169,11 @@ pub fn encode_into_with(
     };
     tag(out, reserved::HOST, &ev.host);
     for (k, v) in &ev.tags {
-        tag(out, k, v);
+        // A `host` tag beside the event's host (a scraped label, a column)
+        // would repeat the key, which no reader takes: the event's own wins.
+        if k != reserved::HOST || ev.host.is_empty() {
+            tag(out, k, v);
+        }
     }
     if ev.kind != Kind::Gauge {
         tag(out, reserved::KIND, ev.kind.as_str());
@@ -614,6 +618,19 @@ fn unescape(raw: &str, escaped: bool, set: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_tag_beside_the_events_host_is_not_repeated() {
+        let e = Event::new("m")
+            .host("h1")
+            .tag("host", "h2")
+            .field("v", 1i64);
+        let line = encode(&e, Precision::Nanoseconds);
+        assert_eq!(line, "m,host=h1 v=1i");
+        assert!(decode_line(&line, Precision::Nanoseconds).is_ok());
+        let e = Event::new("m").tag("host", "h2").field("v", 1i64);
+        assert_eq!(encode(&e, Precision::Nanoseconds), "m,host=h2 v=1i");
+    }
 
     fn dec(s: &str) -> Event {
         decode_line(s, Precision::Nanoseconds).unwrap()

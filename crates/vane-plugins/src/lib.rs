@@ -100,6 +100,11 @@ pub fn register(r: &mut Registry) {
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",
     );
+    #[cfg(feature = "sql")]
+    r.source::<sources::sql::Sql>(
+        "sql",
+        "a PostgreSQL query each poll: every row an event, columns as tags or fields",
+    );
     #[cfg(feature = "lua")]
     {
         r.source::<lua::LuaSource>("lua", "a source written in Lua: collect(ctx)")

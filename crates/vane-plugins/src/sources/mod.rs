@@ -12,3 +12,5 @@ pub mod internal;
 pub mod listen;
 #[cfg(feature = "http")]
 pub mod scrape;
+#[cfg(feature = "sql")]
+pub mod sql;
