@@ -37,7 +37,11 @@ pub fn register(r: &mut Registry) {
         )
         .source::<Load>("load", "load averages over 1, 5 and 15 minutes")
         .source::<Processes>("processes", "processes counted by state, and threads")
-        .source::<System>("system", "uptime, boot time, logged-in users, CPUs");
+        .source::<System>("system", "uptime, boot time, logged-in users, CPUs")
+        .source::<sources::procstat::Procstat>(
+            "procstat",
+            "CPU, memory, descriptors, threads and I/O of processes chosen by name, pattern or pid file",
+        );
     }
     r.source::<sources::demo::Hello>(
         "hello",

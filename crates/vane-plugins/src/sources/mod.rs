@@ -10,6 +10,8 @@ pub mod host;
 pub mod influx_http;
 pub mod internal;
 pub mod listen;
+#[cfg(feature = "host")]
+pub mod procstat;
 #[cfg(feature = "http")]
 pub mod scrape;
 #[cfg(feature = "sql")]
