@@ -210,3 +210,59 @@ fn http_and_tcp_checks_against_real_servers() {
         "{shut:?}"
     );
 }
+
+#[test]
+fn ping_reaches_loopback_and_names_an_unknown_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "vane.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: p, plugin: ping, interval: 1h, next: out, config: {{ hosts: [127.0.0.1, localhost, no-such-host.invalid], count: 4, ping_interval: 50ms }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
+            d = dir.path().display()
+        ),
+    );
+    let agent = start(&cfg);
+    let out = dir.path().join("out.lp");
+    wait_until(Duration::from_secs(30), "three ping events", || {
+        events_in(&out).len() >= 3
+    });
+    stop(agent);
+    let evs = events_in(&out);
+    for host in ["127.0.0.1", "localhost"] {
+        let e = last(&evs, "url", host);
+        assert_eq!(
+            (
+                num(e, "sent"),
+                num(e, "received"),
+                num(e, "loss_percent"),
+                num(e, "up")
+            ),
+            (4.0, 4.0, 0.0, 1.0),
+            "{e:?}"
+        );
+        let (min, avg, max) = (
+            num(e, "rtt_min_ms"),
+            num(e, "rtt_avg_ms"),
+            num(e, "rtt_max_ms"),
+        );
+        assert!(
+            0.0 < min && min <= avg && avg <= max && max < 1000.0,
+            "{e:?}"
+        );
+        assert!(num(e, "rtt_stddev_ms") >= 0.0);
+        assert_eq!(e.state, Some(State::Ok));
+    }
+    let bad = last(&evs, "url", "no-such-host.invalid");
+    assert_eq!((num(bad, "up"), bad.state), (0.0, Some(State::Critical)));
+    assert!(
+        bad.description
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("no-such-host.invalid: "),
+        "{bad:?}"
+    );
+}

@@ -59,6 +59,10 @@ pub fn register(r: &mut Registry) {
         "execd",
         "keeps a program running and reads events from its output as they come",
     )
+    .source::<sources::ping::Ping>(
+        "ping",
+        "ICMP echo: packets sent and received, loss, round-trip min/avg/max/stddev",
+    )
     .service::<sources::listen::Socket>(
         "socket",
         "lines over TCP or UDP: line protocol, Graphite plaintext (with templates), JSON or bare numbers",

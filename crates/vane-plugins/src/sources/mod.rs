@@ -10,6 +10,7 @@ pub mod host;
 pub mod influx_http;
 pub mod internal;
 pub mod listen;
+pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
 #[cfg(feature = "http")]
