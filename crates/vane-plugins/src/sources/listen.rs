@@ -365,7 +365,7 @@ pub async fn serve_lines(
             }
             take_line(dec, ctx, &peer, n_line, line, now, &mut out);
             if out.len() >= BATCH {
-                ctx.emit_all(std::mem::take(&mut out)).await;
+                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).await;
             }
         }
         buf.drain(..start);
@@ -391,7 +391,9 @@ pub async fn serve_lines(
             return;
         }
         if !out.is_empty() {
-            ctx.emit_all(std::mem::take(&mut out)).await;
+            // The next read likely brings as many: no growing from empty.
+            let cap = out.len();
+            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap))).await;
         }
     }
 }

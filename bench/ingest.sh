@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Line protocol over TCP into a blackhole sink, through the release binary.
+# Sends LINES pre-generated lines over one connection with socat and waits
+# until the sink has taken every one (the `internal` source's figures).
+# Reports events/s end to end, CPU seconds per million events (from
+# /proc/PID/stat) and peak RSS; then, as the reference, the rate of simply
+# moving the same bytes through a loopback TCP socket into /dev/null.
+#
+#   bench/ingest.sh [LINES=5000000]
+set -euo pipefail
+n=${1:-5000000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+vane="$root/target/release/vane"
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# 8 series per host, 100 hosts, three fields, explicit timestamps.
+awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
+  printf "cpu,host=web%d,cpu=cpu%d usage_user=%d.5,usage_system=3.25,n=%di 17000000%010d\n",
+    i % 100, i % 8, i % 100, i, i }' > "$work/lines.lp"
+bytes=$(stat -c %s "$work/lines.lp")
+
+cat > "$work/vane.yaml" <<YAML
+agent: { host: bench, data_dir: $work }
+jobs:
+  - { id: lp, plugin: socket, next: bh, config: { listen: "tcp://127.0.0.1:$port" } }
+  - { id: me, plugin: internal, interval: 100ms, next: stats }
+sinks:
+  - { id: bh, plugin: blackhole }
+  - { id: stats, plugin: file, batch_wait: 10ms, config: { path: $work/stats.lp } }
+YAML
+"$vane" --log-level warn run -c "$work/vane.yaml" &
+pid=$!
+until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.05; done
+delivered() {
+  grep '^vane_job,.*,job=bh,' "$work/stats.lp" 2>/dev/null | tail -1 |
+    sed -n 's/.*[ ,]events_out=\([0-9]*\)u.*/\1/p'
+}
+tck=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+c0=$(cpu); t0=$(date +%s.%N)
+socat -u "$work/lines.lp" "TCP:127.0.0.1:$port"
+until [ "$(delivered)" = "$n" ]; do sleep 0.02; done
+t1=$(date +%s.%N); c1=$(cpu)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+kill -TERM "$pid"; wait "$pid" || true; pid=""
+
+# The reference: the same bytes through loopback TCP into /dev/null.
+socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" /dev/null &
+sink=$!
+until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.05; done
+wait "$sink" || true  # the probe above was its one connection
+socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" /dev/null &
+sink=$!
+until ss -ltn | grep -q ":$port "; do sleep 0.02; done
+r0=$(date +%s.%N)
+socat -u "$work/lines.lp" "TCP:127.0.0.1:$port"
+wait "$sink"
+r1=$(date +%s.%N)
+
+awk -v n="$n" -v bytes="$bytes" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
+    -v tck="$tck" -v hwm="$hwm" -v r0="$r0" -v r1="$r1" 'BEGIN {
+  wall = t1 - t0; cpu = (c1 - c0) / tck; ref = r1 - r0
+  printf "lines: %d (%.0f MiB), one TCP connection\n", n, bytes / 1048576
+  printf "vane: %.2f s, %.0f events/s, %.0f MiB/s; cpu %.2f s = %.2f s per million events; peak rss %.1f MiB\n",
+    wall, n / wall, bytes / 1048576 / wall, cpu, cpu / (n / 1e6), hwm / 1024
+  printf "loopback reference (socat to /dev/null): %.2f s, %.0f lines/s, %.0f MiB/s\n", ref, n / ref, bytes / 1048576 / ref
+  printf "vane / reference: %.0f%%\n", 100 * ref / wall
+}'
