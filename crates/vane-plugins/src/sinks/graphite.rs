@@ -1,7 +1,8 @@
 //! The `graphite` sink: Graphite's plaintext protocol over TCP, one line per
 //! numeric field: `PATH VALUE TIMESTAMP`. The path comes from a template:
 //! `{host}`, `{name}`, `{field}`, `{tags}` (every tag value, in order,
-//! dot-separated) and `{tag.KEY}`; empty parts leave no empty path segment.
+//! dot-separated), `{tag.KEY}`, and `{path}` (the name with its dots kept as
+//! levels, for relaying Graphite paths); empty parts leave no empty segment.
 //! Dots and spaces inside values become `_` so they do not add levels.
 //! Strings are skipped, booleans are 0 or 1. A batch counts as delivered
 //! once written to the connection (the protocol has no acknowledgement).
@@ -35,62 +36,104 @@ fn default_template() -> String {
 
 pub struct Graphite {
     cfg: GraphiteConfig,
+    template: Template,
     conn: Option<tokio::net::TcpStream>,
     buf: String,
 }
 
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c == '.' || c.is_whitespace() {
-                '_'
-            } else {
-                c
+/// One dot-separated part of a path template.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Host,
+    Name,
+    /// The name as it is: its dots stay levels (a relayed Graphite path).
+    Path,
+    Field,
+    Tags,
+    Tag(String),
+    Literal(String),
+}
+
+/// A path template, parsed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template(Vec<Part>);
+
+impl Template {
+    pub fn parse(template: &str) -> Template {
+        // Split on dots outside braces: `{tag.cpu}` is one part.
+        let mut parts = Vec::new();
+        let (mut depth, mut start) = (0, 0);
+        let mut push = |p: &str| {
+            parts.push(match p {
+                "{host}" => Part::Host,
+                "{name}" => Part::Name,
+                "{path}" => Part::Path,
+                "{field}" => Part::Field,
+                "{tags}" => Part::Tags,
+                p if p.starts_with("{tag.") && p.ends_with('}') => {
+                    Part::Tag(p[5..p.len() - 1].to_owned())
+                }
+                literal => Part::Literal(literal.to_owned()),
+            })
+        };
+        for (i, c) in template.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                '.' if depth == 0 => {
+                    push(&template[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
             }
-        })
-        .collect()
+        }
+        push(&template[start..]);
+        Template(parts)
+    }
+
+    /// Appends the path of one field of an event to `out`.
+    pub fn render(&self, out: &mut String, prefix: &str, e: &Event, field: &str) {
+        out.push_str(prefix);
+        let mut first = true;
+        let mut seg = |out: &mut String, v: &str, keep_dots: bool| {
+            if v.is_empty() {
+                return;
+            }
+            if !first {
+                out.push('.');
+            }
+            first = false;
+            for c in v.chars() {
+                out.push(if c.is_whitespace() || (c == '.' && !keep_dots) {
+                    '_'
+                } else {
+                    c
+                });
+            }
+        };
+        for part in &self.0 {
+            match part {
+                Part::Host => seg(out, &e.host, false),
+                Part::Name => seg(out, &e.name, false),
+                Part::Path => seg(out, &e.name, true),
+                Part::Field => seg(out, field, false),
+                Part::Tags => {
+                    for (_, v) in &e.tags {
+                        seg(out, v, false);
+                    }
+                }
+                Part::Tag(k) => seg(out, e.get_tag(k).unwrap_or(""), false),
+                Part::Literal(l) => seg(out, l, true),
+            }
+        }
+    }
 }
 
 /// The path of one field of an event.
 pub fn path(template: &str, prefix: &str, e: &Event, field: &str) -> String {
-    // Split on dots outside braces: `{tag.cpu}` is one part.
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0, 0);
-    for (i, c) in template.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            '.' if depth == 0 => {
-                parts.push(&template[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&template[start..]);
-    let mut out: Vec<String> = Vec::new();
-    for part in parts {
-        let value = match part {
-            "{host}" => clean(&e.host),
-            "{name}" => clean(&e.name),
-            "{field}" => clean(field),
-            "{tags}" => e
-                .tags
-                .iter()
-                .map(|(_, v)| clean(v))
-                .filter(|v| !v.is_empty())
-                .collect::<Vec<_>>()
-                .join("."),
-            p if p.starts_with("{tag.") && p.ends_with('}') => {
-                e.get_tag(&p[5..p.len() - 1]).map(clean).unwrap_or_default()
-            }
-            literal => literal.to_owned(),
-        };
-        if !value.is_empty() {
-            out.push(value);
-        }
-    }
-    format!("{prefix}{}", out.join("."))
+    let mut out = String::new();
+    Template::parse(template).render(&mut out, prefix, e, field);
+    out
 }
 
 impl Sink for Graphite {
@@ -98,6 +141,7 @@ impl Sink for Graphite {
 
     fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self> {
         Ok(Graphite {
+            template: Template::parse(&cfg.template),
             cfg,
             conn: None,
             buf: String::new(),
@@ -117,8 +161,8 @@ impl Sink for Graphite {
                 if !x.is_finite() {
                     continue;
                 }
-                let p = path(&self.cfg.template, &self.cfg.prefix, e, k);
-                let _ = writeln!(self.buf, "{p} {x} {secs}");
+                self.template.render(&mut self.buf, &self.cfg.prefix, e, k);
+                let _ = writeln!(self.buf, " {x} {secs}");
             }
         }
         if self.conn.is_none() {
@@ -173,5 +217,7 @@ mod tests {
         );
         let bare = Event::gauge("up", 1.0);
         assert_eq!(path(&t, "", &bare, "value"), "up.value");
+        let relayed = Event::gauge("servers.web 1.load", 1.0);
+        assert_eq!(path("{path}", "", &relayed, "value"), "servers.web_1.load");
     }
 }

@@ -365,7 +365,8 @@ pub async fn serve_lines(
             }
             take_line(dec, ctx, &peer, n_line, line, now, &mut out);
             if out.len() >= BATCH {
-                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).await;
+                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH)))
+                    .await;
             }
         }
         buf.drain(..start);
@@ -393,7 +394,8 @@ pub async fn serve_lines(
         if !out.is_empty() {
             // The next read likely brings as many: no growing from empty.
             let cap = out.len();
-            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap))).await;
+            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap)))
+                .await;
         }
     }
 }
