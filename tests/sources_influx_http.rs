@@ -279,3 +279,86 @@ fn https_with_a_certificate_from_openssl() {
     });
     stop(agent);
 }
+
+/// The 204 waits for the sinks: with a disk buffer, what was answered 204
+/// survives a SIGKILL right after, and a full buffer that drops gets 503.
+#[test]
+fn a_204_means_the_points_are_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dead = free_port(); // nothing listens there: the sink cannot deliver
+    let data = dir.path().join("data");
+    let first = write(
+        dir.path(),
+        "first.yaml",
+        &format!(
+            "agent: {{ data_dir: {data} }}\n\
+             jobs:\n\
+             \x20 - {{ id: in, plugin: influxdb_listener, next: [tag, small], config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+             engines:\n\
+             \x20 - {{ id: tag, plugin: transform, next: out, config: {{ add_tags: {{ via: engine }} }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: graphite, batch_wait: 1h, buffer: {{ kind: disk, fsync: 1h }}, config: {{ address: \"127.0.0.1:{dead}\" }} }}\n\
+             \x20 - {{ id: small, plugin: graphite, buffer: {{ max_size: 1KiB, when_full: drop_newest }}, config: {{ address: \"127.0.0.1:{dead}\" }} }}\n",
+            data = data.display()
+        ),
+    );
+    let log = dir.path().join("log");
+    let mut agent = start_logged(&first, &log);
+    wait_for_log(&log, "influxdb_listener on http://");
+    let body: String = (0..1000)
+        .map(|i| format!("m n={i}i 1700000000000000000\n"))
+        .collect();
+    let url = format!("http://127.0.0.1:{port}/write?db=x");
+    let (code, text) = curl(&["--data-binary", &body, &url]);
+    // The first request fits the small buffer (a first batch is always kept).
+    assert_eq!(code, 204, "{text}");
+    // Soon one does not (the batch out for delivery may have made room for
+    // one more): the small sink drops it, and the client is told.
+    let mut sent = 1;
+    loop {
+        let (code, text) = curl(&["--data-binary", &body, &url]);
+        sent += 1;
+        if code == 503 {
+            assert!(text.contains("buffer is full"), "{text}");
+            break;
+        }
+        assert_eq!(code, 204, "{text}");
+        assert!(sent < 4, "no 503 after {sent} requests");
+    }
+    // No fsync interval would have synced yet (1h): only the acknowledgement did.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    // The same sink id, now delivering to a file: the buffer is handed over.
+    let second = write(
+        dir.path(),
+        "second.yaml",
+        &format!(
+            "agent: {{ data_dir: {data} }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, buffer: {{ kind: disk }}, config: {{ path: {d}/out.lp }} }}\n",
+            data = data.display(),
+            d = dir.path().display()
+        ),
+    );
+    let agent = start_logged(&second, &dir.path().join("log2"));
+    let out = dir.path().join("out.lp");
+    // Every request reached the disk-buffered sink (only the small one dropped one).
+    wait_until(
+        Duration::from_secs(20),
+        "every point from the disk buffer",
+        || events_in(&out).len() >= sent * 1000,
+    );
+    stop(agent);
+    let evs = events_in(&out);
+    assert_eq!(evs.len(), sent * 1000);
+    assert!(evs.iter().all(|e| e.get_tag("via") == Some("engine")));
+    let sum: i64 = evs
+        .iter()
+        .map(|e| match e.get_field("n") {
+            Some(Value::Int(n)) => *n,
+            f => panic!("{f:?}"),
+        })
+        .sum();
+    assert_eq!(sum, sent as i64 * (0..1000).sum::<i64>());
+}

@@ -24,6 +24,66 @@ pub trait Outlet: Send + Sync + 'static {
     fn try_send(&self, events: Vec<Event>) -> Option<Vec<Event>> {
         Some(events)
     }
+
+    /// Hands events on with acknowledgements that follow them to the sinks.
+    /// An outlet that does not track them lets them go (acknowledged) at once.
+    fn send_batch(&self, batch: Batch) -> BoxFuture<'_, ()> {
+        drop(batch.acks);
+        self.send(batch.events)
+    }
+}
+
+/// Events on their way, with the acknowledgements that travel with them.
+#[derive(Default)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub acks: Vec<Ack>,
+}
+
+impl From<Vec<Event>> for Batch {
+    fn from(events: Vec<Event>) -> Batch {
+        Batch {
+            events,
+            acks: Vec::new(),
+        }
+    }
+}
+
+/// An end-to-end acknowledgement: every copy of it follows the events to a
+/// sink, which lets it go once it has stored them (and, for a disk buffer,
+/// synced them). When the last copy goes, the emitter learns whether all
+/// went well ([`Ack::fail`] was not called on any copy).
+#[derive(Clone)]
+pub struct Ack(Arc<AckInner>);
+
+struct AckInner {
+    failed: std::sync::atomic::AtomicBool,
+    done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<bool>>>,
+}
+
+impl Drop for AckInner {
+    fn drop(&mut self) {
+        if let Some(tx) = self.done.lock().map(|mut d| d.take()).unwrap_or(None) {
+            let _ = tx.send(!self.failed.load(Relaxed));
+        }
+    }
+}
+
+impl Ack {
+    /// An acknowledgement and where its outcome arrives.
+    pub fn new() -> (Ack, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = AckInner {
+            failed: std::sync::atomic::AtomicBool::new(false),
+            done: std::sync::Mutex::new(Some(tx)),
+        };
+        (Ack(Arc::new(inner)), rx)
+    }
+
+    /// The events were not stored (dropped by a full buffer, or nowhere to go).
+    pub fn fail(&self) {
+        self.0.failed.store(true, Relaxed);
+    }
 }
 
 /// A task added by a plugin, called on its own interval.
@@ -275,6 +335,33 @@ impl Context {
         if let Some(events) = self.inner.outlet.try_send(events) {
             self.inner.outlet.send(events).await
         }
+    }
+
+    /// Sends events on and waits until every sink they reach has stored
+    /// them: in its disk buffer, synced, or in its memory buffer. False when
+    /// some were dropped on the way (a full buffer with `when_full: drop_*`,
+    /// no sink at all). For listeners whose protocol has an answer (HTTP).
+    pub async fn emit_acked(&self, events: Vec<Event>) -> bool {
+        let (ack, done) = Ack::new();
+        JobStats::add(&self.inner.stats.events_out, events.len() as u64);
+        self.inner
+            .outlet
+            .send_batch(Batch {
+                events,
+                acks: vec![ack],
+            })
+            .await;
+        done.await.unwrap_or(false)
+    }
+
+    /// Sends events on with the acknowledgements they carry (the runtime's
+    /// engines pass on what they were given).
+    pub async fn forward(&self, events: Vec<Event>, acks: Vec<Ack>) {
+        if acks.is_empty() {
+            return self.emit_all(events).await;
+        }
+        JobStats::add(&self.inner.stats.events_out, events.len() as u64);
+        self.inner.outlet.send_batch(Batch { events, acks }).await
     }
 
     /// Waits until the agent is ready (every job built, sinks prepared).

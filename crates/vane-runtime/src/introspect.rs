@@ -15,13 +15,20 @@ pub struct Introspection {
     pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
     pub queues: Vec<(
         String,
-        tokio::sync::mpsc::WeakSender<Vec<vane_core::event::Event>>,
+        tokio::sync::mpsc::WeakSender<vane_core::context::Batch>,
         usize,
     )>,
 }
 
 impl Introspection {
-    pub fn queue(id: &str, tx: &Tx) -> (String, tokio::sync::mpsc::WeakSender<Vec<Event>>, usize) {
+    pub fn queue(
+        id: &str,
+        tx: &Tx,
+    ) -> (
+        String,
+        tokio::sync::mpsc::WeakSender<vane_core::context::Batch>,
+        usize,
+    ) {
         (id.to_owned(), tx.downgrade(), tx.max_capacity())
     }
 }

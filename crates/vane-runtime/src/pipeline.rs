@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
-use vane_core::context::{Context, JobStats, Lifecycle, Outlet};
+use vane_core::context::{Ack, Batch, Context, JobStats, Lifecycle, Outlet};
 use vane_core::event::{Event, State, now_ns};
 use vane_core::plugin::{Action, BoxFuture, DynEngine, DynSink};
 
@@ -20,8 +20,8 @@ use crate::config::{Job, Levels};
 use crate::guard::{Backoff, CatchUnwind, catch};
 
 /// A queue's sending side: batches of events.
-pub type Tx = mpsc::Sender<Vec<Event>>;
-pub type Rx = mpsc::Receiver<Vec<Event>>;
+pub type Tx = mpsc::Sender<Batch>;
+pub type Rx = mpsc::Receiver<Batch>;
 
 /// Where one job's events go: stamped, tagged, then copied to each target.
 pub struct Route {
@@ -49,24 +49,29 @@ impl Route {
         }
     }
 
-    async fn deliver(&self, mut events: Vec<Event>) {
+    async fn deliver(&self, mut events: Vec<Event>, acks: Vec<Ack>) {
         self.prepare(&mut events);
         let n = events.len() as u64;
         let last = self.targets.len().saturating_sub(1);
         let mut events = Some(events);
         for (i, t) in self.targets.iter().enumerate() {
-            let batch = if i == last {
-                events.take().unwrap_or_default()
-            } else {
-                events.clone().unwrap_or_default()
+            let batch = Batch {
+                events: if i == last {
+                    events.take().unwrap_or_default()
+                } else {
+                    events.clone().unwrap_or_default()
+                },
+                acks: acks.clone(),
             };
-            if t.send(batch).await.is_err() {
+            if let Err(e) = t.send(batch).await {
                 // Only at shutdown, once the target has stopped.
                 self.stats.events_dropped.fetch_add(n, Relaxed);
+                e.0.acks.iter().for_each(Ack::fail);
             }
         }
         if self.targets.is_empty() {
             self.stats.events_dropped.fetch_add(n, Relaxed);
+            acks.iter().for_each(Ack::fail);
         }
     }
 }
@@ -98,7 +103,11 @@ pub fn apply_levels(levels: &Levels, e: &mut Event, stats: &JobStats) {
 
 impl Outlet for Route {
     fn send(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
-        Box::pin(self.deliver(events))
+        Box::pin(self.deliver(events, Vec::new()))
+    }
+
+    fn send_batch(&self, batch: Batch) -> BoxFuture<'_, ()> {
+        Box::pin(self.deliver(batch.events, batch.acks))
     }
 
     fn try_send(&self, mut events: Vec<Event>) -> Option<Vec<Event>> {
@@ -108,7 +117,7 @@ impl Outlet for Route {
         match target.try_reserve() {
             Ok(permit) => {
                 self.prepare(&mut events);
-                permit.send(events);
+                permit.send(events.into());
                 None
             }
             Err(_) => Some(events),
@@ -120,15 +129,25 @@ impl Outlet for Route {
 /// keeps its order; ends (closing the workers' queues) when its queue closes.
 pub async fn partition(mut rx: Rx, workers: Vec<Tx>) {
     let n = workers.len() as u64;
-    let mut got: Vec<Vec<Event>> = Vec::with_capacity(64);
+    let mut got: Vec<Batch> = Vec::with_capacity(64);
     let mut parts: Vec<Vec<Event>> = vec![Vec::new(); workers.len()];
     while rx.recv_many(&mut got, 64).await > 0 {
-        for ev in got.drain(..).flatten() {
-            parts[(ev.series_hash() % n) as usize].push(ev);
+        let mut acks = Vec::new();
+        for b in got.drain(..) {
+            for ev in b.events {
+                parts[(ev.series_hash() % n) as usize].push(ev);
+            }
+            acks.extend(b.acks);
         }
+        // Acknowledgements follow every worker's share.
         for (w, part) in workers.iter().zip(parts.iter_mut()) {
-            if !part.is_empty() {
-                let _ = w.send(std::mem::take(part)).await;
+            if !part.is_empty() || !acks.is_empty() {
+                let _ = w
+                    .send(Batch {
+                        events: std::mem::take(part),
+                        acks: acks.clone(),
+                    })
+                    .await;
             }
         }
     }
@@ -150,7 +169,8 @@ pub async fn run_engine(
         t
     });
     let mut out = Vec::new();
-    let mut got: Vec<Vec<Event>> = Vec::with_capacity(64);
+    let mut got: Vec<Batch> = Vec::with_capacity(64);
+    let mut acks: Vec<Ack> = Vec::new();
     loop {
         let more = tokio::select! {
             n = rx.recv_many(&mut got, 64) => {
@@ -163,7 +183,11 @@ pub async fn run_engine(
         };
         match more {
             true => {
-                let batch: Vec<Event> = got.drain(..).flatten().collect();
+                let mut batch: Vec<Event> = Vec::new();
+                for b in got.drain(..) {
+                    batch.extend(b.events);
+                    acks.extend(b.acks);
+                }
                 stats.events_in.fetch_add(batch.len() as u64, Relaxed);
                 for ev in batch {
                     match catch(|| engine.process(ev, &mut out)) {
@@ -196,8 +220,10 @@ pub async fn run_engine(
                 }
             },
         }
-        if !out.is_empty() {
-            ctx.emit_all(std::mem::take(&mut out)).await;
+        if !out.is_empty() || !acks.is_empty() {
+            // What this engine made of acknowledged events carries their acks on.
+            ctx.forward(std::mem::take(&mut out), std::mem::take(&mut acks))
+                .await;
         }
     }
 }
@@ -241,7 +267,7 @@ pub async fn run_sink(
         let mut batch: Vec<Event> = Vec::with_capacity(job.batch_size);
         let mut batch_bytes = 0u64;
         let mut deadline: Option<Instant> = None;
-        let mut got: Vec<Vec<Event>> = Vec::with_capacity(256);
+        let mut got: Vec<Batch> = Vec::with_capacity(256);
         // submission_interval: the latest event per series, in first-seen order.
         let mut latest: HashMap<String, usize> = HashMap::new();
         let mut submission = job.submission_interval.map(|d| {
@@ -257,7 +283,8 @@ pub async fn run_sink(
                         break;
                     }
                     if submission.is_some() {
-                        for ev in got.drain(..).flatten() {
+                        // Coalescing replaces events: acknowledged on receipt.
+                        for ev in got.drain(..).flat_map(|b| b.events) {
                             stats.events_in.fetch_add(1, Relaxed);
                             match latest.get(&ev.series_key()) {
                                 Some(&i) => batch[i] = ev,
@@ -269,7 +296,7 @@ pub async fn run_sink(
                         }
                         continue;
                     }
-                    for evs in got.drain(..) {
+                    for Batch { events: evs, acks } in got.drain(..) {
                         stats.events_in.fetch_add(evs.len() as u64, Relaxed);
                         if batch.is_empty() {
                             deadline = Some(Instant::now() + job.batch_wait);
@@ -277,26 +304,39 @@ pub async fn run_sink(
                         }
                         batch_bytes += crate::buffer::size_of(&evs);
                         batch.extend(evs);
-                        if batch.len() >= job.batch_size || batch_bytes >= job.batch_bytes {
-                            store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                        let mut stored = true;
+                        if batch.len() >= job.batch_size || batch_bytes >= job.batch_bytes
+                            || (!acks.is_empty() && !batch.is_empty())
+                        {
+                            // Acknowledged events are stored now, not at batch_wait.
+                            stored = store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch), job.buffer.when_full).await;
                             deadline = None;
+                        }
+                        if !acks.is_empty() {
+                            let synced = store.lock().expect("not poisoned").sync();
+                            if let Err(e) = &synced {
+                                ctx.report_error(format!("buffer: sync failed: {e}"));
+                            }
+                            if !stored || synced.is_err() {
+                                acks.iter().for_each(Ack::fail);
+                            }
                         }
                     }
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
-                    store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                    store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch), job.buffer.when_full).await;
                     deadline = None;
                 }
                 _ = async { submission.as_mut().expect("guarded").tick().await }, if submission.is_some() => {
                     latest.clear();
                     if !batch.is_empty() {
-                        store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch)).await;
+                        store_batch(&store, &data, &space, &ctx, std::mem::take(&mut batch), job.buffer.when_full).await;
                     }
                 }
             }
         }
         if !batch.is_empty() {
-            store_batch(&store, &data, &space, &ctx, batch).await;
+            store_batch(&store, &data, &space, &ctx, batch, job.buffer.when_full).await;
         }
         closed.store(true, Relaxed);
         data.notify_one();
@@ -418,13 +458,17 @@ pub async fn run_sink(
 }
 
 /// Stores a batch, waiting for room when the buffer blocks.
+/// Stores a batch (waiting for room under `when_full: block`); false when
+/// it was dropped or could not be stored.
 async fn store_batch(
     store: &Mutex<Box<dyn Store>>,
     data: &Notify,
     space: &Notify,
     ctx: &Context,
     mut batch: Vec<Event>,
-) {
+    when_full: crate::buffer::WhenFull,
+) -> bool {
+    let mut stored = true;
     loop {
         let wait = space.notified();
         let r = {
@@ -439,6 +483,8 @@ async fn store_batch(
             Ok(Pushed::Dropped(n)) => {
                 ctx.stats().events_dropped.fetch_add(n, Relaxed);
                 ctx.warn(format!("buffer full: {n} events dropped"));
+                // drop_oldest made room by dropping older events and kept these.
+                stored = when_full != crate::buffer::WhenFull::DropNewest;
                 break;
             }
             Ok(Pushed::Full(b)) => {
@@ -447,11 +493,12 @@ async fn store_batch(
             }
             Err(e) => {
                 ctx.report_error(format!("buffer: cannot store a batch: {e}"));
-                return;
+                return false;
             }
         }
     }
     data.notify_one();
+    stored
 }
 
 async fn prepare(

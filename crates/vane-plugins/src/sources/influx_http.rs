@@ -6,6 +6,8 @@
 //! /ping` answers 204, and `/query` accepts the `CREATE DATABASE` and
 //! `CREATE RETENTION POLICY` statements clients send before writing, so
 //! InfluxDB clients and Telegraf's `influxdb` output work unchanged.
+//! A 204 is sent once every sink the events reach has stored them (synced
+//! to disk for sinks with a disk buffer); 503 if a full buffer dropped them.
 //! A `token` makes every request need `Authorization: Bearer|Token TOKEN`
 //! (or HTTP basic auth with the token as password); `tls` serves HTTPS.
 
@@ -468,9 +470,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             e.tags.push((tag.clone(), db.clone()));
         }
     }
+    // The answer waits until every sink the events reach has stored them
+    // (a disk buffer: synced), so a 204 means they survive a crash.
+    let mut stored = true;
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
-        ctx.emit_all(events.by_ref().take(4096).collect()).await;
+        stored &= ctx.emit_acked(events.by_ref().take(4096).collect()).await;
+    }
+    if !stored {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("not stored: a sink's buffer is full and dropped them; retry later"),
+        );
     }
     match first {
         None => reply(StatusCode::NO_CONTENT, None),
