@@ -259,4 +259,28 @@ mod tests {
         );
         assert!(Template::parse("").is_err());
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A line read through `host.name.field` gives back its parts.
+            #[test]
+            fn lines_round_trip_through_a_template(
+                host in "[a-z][a-z0-9-]{0,10}",
+                name in "[a-z][a-z0-9_]{0,10}",
+                field in "[a-z][a-z0-9_]{0,10}",
+                value in -1e15f64..1e15,
+                secs in 0i64..4_000_000_000,
+            ) {
+                let t = Templates::parse(&["host.name.field"]).unwrap();
+                let e = t.parse_line(&format!("{host}.{name}.{field} {value} {secs}"), 0).unwrap();
+                prop_assert_eq!(e.host, host);
+                prop_assert_eq!(e.name, name);
+                prop_assert_eq!(e.fields, vec![(field, Value::Float(value))]);
+                prop_assert_eq!(e.time, secs * 1_000_000_000);
+            }
+        }
+    }
 }

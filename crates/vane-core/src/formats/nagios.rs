@@ -327,4 +327,42 @@ mod tests {
             assert_eq!(parse("X", code).state, st);
         }
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Perfdata written by the plugin guidelines reads back: quoted
+            /// labels (with doubled quotes), values, thresholds, min and max.
+            #[test]
+            fn perfdata_round_trips(
+                items in proptest::collection::vec(
+                    ("[a-z][a-z0-9 ']{0,10}", -1e9f64..1e9, proptest::option::of(0f64..1e6), proptest::option::of(0f64..1e6)),
+                    1..5,
+                ),
+                code in 0i32..4,
+            ) {
+                let perf: Vec<String> = items
+                    .iter()
+                    .map(|(l, v, w, c)| {
+                        let o = |x: &Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+                        format!("'{}'={v};{};{};0;", l.replace('\'', "''"), o(w), o(c))
+                    })
+                    .collect();
+                let out = format!("CHECK - text|{}\n", perf.join(" "));
+                let c = parse(&out, Some(code));
+                prop_assert!(c.bad.is_empty(), "{:?} in {}", c.bad, out);
+                prop_assert_eq!(c.state, state_of(Some(code)));
+                prop_assert_eq!(c.perf.len(), items.len());
+                for (p, (l, v, w, cr)) in c.perf.iter().zip(&items) {
+                    prop_assert_eq!(&p.label, l);
+                    prop_assert_eq!(p.value, *v);
+                    prop_assert_eq!(p.warn, *w);
+                    prop_assert_eq!(p.crit, *cr);
+                    prop_assert_eq!(p.min, Some(0.0));
+                }
+            }
+        }
+    }
 }

@@ -183,4 +183,45 @@ mod tests {
         let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, vec![2, 3, 4]);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn escape(v: &str) -> String {
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        }
+
+        proptest! {
+            /// A written sample, labels with any characters, reads back.
+            #[test]
+            fn samples_round_trip(
+                name in "[a-zA-Z_:][a-zA-Z0-9_:]{0,20}",
+                labels in proptest::collection::vec(("[a-zA-Z_][a-zA-Z0-9_]{0,8}", ".{0,12}"), 0..4),
+                value in any::<f64>().prop_filter("not NaN", |v| !v.is_nan()),
+                ms in proptest::option::of(0i64..4_000_000_000_000),
+            ) {
+                let mut line = name.clone();
+                if !labels.is_empty() {
+                    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+                    line.push_str(&format!("{{{}}}", l.join(",")));
+                }
+                let v = if value.is_infinite() { if value > 0.0 { "+Inf".to_owned() } else { "-Inf".to_owned() } } else { format!("{value}") };
+                line.push_str(&format!(" {v}"));
+                if let Some(ms) = ms {
+                    line.push_str(&format!(" {ms}"));
+                }
+                let (evs, bad) = parse(&format!("# TYPE {name} gauge\n{line}\n"), 7);
+                prop_assert!(bad.is_empty(), "{:?} for {}", bad, line);
+                prop_assert_eq!(evs.len(), 1);
+                let e = &evs[0];
+                prop_assert_eq!(&e.name, &name);
+                prop_assert_eq!(&e.tags, &labels);
+                prop_assert_eq!(e.get_field("value"), Some(&Value::Float(value)));
+                prop_assert_eq!(e.time, ms.map_or(7, |m| m * 1_000_000));
+            }
+        }
+    }
 }

@@ -305,4 +305,53 @@ mod tests {
         a.flush(4);
         assert!(a.flush(5).is_empty(), "counters start again from zero");
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A written sample reads back as written.
+            #[test]
+            fn samples_round_trip(
+                name in "[a-z][a-z0-9._-]{0,20}",
+                value in -1e12f64..1e12,
+                kind in 0usize..4,
+                rate in proptest::option::of(0.001f64..=1.0),
+                tags in proptest::collection::vec(("[a-z]{1,6}", "[a-z0-9]{0,6}"), 0..3),
+            ) {
+                let ty = ["c", "g", "ms", "s"][kind];
+                let raw = if ty == "s" { "member".to_owned() } else { format!("{value}") };
+                let mut line = format!("{name}:{raw}|{ty}");
+                if let Some(r) = rate {
+                    line.push_str(&format!("|@{r}"));
+                }
+                if !tags.is_empty() {
+                    let t: Vec<String> = tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    line.push_str(&format!("|#{}", t.join(",")));
+                }
+                let s = parse_line(&line).unwrap();
+                prop_assert_eq!(s.name, name.as_str());
+                prop_assert_eq!(s.raw, raw.as_str());
+                if ty != "s" {
+                    prop_assert_eq!(s.value, value);
+                }
+                prop_assert_eq!(s.rate, rate.unwrap_or(1.0));
+                let got: Vec<(String, String)> = s.tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+                prop_assert_eq!(got, tags);
+            }
+
+            /// Counters sum to the total sent, however the packets are split.
+            #[test]
+            fn counters_sum_whatever_the_packets(values in proptest::collection::vec(0u32..1000, 1..50)) {
+                let mut a = Aggregator::new(vec![]);
+                for v in &values {
+                    a.add(&parse_line(&format!("c:{v}|c")).unwrap());
+                }
+                let total: f64 = values.iter().map(|v| f64::from(*v)).sum();
+                let evs = a.flush(0);
+                prop_assert_eq!(evs[0].get_field("value"), Some(&Value::Float(total)));
+            }
+        }
+    }
 }
