@@ -235,6 +235,47 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
 }
 
 #[test]
+fn line_protocol_over_udp_one_datagram_many_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{{ id: lu, plugin: socket, next: out, config: {{ listen: \"udp://127.0.0.1:{port}\", precision: s }} }}"
+        ),
+    );
+    let log = dir.path().join("log");
+    let agent = start_logged(&cfg, &log);
+    wait_for_log(&log, &format!("listening on udp://127.0.0.1:{port}"));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in 0..10 {
+        let lines: String = (0..50)
+            .map(|i| format!("u,d={d} v={i}i 1700000000\n"))
+            .collect();
+        sock.send_to(format!("{lines}bad line\n").as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    }
+    let out = dir.path().join("out.lp");
+    wait_until(Duration::from_secs(20), "500 events", || {
+        events_in(&out).len() >= 500
+    });
+    let stats = dir.path().join("stats.lp");
+    wait_until(Duration::from_secs(10), "10 bad lines", || {
+        figure(&stats, "lu", "bad_lines") >= 10.0
+    });
+    stop(agent);
+    let evs = events_in(&out);
+    assert_eq!(evs.len(), 500);
+    assert!(evs.iter().all(|e| e.time == 1_700_000_000_000_000_000));
+    // The bad line is the 51st of its datagram.
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("line 51: column")
+    );
+}
+
+#[test]
 fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
