@@ -1,0 +1,622 @@
+"""vane against the agents people would pick instead, side by side.
+
+Run through bench/run.sh, which installs the peers and builds vane. Each
+scenario runs every tool alternately (A B A B ...) for BENCH_PAIRS rounds
+(default 3) and writes its table into bench/RESULTS.md, between markers of
+its own, with the machine and the date. Whole-process figures come from the
+kernel: CPU seconds (utime+stime of the process and its children, from
+/proc/PID/stat) and peak RSS (VmHWM of /proc/PID/status, summed over the
+process tree). A peer that cannot be installed or started is reported in
+the table as such; nothing is skipped silently.
+
+Scenarios (names for the command line):
+  hostmetrics  CPU, memory, disk, disk I/O, network and load every second
+  sources      1,000 and 10,000 trivial sources polled every second
+  relay        Graphite plaintext relayed from TCP to TCP
+  ingest       line protocol over TCP and HTTP /write into a blackhole
+  influxdb     events into a real InfluxDB against curl posting the same batches
+  idle         the built-in default config, idle
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VANE = os.path.join(ROOT, "target", "release", "vane")
+RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
+PAIRS = int(os.environ.get("BENCH_PAIRS", "3"))
+TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Unavailable(Exception):
+    """A tool that cannot run here; the reason goes into the table."""
+
+
+# ------------------------------------------------------------ processes
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, limit=30):
+    end = time.time() + limit
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise Unavailable(f"nothing listens on port {port} after {limit} s")
+
+
+def tree(pid):
+    """pid and its descendants alive now."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(pid):
+    """CPU seconds of a process tree, children already reaped included."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime stime cutime cstime are fields 14-17 (1-based) of stat.
+            total += sum(int(x) for x in fields[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / TCK
+
+
+def peak_rss_mib(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                m = re.search(r"VmHWM:\s+(\d+)", f.read())
+            total += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return total / 1024
+
+
+class Proc:
+    """A process this harness started, stopped by its own pid."""
+
+    def __init__(self, argv, env=None, cwd=None, stdout=None):
+        self.out = stdout or subprocess.DEVNULL
+        try:
+            self.p = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=self.out, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        except OSError as e:
+            raise Unavailable(f"{argv[0]}: {e}")
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self):
+        if self.p.poll() is None:
+            # The process group is ours: its own children go with it.
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+
+
+def measure(proc, seconds, warmup=3):
+    """CPU seconds over `seconds` after `warmup`, and the peak RSS at the end."""
+    time.sleep(warmup)
+    if not proc.alive():
+        raise Unavailable("exited during start-up")
+    c0 = cpu_seconds(proc.pid)
+    time.sleep(seconds)
+    if not proc.alive():
+        raise Unavailable("exited during the run")
+    c1 = cpu_seconds(proc.pid)
+    return c1 - c0, peak_rss_mib(proc.pid)
+
+
+def vane(config_text, work, name="vane.yaml", log=False):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        f.write(config_text)
+    out = open(os.path.join(work, "vane.log"), "w") if log else None
+    return Proc([VANE, "--log-level", "warn", "run", "-c", path], stdout=out)
+
+
+# ------------------------------------------------------------ scenarios
+
+
+def seconds(default):
+    return int(os.environ.get("BENCH_SECONDS", default))
+
+
+def host_vane(work, secs):
+    jobs = "".join(
+        f"  - {{ id: {j}, plugin: {j}, interval: 1s }}\n"
+        for j in ["cpu", "memory", "disk", "diskio", "net", "load"])
+    p = vane(f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n{jobs}"
+             f"sinks:\n  - {{ id: out, plugin: file, config: {{ path: {work}/out.lp }} }}\n", work)
+    cpu, rss = measure(p, secs)
+    p.stop()
+    return {"cpu s per 1000 collections": 1000 * cpu / secs, "peak RSS MiB": rss}
+
+
+def host_collectd(work, secs):
+    if not shutil.which("collectd"):
+        raise Unavailable("collectd is not installed (apt-get install collectd-core)")
+    conf = os.path.join(work, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""Hostname "bench"
+BaseDir "{work}"
+PIDFile "{work}/collectd.pid"
+PluginDir "/usr/lib/collectd"
+Interval 1
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin df
+LoadPlugin disk
+LoadPlugin interface
+LoadPlugin load
+LoadPlugin csv
+<Plugin csv>
+  DataDir "{work}/csv"
+</Plugin>
+""")
+    p = Proc(["collectd", "-f", "-C", conf])
+    cpu, rss = measure(p, secs)
+    p.stop()
+    if not os.path.isdir(os.path.join(work, "csv")):
+        raise Unavailable("collectd wrote nothing")
+    return {"cpu s per 1000 collections": 1000 * cpu / secs, "peak RSS MiB": rss}
+
+
+def node_exporter(port, collectors):
+    exe = shutil.which("prometheus-node-exporter")
+    if not exe:
+        raise Unavailable("prometheus-node-exporter is not installed")
+    args = [exe, f"--web.listen-address=127.0.0.1:{port}", "--no-collector.systemd"]
+    if collectors:
+        args += ["--collector.disable-defaults"] + [f"--collector.{c}" for c in collectors]
+    return Proc(args)
+
+
+def host_node_exporter(work, secs):
+    port = free_port()
+    p = node_exporter(port, ["cpu", "meminfo", "filesystem", "diskstats", "netdev", "loadavg"])
+    wait_port(port)
+    stop = threading.Event()
+
+    def scrape():  # the small loop: its own CPU is not counted
+        with open(os.path.join(work, "scraped"), "wb") as out:
+            while not stop.is_set():
+                t = time.time()
+                out.write(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+                stop.wait(max(0, 1 - (time.time() - t)))
+
+    t = threading.Thread(target=scrape)
+    t.start()
+    try:
+        cpu, rss = measure(p, secs)
+    finally:
+        stop.set()
+        t.join()
+        p.stop()
+    return {"cpu s per 1000 collections": 1000 * cpu / secs, "peak RSS MiB": rss}
+
+
+def host_netdata(work, secs):
+    raise Unavailable("not run: netdata cannot be confined to these six collectors by this harness yet")
+
+
+DUCT_HELLO = '''
+from duct.objects import Source
+
+class HelloWorld(Source):
+    """Duct's flip-flop HelloWorld."""
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.bit = False
+
+    async def get(self):
+        self.bit = not self.bit
+        return self.createEvent('ok', 'Hello world!', 0 if self.bit else 1)
+'''
+
+LUA_HELLO = '''
+local bit = false
+function collect(ctx)
+  bit = not bit
+  return { name = "hello", fields = { value = bit and 0 or 1 }, state = "ok" }
+end
+'''
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+def sources_run(make, n, secs, out):
+    """Starts a tool, lets it settle, counts what it writes in `secs`."""
+    p = make()
+    time.sleep(5)
+    if not p.alive():
+        raise Unavailable("exited during start-up")
+    l0, c0 = count_lines(out), cpu_seconds(p.pid)
+    time.sleep(secs)
+    if not p.alive():
+        raise Unavailable("exited during the run")
+    l1, c1 = count_lines(out), cpu_seconds(p.pid)
+    rss = peak_rss_mib(p.pid)
+    p.stop()
+    return {"cpu s": c1 - c0, "peak RSS MiB": rss,
+            "events/s produced": (l1 - l0) / secs, "expected/s": n}
+
+
+def sources_vane(n, lua):
+    def run(work, secs):
+        out = os.path.join(work, "out.lp")
+        if lua:
+            with open(os.path.join(work, "hello.lua"), "w") as f:
+                f.write(LUA_HELLO)
+            job = f"plugin: lua, interval: 1s, config: {{ script: {work}/hello.lua }}"
+        else:
+            job = "plugin: hello, interval: 1s"
+        jobs = "".join(f"  - {{ id: j{i}, {job} }}\n" for i in range(n))
+        return sources_run(lambda: vane(
+            f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n{jobs}"
+            f"sinks:\n  - {{ id: out, plugin: file, config: {{ path: {out} }} }}\n", work), n, secs, out)
+    return run
+
+
+def sources_ducted(n):
+    def run(work, secs):
+        exe = os.environ.get("DUCTD") or shutil.which("ductd")
+        if not exe or not os.path.exists(exe):
+            raise Unavailable("ductd (pip install ducted) is not installed")
+        with open(os.path.join(work, "duct_hello.py"), "w") as f:
+            f.write(DUCT_HELLO)
+        out = os.path.join(work, "duct.log")
+        conf = os.path.join(work, "duct.yml")
+        with open(conf, "w") as f:
+            f.write(f"interval: 1.0\nttl: 60.0\nstagger: 0.0\nbase_path: {work}\n")
+            f.write(f"outputs:\n  - output: duct.outputs.logger.Logger\n    logfile: {out}\n")
+            f.write("sources:\n")
+            for i in range(n):
+                f.write(f"  - service: hello{i}\n    source: duct_hello.HelloWorld\n"
+                        f"    interval: 1.0\n    hostname: h{i}\n")
+        env = dict(os.environ, PYTHONPATH=work)
+        return sources_run(lambda: Proc([exe, "-c", conf], env=env, cwd=work), n, secs, out)
+    return run
+
+
+def relay_tool(tool, lines_file, n):
+    def run(work, _secs):
+        src, dst = free_port(), free_port()
+        ready = os.path.join(work, "ready")
+        counter = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "bench", "count_lines.py"), str(dst), str(n), "30", ready],
+            stdout=subprocess.PIPE, text=True)
+        while not os.path.exists(ready):
+            time.sleep(0.02)
+        if tool == "vane":
+            p = vane(f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n"
+                     f"  - {{ id: in, plugin: socket, next: out, config: {{ listen: \"tcp://127.0.0.1:{src}\", format: graphite }} }}\n"
+                     f"sinks:\n  - {{ id: out, plugin: graphite, config: {{ address: \"127.0.0.1:{dst}\", template: \"{{path}}\" }} }}\n",
+                     work)
+            wait_port(src)
+        else:
+            if not shutil.which("carbon-c-relay"):
+                raise Unavailable("carbon-c-relay is not installed")
+            conf, log = os.path.join(work, "relay.conf"), os.path.join(work, "relay.log")
+            with open(conf, "w") as f:
+                f.write(f"listen\n  type linemode\n    127.0.0.1:{src} proto tcp\n  ;\n"
+                        f"cluster out\n  forward\n    127.0.0.1:{dst}\n  ;\nmatch *\n  send to out\n  stop\n  ;\n")
+            p = Proc(["carbon-c-relay", "-f", conf, "-l", log, "-q", "1000000"])
+            end = time.time() + 20
+            while "startup sequence complete" not in open(log).read() if os.path.exists(log) else True:
+                if time.time() > end:
+                    raise Unavailable("carbon-c-relay did not start")
+                time.sleep(0.05)
+        c0, t0 = cpu_seconds(p.pid), time.time()
+        subprocess.run(["socat", "-u", lines_file, f"TCP:127.0.0.1:{src}"], check=True)
+        result = counter.communicate()[0]
+        t1, c1 = time.time(), cpu_seconds(p.pid)
+        rss = peak_rss_mib(p.pid)
+        p.stop()
+        if not result.startswith(f"complete {n}"):
+            raise Unavailable(f"lines lost: the destination saw {result.strip()}")
+        return {"lines/s": n / (t1 - t0), "cpu s per M lines": (c1 - c0) / (n / 1e6), "peak RSS MiB": rss}
+    return run
+
+
+def ingest_tool(kind, lines_file, n):
+    def run(work, _secs):
+        port = free_port()
+        if kind == "loopback reference":
+            sink = Proc(["socat", "-u", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr", "/dev/null"])
+            time.sleep(0.3)
+            t0 = time.time()
+            subprocess.run(["socat", "-u", lines_file, f"TCP:127.0.0.1:{port}"], check=True)
+            sink.p.wait(60)
+            return {"lines/s": n / (time.time() - t0), "cpu s per M lines": float("nan"), "peak RSS MiB": float("nan")}
+        src = (f"{{ id: lp, plugin: socket, next: bh, config: {{ listen: \"tcp://127.0.0.1:{port}\" }} }}"
+               if kind == "vane tcp" else
+               f"{{ id: lp, plugin: influxdb_listener, next: bh, config: {{ listen: \"127.0.0.1:{port}\", max_body: 64MiB }} }}")
+        p = vane(f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n  - {src}\n"
+                 f"  - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n"
+                 f"sinks:\n  - {{ id: bh, plugin: blackhole }}\n"
+                 f"  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {work}/stats.lp }} }}\n", work)
+        wait_port(port)
+        c0, t0 = cpu_seconds(p.pid), time.time()
+        if kind == "vane tcp":
+            subprocess.run(["socat", "-u", lines_file, f"TCP:127.0.0.1:{port}"], check=True)
+        else:
+            # Bodies of 5,000 lines, as a client batching its writes would send.
+            with open(lines_file, "rb") as f:
+                data = f.read().split(b"\n")
+            for i in range(0, n, 5000):
+                body = b"\n".join(data[i:i + 5000])
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/write?db=bench", data=body, method="POST")
+                if urllib.request.urlopen(req).status != 204:
+                    raise Unavailable("a write was not answered 204")
+        pat = re.compile(r"^vane_job,.*,job=bh,.* .*events_out=(\d+)u")
+        end = time.time() + 120
+        while True:
+            taken = 0
+            if os.path.exists(f"{work}/stats.lp"):
+                for line in open(f"{work}/stats.lp"):
+                    m = pat.match(line)
+                    if m:
+                        taken = int(m.group(1))
+            if taken >= n:
+                break
+            if time.time() > end:
+                raise Unavailable(f"only {taken} of {n} events arrived")
+            time.sleep(0.02)
+        t1, c1 = time.time(), cpu_seconds(p.pid)
+        rss = peak_rss_mib(p.pid)
+        p.stop()
+        return {"lines/s": n / (t1 - t0), "cpu s per M lines": (c1 - c0) / (n / 1e6), "peak RSS MiB": rss}
+    return run
+
+
+def influxdb_pairs(work):
+    """bench/influxdb.sh runs curl then vane once; each run is one pair."""
+    if not shutil.which("influxd"):
+        raise Unavailable("influxd is not installed (apt-get install influxdb)")
+    rows = []
+    for _ in range(PAIRS):
+        out = subprocess.run([os.path.join(ROOT, "bench", "influxdb.sh"), os.environ.get("BENCH_INFLUX_EVENTS", "500000")],
+                             capture_output=True, text=True).stdout
+        c = re.search(r"curl: .* = (\d+) events/s", out)
+        v = re.search(r"vane: .* = (\d+) events/s", out)
+        if not (c and v):
+            raise Unavailable(f"bench/influxdb.sh failed: {out[-300:]}")
+        rows.append((int(v.group(1)), int(c.group(1))))
+    return rows
+
+
+def idle_vane(work, secs):
+    p = Proc([VANE, "--log-level", "warn", "run"], env=dict(os.environ, HOME=work))
+    cpu, rss = measure(p, secs)
+    p.stop()
+    return {"cpu s": cpu, "peak RSS MiB": rss}
+
+
+def idle_collectd(work, secs):
+    if not shutil.which("collectd"):
+        raise Unavailable("collectd is not installed (apt-get install collectd-core)")
+    conf = os.path.join(work, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write(f'Hostname "bench"\nBaseDir "{work}"\nPIDFile "{work}/c.pid"\nPluginDir "/usr/lib/collectd"\n'
+                f'Interval 10\nLoadPlugin cpu\nLoadPlugin memory\nLoadPlugin df\nLoadPlugin disk\n'
+                f'LoadPlugin interface\nLoadPlugin load\nLoadPlugin csv\n<Plugin csv>\n  DataDir "{work}/csv"\n</Plugin>\n')
+    p = Proc(["collectd", "-f", "-C", conf])
+    cpu, rss = measure(p, secs)
+    p.stop()
+    return {"cpu s": cpu, "peak RSS MiB": rss}
+
+
+def idle_node_exporter(work, secs):
+    port = free_port()
+    p = node_exporter(port, None)
+    wait_port(port)
+    cpu, rss = measure(p, secs)
+    p.stop()
+    return {"cpu s": cpu, "peak RSS MiB": rss}
+
+
+# ------------------------------------------------------------ running and reporting
+
+
+def alternate(tools, secs):
+    """Runs every tool once per round, in turn, for PAIRS rounds."""
+    results = {name: [] for name, _ in tools}
+    failed = {}
+    for _ in range(PAIRS):
+        for name, fn in tools:
+            if name in failed:
+                continue
+            with tempfile.TemporaryDirectory() as work:
+                try:
+                    r = fn(work, secs)
+                    results[name].append(r)
+                    print(f"  {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in r.items()), flush=True)
+                except Unavailable as e:
+                    failed[name] = str(e)
+                    print(f"  {name}: {e}", flush=True)
+    return results, failed
+
+
+def table(results, failed, lower_is_better, base="vane"):
+    """A markdown table: each tool's medians, and vane/peer ratios per pair."""
+    keys = []
+    for rs in results.values():
+        for r in rs:
+            keys += [k for k in r if k not in keys]
+    lines = ["| tool | " + " | ".join(keys) + f" | {base}/tool per round ({keys[0]}) | median {base}/tool, each figure |",
+             "|---" * (len(keys) + 3) + "|"]
+    vrows = results.get(base, [])
+    for name, rs in results.items():
+        if name in failed and not rs:
+            lines.append(f"| {name} | " + " | ".join("—" for _ in keys) + f" | {failed[name]} | |")
+            continue
+        med = [statistics.median(r[k] for r in rs) if all(k in r for r in rs) else float("nan") for k in keys]
+        ratios = ""
+        mr = ""
+        if name != base and vrows:
+            rr = [v[keys[0]] / r[keys[0]] for v, r in zip(vrows, rs) if r[keys[0]]]
+            ratios = " ".join(f"{x:.2f}" for x in rr)
+            per = []
+            for k in keys:
+                kr = [v[k] / r[k] for v, r in zip(vrows, rs) if k in v and k in r and r[k] and r[k] == r[k]]
+                if kr:
+                    per.append(f"{k}: {statistics.median(kr):.2f}")
+            mr = "; ".join(per)
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3g}" for m in med) + f" | {ratios} | {mr} |")
+    lines.append("")
+    lines.append(f"{'Lower' if lower_is_better else 'Higher'} is better for `{keys[0]}`.")
+    return "\n".join(lines)
+
+
+def machine():
+    mem = open("/proc/meminfo").readline().split()[1]
+    return (f"{os.cpu_count()} cores, {int(mem) / 1048576:.1f} GiB, Linux {os.uname().release}, "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}, {PAIRS} rounds")
+
+
+def write_section(name, title, body):
+    begin, end = f"<!-- bench/run.sh {name} -->", f"<!-- /bench/run.sh {name} -->"
+    text = open(RESULTS).read()
+    section = f"{begin}\n### {title}\n\n{body}\n{end}"
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: section, text, flags=re.S)
+    else:
+        if "## Against the peers" not in text:
+            text += ("\n## Against the peers (bench/run.sh)\n\nWritten by `bench/run.sh`: each tool runs "
+                     "alternately with the others, the figures are medians of the rounds; CPU and RSS of the "
+                     "whole process tree from /proc.\n")
+        text += "\n" + section + "\n"
+    with open(RESULTS, "w") as f:
+        f.write(text)
+
+
+def make_lines(path, n, graphite):
+    with open(path, "w") as f:
+        for i in range(n):
+            if graphite:
+                f.write(f"servers.web{i % 100}.cpu{i % 8}.user {i % 1000}.5 {1700000000 + i // 1000}\n")
+            else:
+                f.write(f"cpu,host=web{i % 100},cpu=cpu{i % 8} usage_user={i % 100}.5,usage_system=3.25,n={i}i "
+                        f"{1700000000000000000 + i}\n")
+
+
+def main(names):
+    every = ["hostmetrics", "sources", "relay", "ingest", "influxdb", "idle"]
+    names = names or every
+    for n in names:
+        if n not in every:
+            sys.exit(f"unknown scenario {n}; known: {' '.join(every)}")
+    for name in names:
+        print(f"== {name}", flush=True)
+        if name == "hostmetrics":
+            secs = seconds(120)
+            r, f = alternate([("vane", host_vane), ("collectd", host_collectd),
+                              ("node_exporter", host_node_exporter), ("netdata", host_netdata)], secs)
+            write_section(name, "1. Host metrics every second",
+                          f"{machine()}; {secs} s a run. A collection is one round of CPU, memory, disk, "
+                          f"disk I/O, network and load. node_exporter is scraped every second by the harness "
+                          f"(the scraper's CPU is not counted).\n\n" + table(r, f, True))
+        elif name == "sources":
+            secs = seconds(60)
+            body = f"{machine()}; {secs} s a run, after 5 s of start-up. Scheduling lateness is not reported: " \
+                   f"neither tool exposes it per poll yet.\n"
+            for n in [int(x) for x in os.environ.get("BENCH_SOURCES", "1000 10000").split()]:
+                r, f = alternate([("vane", sources_vane(n, False)), ("vane (Lua)", sources_vane(n, True)),
+                                  ("ducted", sources_ducted(n))], secs)
+                body += f"\n{n} sources:\n\n" + table(r, f, True) + "\n"
+            write_section(name, "2. Many trivial sources in one process", body)
+        elif name in ("relay", "ingest"):
+            n = int(os.environ.get("BENCH_LINES", "10000000" if name == "relay" else "5000000"))
+            with tempfile.TemporaryDirectory() as d:
+                lines = os.path.join(d, "lines")
+                make_lines(lines, n, name == "relay")
+                if name == "relay":
+                    r, f = alternate([("vane", relay_tool("vane", lines, n)),
+                                      ("carbon-c-relay", relay_tool("carbon-c-relay", lines, n))], 0)
+                    write_section(name, "3. Graphite relay throughput",
+                                  f"{machine()}; {n:,} lines over one connection, every line checked "
+                                  f"at the destination.\n\n" + table(r, f, False))
+                else:
+                    r, f = alternate([("vane tcp", ingest_tool("vane tcp", lines, n)),
+                                      ("vane http", ingest_tool("vane http", lines, n)),
+                                      ("loopback reference", ingest_tool("loopback reference", lines, n))], 0)
+                    write_section(name, "4. Line protocol ingest into a blackhole",
+                                  f"{machine()}; {n:,} lines; HTTP in bodies of 5,000 lines from one "
+                                  f"Python client. The reference is socat moving the same bytes into "
+                                  f"/dev/null over loopback.\n\n" + table(r, f, False, base="vane tcp"))
+        elif name == "influxdb":
+            try:
+                rows = influxdb_pairs(None)
+                ratios = [v / c for v, c in rows]
+                body = (f"{machine()}; `bench/influxdb.sh` per round.\n\n| round | vane events/s | curl events/s | vane/curl |\n"
+                        "|---|---|---|---|\n" + "".join(f"| {i + 1} | {v} | {c} | {v / c:.2f} |\n" for i, (v, c) in enumerate(rows))
+                        + f"\nMedian vane/curl: {statistics.median(ratios):.2f}.")
+            except Unavailable as e:
+                body = f"not run: {e}"
+            write_section(name, "5. InfluxDB delivery", body)
+        elif name == "idle":
+            secs = seconds(60)
+            r, f = alternate([("vane", idle_vane), ("collectd", idle_collectd),
+                              ("node_exporter", idle_node_exporter)], secs)
+            write_section(name, "6. Idle footprint",
+                          f"{machine()}; {secs} s a run. vane on its built-in default config (host metrics "
+                          f"every 10 s to stdout, discarded); collectd with the same six plugins at 10 s; "
+                          f"node_exporter with its defaults, not scraped.\n\n" + table(r, f, True))
+        print(f"  written to {RESULTS}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
