@@ -92,11 +92,11 @@ fn tune_allocator() {
         // the allocator's first arena exists already, so tell the kernel too.
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         libmimalloc_sys::mi_option_set(ALLOW_THP, 0);
-        // Freed pages go back after 50 ms, not at once: returning them
-        // at once made a listener fault them in again for every batch
-        // (0.90 s of CPU per million events ingested against 0.56 s), for
-        // about 7 MiB less at 10,000 jobs (bench/RESULTS.md).
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 50);
+        // Freed pages go back after half a second, not at once: returning
+        // them at once made a listener fault them in again for every batch
+        // (0.90 s of CPU per million events ingested against 0.6 s), for a
+        // few MiB more at 10,000 jobs (bench/RESULTS.md).
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 500);
     }
 }
 
