@@ -38,13 +38,16 @@ pub trait Outlet: Send + Sync + 'static {
 pub struct Batch {
     pub events: Vec<Event>,
     pub acks: Vec<Ack>,
+    /// The room the events take in the queue they are on; given back when
+    /// the receiver takes them (the runtime's bound on queued events).
+    pub budget: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl From<Vec<Event>> for Batch {
     fn from(events: Vec<Event>) -> Batch {
         Batch {
             events,
-            acks: Vec::new(),
+            ..Batch::default()
         }
     }
 }
@@ -349,6 +352,7 @@ impl Context {
             .send_batch(Batch {
                 events,
                 acks: vec![ack],
+                budget: None,
             })
             .await;
         done.await.unwrap_or(false)
@@ -361,7 +365,14 @@ impl Context {
             return self.emit_all(events).await;
         }
         JobStats::add(&self.inner.stats.events_out, events.len() as u64);
-        self.inner.outlet.send_batch(Batch { events, acks }).await
+        self.inner
+            .outlet
+            .send_batch(Batch {
+                events,
+                acks,
+                budget: None,
+            })
+            .await
     }
 
     /// Waits until the agent is ready (every job built, sinks prepared).

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, JoinSet};
 use vane_core::context::{Context, ContextParts, Introspect, JobStats, LifecycleControl};
 use vane_core::event::Event;
@@ -94,7 +94,7 @@ pub async fn run(
     let mut txs: HashMap<String, Tx> = HashMap::new();
     let mut rxs: HashMap<String, Rx> = HashMap::new();
     for j in config.jobs.iter().filter(|j| j.section != Section::Jobs) {
-        let (tx, rx) = mpsc::channel(config.queue_size);
+        let (tx, rx) = crate::pipeline::queue(config.queue_size);
         txs.insert(j.id.clone(), tx);
         rxs.insert(j.id.clone(), rx);
     }
@@ -195,7 +195,7 @@ pub async fn run(
                 if workers > 1 {
                     // One queue per worker; a dispatcher splits events by series.
                     let (txs, wrxs): (Vec<Tx>, Vec<Rx>) = (0..workers)
-                        .map(|_| mpsc::channel(config.queue_size))
+                        .map(|_| crate::pipeline::queue(config.queue_size))
                         .unzip();
                     engines.spawn(crate::pipeline::partition(rx, txs));
                     for wrx in wrxs {

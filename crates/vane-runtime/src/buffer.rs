@@ -116,18 +116,37 @@ pub trait Store: Send {
 
 /// About the line-protocol size of a batch, without encoding it.
 pub fn size_of(batch: &[Event]) -> u64 {
+    batch.iter().map(|e| encoded_size(e) as u64).sum()
+}
+
+fn encoded_size(e: &Event) -> usize {
+    let tags: usize = e.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let fields: usize = e
+        .fields
+        .iter()
+        .map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len))
+        .sum();
+    e.name.len() + e.host.len() + tags + fields + 28
+}
+
+/// What a batch takes in memory: its text, the events' own structs, their
+/// tag and field slots, and about 16 bytes of allocator rounding per
+/// allocation. A memory buffer's `max_size` counts this, so that it bounds
+/// the memory the buffer really holds (several times the text).
+pub fn mem_size_of(batch: &[Event]) -> u64 {
+    use std::mem::size_of;
     batch
         .iter()
         .map(|e| {
-            let tags: usize = e.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-            let fields: usize = e
-                .fields
-                .iter()
-                .map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len))
-                .sum();
-            (e.name.len() + e.host.len() + tags + fields + 28) as u64
+            let allocs = 4 + 2 * e.tags.len() + e.fields.len();
+            (encoded_size(e)
+                + size_of::<Event>()
+                + e.tags.capacity() * size_of::<(String, String)>()
+                + e.fields.capacity() * size_of::<(String, vane_core::event::Value)>()
+                + 16 * allocs) as u64
         })
-        .sum()
+        .sum::<u64>()
+        + size_of::<Vec<Event>>() as u64
 }
 
 /// A bounded queue of batches in memory.
@@ -156,7 +175,7 @@ impl Memory {
 
 impl Store for Memory {
     fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed> {
-        let size = size_of(&batch);
+        let size = mem_size_of(&batch);
         let n = batch.len() as u64;
         let mut dropped = 0;
         if self.bytes + size > self.max && !self.batches.is_empty() {
@@ -568,7 +587,7 @@ mod tests {
 
     #[test]
     fn memory_policies_when_full() {
-        let one = size_of(&batch(0, 1));
+        let one = mem_size_of(&batch(0, 1));
         let mut m = Memory::new(one * 3, WhenFull::Block);
         for i in 0..3 {
             assert_eq!(m.push(batch(i, 1)).unwrap(), Pushed::Stored);

@@ -20,8 +20,48 @@ use crate::config::{Job, Levels};
 use crate::guard::{Backoff, CatchUnwind, catch};
 
 /// A queue's sending side: batches of events.
-pub type Tx = mpsc::Sender<Batch>;
+///
+/// A queue holds at most `queue_size` batches and at most [`QUEUE_EVENTS`]
+/// events: a listener's batches are large, a poller's small, and either
+/// bound alone would let the other kind fill memory.
+#[derive(Clone)]
+pub struct Tx {
+    inner: mpsc::Sender<Batch>,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
 pub type Rx = mpsc::Receiver<Batch>;
+
+/// Events one queue holds at most (a batch larger than this takes it all).
+pub const QUEUE_EVENTS: usize = 100_000;
+
+/// A queue of at most `batches` batches and [`QUEUE_EVENTS`] events.
+pub fn queue(batches: usize) -> (Tx, Rx) {
+    let (inner, rx) = mpsc::channel(batches);
+    let budget = Arc::new(tokio::sync::Semaphore::new(QUEUE_EVENTS));
+    (Tx { inner, budget }, rx)
+}
+
+impl Tx {
+    fn room(&self, b: &Batch) -> u32 {
+        b.events.len().min(QUEUE_EVENTS) as u32
+    }
+
+    /// Sends a batch, waiting for room; gives it back if the queue is closed.
+    pub async fn send(&self, mut b: Batch) -> Result<(), Batch> {
+        let permit = self.budget.clone().acquire_many_owned(self.room(&b)).await;
+        b.budget = permit.ok();
+        self.inner.send(b).await.map_err(|e| e.0)
+    }
+
+    pub fn downgrade(&self) -> mpsc::WeakSender<Batch> {
+        self.inner.downgrade()
+    }
+
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity()
+    }
+}
 
 /// Where one job's events go: stamped, tagged, then copied to each target.
 pub struct Route {
@@ -62,11 +102,12 @@ impl Route {
                     events.clone().unwrap_or_default()
                 },
                 acks: acks.clone(),
+                budget: None,
             };
-            if let Err(e) = t.send(batch).await {
+            if let Err(b) = t.send(batch).await {
                 // Only at shutdown, once the target has stopped.
                 self.stats.events_dropped.fetch_add(n, Relaxed);
-                e.0.acks.iter().for_each(Ack::fail);
+                b.acks.iter().for_each(Ack::fail);
             }
         }
         if self.targets.is_empty() {
@@ -114,14 +155,21 @@ impl Outlet for Route {
         let [target] = self.targets.as_slice() else {
             return Some(events);
         };
-        match target.try_reserve() {
-            Ok(permit) => {
-                self.prepare(&mut events);
-                permit.send(events.into());
-                None
-            }
-            Err(_) => Some(events),
-        }
+        // Room first, so that events are prepared once whatever happens.
+        let n = events.len().min(QUEUE_EVENTS) as u32;
+        let Ok(room) = target.budget.clone().try_acquire_many_owned(n) else {
+            return Some(events);
+        };
+        let Ok(slot) = target.inner.try_reserve() else {
+            return Some(events);
+        };
+        self.prepare(&mut events);
+        slot.send(Batch {
+            events,
+            acks: Vec::new(),
+            budget: Some(room),
+        });
+        None
     }
 }
 
@@ -146,6 +194,7 @@ pub async fn partition(mut rx: Rx, workers: Vec<Tx>) {
                     .send(Batch {
                         events: std::mem::take(part),
                         acks: acks.clone(),
+                        budget: None,
                     })
                     .await;
             }
@@ -296,7 +345,7 @@ pub async fn run_sink(
                         }
                         continue;
                     }
-                    for Batch { events: evs, acks } in got.drain(..) {
+                    for Batch { events: evs, acks, .. } in got.drain(..) {
                         stats.events_in.fetch_add(evs.len() as u64, Relaxed);
                         if batch.is_empty() {
                             deadline = Some(Instant::now() + job.batch_wait);
