@@ -500,3 +500,74 @@ fn add_packet(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_core::testing::Harness;
+
+    fn decoder(format: LineFormat) -> LineDecoder {
+        let h = Harness::new("np");
+        line_decoder(
+            format,
+            Some("s"),
+            &["servers.* _.host.name".to_owned()],
+            None,
+            "value".into(),
+            h.context(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_format_reads_a_line() {
+        let n = decoder(LineFormat::Number);
+        let e = n.decode(" 42.5\r", 7).unwrap().unwrap();
+        assert_eq!((e.name.as_str(), e.time), ("np", 7));
+        assert_eq!(e.get_field("value"), Some(&Value::Float(42.5)));
+        assert!(n.decode("forty", 7).unwrap_err().contains("not a number"));
+        assert_eq!(n.decode("  ", 7).unwrap(), None);
+
+        let j = decoder(LineFormat::Json);
+        let e = j
+            .decode(r#"{"name":"m","fields":{"v":1}}"#, 9)
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.name.as_str(), e.time), ("m", 9));
+        assert!(j.decode("{", 9).is_err());
+
+        let i = decoder(LineFormat::Influx);
+        let e = i.decode("m v=1 1700000000", 0).unwrap().unwrap();
+        assert_eq!(e.time, 1_700_000_000_000_000_000, "precision s");
+        assert!(i.decode("m v=", 0).unwrap_err().starts_with("column "));
+        assert_eq!(i.decode("# comment", 0).unwrap(), None);
+
+        let g = decoder(LineFormat::Graphite);
+        let e = g
+            .decode("servers.db1.load 3 1700000000", 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!((e.host.as_str(), e.name.as_str()), ("db1", "load"));
+    }
+
+    #[test]
+    fn bad_settings_stop_the_job() {
+        let h = Harness::new("x");
+        let bad = |p: Option<&str>, t: &[String]| {
+            line_decoder(LineFormat::Influx, p, t, None, "value".into(), h.context()).err()
+        };
+        assert!(
+            bad(Some("weeks"), &[])
+                .unwrap()
+                .to_string()
+                .contains("precision")
+        );
+        assert!(
+            bad(None, &["a*.b".to_owned()])
+                .unwrap()
+                .to_string()
+                .contains("templates[0]")
+        );
+        assert!(parse_listen("sctp://x:1").is_err());
+    }
+}
