@@ -202,6 +202,28 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
         curl(&["-I", &format!("http://127.0.0.1:{port}/ping")]).0,
         204
     );
+    // What Telegraf's influxdb output sends before writing: the statement as a form body.
+    let query = format!("http://127.0.0.1:{port}/query");
+    let (code, body) = curl(&[
+        "-H",
+        auth,
+        "--data-urlencode",
+        "q=CREATE DATABASE \"telegraf\"",
+        &query,
+    ]);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"results":[{"statement_id":0}]}"#)
+    );
+    let (code, body) = curl(&[
+        "-H",
+        auth,
+        "--data-urlencode",
+        "q=SELECT * FROM cpu",
+        &query,
+    ]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("takes writes"), "{body}");
     let path = dir.path().join("out.lp");
     wait_until(Duration::from_secs(10), "4 events", || {
         events_in(&path).len() >= 4
