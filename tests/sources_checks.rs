@@ -5,20 +5,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::agent::{events_in, free_port, start, stop, wait_until, write};
+use support::proc::{Killed as Server, self_signed};
 use vane_core::event::{Event, State, Value};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_port(port: u16) {
     wait_until(Duration::from_secs(20), "the server's port", || {
@@ -46,28 +38,7 @@ fn python_http(dir: &Path) -> (Server, u16) {
 }
 
 fn openssl_https(dir: &Path) -> (Server, u16, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        // webpki refuses a CA certificate as a server's own.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs (scripts/install-test-deps.sh installs it)");
-    assert!(ok.status.success());
+    let (cert, key) = self_signed(dir);
     let port = free_port();
     let child = Command::new("openssl")
         .args(["s_server", "-www", "-quiet", "-accept"])

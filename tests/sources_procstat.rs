@@ -4,20 +4,13 @@
 
 mod support;
 
-use std::process::{Child, Command};
+use std::process::Command;
+
 use std::time::Duration;
+use support::proc::Killed as Kill;
 
 use support::agent::{events_in, start, stop, wait_until, write};
 use vane_core::event::{State, Value};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn processes_by_pattern_and_pid_file_and_a_missing_one() {

@@ -4,26 +4,17 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::agent::{events_in, free_port, start, stop, wait_until, write};
 use support::prometheus::Prometheus;
 use vane_core::event::{Kind, Value};
 
-struct NodeExporter(Child);
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn node_exporter_and_prometheus_samples_become_events() {
     let port = free_port();
-    let _ne = NodeExporter(
+    let _ne = support::proc::Killed(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Debian enables the systemd collector, which fails without systemd.

@@ -6,4 +6,5 @@ pub mod agent;
 pub mod http;
 pub mod influx;
 pub mod postgres;
+pub mod proc;
 pub mod prometheus;
