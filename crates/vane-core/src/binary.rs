@@ -133,9 +133,13 @@ impl Reader<'_> {
         Ok(n as usize)
     }
 
-    fn string(&mut self) -> R<String> {
+    /// Reads a string into `dst`, keeping its allocation.
+    fn string_into(&mut self, dst: &mut String) -> R<()> {
         let n = self.len()?;
-        String::from_utf8(self.bytes(n)?.to_vec()).map_err(|_| "not UTF-8".into())
+        let s = std::str::from_utf8(self.bytes(n)?).map_err(|_| "not UTF-8")?;
+        dst.clear();
+        dst.push_str(s);
+        Ok(())
     }
 
     fn u64(&mut self) -> R<u64> {
@@ -147,34 +151,64 @@ impl Reader<'_> {
 
 /// Reads a batch written by [`encode_batch`].
 pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, String> {
+    let mut out = Vec::new();
+    decode_batch_into(b, &mut out)?;
+    Ok(out)
+}
+
+/// Reads a batch written by [`encode_batch`] into `out`, reusing the events
+/// already there (their strings and tag and field slots), so that decoding
+/// batches of the same shape allocates nothing. `out` ends up holding exactly
+/// the batch's events; on an error its contents are unspecified.
+pub fn decode_batch_into(b: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
     let mut r = Reader { b, i: 0 };
     if r.byte()? != VERSION {
         return Err("unknown version".into());
     }
     let n = r.len()?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let mut e = Event::new(r.string()?);
+    out.truncate(n);
+    out.reserve(n - out.len());
+    for i in 0..n {
+        if i == out.len() {
+            out.push(Event::default());
+        }
+        let e = &mut out[i];
+        r.string_into(&mut e.name)?;
         e.time = r.u64()? as i64;
-        e.host = r.string()?;
+        r.string_into(&mut e.host)?;
         let tags = r.len()?;
-        e.tags.reserve(tags);
-        for _ in 0..tags {
-            e.tags.push((r.string()?, r.string()?));
+        e.tags.truncate(tags);
+        for j in 0..tags {
+            if j == e.tags.len() {
+                e.tags.push(Default::default());
+            }
+            let (k, v) = &mut e.tags[j];
+            r.string_into(k)?;
+            r.string_into(v)?;
         }
         let fields = r.len()?;
-        e.fields.reserve(fields);
-        for _ in 0..fields {
-            let k = r.string()?;
-            let v = match r.byte()? {
+        e.fields.truncate(fields);
+        for j in 0..fields {
+            if j == e.fields.len() {
+                e.fields.push((String::new(), Value::Bool(false)));
+            }
+            let (k, v) = &mut e.fields[j];
+            r.string_into(k)?;
+            *v = match r.byte()? {
                 0 => Value::Float(f64::from_bits(r.u64()?)),
                 1 => Value::Int(r.u64()? as i64),
                 2 => Value::Uint(r.u64()?),
                 3 => Value::Bool(r.byte()? != 0),
-                4 => Value::Str(r.string()?),
+                4 => {
+                    let mut s = match std::mem::replace(v, Value::Bool(false)) {
+                        Value::Str(s) => s,
+                        _ => String::new(),
+                    };
+                    r.string_into(&mut s)?;
+                    Value::Str(s)
+                }
                 t => return Err(format!("unknown value type {t}")),
             };
-            e.fields.push((k, v));
         }
         e.kind = match r.byte()? {
             0 => Kind::Gauge,
@@ -190,20 +224,19 @@ pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, String> {
             4 => Some(State::Unknown),
             s => return Err(format!("unknown state {s}")),
         };
-        e.description = match r.byte()? {
-            0 => None,
-            _ => Some(r.string()?),
-        };
+        match r.byte()? {
+            0 => e.description = None,
+            _ => r.string_into(e.description.get_or_insert_with(String::new))?,
+        }
         e.ttl = match r.byte()? {
             0 => None,
             _ => Some(f64::from_bits(r.u64()?)),
         };
-        out.push(e);
     }
     if r.i != b.len() {
         return Err("bytes after the batch".into());
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,6 +276,21 @@ mod tests {
             let mut b = Vec::new();
             encode_batch(&mut b, &batch);
             prop_assert_eq!(decode_batch(&b).unwrap(), batch);
+        }
+
+        #[test]
+        fn decoding_into_a_used_batch_gives_the_same_events(
+            first in proptest::collection::vec(event(), 0..6),
+            second in proptest::collection::vec(event(), 0..6),
+        ) {
+            // Whatever shape the reused events had, none of it shows through.
+            let mut reused = Vec::new();
+            for batch in [&first, &second, &first] {
+                let mut b = Vec::new();
+                encode_batch(&mut b, batch);
+                decode_batch_into(&b, &mut reused).unwrap();
+                prop_assert_eq!(&reused, batch);
+            }
         }
 
         #[test]

@@ -74,9 +74,11 @@ fn bench(c: &mut Criterion) {
             },
             |(dir, mut d)| {
                 let mut n = 0;
+                // As a sink does: take a batch, deliver it, hand it back
+                // with the acknowledgement.
                 while let Some(b) = d.take().unwrap() {
                     n += b.len();
-                    d.ack().unwrap();
+                    d.ack(b).unwrap();
                 }
                 assert_eq!(n, 100_000);
                 dir

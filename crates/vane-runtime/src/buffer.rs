@@ -100,8 +100,9 @@ pub trait Store: Send {
     /// Hands out the oldest batch for delivery; it stays counted (and, on
     /// disk, stored) until `ack`, and returns with `give_back`.
     fn take(&mut self) -> io::Result<Option<Vec<Event>>>;
-    /// The taken batch was delivered: forget it.
-    fn ack(&mut self) -> io::Result<()>;
+    /// The taken batch was delivered: forget it. The batch is handed back so
+    /// that a store which decodes (disk) can reuse its memory for the next.
+    fn ack(&mut self, batch: Vec<Event>) -> io::Result<()>;
     /// The taken batch was not delivered: it is the oldest again.
     fn give_back(&mut self, batch: Vec<Event>);
     fn bytes(&self) -> u64;
@@ -211,7 +212,7 @@ impl Store for Memory {
         }))
     }
 
-    fn ack(&mut self) -> io::Result<()> {
+    fn ack(&mut self, _batch: Vec<Event>) -> io::Result<()> {
         if let Some((s, n)) = self.taken.take() {
             self.bytes -= s;
             self.events -= n;
@@ -260,8 +261,12 @@ pub struct Disk {
     when_full: WhenFull,
     skipped: (u64, u64),
     dirty: bool,
-    /// Reused encoding buffer.
+    /// Reused encoding buffer: a record's header, then its batch.
     scratch: Vec<u8>,
+    /// Reused buffer for the record being read.
+    payload: Vec<u8>,
+    /// The last delivered batch, whose events the next decode reuses.
+    spare: Vec<Event>,
     /// The segment being read, kept open.
     reader: Option<(u64, File)>,
 }
@@ -332,11 +337,14 @@ impl Disk {
             skipped: (0, 0),
             dirty: false,
             scratch: Vec::new(),
+            payload: Vec::new(),
+            spare: Vec::new(),
             reader: None,
         })
     }
 
-    fn append(&mut self, payload: &[u8]) -> io::Result<()> {
+    /// Appends `rec`: a record whose first `HEADER` bytes are filled in here.
+    fn append(&mut self, rec: &mut [u8]) -> io::Result<()> {
         if self.write_len >= SEGMENT_MAX {
             self.writer.sync_data()?;
             let next = self.segments.back().copied().unwrap_or(0) + 1;
@@ -347,11 +355,12 @@ impl Disk {
             self.segments.push_back(next);
             self.write_len = 0;
         }
-        let mut rec = Vec::with_capacity(payload.len() + HEADER as usize);
-        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        rec.extend_from_slice(payload);
-        self.writer.write_all(&rec)?;
+        let h = HEADER as usize;
+        let crc = crc32fast::hash(&rec[h..]);
+        let len = (rec.len() - h) as u32;
+        rec[..4].copy_from_slice(&len.to_le_bytes());
+        rec[4..h].copy_from_slice(&crc.to_le_bytes());
+        self.writer.write_all(rec)?;
         self.write_len += rec.len() as u64;
         self.bytes += rec.len() as u64;
         self.dirty = true;
@@ -393,13 +402,23 @@ impl Disk {
             f.read_exact_at(&mut h, off)?;
             let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
             let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            let mut payload = Vec::new();
+            let mut payload = std::mem::take(&mut self.payload);
+            payload.clear();
             if off + HEADER + n <= len {
-                payload = vec![0u8; n as usize];
+                payload.resize(n as usize, 0);
                 f.read_exact_at(&mut payload, off + HEADER)?;
             }
             self.reader = Some((seg, f));
-            if off + HEADER + n > len || crc32fast::hash(&payload) != crc {
+            let intact = off + HEADER + n <= len && crc32fast::hash(&payload) == crc;
+            let mut batch = std::mem::take(&mut self.spare);
+            let decoded =
+                intact && vane_core::binary::decode_batch_into(&payload, &mut batch).is_ok();
+            // Kept for the next record, unless an odd one made it large.
+            if payload.capacity() <= 8 << 20 {
+                self.payload = payload;
+            }
+            if !intact {
+                self.spare = batch;
                 // Damaged (or torn): the length itself may be wrong, so
                 // look for the next place where a length and a checksum agree.
                 match resync(&path, off + 1)? {
@@ -417,15 +436,16 @@ impl Disk {
                 continue;
             }
             let end = off + HEADER + n;
-            match vane_core::binary::decode_batch(&payload) {
-                Ok(batch) => self.current = Some((batch, end)),
-                Err(_) => {
-                    // The checksum matched but the batch does not read:
-                    // another version's record. Skipped like a corrupt one.
-                    self.skip(1, HEADER + n);
-                    self.read = (seg, end);
-                    self.bytes = self.bytes.saturating_sub(HEADER + n);
-                }
+            if decoded {
+                self.current = Some((batch, end));
+            } else {
+                // The checksum matched but the batch does not read:
+                // another version's record. Skipped like a corrupt one.
+                batch.clear();
+                self.spare = batch;
+                self.skip(1, HEADER + n);
+                self.read = (seg, end);
+                self.bytes = self.bytes.saturating_sub(HEADER + n);
             }
         }
         Ok(())
@@ -472,8 +492,9 @@ impl Store for Disk {
     fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed> {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
+        bytes.resize(HEADER as usize, 0);
         vane_core::binary::encode_batch(&mut bytes, &batch);
-        let size = bytes.len() as u64 + HEADER;
+        let size = bytes.len() as u64;
         let mut dropped = 0;
         if self.bytes + size > self.max && self.bytes > 0 {
             match self.when_full {
@@ -489,12 +510,12 @@ impl Store for Disk {
                     while self.bytes + size > self.max && self.taken.is_none() {
                         let Some(b) = self.take()? else { break };
                         dropped += b.len() as u64;
-                        self.ack()?;
+                        self.ack(b)?;
                     }
                 }
             }
         }
-        self.append(&bytes)?;
+        self.append(&mut bytes)?;
         self.scratch = bytes;
         self.events_hint += batch.len() as u64;
         Ok(if dropped > 0 {
@@ -518,7 +539,12 @@ impl Store for Disk {
         }
     }
 
-    fn ack(&mut self) -> io::Result<()> {
+    fn ack(&mut self, batch: Vec<Event>) -> io::Result<()> {
+        // Kept for the next decode, unless it is much larger than a batch
+        // usually is (one odd batch must not pin its memory).
+        if batch.capacity() <= 16_384 {
+            self.spare = batch;
+        }
         if let Some((end, n)) = self.taken.take() {
             let used = end - self.read.1;
             self.bytes = self.bytes.saturating_sub(used);
@@ -580,7 +606,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(b) = s.take().unwrap() {
             out.extend(b.iter().map(|e| e.time - 1));
-            s.ack().unwrap();
+            s.ack(b).unwrap();
         }
         out
     }
@@ -615,8 +641,8 @@ mod tests {
         }
         // Deliver two batches, then "crash" after a sync.
         for _ in 0..2 {
-            assert!(d.take().unwrap().is_some());
-            d.ack().unwrap();
+            let b = d.take().unwrap().unwrap();
+            d.ack(b).unwrap();
         }
         // A batch taken but not delivered comes back first.
         let b = d.take().unwrap().unwrap();
@@ -636,8 +662,8 @@ mod tests {
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
         d.push(batch(0, 3)).unwrap();
         d.sync().unwrap();
-        d.take().unwrap();
-        d.ack().unwrap(); // delivered, but the ack never reached the disk
+        let b = d.take().unwrap().unwrap();
+        d.ack(b).unwrap(); // delivered, but the ack never reached the disk
         drop(d);
         let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
         assert_eq!(drain(&mut d), vec![0, 1, 2]);

@@ -487,7 +487,7 @@ pub async fn run_sink(
                 stats.events_dropped.fetch_add(n, Relaxed);
             }
             let mut s = store.lock().expect("not poisoned");
-            if let Err(e) = s.ack() {
+            if let Err(e) = s.ack(batch) {
                 ctx.report_error(format!("buffer: cannot acknowledge: {e}"));
             }
             report(&mut **s);
