@@ -34,7 +34,10 @@ fn bench(c: &mut Criterion) {
         encode_into(&mut text, e, Precision::Nanoseconds);
     }
     let mut g = c.benchmark_group("lineproto");
-    g.throughput(Throughput::Elements(events.len() as u64));
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: events.len() as u64,
+        bytes: text.len() as u64,
+    });
     g.bench_function("encode 10k events", |b| {
         let mut out = String::with_capacity(text.len());
         b.iter(|| {
