@@ -9,6 +9,12 @@
 //! a shell and returns `{code=, stdout=, stderr=}` (it blocks its worker
 //! thread while the program runs).
 //!
+//! Sources running the same script (with the same `instructions` and
+//! `memory`) share a Lua state, up to 64 jobs a state, so that thousands of
+//! them stay cheap: each job has its own globals (`_G` included), but the
+//! libraries' tables (`string`, `math`…) and `memory` are the state's, and
+//! the jobs' calls take turns. Engines and `lua_lines` have a state each.
+//!
 //! Scripts are sandboxed: only the table, string, math, utf8 and coroutine
 //! libraries and a harmless part of `os` (time, clock, date, difftime); no
 //! `io`, `require`, `dofile`, `loadfile`, and `load` reads text only, never
@@ -54,14 +60,48 @@ fn sixty_four_mib() -> ByteSize {
 
 const HOOK_EVERY: u32 = 1000;
 
-/// One sandboxed Lua state running one script.
-struct Vm {
+/// Sources running the same script share a Lua state, up to this many jobs
+/// a state: a state with its libraries and sandbox takes about 45 KiB, a job
+/// in a shared one a few KiB (its globals, its compiled script, its `ctx`).
+const JOBS_PER_STATE: usize = 64;
+
+/// A sandboxed Lua state. Each job running in it has its own globals (a
+/// table whose misses fall through to the libraries); calls take turns.
+struct LuaState {
     lua: Lua,
+    /// Instructions left to the running call.
     budget: Arc<AtomicI64>,
+    /// The job whose call is running: `ctx.log`, `ctx.emit`… act for it.
+    current: Arc<Mutex<Current>>,
+    /// One call at a time: the budget and `current` belong to the call.
+    turn: Mutex<()>,
+    /// `ctx` functions shared by the jobs (`ctx` tables fall through to it).
+    ctx_base: Table,
+    /// `function(env) return a load that defaults to env end`.
+    make_load: mlua::Function,
+}
+
+#[derive(Default)]
+struct Current {
+    ctx: Option<Context>,
+    emitted: Vec<Event>,
+}
+
+/// One job's script in a (possibly shared) state.
+struct Vm {
+    state: Arc<LuaState>,
+    /// The job's globals.
+    env: Table,
+    ctx: Context,
     per_call: i64,
-    emitted: Arc<Mutex<Vec<Event>>>,
     script: String,
 }
+
+type PoolKey = (PathBuf, u64, u64);
+
+/// Shared states by script and limits; the jobs hold them, the pool only
+/// finds them.
+static POOL: Mutex<Vec<(PoolKey, std::sync::Weak<LuaState>)>> = Mutex::new(Vec::new());
 
 fn lua_err(e: mlua::Error) -> String {
     // Keep the message and its position; drop the stack traceback.
@@ -85,42 +125,16 @@ fn script_path(ctx: &Context, script: &Path) -> PathBuf {
         .unwrap_or_else(|| script.to_path_buf())
 }
 
-impl Vm {
-    fn new(cfg: &LuaConfig, ctx: &Context) -> Result<Vm> {
-        let path = script_path(ctx, &cfg.script);
-        let code = std::fs::read_to_string(&path)
-            .map_err(|e| Error::stop(format!("cannot read Lua script {}: {e}", path.display())))?;
+impl LuaState {
+    fn new(cfg: &LuaConfig) -> mlua::Result<LuaState> {
         let libs = StdLib::TABLE
             | StdLib::STRING
             | StdLib::MATH
             | StdLib::UTF8
             | StdLib::COROUTINE
             | StdLib::OS;
-        let lua =
-            Lua::new_with(libs, LuaOptions::default()).map_err(|e| Error::stop(lua_err(e)))?;
-        let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
-        let emitted = Arc::new(Mutex::new(Vec::new()));
-        let script = path.display().to_string();
-        let vm = Vm {
-            lua,
-            budget,
-            per_call: cfg.instructions as i64,
-            emitted,
-            script,
-        };
-        vm.sandbox(cfg, ctx).map_err(|e| Error::stop(lua_err(e)))?;
-        vm.reset();
-        vm.lua
-            .load(&code)
-            .set_name(format!("@{}", vm.script))
-            .set_mode(ChunkMode::Text)
-            .exec()
-            .map_err(|e| Error::stop(lua_err(e)))?;
-        Ok(vm)
-    }
-
-    fn sandbox(&self, cfg: &LuaConfig, ctx: &Context) -> mlua::Result<()> {
-        let g = self.lua.globals();
+        let lua = Lua::new_with(libs, LuaOptions::default())?;
+        let g = lua.globals();
         for name in ["dofile", "loadfile", "require", "package", "io", "debug"] {
             g.set(name, mlua::Nil)?;
         }
@@ -136,18 +150,26 @@ impl Vm {
         ] {
             os.set(name, mlua::Nil)?;
         }
-        // `load` may compile text, never precompiled bytecode.
-        self.lua
-            .load("local orig = load; load = function(chunk, name, _, env) return orig(chunk, name, 't', env) end")
+        // `load` may compile text, never precompiled bytecode; a job's
+        // `load` puts what it loads in the job's globals unless told otherwise.
+        let make_load: mlua::Function = lua
+            .load(
+                "local orig = load\n\
+                 load = function(chunk, name, _, env) return orig(chunk, name, 't', env) end\n\
+                 return function(job_env)\n\
+                   return function(chunk, name, _, env) return orig(chunk, name, 't', env or job_env) end\n\
+                 end",
+            )
             .set_name("=sandbox")
-            .exec()?;
-        self.lua.set_memory_limit(cfg.memory.0 as usize)?;
-        let budget = self.budget.clone();
+            .call(())?;
+        lua.set_memory_limit(cfg.memory.0 as usize)?;
+        let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
+        let b = budget.clone();
         let limit = cfg.instructions;
-        self.lua.set_global_hook(
+        lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| {
-                if budget.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
+                if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
                     Err(mlua::Error::RuntimeError(format!(
                         "instruction budget of {limit} exceeded (a runaway script?)"
                     )))
@@ -156,88 +178,169 @@ impl Vm {
                 }
             },
         )?;
-        let t = self.lua.create_table()?;
-        t.set("job", ctx.job())?;
-        t.set("host", ctx.host())?;
-        t.set(
-            "config",
-            json_to_lua(
-                &self.lua,
-                cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null),
-            )?,
-        )?;
+        let current = Arc::new(Mutex::new(Current::default()));
+        let base = lua.create_table()?;
         for (name, level) in [("log", 0), ("warn", 1), ("report_error", 2)] {
-            let c = ctx.clone();
-            t.set(
+            let cur = current.clone();
+            base.set(
                 name,
-                self.lua.create_function(move |_, msg: String| {
-                    match level {
-                        0 => c.info(&msg),
-                        1 => c.warn(&msg),
-                        _ => c.report_error(&msg),
+                lua.create_function(move |_, msg: String| {
+                    let c = cur.lock().expect("not poisoned").ctx.clone();
+                    match (c, level) {
+                        (Some(c), 0) => c.info(&msg),
+                        (Some(c), 1) => c.warn(&msg),
+                        (Some(c), _) => c.report_error(&msg),
+                        (None, _) => {}
                     }
                     Ok(())
                 })?,
             )?;
         }
-        t.set(
+        base.set(
             "exec",
-            self.lua
-                .create_function(|lua, (argv, timeout): (Vec<String>, Option<f64>)| {
-                    let out = exec_blocking(
-                        &argv,
-                        std::time::Duration::from_secs_f64(timeout.unwrap_or(10.0)),
-                    )
-                    .map_err(mlua::Error::RuntimeError)?;
-                    let r = lua.create_table()?;
-                    r.set("code", out.code)?;
-                    r.set("stdout", lua.create_string(&out.stdout)?)?;
-                    r.set("stderr", lua.create_string(&out.stderr)?)?;
-                    Ok(r)
-                })?,
+            lua.create_function(|lua, (argv, timeout): (Vec<String>, Option<f64>)| {
+                let out = exec_blocking(
+                    &argv,
+                    std::time::Duration::from_secs_f64(timeout.unwrap_or(10.0)),
+                )
+                .map_err(mlua::Error::RuntimeError)?;
+                let r = lua.create_table()?;
+                r.set("code", out.code)?;
+                r.set("stdout", lua.create_string(&out.stdout)?)?;
+                r.set("stderr", lua.create_string(&out.stderr)?)?;
+                Ok(r)
+            })?,
         )?;
-        let out = self.emitted.clone();
-        t.set(
+        let cur = current.clone();
+        base.set(
             "emit",
-            self.lua.create_function(move |_, v: mlua::Value| {
+            lua.create_function(move |_, v: mlua::Value| {
                 let evs = from_lua(v, None).map_err(mlua::Error::RuntimeError)?;
-                out.lock().expect("not poisoned").extend(evs);
+                cur.lock().expect("not poisoned").emitted.extend(evs);
                 Ok(())
             })?,
         )?;
-        g.set("ctx", t)?;
-        Ok(())
+        Ok(LuaState {
+            lua,
+            budget,
+            current,
+            turn: Mutex::new(()),
+            ctx_base: base,
+            make_load,
+        })
     }
 
-    fn reset(&self) {
-        self.budget.store(self.per_call, Ordering::Relaxed);
+    /// A state with room for one more job running this script with these
+    /// limits, or a new one.
+    fn shared(key: PoolKey, cfg: &LuaConfig) -> mlua::Result<Arc<LuaState>> {
+        let mut pool = POOL.lock().expect("not poisoned");
+        pool.retain(|(_, w)| w.strong_count() > 0);
+        for (k, w) in pool.iter() {
+            if *k == key
+                && w.strong_count() < JOBS_PER_STATE
+                && let Some(s) = w.upgrade()
+            {
+                return Ok(s);
+            }
+        }
+        let s = Arc::new(LuaState::new(cfg)?);
+        pool.push((key, Arc::downgrade(&s)));
+        Ok(s)
+    }
+}
+
+impl Vm {
+    /// Loads the job's script: in a state of its own, or (`shared`) in one
+    /// it shares with other jobs running the same script.
+    fn new(cfg: &LuaConfig, ctx: &Context, shared: bool) -> Result<Vm> {
+        let path = script_path(ctx, &cfg.script);
+        let code = std::fs::read_to_string(&path)
+            .map_err(|e| Error::stop(format!("cannot read Lua script {}: {e}", path.display())))?;
+        let state = if shared {
+            LuaState::shared((path.clone(), cfg.instructions, cfg.memory.0), cfg)
+        } else {
+            LuaState::new(cfg).map(Arc::new)
+        }
+        .map_err(|e| Error::stop(lua_err(e)))?;
+        let script = path.display().to_string();
+        let env = Vm::globals(&state, cfg, ctx).map_err(|e| Error::stop(lua_err(e)))?;
+        let vm = Vm {
+            state,
+            env,
+            ctx: ctx.clone(),
+            per_call: cfg.instructions as i64,
+            script,
+        };
+        let chunk = vm
+            .state
+            .lua
+            .load(&code)
+            .set_name(format!("@{}", vm.script))
+            .set_mode(ChunkMode::Text)
+            .set_environment(vm.env.clone());
+        vm.run(|| chunk.exec())
+            .1
+            .map_err(|e| Error::stop(lua_err(e)))?;
+        Ok(vm)
+    }
+
+    /// A job's globals: its `ctx`, `_G` and `load`; the rest falls through
+    /// to the state's libraries.
+    fn globals(state: &LuaState, cfg: &LuaConfig, ctx: &Context) -> mlua::Result<Table> {
+        let lua = &state.lua;
+        let env = lua.create_table()?;
+        let meta = lua.create_table()?;
+        meta.set("__index", lua.globals())?;
+        env.set_metatable(Some(meta))?;
+        let t = lua.create_table()?;
+        t.set("job", ctx.job())?;
+        t.set("host", ctx.host())?;
+        t.set(
+            "config",
+            json_to_lua(
+                lua,
+                cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null),
+            )?,
+        )?;
+        let meta = lua.create_table()?;
+        meta.set("__index", state.ctx_base.clone())?;
+        t.set_metatable(Some(meta))?;
+        env.set("ctx", t)?;
+        env.set("_G", env.clone())?;
+        env.set("load", state.make_load.call::<mlua::Function>(env.clone())?)?;
+        Ok(env)
+    }
+
+    /// Runs `f` as this job's turn on the state: a fresh budget, `ctx`
+    /// acting for this job. Returns what the job emitted, and `f`'s result.
+    fn run<T>(&self, f: impl FnOnce() -> mlua::Result<T>) -> (Vec<Event>, mlua::Result<T>) {
+        let _turn = self.state.turn.lock().expect("not poisoned");
+        self.state.budget.store(self.per_call, Ordering::Relaxed);
+        self.state.current.lock().expect("not poisoned").ctx = Some(self.ctx.clone());
+        let r = f();
+        let mut cur = self.state.current.lock().expect("not poisoned");
+        cur.ctx = None;
+        (std::mem::take(&mut cur.emitted), r)
     }
 
     fn has(&self, name: &str) -> bool {
         matches!(
-            self.lua.globals().get::<mlua::Value>(name),
+            self.env.get::<mlua::Value>(name),
             Ok(mlua::Value::Function(_))
         )
     }
 
-    /// Calls a global function with a budget; its returned events, then emitted ones.
+    /// Calls one of the job's functions with a budget; its returned events,
+    /// then emitted ones.
     fn call(&self, name: &str, arg: mlua::Value, reference: Option<&Event>) -> Result<Vec<Event>> {
-        self.reset();
-        let f: mlua::Function = self
-            .lua
-            .globals()
-            .get(name)
-            .map_err(|e| Error::retry(lua_err(e)))?;
-        let r = f.call::<mlua::Value>(arg);
+        let f: mlua::Function = self.env.get(name).map_err(|e| Error::retry(lua_err(e)))?;
+        let (emitted, r) = self.run(|| f.call::<mlua::Value>(arg));
         let mut evs = match r {
             Ok(v) => from_lua(v, reference)
                 .map_err(|e| Error::retry(format!("{}: {name} returned {e}", self.script)))?,
-            Err(e) => {
-                self.emitted.lock().expect("not poisoned").clear();
-                return Err(Error::retry(lua_err(e)));
-            }
+            Err(e) => return Err(Error::retry(lua_err(e))),
         };
-        evs.extend(self.emitted.lock().expect("not poisoned").drain(..));
+        evs.extend(emitted);
         Ok(evs)
     }
 }
@@ -468,7 +571,7 @@ impl Source for LuaSource {
     type Config = LuaConfig;
 
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self> {
-        let vm = Vm::new(&cfg, ctx)?;
+        let vm = Vm::new(&cfg, ctx, true)?;
         if !vm.has("collect") {
             return Err(Error::stop(format!(
                 "{} defines no `collect` function",
@@ -481,8 +584,7 @@ impl Source for LuaSource {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let ctx: mlua::Value = self
             .vm
-            .lua
-            .globals()
+            .env
             .get("ctx")
             .map_err(|e| Error::retry(lua_err(e)))?;
         self.vm.call("collect", ctx, None)
@@ -499,7 +601,7 @@ impl Engine for LuaEngine {
     type Config = LuaConfig;
 
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self> {
-        let vm = Vm::new(&cfg, ctx)?;
+        let vm = Vm::new(&cfg, ctx, false)?;
         if !vm.has("process") {
             return Err(Error::stop(format!(
                 "{} defines no `process` function",
@@ -511,7 +613,7 @@ impl Engine for LuaEngine {
     }
 
     fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
-        let t = to_lua(&self.vm.lua, &ev).map_err(|e| Error::retry(lua_err(e)))?;
+        let t = to_lua(&self.vm.state.lua, &ev).map_err(|e| Error::retry(lua_err(e)))?;
         out.extend(self.vm.call("process", mlua::Value::Table(t), Some(&ev))?);
         Ok(())
     }
@@ -571,7 +673,7 @@ impl Service for LuaLines {
             instructions: c.instructions,
             memory: c.memory,
         };
-        let vm = Vm::new(&lc, ctx)?;
+        let vm = Vm::new(&lc, ctx, false)?;
         if !vm.has("line") {
             return Err(Error::stop(format!(
                 "{} defines no `line` function",
@@ -618,7 +720,7 @@ impl Service for LuaLines {
                     });
                 }
                 Some(text) = rx.recv() => {
-                    let arg = mlua::Value::String(self.vm.lua.create_string(text.trim_end_matches('\r')).map_err(|e| Error::retry(lua_err(e)))?);
+                    let arg = mlua::Value::String(self.vm.state.lua.create_string(text.trim_end_matches('\r')).map_err(|e| Error::retry(lua_err(e)))?);
                     match self.vm.call("line", arg, None) {
                         Ok(evs) => ctx.emit_all(evs).await,
                         Err(e) => ctx.report_error(e),
@@ -669,6 +771,62 @@ mod tests {
         assert_eq!(evs[0].get_tag("job"), Some("luajob"));
         assert_eq!(evs[0].state, Some(State::Ok));
         assert_eq!(evs[1].name, "p_extra");
+    }
+
+    #[tokio::test]
+    async fn sources_of_one_script_share_a_state_but_not_their_globals() {
+        let (_d, cfg) = script(
+            "n = 0\n\
+             function collect(ctx)\n\
+               n = n + 1\n\
+               if ctx.job == 'a' then leaked = 1; _G.leaked_g = 1; load('leaked_l = 1')() end\n\
+               ctx.emit({ name = 'from_' .. ctx.job, fields = { v = 1 } })\n\
+               if ctx.job == 'b' and n == 2 then while true do end end\n\
+               return { name = 'n', fields = { n = n, seen = (leaked or leaked_g or leaked_l) ~= nil } }\n\
+             end\n",
+        );
+        let build = |job: &str| {
+            let h = Harness::new(job);
+            let c = LuaConfig {
+                script: cfg.script.clone(),
+                settings: None,
+                instructions: cfg.instructions,
+                memory: cfg.memory,
+            };
+            let s = LuaSource::build(c, h.context()).unwrap();
+            (h, s)
+        };
+        let (ha, mut a) = build("a");
+        let (hb, mut b) = build("b");
+        assert!(Arc::ptr_eq(&a.vm.state, &b.vm.state));
+        // Each job counts on its own; what one sets, the other does not see;
+        // each one's emits are its own.
+        for round in 1..=2i64 {
+            let evs = ha.poll(&mut a).await.unwrap();
+            assert_eq!(evs[0].get_field("n"), Some(&Value::Int(round)));
+            assert_eq!(evs[1].name, "from_a");
+            if round == 1 {
+                let evs = hb.poll(&mut b).await.unwrap();
+                assert_eq!(evs[0].get_field("n"), Some(&Value::Int(1)));
+                assert_eq!(evs[0].get_field("seen"), Some(&Value::Bool(false)));
+                assert_eq!(evs[1].name, "from_b");
+            }
+        }
+        // A runaway call in one job is stopped; the other goes on.
+        let err = hb.poll(&mut b).await.unwrap_err().to_string();
+        assert!(err.contains("instruction budget"), "{err}");
+        let evs = ha.poll(&mut a).await.unwrap();
+        assert_eq!(evs[0].get_field("n"), Some(&Value::Int(3)));
+        // A state holds at most JOBS_PER_STATE jobs.
+        let more: Vec<_> = (0..JOBS_PER_STATE)
+            .map(|i| build(&format!("j{i}")))
+            .collect();
+        let states = more
+            .iter()
+            .chain([(ha, a), (hb, b)].iter())
+            .map(|(_, s)| Arc::as_ptr(&s.vm.state))
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(states.len(), 2);
     }
 
     #[test]
