@@ -13,30 +13,61 @@ pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
+/// A running agent: killed when dropped, so a test that fails half-way
+/// leaves no agent behind (holding its ports, using CPU). `stop` ends it
+/// the way an operator would.
+pub struct Agent(Option<Child>);
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("not stopped")
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not stopped")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `vane run -c CONFIG` with its output discarded.
-pub fn start(config: &Path) -> Child {
+pub fn start(config: &Path) -> Agent {
     start_with(config, &[])
 }
 
 /// The same, with extra environment variables.
-pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Child {
-    Command::new(VANE)
-        .args(["run", "-c", config.to_str().unwrap()])
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Agent {
+    Agent(Some(
+        Command::new(VANE)
+            .args(["run", "-c", config.to_str().unwrap()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ))
 }
 
 /// `vane run -c CONFIG` with its log written to `log`.
-pub fn start_logged(config: &Path, log: &Path) -> Child {
-    Command::new(VANE)
-        .args(["run", "-c", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
+pub fn start_logged(config: &Path, log: &Path) -> Agent {
+    Agent(Some(
+        Command::new(VANE)
+            .args(["run", "-c", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    ))
 }
 
 /// Waits until the agent's log contains `text` (a listener saying it is bound).
@@ -72,7 +103,8 @@ pub fn signal(child: &Child, sig: i32) {
 }
 
 /// SIGTERM, then waits; the exit code.
-pub fn stop(mut child: Child) -> Option<i32> {
+pub fn stop(mut agent: Agent) -> Option<i32> {
+    let mut child = agent.0.take().expect("not stopped");
     signal(&child, 15);
     child.wait().ok()?.code()
 }
