@@ -12,8 +12,8 @@
 //! Sources running the same script (with the same `instructions` and
 //! `memory`) share a Lua state, up to 64 jobs a state, so that thousands of
 //! them stay cheap: each job has its own globals (`_G` included), but the
-//! libraries' tables (`string`, `math`…) and `memory` are the state's, and
-//! the jobs' calls take turns. Engines and `lua_lines` have a state each.
+//! libraries' tables (`string`, `math`…) are the state's, its memory limit
+//! is `memory` times the jobs it holds, and the jobs' calls take turns. Engines and `lua_lines` have a state each.
 //!
 //! Scripts are sandboxed: only the table, string, math, utf8 and coroutine
 //! libraries and a harmless part of `os` (time, clock, date, difftime); no
@@ -79,6 +79,8 @@ struct LuaState {
     ctx_base: Table,
     /// `function(env) return a load that defaults to env end`.
     make_load: mlua::Function,
+    /// The memory limit set on the state.
+    limit: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -227,6 +229,7 @@ impl LuaState {
             turn: Mutex::new(()),
             ctx_base: base,
             make_load,
+            limit: std::sync::atomic::AtomicUsize::new(cfg.memory.0 as usize),
         })
     }
 
@@ -240,12 +243,27 @@ impl LuaState {
                 && w.strong_count() < JOBS_PER_STATE
                 && let Some(s) = w.upgrade()
             {
+                LuaState::make_room(&s, cfg.memory.0)?;
                 return Ok(s);
             }
         }
         let s = Arc::new(LuaState::new(cfg)?);
         pool.push((key, Arc::downgrade(&s)));
         Ok(s)
+    }
+
+    /// A shared state may use `memory` for each job it holds (the jobs hold
+    /// the only strong references; called with the pool locked, counting the
+    /// joining job), so that sharing takes no room from a script that had it
+    /// alone. The limit never shrinks: a job's garbage outlives it until the
+    /// collector runs.
+    fn make_room(state: &Arc<LuaState>, memory: u64) -> mlua::Result<()> {
+        let jobs = Arc::strong_count(state) as u64;
+        let limit = memory.saturating_mul(jobs).min(usize::MAX as u64) as usize;
+        if state.limit.fetch_max(limit, Ordering::Relaxed) < limit {
+            state.lua.set_memory_limit(limit)?;
+        }
+        Ok(())
     }
 }
 
@@ -827,6 +845,38 @@ mod tests {
             .map(|(_, s)| Arc::as_ptr(&s.vm.state))
             .collect::<std::collections::BTreeSet<_>>();
         assert_eq!(states.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn sharing_a_state_takes_no_memory_from_a_job() {
+        // Each job may hold 1.5 MiB (3 MiB while building it) under a 4 MiB
+        // limit, as it could alone; one job cannot take what all are allowed.
+        let (_d, cfg) = script(
+            "function collect(ctx)\n\
+               if ctx.job == 'greedy' then big = string.rep('x', 20 * 1024 * 1024) end\n\
+               kept = kept or string.rep('x', 1536 * 1024)\n\
+               return { name = 'held', fields = { bytes = #kept } }\n\
+             end\n",
+        );
+        let mut jobs = Vec::new();
+        for job in ["m1", "m2", "m3"] {
+            let h = Harness::new(job);
+            let c = LuaConfig {
+                script: cfg.script.clone(),
+                settings: None,
+                instructions: cfg.instructions,
+                memory: cfg.memory,
+            };
+            let mut s = LuaSource::build(c, h.context()).unwrap();
+            let evs = h.poll(&mut s).await.unwrap();
+            assert_eq!(evs[0].get_field("bytes"), Some(&Value::Int(1536 << 10)));
+            jobs.push((h, s));
+        }
+        assert!(Arc::ptr_eq(&jobs[0].1.vm.state, &jobs[2].1.vm.state));
+        let h = Harness::new("greedy");
+        let mut g = LuaSource::build(cfg, h.context()).unwrap();
+        let err = h.poll(&mut g).await.unwrap_err().to_string();
+        assert!(err.contains("memory"), "{err}");
     }
 
     #[test]
