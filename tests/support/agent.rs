@@ -13,32 +13,10 @@ pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
     p
 }
 
-/// A running agent: killed when dropped, so a test that fails half-way
-/// leaves no agent behind (holding its ports, using CPU). `stop` ends it
-/// the way an operator would.
-pub struct Agent(Option<Child>);
-
-impl std::ops::Deref for Agent {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        self.0.as_ref().expect("not stopped")
-    }
-}
-
-impl std::ops::DerefMut for Agent {
-    fn deref_mut(&mut self) -> &mut Child {
-        self.0.as_mut().expect("not stopped")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+/// A running agent: killed when dropped (the tests' one guard), so a test
+/// that fails half-way leaves no agent behind; `stop` ends it the way an
+/// operator would.
+pub type Agent = super::proc::Killed;
 
 /// `vane run -c CONFIG` with its output discarded.
 pub fn start(config: &Path) -> Agent {
@@ -47,7 +25,7 @@ pub fn start(config: &Path) -> Agent {
 
 /// The same, with extra environment variables.
 pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Agent {
-    Agent(Some(
+    super::proc::Killed(
         Command::new(VANE)
             .args(["run", "-c", config.to_str().unwrap()])
             .envs(env.iter().copied())
@@ -55,19 +33,19 @@ pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    ))
+    )
 }
 
 /// `vane run -c CONFIG` with its log written to `log`.
 pub fn start_logged(config: &Path, log: &Path) -> Agent {
-    Agent(Some(
+    super::proc::Killed(
         Command::new(VANE)
             .args(["run", "-c", config.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap(),
-    ))
+    )
 }
 
 /// Waits until the agent's log contains `text` (a listener saying it is bound).
@@ -104,9 +82,9 @@ pub fn signal(child: &Child, sig: i32) {
 
 /// SIGTERM, then waits; the exit code.
 pub fn stop(mut agent: Agent) -> Option<i32> {
-    let mut child = agent.0.take().expect("not stopped");
-    signal(&child, 15);
-    child.wait().ok()?.code()
+    signal(&agent, 15);
+    // Once waited for, the guard's kill is a no-op (std knows it exited).
+    agent.wait().ok()?.code()
 }
 
 /// Polls `cond` until it holds; fails the test after `limit`.

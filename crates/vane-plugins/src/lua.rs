@@ -34,7 +34,7 @@ use vane_core::ByteSize;
 use vane_core::prelude::*;
 
 /// Settings of the `lua` source and engine.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct LuaConfig {
     /// The script, relative to the config file it is named in.
@@ -768,6 +768,13 @@ mod tests {
         (dir, cfg)
     }
 
+    /// A source job running the script of `cfg`.
+    fn source(cfg: &LuaConfig, job: &str) -> (Harness, LuaSource) {
+        let h = Harness::new(job);
+        let s = LuaSource::build(cfg.clone(), h.context()).unwrap();
+        (h, s)
+    }
+
     #[tokio::test]
     async fn a_source_returns_and_emits_events_with_its_settings() {
         let (_d, cfg) = script(
@@ -803,17 +810,7 @@ mod tests {
                return { name = 'n', fields = { n = n, seen = (leaked or leaked_g or leaked_l) ~= nil } }\n\
              end\n",
         );
-        let build = |job: &str| {
-            let h = Harness::new(job);
-            let c = LuaConfig {
-                script: cfg.script.clone(),
-                settings: None,
-                instructions: cfg.instructions,
-                memory: cfg.memory,
-            };
-            let s = LuaSource::build(c, h.context()).unwrap();
-            (h, s)
-        };
+        let build = |job: &str| source(&cfg, job);
         let (ha, mut a) = build("a");
         let (hb, mut b) = build("b");
         assert!(Arc::ptr_eq(&a.vm.state, &b.vm.state));
@@ -860,21 +857,13 @@ mod tests {
         );
         let mut jobs = Vec::new();
         for job in ["m1", "m2", "m3"] {
-            let h = Harness::new(job);
-            let c = LuaConfig {
-                script: cfg.script.clone(),
-                settings: None,
-                instructions: cfg.instructions,
-                memory: cfg.memory,
-            };
-            let mut s = LuaSource::build(c, h.context()).unwrap();
+            let (h, mut s) = source(&cfg, job);
             let evs = h.poll(&mut s).await.unwrap();
             assert_eq!(evs[0].get_field("bytes"), Some(&Value::Int(1536 << 10)));
             jobs.push((h, s));
         }
         assert!(Arc::ptr_eq(&jobs[0].1.vm.state, &jobs[2].1.vm.state));
-        let h = Harness::new("greedy");
-        let mut g = LuaSource::build(cfg, h.context()).unwrap();
+        let (h, mut g) = source(&cfg, "greedy");
         let err = h.poll(&mut g).await.unwrap_err().to_string();
         assert!(err.contains("memory"), "{err}");
     }
