@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
-use vane_core::config::ConfigError;
+use vane_core::node::ConfigError;
 use vane_core::registry::Registry;
 use vane_runtime::Config;
 
@@ -174,7 +174,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
     init_logging(cli.log_level);
     let registry = registry(extra);
     if let Err(problems) = registry.finish() {
-        for p in problems {
+        for p in problems.0 {
             eprintln!("error: {p}");
         }
         return ExitCode::from(1);
@@ -186,14 +186,12 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
         }
         Command::Check { config } => match load(Some(&config), &registry) {
             Ok(c) => {
-                let count = |s| c.jobs.iter().filter(|j| j.section == s).count();
-                use vane_runtime::config::Section;
                 println!(
-                    "{}: ok ({} jobs, {} engines, {} sinks, {} files)",
+                    "{}: ok ({} sources, {} engines, {} sinks, {} files)",
                     config.display(),
-                    count(Section::Jobs),
-                    count(Section::Engines),
-                    count(Section::Sinks),
+                    c.sources.len(),
+                    c.engines.len(),
+                    c.sinks.len(),
                     c.files.len()
                 );
                 ExitCode::SUCCESS
@@ -206,7 +204,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                 Err(code) => return code,
             };
             let rt = runtime();
-            match rt.block_on(vane_runtime::test_job(&c, &registry, &job)) {
+            match rt.block_on(vane_runtime::poll_once(&c, &registry, &job)) {
                 Ok(events) => {
                     use std::io::Write;
                     let mut out = String::new();
@@ -231,9 +229,16 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             config,
             format,
         } => {
-            let c = match load(Some(&config), &registry) {
+            // An engine runs alone even when nothing in the config feeds it.
+            let options = vane_runtime::config::Options {
+                unfed_engines: true,
+            };
+            let c = match vane_runtime::config::load_with(&config, &registry, options) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(errors) => {
+                    print_errors(&config, &errors);
+                    return ExitCode::from(1);
+                }
             };
             let format = match format {
                 OutFormat::Influx => vane_runtime::standalone::Format::Influx,
@@ -243,7 +248,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             let stdin = tokio::io::BufReader::new(rt.block_on(async { tokio::io::stdin() }));
             let r = rt.block_on(vane_runtime::standalone::run_engine_stdio(
                 &c,
-                &registry,
+                Arc::new(registry),
                 &engine,
                 stdin,
                 format,
@@ -329,7 +334,7 @@ async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
 
 fn print_plugins(registry: &Registry) {
     for p in registry.iter() {
-        println!("{:<12} {:<22} {}", p.name, p.role.as_str(), p.description);
+        println!("{:<12} {:<22} {}", p.name, p.describe_role(), p.description);
         if !p.keys.is_empty() {
             println!("{:<12} {:<22} config: {}", "", "", p.keys.join(", "));
         }

@@ -191,7 +191,7 @@ fn check_accepts_a_good_config_with_conf_d() {
     let out = vane(&["check", "-c", main.to_str().unwrap()]);
     assert_eq!(text(&out.stderr), "");
     assert!(out.status.success());
-    assert!(text(&out.stdout).contains("ok (2 jobs, 0 engines, 1 sinks, 2 files)"));
+    assert!(text(&out.stdout).contains("ok (2 sources, 0 engines, 1 sinks, 2 files)"));
 }
 
 #[test]
@@ -264,9 +264,9 @@ fn test_polls_one_job_once() {
     );
     let out = vane(&["test", "out", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("`out` is a sink, not a job"));
+    assert!(text(&out.stderr).contains("`out` is a sink, not a source"));
     let out = vane(&["test", "nope", "-c", p.to_str().unwrap()]);
-    assert!(text(&out.stderr).contains("no job with id `nope`; jobs: greet"));
+    assert!(text(&out.stderr).contains("no source with id `nope`; sources: greet"));
     // The built-in config's jobs can be tested without a file.
     let out = vane(&["test", "load"]);
     assert!(text(&out.stdout).starts_with("system_load,host="));

@@ -5,14 +5,10 @@
 //! ```
 //! use vane_core::prelude::*;
 //!
-//! #[derive(serde::Deserialize, Default)]
-//! struct Config {}
-//!
+//! #[derive(Default)]
 //! struct Random;
 //!
 //! impl Source for Random {
-//!     type Config = Config;
-//!     fn build(_: Config, _: &Context) -> Result<Self> { Ok(Random) }
 //!     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
 //!         Ok(vec![Event::gauge("random", 4.0)])
 //!     }
@@ -23,31 +19,45 @@
 //! assert!(registry.finish().is_ok());
 //! ```
 
+pub mod ack;
 pub mod binary;
-pub mod config;
 pub mod context;
 pub mod duration;
+pub mod error;
 pub mod event;
 pub mod exec;
 pub mod expr;
 pub mod formats;
+pub mod http;
+pub mod instance;
 pub mod json;
+pub mod lifecycle;
 pub mod lineproto;
 pub mod lines;
+pub mod node;
 pub mod plugin;
 pub mod registry;
+pub mod runtime;
 pub mod size;
+pub mod stats;
 pub mod testing;
 
 pub use duration::Duration;
 pub use size::ByteSize;
 
+/// A boxed future, as the runtime stores plugin calls.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// Everything a plugin needs, in one import.
 pub mod prelude {
     pub use crate::context::Context;
     pub use crate::duration::Duration;
+    pub use crate::error::{
+        BuildAction, BuildError, EngineAction, EngineError, Result, ServiceAction, ServiceError,
+        SinkAction, SinkError, SourceAction, SourceError,
+    };
     pub use crate::event::{Event, Kind, State, Value};
     pub use crate::exec::Command;
-    pub use crate::plugin::{Engine, Error, Result, Service, Sink, Source};
+    pub use crate::plugin::{Build, Engine, Service, Sink, Source};
     pub use crate::registry::Registry;
 }

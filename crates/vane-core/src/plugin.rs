@@ -1,96 +1,60 @@
-//! The three plugin roles — source, engine, sink — and the error a plugin returns.
+//! The plugin roles — source, long-running source (service), engine, sink —
+//! and how each is built from its config. Read this file to write a plugin.
 //!
-//! Each trait has one or two required methods; everything else has a default.
-//! `build` turns the plugin's typed config into an instance; the runtime calls
-//! it again to restart an instance that panicked or failed.
+//! Each role's trait has one or two required methods; everything else has a
+//! default. Every plugin also implements [`Build`], which turns its typed
+//! config into an instance (the
+//! runtime calls it again to rebuild an instance that panicked or asked to
+//! restart); a plugin without config derives `Default` and needs no `build`.
+//! Each call's error names what the runtime then does ([`crate::error`]).
 
-use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
+use crate::error::{BuildError, EngineError, ServiceError, SinkError, SourceError};
 use crate::event::Event;
 
-/// What the runtime should do after a plugin error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Log it, count it, try again at the next interval (the default).
-    Retry,
-    /// Tear the instance down and build a new one after a backoff.
-    Restart,
-    /// Stop this job for good (the rest of the agent goes on).
-    Stop,
-}
-
-/// A plugin error: any error, plus what the runtime should do about it.
+/// How a plugin instance is made from its config.
 ///
-/// Any `std::error::Error`, `String` or `&str` converts with `?` or `.into()`
-/// and means [`Action::Retry`].
-pub struct Error {
-    inner: Box<dyn std::error::Error + Send + Sync>,
-    action: Action,
+/// ```
+/// use vane_core::prelude::*;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Config { greeting: String }
+///
+/// struct Hello { bit: bool, greeting: String }
+///
+/// impl Build for Hello {
+///     type Config = Config;
+///     fn build(c: Config, _: &Context) -> Result<Self, BuildError> {
+///         Ok(Hello { bit: false, greeting: c.greeting })
+///     }
+/// }
+///
+/// impl Source for Hello {
+///     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
+///         self.bit = !self.bit;
+///         Ok(vec![ctx.event(State::Ok, self.greeting.clone(), self.bit as i64)])
+///     }
+/// }
+/// ```
+pub trait Build: Sized + Send + 'static {
+    /// The plugin's `config:` block, read with positions; unknown keys are errors.
+    type Config: DeserializeOwned + Send;
+
+    fn build(config: Self::Config, ctx: &Context) -> Result<Self, BuildError>;
 }
 
-impl Error {
-    pub fn retry(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-        Error {
-            inner: e.into(),
-            action: Action::Retry,
-        }
-    }
+/// A plugin without config is its `Default`; its `config:` block must be empty.
+impl<T: Default + Send + 'static> Build for T {
+    type Config = ();
 
-    /// The instance is broken: rebuild it after a backoff.
-    pub fn restart(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-        Error {
-            inner: e.into(),
-            action: Action::Restart,
-        }
-    }
-
-    /// The job cannot work at all (bad credentials, missing hardware).
-    pub fn stop(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-        Error {
-            inner: e.into(),
-            action: Action::Stop,
-        }
-    }
-
-    pub fn action(&self) -> Action {
-        self.action
+    fn build(_: (), _: &Context) -> Result<T, BuildError> {
+        Ok(T::default())
     }
 }
-
-impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for Error {
-    fn from(e: E) -> Error {
-        Error::retry(e)
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.inner, f)?;
-        let mut src = self.inner.source();
-        while let Some(s) = src {
-            write!(f, ": {s}")?;
-            src = s.source();
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self} ({:?})", self.action)
-    }
-}
-
-/// The result of a plugin call.
-pub type Result<T = (), E = Error> = std::result::Result<T, E>;
-
-/// A boxed future, as the runtime stores plugin calls.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A polled source: the runtime calls [`Source::poll`] every interval.
 ///
@@ -100,56 +64,45 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 /// use vane_core::prelude::*;
 ///
-/// #[derive(serde::Deserialize)]
-/// struct Config { #[serde(default)] greeting: String }
+/// #[derive(Default)]
+/// struct HelloWorld;
 ///
-/// struct Hello { bit: bool, greeting: String }
-///
-/// impl Source for Hello {
-///     type Config = Config;
-///     fn build(c: Config, _: &Context) -> Result<Self> {
-///         Ok(Hello { bit: false, greeting: c.greeting })
-///     }
-///     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-///         self.bit = !self.bit;
-///         Ok(vec![Event::gauge("hello", if self.bit { 0.0 } else { 1.0 })
-///             .description(self.greeting.clone())])
+/// impl Source for HelloWorld {
+///     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
+///         Ok(vec![ctx.event(State::Ok, "Hello world!", 0)])
 ///     }
 /// }
 /// ```
-pub trait Source: Send + Sized + 'static {
-    type Config: DeserializeOwned + Send;
-
-    fn build(config: Self::Config, ctx: &Context) -> Result<Self>;
-
-    fn poll(&mut self, ctx: &Context) -> impl Future<Output = Result<Vec<Event>>> + Send;
+pub trait Source: Send + 'static {
+    fn poll(
+        &mut self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Vec<Event>, SourceError>> + Send;
 }
 
 /// A long-running source: a listener, a subscription, a child process.
 ///
-/// `run` is called once and should return when [`Context::stopping`] fires.
-/// Returning an error restarts it after a backoff.
+/// `run` is called once and should return `Ok` when [`Context::stopping`]
+/// fires.
 pub trait Service: Send + Sized + 'static {
-    type Config: DeserializeOwned + Send;
-
-    fn build(config: Self::Config, ctx: &Context) -> Result<Self>;
-
-    fn run(self, ctx: Context) -> impl Future<Output = Result<()>> + Send;
+    fn run(self, ctx: Context) -> impl Future<Output = Result<(), ServiceError>> + Send;
 }
 
 /// An engine: a per-event task and an optional beat task.
 ///
 /// `process` passes (push the event), changes, drops (push nothing) or
 /// multiplies (push several) each event. `beat` runs on the engine's `beat`
-/// interval and may push events of its own (summaries, expirations).
-pub trait Engine: Send + Sized + 'static {
-    type Config: DeserializeOwned + Send;
+/// interval, and once more when its input ends, and may push events of its
+/// own (summaries, expirations).
+pub trait Engine: Send + 'static {
+    fn process(
+        &mut self,
+        event: Event,
+        out: &mut Vec<Event>,
+        ctx: &Context,
+    ) -> Result<(), EngineError>;
 
-    fn build(config: Self::Config, ctx: &Context) -> Result<Self>;
-
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<()>;
-
-    fn beat(&mut self, _out: &mut Vec<Event>) -> Result<()> {
+    fn beat(&mut self, _out: &mut Vec<Event>, _ctx: &Context) -> Result<(), EngineError> {
         Ok(())
     }
 
@@ -161,97 +114,52 @@ pub trait Engine: Send + Sized + 'static {
 }
 
 /// A sink: delivers batches of events to a backend.
-pub trait Sink: Send + Sized + 'static {
-    type Config: DeserializeOwned + Send;
-
-    fn build(config: Self::Config, ctx: &Context) -> Result<Self>;
-
+pub trait Sink: Send + 'static {
     /// Called once before the first batch (create a database, open a file).
-    fn prepare(&mut self, _ctx: &Context) -> impl Future<Output = Result<()>> + Send {
+    fn prepare(&mut self, _ctx: &Context) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }
     }
 
-    fn send(&mut self, batch: &[Event], ctx: &Context) -> impl Future<Output = Result<()>> + Send;
+    fn send(
+        &mut self,
+        batch: &[Event],
+        ctx: &Context,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// Called once at shutdown, after the last batch.
-    fn flush(&mut self, _ctx: &Context) -> impl Future<Output = Result<()>> + Send {
+    fn flush(&mut self, _ctx: &Context) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }
     }
 }
 
-// ------------------------------------------------- type-erased forms for the runtime
+/// An engine's per-event task as a function (Canopsis's `work`): the event
+/// changed, or `None` to drop it.
+pub type Work = fn(Event, &Context) -> Result<Option<Event>, EngineError>;
 
-/// A [`Source`] behind a pointer.
-pub trait DynSource: Send {
-    fn poll<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<Vec<Event>>>;
+/// An engine's beat task as a function (Canopsis's `beat`): events of its own.
+pub type Beat = fn(&Context) -> Result<Vec<Event>, EngineError>;
+
+/// An engine made of two functions ([`crate::registry::Registry::engine_fn`]).
+pub struct FnEngine {
+    pub(crate) work: Work,
+    pub(crate) beat: Option<Beat>,
 }
 
-impl<T: Source> DynSource for T {
-    fn poll<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<Vec<Event>>> {
-        Box::pin(Source::poll(self, ctx))
+impl Engine for FnEngine {
+    fn process(
+        &mut self,
+        event: Event,
+        out: &mut Vec<Event>,
+        ctx: &Context,
+    ) -> Result<(), EngineError> {
+        out.extend((self.work)(event, ctx)?);
+        Ok(())
     }
-}
 
-/// A [`Service`] behind a pointer.
-pub trait DynService: Send {
-    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Result<()>>;
-}
-
-impl<T: Service> DynService for T {
-    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Result<()>> {
-        Box::pin(Service::run(*self, ctx))
-    }
-}
-
-/// An [`Engine`] behind a pointer.
-pub trait DynEngine: Send {
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<()>;
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()>;
-    fn default_beat(&self) -> Option<std::time::Duration>;
-}
-
-impl<T: Engine> DynEngine for T {
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<()> {
-        Engine::process(self, event, out)
-    }
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
-        Engine::beat(self, out)
-    }
-    fn default_beat(&self) -> Option<std::time::Duration> {
-        Engine::default_beat(self)
-    }
-}
-
-/// A [`Sink`] behind a pointer.
-pub trait DynSink: Send {
-    fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
-    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
-    fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>>;
-}
-
-impl<T: Sink> DynSink for T {
-    fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Sink::prepare(self, ctx))
-    }
-    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Sink::send(self, batch, ctx))
-    }
-    fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Sink::flush(self, ctx))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_convert_and_keep_their_action() {
-        let e: Error = "boom".into();
-        assert_eq!(e.action(), Action::Retry);
-        let io = std::io::Error::other("disk");
-        let e: Error = io.into();
-        assert_eq!(e.to_string(), "disk");
-        assert_eq!(Error::stop("no").action(), Action::Stop);
+    fn beat(&mut self, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
+        if let Some(beat) = self.beat {
+            out.extend(beat(ctx)?);
+        }
+        Ok(())
     }
 }

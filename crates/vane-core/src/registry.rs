@@ -2,25 +2,26 @@
 //! description, config keys and a factory.
 //!
 //! Built-ins use short names (`cpu`); third-party plugins use reverse-domain
-//! names (`com.example.random`). Registering a name twice is recorded and
-//! reported by [`Registry::finish`], which the agent calls at start-up.
+//! names (`com.example.random`). A name is unique within its role, so `lua`
+//! can be both a source and an engine. Registering a name twice is recorded
+//! and reported by [`Registry::finish`], which the agent calls at start-up.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use crate::config::{ConfigError, Node, from_node, struct_fields};
 use crate::context::Context;
-use crate::plugin::{
-    DynEngine, DynService, DynSink, DynSource, Engine, Error, Service, Sink, Source,
-};
+use crate::error::BuildError;
+use crate::instance::Instance;
+use crate::node::{ConfigError, Node, from_node, struct_fields};
+use crate::plugin::{Beat, Build, Engine, FnEngine, Service, Sink, Source, Work};
 
-/// The role a plugin plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The role a plugin plays, which is also the config section its jobs are
+/// declared in (`sources:`, `engines:`, `sinks:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// Polled on an interval.
+    /// Polled on an interval, or long-running (a listener, a subscription).
     Source,
-    /// Runs until the agent stops (a listener, a subscription).
-    Service,
     Engine,
     Sink,
 }
@@ -29,43 +30,17 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Source => "source",
-            Role::Service => "source (long-running)",
             Role::Engine => "engine",
             Role::Sink => "sink",
         }
     }
 
-    /// Whether a job of this role goes under `jobs:`.
-    pub fn is_source(self) -> bool {
-        matches!(self, Role::Source | Role::Service)
-    }
-
-    /// The config section a plugin of this role is used in; names are
-    /// unique within a family.
-    pub fn family(self) -> Family {
+    /// The config section of this role's jobs.
+    pub fn section(self) -> &'static str {
         match self {
-            Role::Source | Role::Service => Family::Source,
-            Role::Engine => Family::Engine,
-            Role::Sink => Family::Sink,
-        }
-    }
-}
-
-/// Sources (polled or long-running), engines, sinks: a name is unique
-/// within each, so `lua` can be both a source and an engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    Source,
-    Engine,
-    Sink,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Source => "source",
-            Family::Engine => "engine",
-            Family::Sink => "sink",
+            Role::Source => "sources",
+            Role::Engine => "engines",
+            Role::Sink => "sinks",
         }
     }
 }
@@ -76,42 +51,20 @@ impl fmt::Display for Role {
     }
 }
 
-/// A built plugin instance.
-pub enum Instance {
-    Source(Box<dyn DynSource>),
-    Service(Box<dyn DynService>),
-    Engine(Box<dyn DynEngine>),
-    Sink(Box<dyn DynSink>),
-}
-
-type Validate = fn(&Node, &str) -> Result<(), ConfigError>;
-type Build = fn(&Node, &str, &Context) -> Result<Instance, BuildError>;
-
-/// Why an instance could not be built.
-#[derive(Debug)]
-pub enum BuildError {
-    Config(ConfigError),
-    Plugin(Error),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Config(e) => e.fmt(f),
-            BuildError::Plugin(e) => e.fmt(f),
-        }
-    }
-}
+type Validate = Arc<dyn Fn(&Node, &str) -> Result<(), ConfigError> + Send + Sync>;
+type Factory = Arc<dyn Fn(&Node, &str, &Context) -> Result<Instance, BuildError> + Send + Sync>;
 
 /// One registered plugin.
 pub struct Plugin {
     pub name: String,
     pub role: Role,
+    /// A source that runs until the agent stops, rather than being polled.
+    pub long_running: bool,
     pub description: String,
     /// Top-level keys of its config, from its `Deserialize` impl.
     pub keys: &'static [&'static str],
     validate: Validate,
-    build: Build,
+    build: Factory,
 }
 
 impl Plugin {
@@ -120,22 +73,56 @@ impl Plugin {
         (self.validate)(config, path)
     }
 
-    /// Reads the config and builds an instance.
+    /// Reads the config and builds an instance. A config that cannot be read
+    /// is a [`BuildError`] that stops the job.
     pub fn build(&self, config: &Node, path: &str, ctx: &Context) -> Result<Instance, BuildError> {
         (self.build)(config, path, ctx)
     }
+
+    /// The role as `vane plugins` shows it.
+    pub fn describe_role(&self) -> &'static str {
+        match (self.role, self.long_running) {
+            (Role::Source, true) => "source (long-running)",
+            (r, _) => r.as_str(),
+        }
+    }
 }
+
+/// A problem with the registrations, reported by [`Registry::finish`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error(
+        "plugin name {0:?} is not valid: use lowercase letters, digits, `_`, `-` and dots \
+         (built-ins: `cpu`; third-party: `com.example.random`)"
+    )]
+    InvalidName(String),
+    #[error("plugin name `{name}` is registered twice as a {role}")]
+    Duplicate { name: String, role: Role },
+}
+
+/// Every problem with the registrations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct RegistryError(pub Vec<Problem>);
 
 /// Every plugin the agent knows.
 #[derive(Default)]
 pub struct Registry {
     plugins: Vec<Plugin>,
-    index: HashMap<(String, Family), usize>,
-    problems: Vec<String>,
+    index: HashMap<(String, Role), usize>,
+    problems: Vec<Problem>,
 }
 
-fn check<T: serde::de::DeserializeOwned>(n: &Node, path: &str) -> Result<(), ConfigError> {
-    from_node::<T>(n, path).map(drop)
+/// Reads a plugin's typed config, then builds it with `make`.
+fn factory<T: Build>(make: fn(T, &Context) -> Instance) -> Factory {
+    Arc::new(move |n, path, ctx| {
+        let config = from_node::<T::Config>(n, path).map_err(BuildError::stop)?;
+        Ok(make(T::build(config, ctx)?, ctx))
+    })
+}
+
+fn validate<C: serde::de::DeserializeOwned>() -> Validate {
+    Arc::new(|n, path| from_node::<C>(n, path).map(drop))
 }
 
 impl Registry {
@@ -144,35 +131,43 @@ impl Registry {
     }
 
     /// Registers a polled source.
-    pub fn source<T: Source>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.typed::<T::Config>(name, description, Role::Source, |n, p, ctx| {
-            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
-            Ok(Instance::Source(Box::new(s.map_err(BuildError::Plugin)?)))
-        })
+    pub fn source<T: Source + Build>(&mut self, name: &str, description: &str) -> &mut Self {
+        let f = factory::<T>(|s, _| Instance::Source(Box::new(s)));
+        self.typed::<T::Config>(name, description, Role::Source, false, f)
     }
 
     /// Registers a long-running source.
-    pub fn service<T: Service>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.typed::<T::Config>(name, description, Role::Service, |n, p, ctx| {
-            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
-            Ok(Instance::Service(Box::new(s.map_err(BuildError::Plugin)?)))
-        })
+    pub fn service<T: Service + Build>(&mut self, name: &str, description: &str) -> &mut Self {
+        let f = factory::<T>(|s, _| Instance::Service(Box::new(s)));
+        self.typed::<T::Config>(name, description, Role::Source, true, f)
     }
 
     /// Registers an engine.
-    pub fn engine<T: Engine>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.typed::<T::Config>(name, description, Role::Engine, |n, p, ctx| {
-            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
-            Ok(Instance::Engine(Box::new(s.map_err(BuildError::Plugin)?)))
-        })
+    pub fn engine<T: Engine + Build>(&mut self, name: &str, description: &str) -> &mut Self {
+        let f = factory::<T>(|s, _| Instance::Engine(Box::new(s)));
+        self.typed::<T::Config>(name, description, Role::Engine, false, f)
+    }
+
+    /// Registers an engine made of a per-event function and an optional beat
+    /// function (Canopsis's task pair); it takes no config.
+    pub fn engine_fn(
+        &mut self,
+        name: &str,
+        description: &str,
+        work: Work,
+        beat: Option<Beat>,
+    ) -> &mut Self {
+        let f: Factory = Arc::new(move |n, path, _| {
+            from_node::<()>(n, path).map_err(BuildError::stop)?;
+            Ok(Instance::Engine(Box::new(FnEngine { work, beat })))
+        });
+        self.typed::<()>(name, description, Role::Engine, false, f)
     }
 
     /// Registers a sink.
-    pub fn sink<T: Sink>(&mut self, name: &str, description: &str) -> &mut Self {
-        self.typed::<T::Config>(name, description, Role::Sink, |n, p, ctx| {
-            let s = T::build(from_node(n, p).map_err(BuildError::Config)?, ctx);
-            Ok(Instance::Sink(Box::new(s.map_err(BuildError::Plugin)?)))
-        })
+    pub fn sink<T: Sink + Build>(&mut self, name: &str, description: &str) -> &mut Self {
+        let f = factory::<T>(|s, _| Instance::Sink(Box::new(s)));
+        self.typed::<T::Config>(name, description, Role::Sink, false, f)
     }
 
     fn typed<C: serde::de::DeserializeOwned>(
@@ -180,56 +175,53 @@ impl Registry {
         name: &str,
         description: &str,
         role: Role,
-        build: Build,
+        long_running: bool,
+        build: Factory,
     ) -> &mut Self {
         self.add(Plugin {
             name: name.into(),
             role,
+            long_running,
             description: description.into(),
             keys: struct_fields::<C>(),
-            validate: check::<C>,
+            validate: validate::<C>(),
             build,
         })
     }
 
     fn add(&mut self, p: Plugin) -> &mut Self {
         if !valid_name(&p.name) {
-            self.problems.push(format!(
-                "plugin name {:?} is not valid: use lowercase letters, digits, `_`, `-` and dots \
-                 (built-ins: `cpu`; third-party: `com.example.random`)",
-                p.name
-            ));
-        } else if self.index.contains_key(&(p.name.clone(), p.role.family())) {
-            self.problems.push(format!(
-                "plugin name `{}` is registered twice as a {}",
-                p.name,
-                p.role.family().as_str()
-            ));
+            self.problems.push(Problem::InvalidName(p.name));
+        } else if self.index.contains_key(&(p.name.clone(), p.role)) {
+            self.problems.push(Problem::Duplicate {
+                name: p.name,
+                role: p.role,
+            });
         } else {
             self.index
-                .insert((p.name.clone(), p.role.family()), self.plugins.len());
+                .insert((p.name.clone(), p.role), self.plugins.len());
             self.plugins.push(p);
         }
         self
     }
 
     /// Fails with every registration problem (duplicate or invalid names).
-    pub fn finish(&self) -> Result<(), Vec<String>> {
+    pub fn finish(&self) -> Result<(), RegistryError> {
         if self.problems.is_empty() {
             Ok(())
         } else {
-            Err(self.problems.clone())
+            Err(RegistryError(self.problems.clone()))
         }
     }
 
-    /// The plugin of this name in a family.
-    pub fn find(&self, name: &str, family: Family) -> Option<&Plugin> {
+    /// The plugin of this name in a role.
+    pub fn find(&self, name: &str, role: Role) -> Option<&Plugin> {
         self.index
-            .get(&(name.to_owned(), family))
+            .get(&(name.to_owned(), role))
             .map(|&i| &self.plugins[i])
     }
 
-    /// Some plugin of this name, in any family.
+    /// Some plugin of this name, in any role.
     pub fn get(&self, name: &str) -> Option<&Plugin> {
         self.plugins.iter().find(|p| p.name == name)
     }
@@ -281,15 +273,17 @@ mod tests {
 
     #[derive(serde::Deserialize)]
     struct Cfg {
-        #[allow(dead_code)]
+        #[allow(dead_code, reason = "read by serde only: the test needs a key")]
         max: f64,
     }
     struct Random;
-    impl Source for Random {
+    impl Build for Random {
         type Config = Cfg;
-        fn build(_: Cfg, _: &Context) -> Result<Self> {
+        fn build(_: Cfg, _: &Context) -> Result<Self, BuildError> {
             Ok(Random)
         }
+    }
+    impl Source for Random {
         async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
             Ok(vec![])
         }
@@ -301,25 +295,22 @@ mod tests {
         r.source::<Random>("com.example.random", "x")
             .source::<Random>("com.example.random", "y")
             .source::<Random>("Bad Name", "z");
-        let problems = r.finish().unwrap_err();
+        let problems = r.finish().unwrap_err().0;
         assert_eq!(problems.len(), 2);
-        assert!(problems[0].contains("registered twice as a source"));
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("registered twice as a source")
+        );
         // The same name may be a source and an engine.
-        struct E;
-        impl Engine for E {
-            type Config = ();
-            fn build(_: (), _: &Context) -> Result<Self> {
-                Ok(E)
-            }
-            fn process(&mut self, e: Event, out: &mut Vec<Event>) -> Result<()> {
-                out.push(e);
-                Ok(())
-            }
+        fn pass(e: Event, _: &Context) -> Result<Option<Event>, EngineError> {
+            Ok(Some(e))
         }
         let mut r2 = Registry::new();
-        r2.source::<Random>("both", "").engine::<E>("both", "");
+        r2.source::<Random>("both", "")
+            .engine_fn("both", "", pass, None);
         assert!(r2.finish().is_ok());
-        assert_eq!(r2.find("both", Family::Engine).unwrap().role, Role::Engine);
+        assert_eq!(r2.find("both", Role::Engine).unwrap().role, Role::Engine);
         assert_eq!(r.get("com.example.random").unwrap().keys, &["max"]);
         assert_eq!(r.suggest("com.example.randon"), Some("com.example.random"));
     }

@@ -1,13 +1,10 @@
 //! An engine that adds a tag, in Rust and in Lua: events per second on one core.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use vane_core::event::Event;
-use vane_core::plugin::Engine;
+use vane_core::registry::Registry;
 use vane_core::testing::Harness;
-use vane_plugins::engines::transform::{Transform, TransformConfig};
-use vane_plugins::lua::{LuaConfig, LuaEngine};
 
 fn event(i: u64) -> Event {
     Event::new("http")
@@ -21,15 +18,9 @@ fn event(i: u64) -> Event {
 }
 
 fn bench(c: &mut Criterion) {
-    let h = Harness::new("bench");
-    let mut rust = Transform::build(
-        TransformConfig {
-            add_tags: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
-            ..Default::default()
-        },
-        h.context(),
-    )
-    .unwrap();
+    let mut registry = Registry::new();
+    vane_plugins::register(&mut registry);
+    let (h, mut rust) = Harness::engine(&registry, "transform", "add_tags: { env: prod }").unwrap();
     let dir = std::env::temp_dir().join(format!("vane-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("tag.lua");
@@ -38,16 +29,8 @@ fn bench(c: &mut Criterion) {
         "function process(e)\n  e.tags.env = 'prod'\n  return e\nend\n",
     )
     .unwrap();
-    let mut lua = LuaEngine::build(
-        LuaConfig {
-            script,
-            settings: None,
-            instructions: 1_000_000,
-            memory: vane_core::ByteSize(64 << 20),
-        },
-        h.context(),
-    )
-    .unwrap();
+    let lua_config = format!("script: {}\ninstructions: 1000000", script.display());
+    let (hl, mut lua) = Harness::engine(&registry, "lua", &lua_config).unwrap();
     let mut g = c.benchmark_group("add a tag");
     g.throughput(Throughput::Elements(1));
     let mut out = Vec::with_capacity(1);
@@ -56,7 +39,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             out.clear();
-            rust.process(black_box(event(i)), &mut out).unwrap();
+            rust.process(black_box(event(i)), &mut out, h.context())
+                .unwrap();
             black_box(out.len())
         })
     });
@@ -65,7 +49,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             out.clear();
-            lua.process(black_box(event(i)), &mut out).unwrap();
+            lua.process(black_box(event(i)), &mut out, hl.context())
+                .unwrap();
             black_box(out.len())
         })
     });

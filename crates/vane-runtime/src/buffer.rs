@@ -113,6 +113,10 @@ pub trait Store: Send {
     fn take_skipped(&mut self) -> (u64, u64) {
         (0, 0)
     }
+    /// Whether what it holds outlives the process (a stopped sink keeps it).
+    fn durable(&self) -> bool {
+        false
+    }
 }
 
 /// About the line-protocol size of a batch, without encoding it.
@@ -489,6 +493,10 @@ fn resync(path: &Path, from: u64) -> io::Result<Option<u64>> {
 }
 
 impl Store for Disk {
+    fn durable(&self) -> bool {
+        true
+    }
+
     fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed> {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();

@@ -1,5 +1,5 @@
-//! Isolation helpers: catching a plugin's panic inside a future, and backoff
-//! between restarts.
+//! Isolation helpers: catching a plugin's panic inside a future or a call,
+//! and the backoff between attempts.
 
 use std::any::Any;
 use std::future::Future;
@@ -8,25 +8,30 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Resolves to `Err(message)` if polling the inner future panics.
+/// A plugin's panic, with its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Panic(pub String);
+
+/// Resolves to `Err(Panic)` if polling the inner future panics.
 pub struct CatchUnwind<F>(pub F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
+    type Output = Result<F::Output, Panic>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &mut self.0;
         match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(panic_message(p))),
+            Err(p) => Poll::Ready(Err(Panic(panic_message(p)))),
         }
     }
 }
 
 /// Runs a synchronous plugin call, turning a panic into an error message.
-pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Panic> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| Panic(panic_message(p)))
 }
 
 pub fn panic_message(p: Box<dyn Any + Send>) -> String {
@@ -39,28 +44,43 @@ pub fn panic_message(p: Box<dyn Any + Send>) -> String {
     }
 }
 
-/// Exponential backoff with jitter: 1 s, 2 s, 4 s … up to 60 s.
+/// Exponential backoff with ±20 % jitter, so that jobs restarted together
+/// do not move in lockstep: the one backoff of the runtime (restarts,
+/// rebuilds, sink retries, prepares).
 #[derive(Debug)]
 pub struct Backoff {
+    first: Duration,
+    max: Duration,
     next: Duration,
     seed: u64,
 }
 
 impl Default for Backoff {
+    /// 1 s, 2 s, 4 s … up to 60 s: between rebuilds of a failed instance.
     fn default() -> Self {
-        Backoff {
-            next: Duration::from_secs(1),
-            seed: 0x9e37_79b9_7f4a_7c15,
-        }
+        Backoff::new(Duration::from_secs(1), Duration::from_secs(60))
     }
 }
 
 impl Backoff {
+    /// Starting at `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        static SEEDS: std::sync::atomic::AtomicU64 =
+            std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+        let seed = SEEDS.fetch_add(0x6a09_e667_f3bc_c909, std::sync::atomic::Ordering::Relaxed) | 1;
+        Backoff {
+            first,
+            max,
+            next: first,
+            seed,
+        }
+    }
+
     /// The next wait; grows until reset.
     pub fn next_wait(&mut self) -> Duration {
         let base = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(60));
-        // xorshift: ±20% jitter so restarted jobs do not move in lockstep.
+        self.next = (self.next * 2).min(self.max);
+        // xorshift
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
@@ -69,7 +89,7 @@ impl Backoff {
     }
 
     pub fn reset(&mut self) {
-        self.next = Duration::from_secs(1);
+        self.next = self.first;
     }
 }
 
@@ -80,7 +100,7 @@ mod tests {
     #[tokio::test]
     async fn catches_a_panicking_future() {
         let f: Pin<Box<dyn Future<Output = u8> + Send>> = Box::pin(async { panic!("boom") });
-        assert_eq!(CatchUnwind(f).await, Err("boom".to_owned()));
+        assert_eq!(CatchUnwind(f).await, Err(Panic("boom".to_owned())));
         let f: Pin<Box<dyn Future<Output = u8> + Send>> = Box::pin(async { 3 });
         assert_eq!(CatchUnwind(f).await, Ok(3));
     }
@@ -94,5 +114,9 @@ mod tests {
         assert!(waits.iter().all(|w| *w <= Duration::from_secs(72)));
         b.reset();
         assert!(b.next_wait() <= Duration::from_millis(1200));
+        let mut fast = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        let waits: Vec<_> = (0..12).map(|_| fast.next_wait()).collect();
+        assert!(waits[0] >= Duration::from_millis(80) && waits[0] <= Duration::from_millis(120));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(36)));
     }
 }

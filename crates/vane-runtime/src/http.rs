@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use vane_core::context::{HttpHandler, HttpResponse, Lifecycle, Routes};
+use vane_core::http::{HttpHandler, HttpResponse};
+use vane_core::lifecycle::Lifecycle;
+use vane_core::runtime::Routes;
 
 /// The routes served; plugins add to it.
 #[derive(Default)]

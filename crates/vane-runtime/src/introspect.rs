@@ -1,35 +1,31 @@
 //! The agent's own figures as events, for the `internal` source: per job
 //! counters, queue depths, and the process's memory and uptime.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use vane_core::context::{Introspect, JobStats};
+use tokio::sync::mpsc::WeakSender;
 use vane_core::event::{Event, Kind};
+use vane_core::runtime::Introspect;
+use vane_core::stats::JobStats;
 
-use crate::pipeline::Tx;
+use crate::queue::{Queued, Tx};
 
+/// What the agent reports about itself.
 pub struct Introspection {
     pub started: Instant,
+    /// Each job's id, plugin, role and counters.
     pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
-    pub queues: Vec<(
-        String,
-        tokio::sync::mpsc::WeakSender<vane_core::context::Batch>,
-        usize,
-    )>,
+    /// Each queue's id, a sender that does not keep it open, and its capacity.
+    pub queues: Mutex<Vec<(String, WeakSender<Queued>, usize)>>,
 }
 
 impl Introspection {
-    pub fn queue(
-        id: &str,
-        tx: &Tx,
-    ) -> (
-        String,
-        tokio::sync::mpsc::WeakSender<vane_core::context::Batch>,
-        usize,
-    ) {
-        (id.to_owned(), tx.downgrade(), tx.max_capacity())
+    /// Reports the depth of `id`'s queue.
+    pub fn add_queue(&self, id: &str, tx: &Tx) {
+        let q = (id.to_owned(), tx.downgrade(), tx.max_capacity());
+        self.queues.lock().expect("not poisoned").push(q);
     }
 }
 
@@ -46,27 +42,22 @@ pub fn rss_bytes() -> u64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
-    let page = unsafe {
-        sysconf(30 /* _SC_PAGESIZE on Linux */)
-    };
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     pages * page.max(4096) as u64
-}
-
-unsafe extern "C" {
-    fn sysconf(name: i32) -> i64;
 }
 
 impl Introspect for Introspection {
     fn report(&self, now: i64) -> Vec<Event> {
-        let mut out = Vec::with_capacity(self.jobs.len() + self.queues.len() + 1);
-        for (id, plugin, section, s) in &self.jobs {
+        let queues = self.queues.lock().expect("not poisoned");
+        let mut out = Vec::with_capacity(self.jobs.len() + queues.len() + 1);
+        for (id, plugin, role, s) in &self.jobs {
             out.push(
                 Event::new("vane_job")
                     .at(now)
                     .kind(Kind::Counter)
                     .tag("job", id.as_str())
                     .tag("plugin", plugin.as_str())
-                    .tag("section", *section)
+                    .tag("role", *role)
                     .field("polls", get(&s.polls))
                     .field("poll_errors", get(&s.poll_errors))
                     .field("poll_timeouts", get(&s.poll_timeouts))
@@ -90,7 +81,7 @@ impl Introspect for Introspection {
                     .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
             );
         }
-        for (id, weak, cap) in &self.queues {
+        for (id, weak, cap) in queues.iter() {
             let depth = weak.upgrade().map(|tx| cap - tx.capacity()).unwrap_or(0);
             out.push(
                 Event::new("vane_queue")

@@ -5,13 +5,19 @@
 pub mod agent;
 pub mod buffer;
 pub mod config;
+pub mod engine;
 pub mod guard;
 pub mod http;
 pub mod introspect;
-pub mod pipeline;
-pub mod schedule;
+pub mod levels;
+pub mod probe;
+pub mod queue;
+pub mod route;
+pub mod sink;
+pub mod source;
 pub mod standalone;
-pub mod yaml;
+pub mod tasks;
 
-pub use agent::{run, test_job};
+pub use agent::run;
 pub use config::{Config, default_config, load};
+pub use probe::poll_once;

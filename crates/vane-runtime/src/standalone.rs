@@ -1,18 +1,27 @@
-//! One engine alone, fed from a stream of lines (standard input) and
-//! writing to another (standard output): the Canopsis launcher's role, for
-//! debugging an engine in isolation. The same loop of `process` and `beat`
-//! serves here as inside the agent; a message-queue worker slots in as
-//! another input.
+//! One engine alone (`vane engine ID`): events read from a stream (standard
+//! input) are fed to the agent's own engine loop, and what comes out is
+//! written to another (standard output) — the Canopsis launcher's role, for
+//! debugging an engine in isolation. The engine's `next` is not followed;
+//! an engine that no job feeds runs too.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
-use vane_core::event::{Event, now_ns};
+use vane_core::context::Context;
+use vane_core::error::{BuildAction, BuildError};
+use vane_core::event::Event;
+use vane_core::instance::Instance;
 use vane_core::lineproto::{self, Precision};
-use vane_core::registry::{Instance, Registry};
+use vane_core::registry::{Registry, Role};
+use vane_core::runtime::{LifecycleControl, Parts};
+use vane_core::stats::JobStats;
 
-use crate::config::{Config, Section};
-use crate::pipeline::apply_levels;
+use crate::config::Config;
+use crate::engine::{BuildEngine, EngineTask};
+use crate::queue::{Rx, queue};
+use crate::route::{Prepare, Route};
+use crate::tasks::{AllTasks, TaskSpawner};
 
 /// How `vane engine` writes its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,128 +40,199 @@ pub struct Summary {
     pub errors: u64,
 }
 
+/// Why an engine could not run alone.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    #[error("no engine with id `{id}`; engines: {known}")]
+    Unknown { id: String, known: String },
+    #[error("engine `{id}` cannot start: {reason}")]
+    Build { id: String, reason: String },
+    #[error("reading input: {0}")]
+    Read(std::io::Error),
+    #[error("writing output: {0}")]
+    Write(std::io::Error),
+}
+
 /// Runs engine `id` over `input` until it ends; output lines go to `out`,
-/// problems (with their input line number) to `err`.
+/// unreadable input lines (with their line number) to `err`.
 pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
     config: &Config,
-    registry: &Registry,
+    registry: Arc<Registry>,
     id: &str,
     input: R,
     format: Format,
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
-) -> Result<Summary, String> {
-    let job = config
-        .job(id)
-        .filter(|j| j.section == Section::Engines)
-        .ok_or_else(|| {
-            let ids: Vec<&str> = config
-                .jobs
-                .iter()
-                .filter(|j| j.section == Section::Engines)
-                .map(|j| j.id.as_str())
-                .collect();
-            format!("no engine with id `{id}`; engines: {}", ids.join(", "))
-        })?;
-    let plugin = registry
-        .find(&job.plugin, job.section.family())
-        .ok_or("unknown plugin")?;
-    let h = vane_core::testing::Harness::with(
-        &job.id,
-        &config.host,
-        config.data_dir.clone(),
-        job.config.clone(),
-        None,
-    );
-    let ctx = h.context().clone();
-    let Instance::Engine(mut engine) = plugin
-        .build(&job.config, &job.path, &ctx)
-        .map_err(|e| e.to_string())?
-    else {
-        return Err("not an engine".into());
+) -> Result<Summary, StandaloneError> {
+    let job = config.engine(id).ok_or_else(|| StandaloneError::Unknown {
+        id: id.into(),
+        known: config
+            .engines
+            .iter()
+            .map(|j| j.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    let job = Arc::new(job.clone());
+    let host: Arc<str> = Arc::from(config.host.as_str());
+    let life = LifecycleControl::default();
+    life.set_ready();
+    let tasks = AllTasks::default();
+    let (stats, input_stats) = (Arc::new(JobStats::default()), Arc::new(JobStats::default()));
+    let (in_tx, in_rx) = queue(config.queue_size);
+    let (out_tx, out_rx) = queue(config.queue_size);
+    let feed = Route {
+        prepare: Prepare::stamp_only(host.clone(), input_stats.clone()),
+        targets: vec![in_tx],
+        stats: input_stats.clone(),
     };
-    let beat = job.beat.or_else(|| engine.default_beat());
-    let mut ticker = tokio::time::interval(beat.unwrap_or(Duration::from_secs(3600)));
-    ticker.tick().await;
-    let levels = job.levels.clone();
-    let stats = ctx.stats_arc().clone();
+    let route = Arc::new(Route {
+        prepare: Prepare::new(&job, host.clone(), stats.clone()),
+        targets: vec![out_tx],
+        stats: stats.clone(),
+    });
+    let ctx = Context::from(Parts {
+        job: job.id.clone(),
+        plugin: job.plugin.clone(),
+        host: host.to_string(),
+        data_dir: config.data_dir.clone(),
+        config: job.config.clone(),
+        stats: stats.clone(),
+        lifecycle: life.lifecycle(),
+        outlet: route.clone(),
+        spawner: Arc::new(TaskSpawner::new(
+            Arc::from(id),
+            stats.clone(),
+            life.lifecycle(),
+            tasks.clone(),
+        )),
+        introspect: None,
+        routes: None,
+    });
+    let j2 = job.clone();
+    let build: BuildEngine = Arc::new(move |ctx: &Context| {
+        let plugin = registry
+            .find(&j2.plugin, Role::Engine)
+            .expect("validated plugin");
+        match crate::source::build(|| plugin.build(&j2.config, &j2.path, ctx), ctx)? {
+            Instance::Engine(e) => Ok(e),
+            other => Err(BuildError::stop(format!(
+                "a {} is not an engine",
+                other.role()
+            ))),
+        }
+    });
+    let first = match build(&ctx) {
+        Ok(e) => Some(e),
+        Err(e) if e.action() == BuildAction::Stop => {
+            return Err(StandaloneError::Build {
+                id: id.into(),
+                reason: e.to_string(),
+            });
+        }
+        Err(e) => {
+            ctx.report_error(format!("cannot be built yet: {e}; retrying"));
+            None
+        }
+    };
+    let engine = EngineTask {
+        job,
+        ctx,
+        route,
+        build,
+    };
     let mut summary = Summary::default();
-    let mut lines = input.lines();
-    let mut produced = Vec::new();
-    let mut emit = |events: &mut Vec<Event>, summary: &mut Summary| -> std::io::Result<()> {
-        let now = now_ns();
-        let mut text = String::new();
-        for mut e in events.drain(..) {
-            e.stamp(now, &config.host);
-            if let Some(l) = &levels {
-                apply_levels(l, &mut e, &stats);
-            }
-            summary.events_out += 1;
-            match format {
-                Format::Influx => {
-                    lineproto::encode_into(&mut text, &e, Precision::Nanoseconds);
-                }
-                Format::Json => {
-                    text.push_str(&vane_core::json::encode(&e));
-                    text.push('\n');
-                }
-            }
-        }
-        out.write_all(text.as_bytes())?;
-        out.flush()
+    let engine_then_stop = async {
+        engine.run(first, in_rx).await;
+        // What the engine's own tasks hold goes with them.
+        life.stop();
+        tasks
+            .lock()
+            .expect("not poisoned")
+            .drain(..)
+            .for_each(|t| t.abort());
     };
+    let (read, (), written) = tokio::join!(
+        read(input, feed, &mut summary, err),
+        engine_then_stop,
+        write(out_rx, format, out)
+    );
+    read?;
+    summary.events_out = written.map_err(StandaloneError::Write)?;
+    summary.events_in = stats.events_in.load(Relaxed);
+    summary.errors = stats.errors.load(Relaxed);
+    Ok(summary)
+}
+
+/// Feeds decoded lines to the engine; a line that cannot be read costs
+/// only itself. The engine's queue closes when this returns.
+async fn read<R: AsyncBufRead + Unpin>(
+    mut input: R,
+    feed: Route,
+    summary: &mut Summary,
+    err: &mut dyn std::io::Write,
+) -> Result<(), StandaloneError> {
+    let mut line = Vec::new();
     loop {
-        tokio::select! {
-            line = lines.next_line() => {
-                let Some(line) = line.map_err(|e| format!("reading input: {e}"))? else { break };
-                summary.lines += 1;
-                let t = line.trim();
-                if t.is_empty() || t.starts_with('#') {
-                    continue;
-                }
-                let parsed = if t.starts_with('{') {
-                    vane_core::json::decode(t).map_err(|e| e.to_string())
-                } else {
-                    lineproto::decode_line(t, Precision::Nanoseconds).map_err(|e| {
-                        format!("column {}: {}", e.column, e.message)
-                    })
-                };
-                let mut ev = match parsed {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        summary.bad_lines += 1;
-                        let _ = writeln!(err, "input line {}: {e}", summary.lines);
-                        continue;
-                    }
-                };
-                ev.stamp(now_ns(), &config.host);
-                summary.events_in += 1;
-                if let Err(e) = crate::guard::catch(|| engine.process(ev, &mut produced))
-                    .map_err(|p| format!("panicked: {p}"))
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-                {
-                    summary.errors += 1;
-                    let _ = writeln!(err, "input line {}: {e}", summary.lines);
-                }
-            }
-            _ = ticker.tick(), if beat.is_some() => {
-                if let Err(e) = engine.beat(&mut produced) {
-                    summary.errors += 1;
-                    let _ = writeln!(err, "beat: {e}");
-                }
+        line.clear();
+        if input
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(StandaloneError::Read)?
+            == 0
+        {
+            return Ok(());
+        }
+        summary.lines += 1;
+        let Ok(text) = std::str::from_utf8(&line) else {
+            summary.bad_lines += 1;
+            let _ = writeln!(err, "input line {}: not UTF-8", summary.lines);
+            continue;
+        };
+        let t = text.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let parsed = if t.starts_with('{') {
+            vane_core::json::decode(t).map_err(|e| e.to_string())
+        } else {
+            lineproto::decode_line(t, Precision::Nanoseconds)
+                .map_err(|e| format!("column {}: {}", e.column, e.message))
+        };
+        match parsed {
+            Ok(ev) => feed.deliver(vec![ev], Vec::new()).await,
+            Err(e) => {
+                summary.bad_lines += 1;
+                let _ = writeln!(err, "input line {}: {e}", summary.lines);
             }
         }
-        produced.extend(h.take_emitted());
-        emit(&mut produced, &mut summary).map_err(|e| format!("writing output: {e}"))?;
     }
-    // Whatever is pending (open windows, coalesced series) goes out at the end.
-    if beat.is_some()
-        && let Err(e) = engine.beat(&mut produced)
-    {
-        summary.errors += 1;
-        let _ = writeln!(err, "beat: {e}");
+}
+
+/// Writes what the engine passes on; the number of events written.
+async fn write(mut rx: Rx, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
+    let mut written = 0;
+    let mut text = String::new();
+    while let Some(q) = rx.recv().await {
+        text.clear();
+        for e in &q.batch.events {
+            encode(e, format, &mut text);
+        }
+        written += q.batch.events.len() as u64;
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
     }
-    produced.extend(h.take_emitted());
-    emit(&mut produced, &mut summary).map_err(|e| format!("writing output: {e}"))?;
-    Ok(summary)
+    Ok(written)
+}
+
+fn encode(e: &Event, format: Format, text: &mut String) {
+    match format {
+        Format::Influx => {
+            lineproto::encode_into(text, e, Precision::Nanoseconds);
+        }
+        Format::Json => {
+            text.push_str(&vane_core::json::encode(e));
+            text.push('\n');
+        }
+    }
 }

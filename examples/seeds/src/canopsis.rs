@@ -1,28 +1,39 @@
-//! Canopsis's dynamic engine tasks: `my_awesome_work`, called for every
+//! Canopsis's dynamic engine task pair: `my_awesome_work`, called for every
 //! event (returns it, changed or not), and `my_awesome_beat`, called
-//! periodically. Here both are one engine; the state they share lives in it.
+//! periodically (here: how many events the engine has seen).
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use vane_core::prelude::*;
 
-/// Counts the events it sees and reports the count on each beat.
-pub struct Awesome {
-    seen: u64,
+pub fn my_awesome_work(event: Event, _: &Context) -> Result<Option<Event>, EngineError> {
+    Ok(Some(event.tag("awesome", "yes")))
 }
 
-impl Engine for Awesome {
-    type Config = ();
-    fn build(_: (), _: &Context) -> Result<Self> {
-        Ok(Awesome { seen: 0 })
-    }
-    /// `my_awesome_work(engine, event)`: the event, marked as seen.
-    fn process(&mut self, event: Event, out: &mut Vec<Event>) -> Result<()> {
-        self.seen += 1;
-        out.push(event.tag("awesome", "yes"));
-        Ok(())
-    }
-    /// `my_awesome_beat(engine)`: a periodic summary.
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
-        out.push(Event::counter("awesome_seen", self.seen));
-        Ok(())
+pub fn my_awesome_beat(ctx: &Context) -> Result<Vec<Event>, EngineError> {
+    Ok(vec![Event::counter(
+        "awesome_seen",
+        ctx.stats().events_in.load(Relaxed),
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_core::testing::Harness;
+
+    #[test]
+    fn work_marks_every_event_and_beat_reports() {
+        let (h, mut e) = Harness::engine(&crate::registry(), "org.canopsis.awesome", "").unwrap();
+        let out = h
+            .process(&mut *e, vec![Event::gauge("a", 1), Event::gauge("b", 2)])
+            .unwrap();
+        assert!(out.iter().all(|e| e.get_tag("awesome") == Some("yes")));
+        // Outside the agent nothing counts what arrives; the beat reads the job's counter.
+        h.stats().events_in.store(2, Relaxed);
+        assert_eq!(
+            h.beat(&mut *e).unwrap()[0].get_field("value"),
+            Some(&Value::Uint(2))
+        );
     }
 }

@@ -40,22 +40,21 @@ fn proc_cpu(stat: &str) -> Option<(String, u64)> {
     Some((name, utime + stime))
 }
 
-impl Source for CpuPollster {
+impl Build for CpuPollster {
     type Config = CpuPollsterConfig;
 
-    fn build(c: CpuPollsterConfig, _: &Context) -> Result<Self> {
+    fn build(c: CpuPollsterConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(CpuPollster {
             project: c.project_id.unwrap_or_else(|| "default".into()),
             names: c.names,
         })
     }
+}
 
+impl Source for CpuPollster {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe {
-            libc_sysconf(2 /* _SC_CLK_TCK */)
-        }
-        .max(1) as f64;
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         let mut out = Vec::new();
         for entry in std::fs::read_dir("/proc")?.flatten() {
             let pid = entry.file_name().to_string_lossy().into_owned();
@@ -83,11 +82,6 @@ impl Source for CpuPollster {
         }
         Ok(out)
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "sysconf"]
-    fn libc_sysconf(name: i32) -> i64;
 }
 
 /// Settings of `InstanceNotifications`.
@@ -144,14 +138,16 @@ impl InstanceNotifications {
     }
 }
 
-impl Service for InstanceNotifications {
+impl Build for InstanceNotifications {
     type Config = NotificationsConfig;
 
-    fn build(c: NotificationsConfig, _: &Context) -> Result<Self> {
+    fn build(c: NotificationsConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(InstanceNotifications { path: c.path })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for InstanceNotifications {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let f = tokio::fs::File::open(&self.path).await?;
         let mut lines = tokio::io::BufReader::new(f).lines();
         let mut n = 0;

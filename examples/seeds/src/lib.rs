@@ -12,16 +12,21 @@ use vane_core::registry::Registry;
 
 /// Registers every example under a reverse-domain name.
 pub fn register(r: &mut Registry) {
-    r.source::<duct::HelloWorld>("org.duct.hello_world", "Duct's HelloWorld")
-        .source::<duct::FlipFlop>("org.duct.flip_flop", "Duct's flip-flop HelloWorld")
-        .source::<duct::ProcessCount>("org.duct.process_count", "Duct's ProcessCount: ps -e")
-        .service::<duct::NumberProxy>(
+    r.source::<duct::hello_world::HelloWorld>("org.duct.hello_world", "Duct's HelloWorld")
+        .source::<duct::flip_flop::FlipFlop>("org.duct.flip_flop", "Duct's flip-flop HelloWorld")
+        .source::<duct::process_count::ProcessCount>(
+            "org.duct.process_count",
+            "Duct's ProcessCount: ps -e",
+        )
+        .service::<duct::number_proxy::NumberProxy>(
             "org.duct.number_proxy",
             "Duct's NumberProxy: numbers over TCP",
         )
-        .engine::<canopsis::Awesome>(
+        .engine_fn(
             "org.canopsis.awesome",
             "Canopsis's my_awesome_work and my_awesome_beat",
+            canopsis::my_awesome_work,
+            Some(canopsis::my_awesome_beat),
         )
         .source::<ceilometer::CpuPollster>(
             "org.openstack.ceilometer.cpu",
@@ -39,4 +44,11 @@ pub fn register(r: &mut Registry) {
             "org.tourbillon.example",
             "Tourbillon's plugin: ready, own config, InfluxDB database and policy, loop",
         );
+}
+
+/// A registry of the examples alone (for their tests).
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    register(&mut r);
+    r
 }

@@ -32,10 +32,10 @@ fn next(seed: &mut u64) -> f64 {
     (*seed % 10_000) as f64
 }
 
-impl Source for Random {
+impl Build for Random {
     type Config = RandomConfig;
 
-    fn build(c: RandomConfig, ctx: &Context) -> Result<Self> {
+    fn build(c: RandomConfig, ctx: &Context) -> Result<Self, BuildError> {
         let flows = [("value_x", 1500), ("value_y", 5000), ("value_z", 250)];
         for (i, (flow, ms)) in flows.into_iter().enumerate() {
             let name = format!("{}{flow}", c.board.prefix);
@@ -51,7 +51,9 @@ impl Source for Random {
         }
         Ok(Random)
     }
+}
 
+impl Source for Random {
     /// All the work is in the tasks.
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         Ok(vec![])

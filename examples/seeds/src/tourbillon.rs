@@ -80,14 +80,16 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-impl Service for Tourbillon {
+impl Build for Tourbillon {
     type Config = TourbillonConfig;
 
-    fn build(cfg: TourbillonConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: TourbillonConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Tourbillon { cfg })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for Tourbillon {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         // `yield from agent.run_event.wait()`
         ctx.ready().await;
         // `config = agent.config['myplugin_config_file']` — already typed.

@@ -80,7 +80,6 @@ pub struct Aggregate {
     open: HashMap<String, Window>,
     /// Start of the last window sent per series, to spot late events.
     sent: HashMap<String, i64>,
-    ctx: Context,
     now: fn() -> i64,
 }
 
@@ -118,30 +117,35 @@ fn rank(sorted: &[f64], p: f64) -> f64 {
     sorted[r.clamp(1, sorted.len()) - 1]
 }
 
-impl Engine for Aggregate {
+impl Build for Aggregate {
     type Config = AggregateConfig;
 
-    fn build(cfg: AggregateConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: AggregateConfig, _: &Context) -> Result<Self, BuildError> {
         let period = cfg.period.get().as_nanos() as i64;
         if period <= 0 {
-            return Err(Error::stop("`period` must be more than zero"));
+            return Err(BuildError::stop("`period` must be more than zero"));
         }
         Ok(Aggregate {
             cfg,
             period,
             open: HashMap::new(),
             sent: HashMap::new(),
-            ctx: ctx.clone(),
             now: now_ns,
         })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Aggregate {
+    fn process(
+        &mut self,
+        ev: Event,
+        out: &mut Vec<Event>,
+        ctx: &Context,
+    ) -> Result<(), EngineError> {
         let start = ev.time.div_euclid(self.period) * self.period;
         let key = ev.series_key();
         if self.sent.get(&key).is_some_and(|s| start <= *s) {
-            self.ctx
-                .stats()
+            ctx.stats()
                 .events_dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
@@ -153,8 +157,7 @@ impl Engine for Aggregate {
                 out.push(self.close(w));
             } else if start < w.start {
                 // Older than the open window, newer than the last one sent.
-                self.ctx
-                    .stats()
+                ctx.stats()
                     .events_dropped
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
@@ -186,7 +189,7 @@ impl Engine for Aggregate {
         Ok(())
     }
 
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let cutoff = (self.now)() - self.cfg.grace.get().as_nanos() as i64;
         let mut due: Vec<String> = self
             .open
@@ -237,18 +240,19 @@ mod tests {
     #[test]
     fn statistics_of_a_window_by_hand() {
         use Stat::*;
-        let (_h, mut a) = engine(vec![Min, Max, Mean, Sum, Count, Last, P50, P90, P99]);
+        let (h, mut a) = engine(vec![Min, Max, Mean, Sum, Count, Last, P50, P90, P99]);
         let mut out = Vec::new();
         // Window [10 s, 20 s): 1..=10 in a shuffled order, then one event at 21 s closes it.
         for (i, v) in [7, 3, 10, 1, 5, 9, 2, 8, 4, 6].iter().enumerate() {
             a.process(
                 Event::gauge("lat", *v as f64).at(10 * S + i as i64),
                 &mut out,
+                h.context(),
             )
             .unwrap();
         }
         assert!(out.is_empty());
-        a.process(Event::gauge("lat", 100.0).at(21 * S), &mut out)
+        a.process(Event::gauge("lat", 100.0).at(21 * S), &mut out, h.context())
             .unwrap();
         assert_eq!(out.len(), 1);
         let e = &out[0];
@@ -269,17 +273,17 @@ mod tests {
         let (h, mut a) = engine(vec![Stat::Count]);
         a.now = || 1_000 * S;
         let mut out = Vec::new();
-        a.beat(&mut out).unwrap();
+        a.beat(&mut out, h.context()).unwrap();
         assert!(out.is_empty(), "no window, no event");
-        a.process(Event::gauge("x", 1.0).at(5 * S), &mut out)
+        a.process(Event::gauge("x", 1.0).at(5 * S), &mut out, h.context())
             .unwrap();
-        a.process(Event::gauge("x", 1.0).at(35 * S), &mut out)
+        a.process(Event::gauge("x", 1.0).at(35 * S), &mut out, h.context())
             .unwrap();
         // The gap between (windows 10 s and 20 s) produced nothing.
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].time, 0);
         // Out of order: an event for the window already sent.
-        a.process(Event::gauge("x", 1.0).at(7 * S), &mut out)
+        a.process(Event::gauge("x", 1.0).at(7 * S), &mut out, h.context())
             .unwrap();
         assert_eq!(
             h.context()
@@ -288,21 +292,21 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
-        a.beat(&mut out).unwrap();
+        a.beat(&mut out, h.context()).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].time, f(&out[1], "value_count")), (30 * S, 1.0));
     }
 
     #[test]
     fn series_are_separate() {
-        let (_h, mut a) = engine(vec![Stat::Sum]);
+        let (h, mut a) = engine(vec![Stat::Sum]);
         a.now = || 1_000 * S;
         let mut out = Vec::new();
         for (host, v) in [("a", 1.0), ("b", 10.0), ("a", 2.0)] {
-            a.process(Event::gauge("x", v).host(host).at(S), &mut out)
+            a.process(Event::gauge("x", v).host(host).at(S), &mut out, h.context())
                 .unwrap();
         }
-        a.beat(&mut out).unwrap();
+        a.beat(&mut out, h.context()).unwrap();
         let sums: Vec<(String, f64)> = out
             .iter()
             .map(|e| (e.host.clone(), f(e, "value_sum")))

@@ -19,17 +19,24 @@ pub struct Coalesce {
     order: Vec<String>,
 }
 
-impl Engine for Coalesce {
+impl Build for Coalesce {
     type Config = CoalesceConfig;
 
-    fn build(_: CoalesceConfig, _: &Context) -> Result<Self> {
+    fn build(_: CoalesceConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Coalesce {
             latest: HashMap::new(),
             order: Vec::new(),
         })
     }
+}
 
-    fn process(&mut self, ev: Event, _out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Coalesce {
+    fn process(
+        &mut self,
+        ev: Event,
+        _out: &mut Vec<Event>,
+        _: &Context,
+    ) -> Result<(), EngineError> {
         let key = ev.series_key();
         if self.latest.insert(key.clone(), ev).is_none() {
             self.order.push(key);
@@ -37,7 +44,7 @@ impl Engine for Coalesce {
         Ok(())
     }
 
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         for k in self.order.drain(..) {
             if let Some(e) = self.latest.remove(&k) {
                 out.push(e);
@@ -72,17 +79,19 @@ pub struct Dedupe {
     last: HashMap<String, Sent>,
 }
 
-impl Engine for Dedupe {
+impl Build for Dedupe {
     type Config = DedupeConfig;
 
-    fn build(c: DedupeConfig, _: &Context) -> Result<Self> {
+    fn build(c: DedupeConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Dedupe {
             max_age_ns: c.max_age.get().as_nanos() as i64,
             last: HashMap::new(),
         })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Dedupe {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let key = ev.series_key();
         if let Some((t, fields, state)) = self.last.get(&key)
             && *fields == ev.fields
@@ -109,11 +118,11 @@ mod tests {
         let mut c = Coalesce::build(CoalesceConfig {}, h.context()).unwrap();
         let mut out = Vec::new();
         for (host, v) in [("a", 1.0), ("b", 2.0), ("a", 3.0)] {
-            c.process(Event::gauge("x", v).host(host), &mut out)
+            c.process(Event::gauge("x", v).host(host), &mut out, h.context())
                 .unwrap();
         }
         assert!(out.is_empty());
-        c.beat(&mut out).unwrap();
+        c.beat(&mut out, h.context()).unwrap();
         let got: Vec<(String, f64)> = out
             .iter()
             .map(|e| {
@@ -125,7 +134,7 @@ mod tests {
             .collect();
         assert_eq!(got, vec![("a".into(), 3.0), ("b".into(), 2.0)]);
         out.clear();
-        c.beat(&mut out).unwrap();
+        c.beat(&mut out, h.context()).unwrap();
         assert!(out.is_empty(), "an empty interval sends nothing");
     }
 
@@ -139,7 +148,7 @@ mod tests {
         let mut out = Vec::new();
         let s = 1_000_000_000i64;
         for (t, v) in [(0, 1.0), (10, 1.0), (20, 2.0), (30, 2.0), (90, 2.0)] {
-            d.process(Event::gauge("x", v).at(t * s + 1), &mut out)
+            d.process(Event::gauge("x", v).at(t * s + 1), &mut out, h.context())
                 .unwrap();
         }
         let times: Vec<i64> = out.iter().map(|e| e.time / s).collect();

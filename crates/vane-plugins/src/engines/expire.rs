@@ -25,18 +25,20 @@ pub struct Expire {
     now: fn() -> i64,
 }
 
-impl Engine for Expire {
+impl Build for Expire {
     type Config = ExpireConfig;
 
-    fn build(c: ExpireConfig, _: &Context) -> Result<Self> {
+    fn build(c: ExpireConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Expire {
             default_ttl: c.default_ttl.map(|d| d.get().as_secs_f64()),
             seen: HashMap::new(),
             now: now_ns,
         })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Expire {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         if let Some(ttl) = ev.ttl.or(self.default_ttl) {
             self.seen
                 .insert(ev.series_key(), ((self.now)(), ttl, ev.same_series()));
@@ -45,7 +47,7 @@ impl Engine for Expire {
         Ok(())
     }
 
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let now = (self.now)();
         let mut gone: Vec<String> = self
             .seen
@@ -96,24 +98,26 @@ mod tests {
         let s = 1_000_000_000;
         let mut out = Vec::new();
         CLOCK.store(0, Ordering::SeqCst);
-        x.process(Event::gauge("a", 1.0), &mut out).unwrap(); // default ttl 10 s
-        x.process(Event::gauge("b", 1.0).ttl(30.0), &mut out)
+        x.process(Event::gauge("a", 1.0), &mut out, h.context())
+            .unwrap(); // default ttl 10 s
+        x.process(Event::gauge("b", 1.0).ttl(30.0), &mut out, h.context())
             .unwrap();
         CLOCK.store(5 * s, Ordering::SeqCst);
-        x.process(Event::gauge("a", 2.0), &mut out).unwrap(); // refreshed
+        x.process(Event::gauge("a", 2.0), &mut out, h.context())
+            .unwrap(); // refreshed
         out.clear();
         CLOCK.store(14 * s, Ordering::SeqCst);
-        x.beat(&mut out).unwrap();
+        x.beat(&mut out, h.context()).unwrap();
         assert!(out.is_empty(), "a was refreshed 9 s ago: {out:?}");
         CLOCK.store(16 * s, Ordering::SeqCst);
-        x.beat(&mut out).unwrap();
+        x.beat(&mut out, h.context()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "a");
         assert_eq!(out[0].state, Some(State::Unknown));
         assert_eq!(out[0].get_tag("expired"), Some("true"));
         out.clear();
         CLOCK.store(31 * s, Ordering::SeqCst);
-        x.beat(&mut out).unwrap();
+        x.beat(&mut out, h.context()).unwrap();
         let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, vec!["b"], "a is not expired twice");
     }

@@ -21,29 +21,30 @@ pub struct FilterConfig {
 pub struct Filter {
     expr: Expr,
     keep: bool,
-    ctx: Context,
 }
 
-impl Engine for Filter {
+impl Build for Filter {
     type Config = FilterConfig;
 
-    fn build(cfg: FilterConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: FilterConfig, _: &Context) -> Result<Self, BuildError> {
         let (expr, keep) = match (cfg.keep, cfg.drop) {
             (Some(e), None) => (e, true),
             (None, Some(e)) => (e, false),
-            _ => return Err(Error::stop("set exactly one of `keep` and `drop`")),
+            _ => return Err(BuildError::stop("set exactly one of `keep` and `drop`")),
         };
-        Ok(Filter {
-            expr,
-            keep,
-            ctx: ctx.clone(),
-        })
+        Ok(Filter { expr, keep })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Filter {
+    fn process(
+        &mut self,
+        ev: Event,
+        out: &mut Vec<Event>,
+        ctx: &Context,
+    ) -> Result<(), EngineError> {
         let hit = self.expr.matches(&ev).unwrap_or_else(|_| {
-            self.ctx
-                .stats()
+            ctx.stats()
                 .levels_unknown
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             false
@@ -51,8 +52,7 @@ impl Engine for Filter {
         if hit == self.keep {
             out.push(ev);
         } else {
-            self.ctx
-                .stats()
+            ctx.stats()
                 .events_dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -92,7 +92,7 @@ mod tests {
             let mut f = Filter::build(cfg, h.context()).unwrap();
             let mut out = Vec::new();
             for e in evs.iter().cloned() {
-                f.process(e, &mut out).unwrap();
+                f.process(e, &mut out, h.context()).unwrap();
             }
             let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
             assert_eq!(names, want);

@@ -57,7 +57,6 @@ enum Num {
 
 pub struct Rate {
     cfg: RateConfig,
-    ctx: Context,
     last: HashMap<String, (i64, Vec<(String, Num)>)>,
 }
 
@@ -103,21 +102,27 @@ fn numeric(v: &Value) -> Option<Num> {
     }
 }
 
-impl Engine for Rate {
+impl Build for Rate {
     type Config = RateConfig;
 
-    fn build(cfg: RateConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: RateConfig, _: &Context) -> Result<Self, BuildError> {
         if cfg.wrap_bits != 32 && cfg.wrap_bits != 64 {
-            return Err(Error::stop("wrap_bits must be 32 or 64"));
+            return Err(BuildError::stop("wrap_bits must be 32 or 64"));
         }
         Ok(Rate {
             cfg,
-            ctx: ctx.clone(),
             last: HashMap::new(),
         })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Rate {
+    fn process(
+        &mut self,
+        ev: Event,
+        out: &mut Vec<Event>,
+        ctx: &Context,
+    ) -> Result<(), EngineError> {
         if self.cfg.only_counters && ev.kind != Kind::Counter {
             out.push(ev);
             return Ok(());
@@ -137,11 +142,10 @@ impl Engine for Rate {
             return Ok(());
         };
         if ev.time <= *t0 {
-            self.ctx
-                .stats()
+            ctx.stats()
                 .events_dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.ctx.warn(format!(
+            ctx.warn(format!(
                 "{}: sample at {} is not newer than the previous one at {t0}; dropped",
                 ev.name, ev.time
             ));
@@ -190,14 +194,14 @@ mod tests {
         (h, r)
     }
 
-    fn run(r: &mut Rate, samples: &[(i64, Value)]) -> Vec<f64> {
+    fn run(h: &Harness, r: &mut Rate, samples: &[(i64, Value)]) -> Vec<f64> {
         let mut out = Vec::new();
         for (t, v) in samples {
             let e = Event::new("bytes")
                 .kind(Kind::Counter)
                 .field("v", v.clone())
                 .at(t * 1_000_000_000);
-            r.process(e, &mut out).unwrap();
+            r.process(e, &mut out, h.context()).unwrap();
         }
         out.iter()
             .map(|e| e.get_field("v").unwrap().as_f64().unwrap())
@@ -206,9 +210,10 @@ mod tests {
 
     #[test]
     fn per_second_rate_with_a_reset() {
-        let (_h, mut r) = engine(Mode::Rate, 64);
+        let (h, mut r) = engine(Mode::Rate, 64);
         // 100 -> 300 in 2 s = 100/s; 300 -> 50: reset, 50 in 5 s = 10/s.
         let got = run(
+            &h,
             &mut r,
             &[
                 (10, Value::Uint(100)),
@@ -221,8 +226,9 @@ mod tests {
 
     #[test]
     fn wraps_at_two_to_the_64() {
-        let (_h, mut r) = engine(Mode::Delta, 64);
+        let (h, mut r) = engine(Mode::Delta, 64);
         let got = run(
+            &h,
             &mut r,
             &[(1, Value::Uint(u64::MAX - 9)), (2, Value::Uint(5))],
         );
@@ -232,8 +238,9 @@ mod tests {
 
     #[test]
     fn wraps_32_bit_counters() {
-        let (_h, mut r) = engine(Mode::Delta, 32);
+        let (h, mut r) = engine(Mode::Delta, 32);
         let got = run(
+            &h,
             &mut r,
             &[(1, Value::Uint(4_294_967_290)), (2, Value::Uint(4))],
         );
@@ -244,6 +251,7 @@ mod tests {
     fn out_of_order_samples_are_dropped_and_counted() {
         let (h, mut r) = engine(Mode::Rate, 64);
         let got = run(
+            &h,
             &mut r,
             &[
                 (10, Value::Float(1.0)),
@@ -263,13 +271,14 @@ mod tests {
 
     #[test]
     fn gauges_pass_and_series_are_separate() {
-        let (_h, mut r) = engine(Mode::Delta, 64);
+        let (h, mut r) = engine(Mode::Delta, 64);
         let mut out = Vec::new();
-        r.process(Event::gauge("g", 1.0), &mut out).unwrap();
+        r.process(Event::gauge("g", 1.0), &mut out, h.context())
+            .unwrap();
         assert_eq!(out.len(), 1);
         for (t, host, v) in [(1, "a", 10u64), (1, "b", 100), (2, "a", 11), (2, "b", 150)] {
             let e = Event::counter("c", v).host(host).at(t);
-            r.process(e, &mut out).unwrap();
+            r.process(e, &mut out, h.context()).unwrap();
         }
         let deltas: Vec<(String, f64)> = out[1..]
             .iter()

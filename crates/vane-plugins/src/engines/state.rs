@@ -46,20 +46,22 @@ pub struct StateEngine {
     series: HashMap<String, Track>,
 }
 
-impl Engine for StateEngine {
+impl Build for StateEngine {
     type Config = StateConfig;
 
-    fn build(cfg: StateConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: StateConfig, _: &Context) -> Result<Self, BuildError> {
         if cfg.consecutive == 0 {
-            return Err(Error::stop("`consecutive` must be at least 1"));
+            return Err(BuildError::stop("`consecutive` must be at least 1"));
         }
         Ok(StateEngine {
             cfg,
             series: HashMap::new(),
         })
     }
+}
 
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for StateEngine {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let Some(st) = ev.state else {
             if self.cfg.pass {
                 out.push(ev);
@@ -100,7 +102,7 @@ impl Engine for StateEngine {
         Ok(())
     }
 
-    fn beat(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         if !self.cfg.repeat_critical {
             return Ok(());
         }
@@ -131,7 +133,7 @@ mod tests {
         let mut e = StateEngine::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
         for s in states {
-            e.process(Event::gauge("svc", 1.0).state(*s), &mut out)
+            e.process(Event::gauge("svc", 1.0).state(*s), &mut out, h.context())
                 .unwrap();
         }
         out.iter()
@@ -180,13 +182,21 @@ mod tests {
         };
         let mut e = StateEngine::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
-        e.process(Event::gauge("a", 1.0).state(State::Critical), &mut out)
-            .unwrap();
-        e.process(Event::gauge("b", 1.0).state(State::Warning), &mut out)
-            .unwrap();
+        e.process(
+            Event::gauge("a", 1.0).state(State::Critical),
+            &mut out,
+            h.context(),
+        )
+        .unwrap();
+        e.process(
+            Event::gauge("b", 1.0).state(State::Warning),
+            &mut out,
+            h.context(),
+        )
+        .unwrap();
         assert_eq!(out.len(), 4, "two alerts and the two events");
         out.clear();
-        e.beat(&mut out).unwrap();
+        e.beat(&mut out, h.context()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "a");
         assert_eq!(out[0].get_tag("alert"), Some("repeat"));

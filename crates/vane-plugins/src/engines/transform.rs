@@ -144,14 +144,21 @@ pub struct Transform {
     cfg: TransformConfig,
 }
 
-impl Engine for Transform {
+impl Build for Transform {
     type Config = TransformConfig;
 
-    fn build(cfg: TransformConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: TransformConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Transform { cfg })
     }
+}
 
-    fn process(&mut self, mut ev: Event, out: &mut Vec<Event>) -> Result<()> {
+impl Engine for Transform {
+    fn process(
+        &mut self,
+        mut ev: Event,
+        out: &mut Vec<Event>,
+        _: &Context,
+    ) -> Result<(), EngineError> {
         if let Some(new) = self.cfg.rename.get(&ev.name) {
             ev.name = new.clone();
         }
@@ -212,7 +219,7 @@ mod tests {
             .tag("tmp", "x")
             .tag("dc", "old")
             .field("latency", 250i64);
-        t.process(ev, &mut out).unwrap();
+        t.process(ev, &mut out, h.context()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "web.system_load");
         assert_eq!(out[0].tags, vec![("dc".to_owned(), "par1".to_owned())]);

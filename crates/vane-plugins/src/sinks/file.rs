@@ -91,10 +91,10 @@ impl File {
     }
 }
 
-impl Sink for File {
+impl Build for File {
     type Config = FileConfig;
 
-    fn build(cfg: FileConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(File {
             cfg,
             file: None,
@@ -102,13 +102,15 @@ impl Sink for File {
             buf: String::new(),
         })
     }
+}
 
-    async fn prepare(&mut self, _: &Context) -> Result<()> {
+impl Sink for File {
+    async fn prepare(&mut self, _: &Context) -> Result<(), SinkError> {
         self.open().await?;
         Ok(())
     }
 
-    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
+    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
         encode_batch(
             ctx,
             &mut self.buf,
@@ -130,7 +132,7 @@ impl Sink for File {
         Ok(())
     }
 
-    async fn flush(&mut self, _: &Context) -> Result<()> {
+    async fn flush(&mut self, _: &Context) -> Result<(), SinkError> {
         if let Some(f) = self.file.as_mut() {
             f.flush().await?;
             f.sync_data().await?;

@@ -136,10 +136,10 @@ pub fn path(template: &str, prefix: &str, e: &Event, field: &str) -> String {
     out
 }
 
-impl Sink for Graphite {
+impl Build for Graphite {
     type Config = GraphiteConfig;
 
-    fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Graphite {
             template: Template::parse(&cfg.template),
             cfg,
@@ -147,8 +147,10 @@ impl Sink for Graphite {
             buf: String::new(),
         })
     }
+}
 
-    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+impl Sink for Graphite {
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use std::fmt::Write as _;
         self.buf.clear();
         for e in batch {
@@ -168,13 +170,13 @@ impl Sink for Graphite {
         if self.conn.is_none() {
             let c = tokio::net::TcpStream::connect(&self.cfg.address)
                 .await
-                .map_err(|e| Error::retry(format!("graphite at {}: {e}", self.cfg.address)))?;
+                .map_err(|e| SinkError::retry(format!("graphite at {}: {e}", self.cfg.address)))?;
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");
         if let Err(e) = conn.write_all(self.buf.as_bytes()).await {
             self.conn = None;
-            return Err(Error::retry(format!(
+            return Err(SinkError::retry(format!(
                 "graphite at {}: {e}",
                 self.cfg.address
             )));
@@ -182,7 +184,7 @@ impl Sink for Graphite {
         Ok(())
     }
 
-    async fn flush(&mut self, _: &Context) -> Result<()> {
+    async fn flush(&mut self, _: &Context) -> Result<(), SinkError> {
         if let Some(c) = self.conn.as_mut() {
             c.flush().await?;
             c.shutdown().await?;

@@ -46,19 +46,21 @@ pub struct Http {
     client: reqwest::Client,
 }
 
-impl Sink for Http {
+impl Build for Http {
     type Config = HttpConfig;
 
-    fn build(cfg: HttpConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: HttpConfig, _: &Context) -> Result<Self, BuildError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout.get())
             .build()
-            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
         Ok(Http { cfg, client })
     }
+}
 
-    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+impl Sink for Http {
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         let (body, ctype) = match self.cfg.body {
             Body::Json => (serde_json::to_string(batch)?, "application/json"),
             Body::Ndjson => {
@@ -84,16 +86,17 @@ impl Sink for Http {
         let resp = req
             .send()
             .await
-            .map_err(|e| Error::retry(format!("{}: {e}", self.cfg.url)))?;
+            .map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
-            408 | 429 | 500..=599 => {
-                Err(Error::retry(format!("{} answered {status}", self.cfg.url)))
-            }
+            408 | 429 | 500..=599 => Err(SinkError::retry(format!(
+                "{} answered {status}",
+                self.cfg.url
+            ))),
             _ => {
                 let text = resp.text().await.unwrap_or_default();
-                Err(Error::stop(format!(
+                Err(SinkError::give_up(format!(
                     "{} refused the batch ({status}): {}",
                     self.cfg.url,
                     text.trim()

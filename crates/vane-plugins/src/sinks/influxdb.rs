@@ -99,20 +99,20 @@ impl InfluxDb {
     }
 
     /// Runs one InfluxQL statement; the server's JSON answer.
-    async fn query(&self, q: &str) -> Result<serde_json::Value> {
+    async fn query(&self, q: &str) -> Result<serde_json::Value, SinkError> {
         let resp = self
             .request("/query")
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(format!("q={}", urlencode(q)))
             .send()
             .await
-            .map_err(|e| Error::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
+            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let err = v["error"].as_str().or(v["results"][0]["error"].as_str());
         if !status.is_success() || err.is_some() {
-            return Err(Error::retry(format!(
+            return Err(SinkError::retry(format!(
                 "InfluxDB refused `{q}`: {} {}",
                 status.as_u16(),
                 err.unwrap_or(text.trim())
@@ -143,16 +143,16 @@ impl InfluxDb {
     }
 }
 
-impl Sink for InfluxDb {
+impl Build for InfluxDb {
     type Config = InfluxConfig;
 
-    fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self, BuildError> {
         // One crypto provider for the process; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout.get())
             .build()
-            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
         let dead_letter = cfg.dead_letter.clone().unwrap_or_else(|| {
             ctx.agent_data_dir()
                 .join("deadletter")
@@ -165,8 +165,10 @@ impl Sink for InfluxDb {
             body: String::new(),
         })
     }
+}
 
-    async fn prepare(&mut self, ctx: &Context) -> Result<()> {
+impl Sink for InfluxDb {
+    async fn prepare(&mut self, ctx: &Context) -> Result<(), SinkError> {
         let db = self.cfg.database.replace('"', "\\\"");
         self.query(&format!("CREATE DATABASE \"{db}\"")).await?;
         if let Some(rp) = self.cfg.retention.clone() {
@@ -195,7 +197,7 @@ impl Sink for InfluxDb {
         Ok(())
     }
 
-    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
+    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
         self.body.clear();
         let precision: Precision = self.cfg.precision.into();
         for e in batch {
@@ -223,7 +225,7 @@ impl Sink for InfluxDb {
         let resp = req
             .send()
             .await
-            .map_err(|e| Error::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
+            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -250,7 +252,7 @@ impl Sink for InfluxDb {
                 if let Some(secs) = retry_after.filter(|_| status == 429 || status == 503) {
                     tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
                 }
-                Err(Error::retry(format!(
+                Err(SinkError::retry(format!(
                     "InfluxDB answered {status}: {}",
                     text.trim()
                 )))

@@ -103,23 +103,25 @@ pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
     out
 }
 
-impl Sink for Prometheus {
+impl Build for Prometheus {
     type Config = PrometheusConfig;
 
-    fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Prometheus {
             cfg,
             latest: Arc::new(Mutex::new(BTreeMap::new())),
             server: None,
         })
     }
+}
 
-    async fn prepare(&mut self, ctx: &Context) -> Result<()> {
+impl Sink for Prometheus {
+    async fn prepare(&mut self, ctx: &Context) -> Result<(), SinkError> {
         let staleness = self.cfg.staleness.get();
         if self.cfg.listen.is_none() {
             let latest = self.latest.clone();
-            let handler: vane_core::context::HttpHandler =
-                Arc::new(move || vane_core::context::HttpResponse {
+            let handler: vane_core::http::HttpHandler =
+                Arc::new(move || vane_core::http::HttpResponse {
                     status: 200,
                     content_type: "text/plain; version=0.0.4".into(),
                     body: render(&latest.lock().expect("not poisoned"), staleness),
@@ -130,7 +132,7 @@ impl Sink for Prometheus {
                     return Ok(());
                 }
                 Some(false) => {
-                    return Err(Error::stop(
+                    return Err(SinkError::stop(
                         "/metrics is already served on the agent's HTTP port (give this sink a `listen` of its own)",
                     ));
                 }
@@ -144,7 +146,7 @@ impl Sink for Prometheus {
             .unwrap_or_else(|| "127.0.0.1:9273".into());
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
-            .map_err(|e| Error::retry(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|e| SinkError::retry(format!("cannot listen on {addr}: {e}")))?;
         ctx.info(format!("serving /metrics on {}", listener.local_addr()?));
         let latest = self.latest.clone();
         self.server = Some(tokio::spawn(async move {
@@ -184,7 +186,7 @@ impl Sink for Prometheus {
         Ok(())
     }
 
-    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         let now = Instant::now();
         let mut latest = self.latest.lock().expect("not poisoned");
         for e in batch {

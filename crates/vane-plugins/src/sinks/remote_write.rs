@@ -130,19 +130,21 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
         .collect()
 }
 
-impl Sink for RemoteWrite {
+impl Build for RemoteWrite {
     type Config = RemoteWriteConfig;
 
-    fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self, BuildError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout.get())
             .build()
-            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
         Ok(RemoteWrite { cfg, client })
     }
+}
 
-    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+impl Sink for RemoteWrite {
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
         let req = WriteRequest {
             timeseries: series(batch),
@@ -152,7 +154,7 @@ impl Sink for RemoteWrite {
         }
         let body = snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
-            .map_err(|e| Error::stop(format!("snappy: {e}")))?;
+            .map_err(|e| SinkError::give_up(format!("snappy: {e}")))?;
         let mut r = self
             .client
             .post(&self.cfg.url)
@@ -166,17 +168,17 @@ impl Sink for RemoteWrite {
         let resp = r
             .send()
             .await
-            .map_err(|e| Error::retry(format!("{}: {e}", self.cfg.url)))?;
+            .map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         match status {
             200..=299 => Ok(()),
-            400 => Err(Error::stop(format!(
+            400 => Err(SinkError::give_up(format!(
                 "{} refused the samples: {}",
                 self.cfg.url,
                 text.trim()
             ))),
-            _ => Err(Error::retry(format!(
+            _ => Err(SinkError::retry(format!(
                 "{} answered {status}: {}",
                 self.cfg.url,
                 text.trim()

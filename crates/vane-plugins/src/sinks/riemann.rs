@@ -148,14 +148,16 @@ impl Riemann {
     }
 }
 
-impl Sink for Riemann {
+impl Build for Riemann {
     type Config = RiemannConfig;
 
-    fn build(cfg: RiemannConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: RiemannConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Riemann { cfg, conn: None })
     }
+}
 
-    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<()> {
+impl Sink for Riemann {
+    async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
         let msg = Msg {
             ok: None,
@@ -171,7 +173,7 @@ impl Sink for Riemann {
             Ok(Ok(m)) if m.ok == Some(true) => Ok(()),
             Ok(Ok(m)) => {
                 self.conn = None;
-                Err(Error::retry(format!(
+                Err(SinkError::retry(format!(
                     "riemann at {} refused the batch: {}",
                     self.cfg.address,
                     m.error.unwrap_or_default()
@@ -179,14 +181,14 @@ impl Sink for Riemann {
             }
             Ok(Err(e)) => {
                 self.conn = None;
-                Err(Error::retry(format!(
+                Err(SinkError::retry(format!(
                     "riemann at {}: {e}",
                     self.cfg.address
                 )))
             }
             Err(_) => {
                 self.conn = None;
-                Err(Error::retry(format!(
+                Err(SinkError::retry(format!(
                     "riemann at {}: no answer in time",
                     self.cfg.address
                 )))

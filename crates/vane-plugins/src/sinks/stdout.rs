@@ -24,18 +24,20 @@ pub struct Stdout {
     buf: String,
 }
 
-impl Sink for Stdout {
+impl Build for Stdout {
     type Config = StdoutConfig;
 
-    fn build(cfg: StdoutConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: StdoutConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Stdout {
             cfg,
             out: tokio::io::stdout(),
             buf: String::new(),
         })
     }
+}
 
-    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<()> {
+impl Sink for Stdout {
+    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
         encode_batch(
             ctx,
             &mut self.buf,

@@ -68,18 +68,20 @@ pub struct HttpCheck {
     regex: Option<regex::Regex>,
 }
 
-impl Source for HttpCheck {
+impl Build for HttpCheck {
     type Config = HttpCheckConfig;
 
-    fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self, BuildError> {
         let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| Error::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
+            .map_err(|_| {
+                BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method))
+            })?;
         let regex = cfg
             .body_regex
             .as_deref()
             .map(regex::Regex::new)
             .transpose()
-            .map_err(|e| Error::stop(format!("body_regex: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
         let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
             .tls_info(true)
             .redirect(if cfg.follow_redirects {
@@ -89,7 +91,7 @@ impl Source for HttpCheck {
             });
         let client = b
             .build()
-            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
         Ok(HttpCheck {
             cfg,
             client,
@@ -97,7 +99,9 @@ impl Source for HttpCheck {
             regex,
         })
     }
+}
 
+impl Source for HttpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into()))
             .tag("url", self.cfg.url.clone());
@@ -252,13 +256,15 @@ pub struct TcpCheck {
     cfg: TcpCheckConfig,
 }
 
-impl Source for TcpCheck {
+impl Build for TcpCheck {
     type Config = TcpCheckConfig;
 
-    fn build(cfg: TcpCheckConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: TcpCheckConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(TcpCheck { cfg })
     }
+}
 
+impl Source for TcpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "tcp".into()))
             .tag("address", self.cfg.address.clone());

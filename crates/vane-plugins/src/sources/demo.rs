@@ -21,16 +21,18 @@ pub struct Hello {
     service: String,
 }
 
-impl Source for Hello {
+impl Build for Hello {
     type Config = HelloConfig;
 
-    fn build(c: HelloConfig, _: &Context) -> Result<Self> {
+    fn build(c: HelloConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Hello {
             bit: false,
             service: c.service.unwrap_or_else(|| "hello".into()),
         })
     }
+}
 
+impl Source for Hello {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.bit = !self.bit;
         let v = if self.bit { 0.0 } else { 1.0 };
@@ -77,16 +79,18 @@ pub struct Chaos {
     polls: u64,
 }
 
-impl Source for Chaos {
+impl Build for Chaos {
     type Config = ChaosConfig;
 
-    fn build(cfg: ChaosConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: ChaosConfig, _: &Context) -> Result<Self, BuildError> {
         if cfg.mode == Mode::Crash && cfg.after == 0 {
             panic!("chaos: crashing while being built, as configured");
         }
         Ok(Chaos { cfg, polls: 0 })
     }
+}
 
+impl Source for Chaos {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.polls += 1;
         if self.polls > self.cfg.after {

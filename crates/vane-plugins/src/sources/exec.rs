@@ -66,8 +66,8 @@ fn command(
     argv: &[String],
     env: &BTreeMap<String, String>,
     cwd: &Option<PathBuf>,
-) -> Result<Command> {
-    let mut c = Command::from_argv(argv).map_err(Error::stop)?;
+) -> Result<Command, BuildError> {
+    let mut c = Command::from_argv(argv).map_err(BuildError::stop)?;
     c.env = env.clone();
     c.cwd = cwd.clone();
     Ok(c)
@@ -84,10 +84,10 @@ fn report_bad(ctx: &Context, what: &str, bad: &[Bad]) {
     }
 }
 
-impl Source for Exec {
+impl Build for Exec {
     type Config = ExecConfig;
 
-    fn build(c: ExecConfig, _: &Context) -> Result<Self> {
+    fn build(c: ExecConfig, _: &Context) -> Result<Self, BuildError> {
         let mut cmd = command(&c.command, &c.env, &c.cwd)?;
         cmd.timeout = c.timeout.get();
         Ok(Exec {
@@ -96,7 +96,9 @@ impl Source for Exec {
             format: c.format,
         })
     }
+}
 
+impl Source for Exec {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let out = ctx.exec(&self.cmd).await?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -161,7 +163,10 @@ fn signal_group(pgid: u32, sig: i32) {
 
 impl Execd {
     /// Runs the child once until it exits or the agent stops.
-    async fn run_once(&self, ctx: &Context) -> Result<Option<std::process::ExitStatus>> {
+    async fn run_once(
+        &self,
+        ctx: &Context,
+    ) -> Result<Option<std::process::ExitStatus>, ServiceError> {
         let mut c = tokio::process::Command::new(&self.cmd.program);
         c.args(&self.cmd.args)
             .envs(&self.cmd.env)
@@ -175,7 +180,7 @@ impl Execd {
         }
         let mut child = c
             .spawn()
-            .map_err(|e| Error::retry(format!("cannot run {}: {e}", self.cmd.program)))?;
+            .map_err(|e| ServiceError::restart(format!("cannot run {}: {e}", self.cmd.program)))?;
         let pgid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -250,20 +255,22 @@ impl Execd {
     }
 }
 
-impl Service for Execd {
+impl Build for Execd {
     type Config = ExecdConfig;
 
-    fn build(cfg: ExecdConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: ExecdConfig, _: &Context) -> Result<Self, BuildError> {
         if cfg.format == Format::Nagios {
-            return Err(Error::stop(
+            return Err(BuildError::stop(
                 "execd reads a stream; nagios output comes from one run: use the exec source",
             ));
         }
         let cmd = command(&cfg.command, &cfg.env, &cfg.cwd)?;
         Ok(Execd { cfg, cmd })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for Execd {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         ctx.ready().await;
         let mut wait = Duration::from_millis(500);
         loop {

@@ -8,8 +8,8 @@ use procfs::{Current, CurrentSI};
 use serde::Deserialize;
 use vane_core::prelude::*;
 
-fn proc_err(what: &str, e: procfs::ProcError) -> Error {
-    Error::retry(format!("cannot read {what}: {e}"))
+fn proc_err(what: &str, e: procfs::ProcError) -> SourceError {
+    SourceError::retry(format!("cannot read {what}: {e}"))
 }
 
 fn pct(part: f64, whole: f64) -> f64 {
@@ -82,13 +82,15 @@ fn read_cpu() -> Result<Vec<[f64; 10]>> {
     Ok(v)
 }
 
-impl Source for Cpu {
+impl Build for Cpu {
     type Config = CpuConfig;
 
-    fn build(cfg: CpuConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: CpuConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Cpu { cfg, last: None })
     }
+}
 
+impl Source for Cpu {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         if self.last.is_none() {
             // A first sample, so that even the first poll reports current usage.
@@ -143,13 +145,15 @@ pub struct NoConfig {}
 /// Memory in bytes: total, available, used, free, buffers, cached, and percentages.
 pub struct Memory;
 
-impl Source for Memory {
+impl Build for Memory {
     type Config = NoConfig;
 
-    fn build(_: NoConfig, _: &Context) -> Result<Self> {
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Memory)
     }
+}
 
+impl Source for Memory {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let m = procfs::Meminfo::current().map_err(|e| proc_err("/proc/meminfo", e))?;
         let available = m.mem_available.unwrap_or(m.mem_free + m.buffers + m.cached);
@@ -174,13 +178,15 @@ impl Source for Memory {
 /// Swap in bytes: total, used, free and used percentage.
 pub struct Swap;
 
-impl Source for Swap {
+impl Build for Swap {
     type Config = NoConfig;
 
-    fn build(_: NoConfig, _: &Context) -> Result<Self> {
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Swap)
     }
+}
 
+impl Source for Swap {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let m = procfs::Meminfo::current().map_err(|e| proc_err("/proc/meminfo", e))?;
         let used = m.swap_total.saturating_sub(m.swap_free);
@@ -208,13 +214,15 @@ fn n_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
-impl Source for Load {
+impl Build for Load {
     type Config = NoConfig;
 
-    fn build(_: NoConfig, _: &Context) -> Result<Self> {
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Load)
     }
+}
 
+impl Source for Load {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let l = procfs::LoadAverage::current().map_err(|e| proc_err("/proc/loadavg", e))?;
         Ok(vec![
@@ -242,13 +250,15 @@ fn count_users() -> u64 {
         .count() as u64
 }
 
-impl Source for System {
+impl Build for System {
     type Config = NoConfig;
 
-    fn build(_: NoConfig, _: &Context) -> Result<Self> {
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(System)
     }
+}
 
+impl Source for System {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let up = procfs::Uptime::current().map_err(|e| proc_err("/proc/uptime", e))?;
         let boot = procfs::boot_time_secs().map_err(|e| proc_err("/proc/stat", e))?;
@@ -267,13 +277,15 @@ impl Source for System {
 /// Processes counted by state (running, sleeping, blocked, zombies …) and threads.
 pub struct Processes;
 
-impl Source for Processes {
+impl Build for Processes {
     type Config = NoConfig;
 
-    fn build(_: NoConfig, _: &Context) -> Result<Self> {
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Processes)
     }
+}
 
+impl Source for Processes {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let counts = tokio::task::spawn_blocking(|| -> Result<[u64; 9]> {
             // running, sleeping, blocked, zombies, stopped, idle, dead, unknown, threads
@@ -298,7 +310,7 @@ impl Source for Processes {
             Ok(c)
         })
         .await
-        .map_err(|e| Error::retry(format!("process scan failed: {e}")))??;
+        .map_err(|e| SourceError::retry(format!("process scan failed: {e}")))??;
         let total: u64 = counts[..8].iter().sum();
         Ok(vec![
             Event::new("processes")
@@ -379,13 +391,15 @@ fn statvfs(path: &str) -> std::io::Result<libc::statvfs> {
     Ok(s)
 }
 
-impl Source for Disk {
+impl Build for Disk {
     type Config = DiskConfig;
 
-    fn build(cfg: DiskConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: DiskConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Disk { cfg })
     }
+}
 
+impl Source for Disk {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let mounts = procfs::mounts().map_err(|e| proc_err("/proc/mounts", e))?;
         let mut seen = std::collections::HashSet::new();
@@ -409,7 +423,7 @@ impl Source for Disk {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| Error::retry(format!("disk scan failed: {e}")))?;
+        .map_err(|e| SourceError::retry(format!("disk scan failed: {e}")))?;
         let mut out = Vec::new();
         for (path, dev, fs, r) in results {
             let s = match r {
@@ -463,13 +477,15 @@ pub struct Diskio {
     cfg: DiskioConfig,
 }
 
-impl Source for Diskio {
+impl Build for Diskio {
     type Config = DiskioConfig;
 
-    fn build(cfg: DiskioConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: DiskioConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Diskio { cfg })
     }
+}
 
+impl Source for Diskio {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let stats = procfs::diskstats().map_err(|e| proc_err("/proc/diskstats", e))?;
         Ok(stats
@@ -515,13 +531,15 @@ pub struct Net {
     cfg: NetConfig,
 }
 
-impl Source for Net {
+impl Build for Net {
     type Config = NetConfig;
 
-    fn build(cfg: NetConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: NetConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Net { cfg })
     }
+}
 
+impl Source for Net {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let devs: HashMap<String, procfs::net::DeviceStatus> =
             procfs::net::dev_status().map_err(|e| proc_err("/proc/net/dev", e))?;
@@ -555,7 +573,7 @@ mod tests {
     use super::*;
     use vane_core::testing::Harness;
 
-    async fn poll<S: Source>(cfg: S::Config) -> Vec<Event> {
+    async fn poll<S: Source + Build>(cfg: S::Config) -> Vec<Event> {
         let h = Harness::new("t");
         let mut s = S::build(cfg, h.context()).unwrap();
         h.poll(&mut s).await.unwrap()

@@ -113,16 +113,16 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-impl Service for InfluxListener {
+impl Build for InfluxListener {
     type Config = InfluxListenerConfig;
 
-    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
         let tls = cfg
             .tls
             .as_ref()
             .map(load_tls)
             .transpose()
-            .map_err(Error::stop)?;
+            .map_err(BuildError::stop)?;
         Ok(InfluxListener {
             shared: Arc::new(Shared {
                 cfg,
@@ -131,12 +131,14 @@ impl Service for InfluxListener {
             tls,
         })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for InfluxListener {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let cfg = &self.shared.cfg;
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
-            .map_err(|e| Error::retry(format!("cannot listen on {}: {e}", cfg.listen)))?;
+            .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", cfg.listen)))?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         ctx.info(format!(
             "influxdb_listener on {scheme}://{}",

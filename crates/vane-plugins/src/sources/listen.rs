@@ -128,12 +128,12 @@ enum Proto {
     Udp,
 }
 
-fn parse_listen(s: &str) -> Result<(Proto, String)> {
+fn parse_listen(s: &str) -> Result<(Proto, String), BuildError> {
     let (proto, addr) = match s.split_once("://") {
         Some(("tcp", a)) => (Proto::Tcp, a),
         Some(("udp", a)) => (Proto::Udp, a),
         Some((p, _)) => {
-            return Err(Error::stop(format!(
+            return Err(BuildError::stop(format!(
                 "listen: unknown protocol {p:?} (expected tcp:// or udp://)"
             )));
         }
@@ -150,13 +150,13 @@ pub fn line_decoder(
     name: Option<String>,
     field: String,
     ctx: &Context,
-) -> Result<LineDecoder> {
+) -> Result<LineDecoder, BuildError> {
     let precision = match precision {
         None => Precision::Nanoseconds,
         Some(p) => Precision::parse(p)
-            .ok_or_else(|| Error::stop(format!("precision: unknown {p:?} (ns, us, ms, s)")))?,
+            .ok_or_else(|| BuildError::stop(format!("precision: unknown {p:?} (ns, us, ms, s)")))?,
     };
-    let templates = Templates::parse(templates).map_err(Error::stop)?;
+    let templates = Templates::parse(templates).map_err(BuildError::stop)?;
     Ok(LineDecoder {
         format,
         precision,
@@ -176,10 +176,10 @@ pub struct Socket {
     read_timeout: std::time::Duration,
 }
 
-impl Service for Socket {
+impl Build for Socket {
     type Config = SocketConfig;
 
-    fn build(c: SocketConfig, ctx: &Context) -> Result<Self> {
+    fn build(c: SocketConfig, ctx: &Context) -> Result<Self, BuildError> {
         let (proto, addr) = parse_listen(&c.listen)?;
         Ok(Socket {
             proto,
@@ -197,8 +197,10 @@ impl Service for Socket {
             read_timeout: c.read_timeout.get(),
         })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for Socket {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         match self.proto {
             Proto::Tcp => self.run_tcp(ctx).await,
             Proto::Udp => self.run_udp(ctx).await,
@@ -243,10 +245,10 @@ fn take_line(
 }
 
 impl Socket {
-    async fn run_tcp(self, ctx: Context) -> Result<()> {
-        let listener = TcpListener::bind(&self.addr)
-            .await
-            .map_err(|e| Error::retry(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
+    async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
+        let listener = TcpListener::bind(&self.addr).await.map_err(|e| {
+            ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr))
+        })?;
         ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
         let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         let mut conns = tokio::task::JoinSet::new();
@@ -282,10 +284,10 @@ impl Socket {
         Ok(())
     }
 
-    async fn run_udp(self, ctx: Context) -> Result<()> {
-        let sock = UdpSocket::bind(&self.addr)
-            .await
-            .map_err(|e| Error::retry(format!("cannot listen on udp://{}: {e}", self.addr)))?;
+    async fn run_udp(self, ctx: Context) -> Result<(), ServiceError> {
+        let sock = UdpSocket::bind(&self.addr).await.map_err(|e| {
+            ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.addr))
+        })?;
         ctx.info(format!("listening on udp://{}", sock.local_addr()?));
         let mut buf = vec![0u8; self.max_line.min(65_536)];
         let mut out = Vec::new();
@@ -432,27 +434,31 @@ pub struct Statsd {
     cfg: StatsdConfig,
 }
 
-impl Service for Statsd {
+impl Build for Statsd {
     type Config = StatsdConfig;
 
-    fn build(cfg: StatsdConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: StatsdConfig, _: &Context) -> Result<Self, BuildError> {
         if let Some(p) = cfg
             .percentiles
             .iter()
             .find(|p| !(**p > 0.0 && **p <= 100.0))
         {
-            return Err(Error::stop(format!("percentiles: {p} is not in (0, 100]")));
+            return Err(BuildError::stop(format!(
+                "percentiles: {p} is not in (0, 100]"
+            )));
         }
         if cfg.flush.get().is_zero() {
-            return Err(Error::stop("flush: must be more than 0"));
+            return Err(BuildError::stop("flush: must be more than 0"));
         }
         Ok(Statsd { cfg })
     }
+}
 
-    async fn run(self, ctx: Context) -> Result<()> {
+impl Service for Statsd {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         use vane_core::formats::statsd::Aggregator;
         let sock = UdpSocket::bind(&self.cfg.listen).await.map_err(|e| {
-            Error::retry(format!("cannot listen on udp://{}: {e}", self.cfg.listen))
+            ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen))
         })?;
         ctx.info(format!("statsd listening on udp://{}", sock.local_addr()?));
         let mut agg = Aggregator::new(self.cfg.percentiles.clone());

@@ -44,19 +44,21 @@ pub struct Ping {
     cfg: PingConfig,
 }
 
-impl Source for Ping {
+impl Build for Ping {
     type Config = PingConfig;
 
-    fn build(cfg: PingConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: PingConfig, _: &Context) -> Result<Self, BuildError> {
         if cfg.hosts.is_empty() {
-            return Err(Error::stop("hosts: name at least one"));
+            return Err(BuildError::stop("hosts: name at least one"));
         }
         if cfg.count == 0 {
-            return Err(Error::stop("count: must be at least 1"));
+            return Err(BuildError::stop("count: must be at least 1"));
         }
         Ok(Ping { cfg })
     }
+}
 
+impl Source for Ping {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let mut tasks = Vec::new();
         for (i, host) in self.cfg.hosts.iter().enumerate() {

@@ -46,17 +46,17 @@ fn selector(c: &ProcstatConfig) -> String {
     }
 }
 
-impl Source for Procstat {
+impl Build for Procstat {
     type Config = ProcstatConfig;
 
-    fn build(cfg: ProcstatConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: ProcstatConfig, _: &Context) -> Result<Self, BuildError> {
         let chosen = [
             cfg.name.is_some(),
             cfg.pattern.is_some(),
             cfg.pid_file.is_some(),
         ];
         if chosen.iter().filter(|c| **c).count() != 1 {
-            return Err(Error::stop(
+            return Err(BuildError::stop(
                 "set exactly one of `name`, `pattern` and `pid_file`",
             ));
         }
@@ -65,7 +65,7 @@ impl Source for Procstat {
             .as_deref()
             .map(regex::Regex::new)
             .transpose()
-            .map_err(|e| Error::stop(format!("pattern: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("pattern: {e}")))?;
         Ok(Procstat {
             cfg,
             pattern,
@@ -74,7 +74,9 @@ impl Source for Procstat {
             page: procfs::page_size(),
         })
     }
+}
 
+impl Source for Procstat {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let pids = self.find()?;
         let sel = selector(&self.cfg);

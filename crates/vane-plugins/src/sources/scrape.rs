@@ -52,31 +52,33 @@ pub fn client(
     timeout: std::time::Duration,
     ca: Option<&PathBuf>,
     tls_verify: bool,
-) -> Result<reqwest::ClientBuilder> {
+) -> Result<reqwest::ClientBuilder, BuildError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .tls_danger_accept_invalid_certs(!tls_verify);
     if let Some(ca) = ca {
         let pem =
-            std::fs::read(ca).map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?;
+            std::fs::read(ca).map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::stop(format!("ca {}: {e}", ca.display())))?;
+            .map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
         b = b.tls_certs_merge(certs);
     }
     Ok(b)
 }
 
-impl Source for Scrape {
+impl Build for Scrape {
     type Config = ScrapeConfig;
 
-    fn build(cfg: ScrapeConfig, _: &Context) -> Result<Self> {
+    fn build(cfg: ScrapeConfig, _: &Context) -> Result<Self, BuildError> {
         let client = client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
             .build()
-            .map_err(|e| Error::stop(format!("cannot make an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
         Ok(Scrape { cfg, client })
     }
+}
 
+impl Source for Scrape {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let mut req = self
             .client

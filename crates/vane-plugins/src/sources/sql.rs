@@ -43,14 +43,14 @@ pub struct Sql {
     client: Option<tokio_postgres::Client>,
 }
 
-impl Source for Sql {
+impl Build for Sql {
     type Config = SqlConfig;
 
-    fn build(cfg: SqlConfig, ctx: &Context) -> Result<Self> {
+    fn build(cfg: SqlConfig, ctx: &Context) -> Result<Self, BuildError> {
         let mut pg: tokio_postgres::Config = cfg
             .url
             .parse()
-            .map_err(|e| Error::stop(format!("url: {e}")))?;
+            .map_err(|e| BuildError::stop(format!("url: {e}")))?;
         pg.connect_timeout(cfg.timeout.get());
         pg.application_name("vane");
         Ok(Sql {
@@ -60,7 +60,9 @@ impl Source for Sql {
             client: None,
         })
     }
+}
 
+impl Source for Sql {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             let (client, conn) = self
@@ -90,7 +92,7 @@ impl Source for Sql {
                 if self.cfg.time.as_deref() == Some(name) {
                     if let Some(t) = row
                         .try_get::<_, Option<std::time::SystemTime>>(i)
-                        .map_err(|e| Error::stop(format!("time column {name}: {e}")))?
+                        .map_err(|e| SourceError::stop(format!("time column {name}: {e}")))?
                     {
                         e.time = t
                             .duration_since(std::time::UNIX_EPOCH)
@@ -107,7 +109,7 @@ impl Source for Sql {
                     continue;
                 }
                 let Some(v) = value(row, i, col.type_())
-                    .map_err(|why| Error::stop(format!("column {name}: {why}")))?
+                    .map_err(|why| SourceError::stop(format!("column {name}: {why}")))?
                 else {
                     continue;
                 };

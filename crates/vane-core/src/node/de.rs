@@ -1,151 +1,15 @@
-//! Config trees with positions, and a serde deserializer over them whose
-//! errors name the file, line, column and key path of the offending value.
-//!
-//! The runtime parses YAML into a [`Node`] tree; a plugin's `config:` block
-//! reaches the plugin as a `Node` and is read into the plugin's own typed
-//! config with [`from_node`]. Unknown keys are rejected for every struct,
-//! whether or not it says `deny_unknown_fields`.
+//! A serde deserializer over [`Node`] trees whose errors name the file, line,
+//! column and key path of the offending value. Unknown keys are rejected for
+//! every struct, whether or not it says `deny_unknown_fields`; [`Flat`] reads
+//! two structs from one mapping (serde's `flatten` loses positions).
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{self, DeserializeOwned, Error as _, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
 
-/// A position in a config file (line and column are 1-based).
-#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
-pub struct Mark {
-    pub file: Arc<str>,
-    pub line: u32,
-    pub column: u32,
-}
-
-impl fmt::Display for Mark {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-/// One node of a parsed config file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    pub mark: Mark,
-    pub kind: NodeKind,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeKind {
-    /// A scalar; `plain` is false when it was quoted or a block scalar, and
-    /// is then always a string.
-    Scalar {
-        text: String,
-        plain: bool,
-    },
-    Seq(Vec<Node>),
-    /// A mapping, keys in file order.
-    Map(Vec<(Node, Node)>),
-}
-
-impl Node {
-    pub fn null(mark: Mark) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Scalar {
-                text: String::new(),
-                plain: true,
-            },
-        }
-    }
-
-    pub fn map(mark: Mark, entries: Vec<(Node, Node)>) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Map(entries),
-        }
-    }
-
-    pub fn string(mark: Mark, text: impl Into<String>) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Scalar {
-                text: text.into(),
-                plain: false,
-            },
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(&self.kind, NodeKind::Scalar { text, plain: true } if is_null(text))
-    }
-
-    /// The value under `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        match &self.kind {
-            NodeKind::Map(m) => m
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Scalar { text, .. } => Some(text),
-            _ => None,
-        }
-    }
-
-    fn describe(&self) -> &'static str {
-        match &self.kind {
-            NodeKind::Scalar { .. } if self.is_null() => "nothing (null)",
-            NodeKind::Scalar { .. } => "a scalar",
-            NodeKind::Seq(_) => "a list",
-            NodeKind::Map(_) => "a mapping",
-        }
-    }
-}
-
-fn is_null(t: &str) -> bool {
-    matches!(t, "" | "~" | "null" | "Null" | "NULL")
-}
-
-/// A config error at a position, with the path of the key (`jobs[2].config.url`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub mark: Option<Mark>,
-    pub path: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(mark: Option<Mark>, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            mark,
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    pub fn at(node: &Node, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::new(Some(node.mark.clone()), path, message)
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(m) = &self.mark {
-            write!(f, "{m}: ")?;
-        }
-        if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+use super::{ConfigError, Mark, Node, NodeKind, is_null};
 
 impl de::Error for ConfigError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
@@ -169,12 +33,17 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-const NODE_MAGIC: &str = "$vane::config::Node";
-const SPANNED_MAGIC: &str = "$vane::config::Spanned";
+const NODE_MAGIC: &str = "$vane::node::Node";
+const SPANNED_MAGIC: &str = "$vane::node::Spanned";
+const FLAT_MAGIC: &str = "$vane::node::Flat";
 
 thread_local! {
     static CAPTURED_NODE: RefCell<Option<Node>> = const { RefCell::new(None) };
     static CAPTURED_MARK: RefCell<Option<Mark>> = const { RefCell::new(None) };
+    static CAPTURED_FLAT: RefCell<Option<(Node, String)>> = const { RefCell::new(None) };
+    static FLAT_ERROR: RefCell<Option<ConfigError>> = const { RefCell::new(None) };
+    /// Set while [`struct_fields`] asks a type for its keys.
+    static PROBING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Keeps a subtree as a raw [`Node`] (a plugin's `config:` block).
@@ -233,6 +102,97 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
         }
         d.deserialize_newtype_struct(SPANNED_MAGIC, V(std::marker::PhantomData))
     }
+}
+
+/// Two config structs read from one mapping, as serde's `flatten` would,
+/// but keeping positions: each key goes to the part that declares it, and a
+/// key neither declares is an error listing both parts' keys. Both parts
+/// must be structs; nest `Flat`s for more than two.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Flat<A, B>(pub A, pub B);
+
+impl<'de, A: DeserializeOwned, B: DeserializeOwned> Deserialize<'de> for Flat<A, B> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flat<A, B>, D::Error> {
+        struct V<A, B>(std::marker::PhantomData<(A, B)>);
+        impl<'de, A: DeserializeOwned, B: DeserializeOwned> Visitor<'de> for V<A, B> {
+            type Value = Flat<A, B>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Flat<A, B>, E> {
+                let (node, path) =
+                    CAPTURED_FLAT
+                        .with(|c| c.borrow_mut().take())
+                        .ok_or_else(|| {
+                            E::custom("a flat config can only be read from a config file")
+                        })?;
+                split(&node, &path).map_err(|e| {
+                    FLAT_ERROR.with(|f| *f.borrow_mut() = Some(e));
+                    E::custom("a config error")
+                })
+            }
+        }
+        let v = V(std::marker::PhantomData);
+        if PROBING.with(|p| p.get()) {
+            // `struct_fields` asks for the keys: both parts'.
+            let keys = union(struct_fields::<A>(), struct_fields::<B>());
+            return d.deserialize_struct("Flat", keys, v);
+        }
+        d.deserialize_newtype_struct(FLAT_MAGIC, v)
+    }
+}
+
+/// Reads each part from the keys it declares.
+fn split<A: DeserializeOwned, B: DeserializeOwned>(
+    node: &Node,
+    path: &str,
+) -> Result<Flat<A, B>, ConfigError> {
+    let (ka, kb) = (struct_fields::<A>(), struct_fields::<B>());
+    let entries: &[(Node, Node)] = match &node.kind {
+        NodeKind::Map(m) => m,
+        _ if node.is_null() => &[],
+        _ => {
+            return Err(ConfigError::at(
+                node,
+                path,
+                format!("expected a mapping, found {}", node.describe()),
+            ));
+        }
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (k, v) in entries {
+        let name = k.as_str().unwrap_or("");
+        if ka.contains(&name) {
+            a.push((k.clone(), v.clone()));
+        } else if kb.contains(&name) {
+            b.push((k.clone(), v.clone()));
+        } else {
+            return Err(ConfigError::at(
+                k,
+                join(path, name),
+                format!("unknown key `{name}`, expected {}", one_of(union(ka, kb))),
+            ));
+        }
+    }
+    Ok(Flat(
+        from_node(&Node::map(node.mark.clone(), a), path)?,
+        from_node(&Node::map(node.mark.clone(), b), path)?,
+    ))
+}
+
+/// Both key lists as one, made once per pair (serde wants `'static` keys).
+fn union(a: &'static [&'static str], b: &'static [&'static str]) -> &'static [&'static str] {
+    type Key = (usize, usize, usize, usize);
+    static MADE: std::sync::Mutex<Vec<(Key, &'static [&'static str])>> =
+        std::sync::Mutex::new(Vec::new());
+    let key = (a.as_ptr() as usize, a.len(), b.as_ptr() as usize, b.len());
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, u)) = made.iter().find(|(k, _)| *k == key) {
+        return u;
+    }
+    let u: &'static [&'static str] = Vec::leak([a, b].concat());
+    made.push((key, u));
+    u
 }
 
 /// Gives an error without a position the position and path of `node`.
@@ -419,6 +379,13 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         name: &'static str,
         v: V,
     ) -> Result<V::Value, ConfigError> {
+        if name == FLAT_MAGIC {
+            CAPTURED_FLAT.with(|c| *c.borrow_mut() = Some((self.node.clone(), self.path.clone())));
+            // The parts' own errors, with their positions, come back stashed.
+            return v
+                .visit_unit()
+                .map_err(|e| FLAT_ERROR.with(|f| f.borrow_mut().take()).unwrap_or(e));
+        }
         if name == NODE_MAGIC {
             CAPTURED_NODE.with(|c| *c.borrow_mut() = Some(self.node.clone()));
             return v.visit_unit();
@@ -744,7 +711,10 @@ pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
             tuple_struct map enum identifier ignored_any
         }
     }
-    match T::deserialize(Probe) {
+    let was = PROBING.with(|p| p.replace(true));
+    let found = T::deserialize(Probe);
+    PROBING.with(|p| p.set(was));
+    match found {
         Err(Found(f)) => f,
         Ok(_) => &[],
     }
@@ -843,6 +813,61 @@ mod tests {
         let n = Node::map(mark(2, 3), vec![]);
         let e = from_node::<Inner>(&n, "cfg").unwrap_err();
         assert_eq!(e.to_string(), "t.yaml:2:3: cfg: missing field `url`");
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Head {
+        id: Spanned<String>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Tail {
+        #[serde(default)]
+        timeout: Option<Duration>,
+    }
+
+    #[test]
+    fn flat_reads_two_parts_from_one_mapping_with_positions() {
+        let n = Node::map(
+            mark(1, 1),
+            vec![
+                (s(1, 1, "timeout"), s(1, 10, "5s")),
+                (s(2, 1, "id"), s(2, 5, "a")),
+            ],
+        );
+        let Flat(h, t): Flat<Head, Tail> = from_node(&n, "jobs[0]").unwrap();
+        assert_eq!((h.id.value.as_str(), h.id.mark.line), ("a", 2));
+        assert_eq!(t.timeout, Some(Duration::from_secs(5)));
+        // A key neither part knows lists both parts' keys, at its position.
+        let bad = Node::map(mark(1, 1), vec![(s(3, 3, "idd"), s(3, 8, "a"))]);
+        let e = from_node::<Flat<Head, Tail>>(&bad, "jobs[0]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.yaml:3:3: jobs[0].idd: unknown key `idd`, expected one of `id`, `timeout`"
+        );
+        // A part's own error keeps its position and path.
+        let bad = Node::map(
+            mark(1, 1),
+            vec![
+                (s(1, 1, "id"), s(1, 5, "a")),
+                (s(2, 1, "timeout"), s(2, 10, "5")),
+            ],
+        );
+        let e = from_node::<Flat<Head, Tail>>(&bad, "jobs[0]").unwrap_err();
+        assert_eq!(
+            (e.mark, e.path.as_str()),
+            (Some(mark(2, 10)), "jobs[0].timeout")
+        );
+        // Nested, and listed as one struct.
+        assert_eq!(
+            struct_fields::<Flat<Head, Flat<Tail, Inner>>>(),
+            &["id", "timeout", "url", "timeout"]
+        );
+        let missing = from_node::<Flat<Head, Tail>>(&Node::map(mark(4, 1), vec![]), "x");
+        assert_eq!(
+            missing.unwrap_err().to_string(),
+            "t.yaml:4:1: x: missing field `id`"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::{ConfigError, Mark, Node, NodeKind};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use vane_core::config::{ConfigError, Mark, Node, NodeKind};
 
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(

@@ -1,0 +1,140 @@
+//! What scripts return or emit, to events: nothing, one event or a list of
+//! events, each a table (`{name=, fields={}, …}`) or an event received from
+//! `process`. And the job's `settings` as Lua values.
+
+use std::collections::BTreeMap;
+
+use mlua::{Lua, Table, Value as Lv};
+use vane_core::event::{Event, Kind, State};
+
+use super::ScriptError;
+use super::event::{LuaEvent, field_value, tag_text};
+
+/// JSON (a job's `settings`) as Lua values.
+pub fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Lv> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => Lv::Nil,
+        J::Bool(b) => Lv::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Lv::Integer(i),
+            None => Lv::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Lv::String(lua.create_string(s)?),
+        J::Array(a) => {
+            let t = lua.create_table()?;
+            for (i, x) in a.iter().enumerate() {
+                t.set(i + 1, json_to_lua(lua, x)?)?;
+            }
+            Lv::Table(t)
+        }
+        J::Object(o) => {
+            let t = lua.create_table()?;
+            for (k, x) in o {
+                t.set(k.as_str(), json_to_lua(lua, x)?)?;
+            }
+            Lv::Table(t)
+        }
+    })
+}
+
+/// Nothing, one event, or a list of events. An event received from
+/// `process` is moved out (twice in a list: the second is a copy).
+pub fn events_from_lua(v: Lv) -> Result<Vec<Event>, ScriptError> {
+    let mut taken: Vec<(*const std::ffi::c_void, usize)> = Vec::new();
+    let mut out = Vec::new();
+    match v {
+        Lv::Nil => {}
+        Lv::Table(t) if t.contains_key("name")? => out.push(event_from_table(&t)?),
+        Lv::Table(t) => {
+            for item in t.sequence_values::<Lv>() {
+                match item? {
+                    Lv::Table(t) => out.push(event_from_table(&t)?),
+                    Lv::UserData(ud) => {
+                        let at = ud.to_pointer();
+                        match taken.iter().find(|(p, _)| *p == at) {
+                            Some(&(_, i)) => out.push(out[i].clone()),
+                            None => {
+                                taken.push((at, out.len()));
+                                out.push(take(&ud)?);
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(ScriptError(format!(
+                            "a list item is a {}, not an event",
+                            other.type_name()
+                        )));
+                    }
+                }
+            }
+        }
+        Lv::UserData(ud) => out.push(take(&ud)?),
+        other => {
+            return Err(ScriptError(format!(
+                "a {} instead of an event, a list of events or nil",
+                other.type_name()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Moves the event out of a `process` argument.
+fn take(ud: &mlua::AnyUserData) -> Result<Event, ScriptError> {
+    let mut e = ud
+        .borrow_mut::<LuaEvent>()
+        .map_err(|_| ScriptError("a userdata that is not an event".into()))?;
+    e.0.take()
+        .ok_or_else(|| ScriptError("an event that was passed on already".into()))
+}
+
+/// An event made by a script as a table; tags and fields in name order.
+fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
+    let get_str = |k: &str| -> Result<Option<String>, ScriptError> {
+        match t.get::<Lv>(k)? {
+            Lv::Nil => Ok(None),
+            Lv::String(s) => Ok(Some(s.to_str()?.to_owned())),
+            other => Err(ScriptError(format!(
+                "`{k}` is a {}, not a string",
+                other.type_name()
+            ))),
+        }
+    };
+    let name = get_str("name")?.ok_or_else(|| ScriptError("an event needs a `name`".into()))?;
+    let mut e = Event::new(name);
+    e.time = match t.get::<Lv>("time")? {
+        Lv::Integer(i) => i,
+        Lv::Number(n) => n as i64,
+        _ => 0,
+    };
+    e.host = get_str("host")?.unwrap_or_default();
+    if let Ok(tags) = t.get::<Table>("tags") {
+        let mut m = BTreeMap::new();
+        for pair in tags.pairs::<String, Lv>() {
+            let (k, v) = pair?;
+            let v = tag_text(&k, &v)?;
+            m.insert(k, v);
+        }
+        e.tags = m.into_iter().collect();
+    }
+    if let Ok(fields) = t.get::<Table>("fields") {
+        let mut m = BTreeMap::new();
+        for pair in fields.pairs::<String, Lv>() {
+            let (k, v) = pair?;
+            let v = field_value(&k, &v, false)?;
+            m.insert(k, v);
+        }
+        e.fields = m.into_iter().collect();
+    }
+    if let Some(k) = get_str("kind")? {
+        e.kind = Kind::parse(&k).ok_or_else(|| ScriptError(format!("unknown kind {k:?}")))?;
+    }
+    if let Some(s) = get_str("state")? {
+        e.state =
+            Some(State::parse(&s).ok_or_else(|| ScriptError(format!("unknown state {s:?}")))?);
+    }
+    e.description = get_str("description")?;
+    e.ttl = t.get::<Option<f64>>("ttl")?;
+    Ok(e)
+}

@@ -1,0 +1,116 @@
+//! The `lua_lines` source: a TCP listener whose lines a script's
+//! `line(text)` turns into events. The socket is vane's (scripts have none);
+//! the meaning of each line is the script's.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use vane_core::ByteSize;
+use vane_core::prelude::*;
+
+use super::state::Vm;
+use super::{LuaConfig, ScriptError, sixty_four_mib, ten_million};
+
+/// Settings of the `lua_lines` source: a Lua script handling the lines
+/// received on a TCP port.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct LuaLinesConfig {
+    /// Where to listen. Default: 127.0.0.1:8000.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The script; it defines `line(text)`.
+    pub script: PathBuf,
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    #[serde(default = "ten_million")]
+    pub instructions: u64,
+    #[serde(default = "sixty_four_mib")]
+    pub memory: ByteSize,
+    /// Longest line; longer ones are skipped and counted. Default: 64KiB.
+    #[serde(default = "sixty_four_kib")]
+    pub max_line: ByteSize,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8000".into()
+}
+
+fn sixty_four_kib() -> ByteSize {
+    ByteSize(64 << 10)
+}
+
+/// A listener whose lines a Lua script turns into events: the socket is
+/// vane's (scripts have none), the meaning of each line is the script's.
+pub struct LuaLines {
+    vm: Vm,
+    listen: String,
+    max_line: usize,
+}
+
+impl Build for LuaLines {
+    type Config = LuaLinesConfig;
+
+    fn build(c: LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
+        let lc = LuaConfig {
+            script: c.script,
+            settings: c.settings,
+            instructions: c.instructions,
+            memory: c.memory,
+        };
+        let vm = Vm::new(&lc, ctx, false)?;
+        vm.require("line")?;
+        Ok(LuaLines {
+            vm,
+            listen: c.listen,
+            max_line: c.max_line.0 as usize,
+        })
+    }
+}
+
+impl Service for LuaLines {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", self.listen)))?;
+        ctx.info(format!("listening on {}", listener.local_addr()?));
+        // Connections read lines; this task alone owns the Lua state.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+        let max = self.max_line;
+        loop {
+            tokio::select! {
+                a = listener.accept() => {
+                    let (sock, peer) = a?;
+                    let (tx, ctx) = (tx.clone(), ctx.clone());
+                    tokio::spawn(async move {
+                        let mut lines = vane_core::lines::LimitedLines::new(sock, max);
+                        let mut n = 0;
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            n += 1;
+                            match l {
+                                vane_core::lines::Line::Text(t) => {
+                                    if tx.send(t).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ => {
+                                    ctx.stats().bad_lines.fetch_add(1, Ordering::Relaxed);
+                                    ctx.warn(format!("{peer}: line {n} is too long or not text; skipped"));
+                                }
+                            }
+                        }
+                    });
+                }
+                Some(text) = rx.recv() => {
+                    let arg = self.vm.state.lua.create_string(text.trim_end_matches('\r')).map_err(ScriptError::from)?;
+                    match self.vm.call("line", arg) {
+                        Ok(evs) => ctx.emit_all(evs).await,
+                        Err(e) => ctx.report_error(e),
+                    }
+                }
+                _ = ctx.stopping() => return Ok(()),
+            }
+        }
+    }
+}

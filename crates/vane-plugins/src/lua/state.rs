@@ -1,0 +1,387 @@
+//! The sandboxed Lua state and the jobs running in it: libraries limited to
+//! the harmless ones, an instruction budget per call and a memory limit per
+//! state, the `ctx` functions, and a pool so that sources running the same
+//! script share a state (each with its own globals).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use mlua::chunk::ChunkMode;
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use vane_core::prelude::*;
+
+use super::convert::{events_from_lua, json_to_lua};
+use super::{LuaConfig, ScriptError};
+
+const HOOK_EVERY: u32 = 1000;
+
+/// Sources running the same script share a Lua state, up to this many jobs
+/// a state: a state with its libraries and sandbox takes about 45 KiB, a job
+/// in a shared one a few KiB (its globals, its compiled script, its `ctx`).
+const JOBS_PER_STATE: usize = 64;
+
+/// A sandboxed Lua state. Each job running in it has its own globals (a
+/// table whose misses fall through to the libraries); calls take turns.
+pub struct LuaState {
+    pub(crate) lua: Lua,
+    /// Instructions left to the running call.
+    budget: Arc<AtomicI64>,
+    /// The job whose call is running: `ctx.log`, `ctx.emit`… act for it.
+    current: Arc<Mutex<Current>>,
+    /// One call at a time: the budget and `current` belong to the call.
+    turn: Mutex<()>,
+    /// `ctx` functions shared by the jobs (`ctx` tables fall through to it).
+    ctx_base: Table,
+    /// `function(env) return a load that defaults to env end`.
+    make_load: mlua::Function,
+    /// The memory limit set on the state.
+    limit: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Current {
+    ctx: Option<Context>,
+    emitted: Vec<Event>,
+}
+
+/// One job's script in a (possibly shared) state.
+pub struct Vm {
+    pub(crate) state: Arc<LuaState>,
+    /// The job's globals.
+    pub(crate) env: Table,
+    ctx: Context,
+    per_call: i64,
+    pub(crate) script: String,
+}
+
+type PoolKey = (PathBuf, u64, u64);
+
+/// Shared states by script and limits; the jobs hold them, the pool only
+/// finds them.
+static POOL: Mutex<Vec<(PoolKey, Weak<LuaState>)>> = Mutex::new(Vec::new());
+
+/// Finds the script beside the config file that names it.
+fn script_path(ctx: &Context, script: &Path) -> PathBuf {
+    if script.is_absolute() {
+        return script.to_path_buf();
+    }
+    let file = ctx.config().mark.file.to_string();
+    Path::new(&file)
+        .parent()
+        .map(|d| d.join(script))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| script.to_path_buf())
+}
+
+impl LuaState {
+    fn new(cfg: &LuaConfig) -> mlua::Result<LuaState> {
+        let libs = StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::MATH
+            | StdLib::UTF8
+            | StdLib::COROUTINE
+            | StdLib::OS;
+        let lua = Lua::new_with(libs, LuaOptions::default())?;
+        let g = lua.globals();
+        for name in ["dofile", "loadfile", "require", "package", "io", "debug"] {
+            g.set(name, mlua::Nil)?;
+        }
+        let os: Table = g.get("os")?;
+        for name in [
+            "execute",
+            "exit",
+            "remove",
+            "rename",
+            "tmpname",
+            "getenv",
+            "setlocale",
+        ] {
+            os.set(name, mlua::Nil)?;
+        }
+        // `load` may compile text, never precompiled bytecode; a job's
+        // `load` puts what it loads in the job's globals unless told otherwise.
+        let make_load: mlua::Function = lua
+            .load(
+                "local orig = load\n\
+                 load = function(chunk, name, _, env) return orig(chunk, name, 't', env) end\n\
+                 return function(job_env)\n\
+                   return function(chunk, name, _, env) return orig(chunk, name, 't', env or job_env) end\n\
+                 end",
+            )
+            .set_name("=sandbox")
+            .call(())?;
+        lua.set_memory_limit(cfg.memory.0 as usize)?;
+        let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
+        let b = budget.clone();
+        let limit = cfg.instructions;
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
+                    Err(mlua::Error::RuntimeError(format!(
+                        "instruction budget of {limit} exceeded (a runaway script?)"
+                    )))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        )?;
+        let current = Arc::new(Mutex::new(Current::default()));
+        let base = lua.create_table()?;
+        for (name, level) in [("log", 0), ("warn", 1), ("report_error", 2)] {
+            let cur = current.clone();
+            let f = lua.create_function(move |_, msg: String| {
+                let c = cur.lock().expect("not poisoned").ctx.clone();
+                match (c, level) {
+                    (Some(c), 0) => c.info(&msg),
+                    (Some(c), 1) => c.warn(&msg),
+                    (Some(c), _) => c.report_error(&msg),
+                    (None, _) => {}
+                }
+                Ok(())
+            })?;
+            base.set(name, f)?;
+        }
+        base.set("exec", lua.create_function(super::exec::lua_exec)?)?;
+        let cur = current.clone();
+        let emit = lua.create_function(move |_, v: mlua::Value| {
+            let evs = events_from_lua(v).map_err(|e| mlua::Error::RuntimeError(e.0))?;
+            cur.lock().expect("not poisoned").emitted.extend(evs);
+            Ok(())
+        })?;
+        base.set("emit", emit)?;
+        Ok(LuaState {
+            lua,
+            budget,
+            current,
+            turn: Mutex::new(()),
+            ctx_base: base,
+            make_load,
+            limit: AtomicUsize::new(cfg.memory.0 as usize),
+        })
+    }
+
+    /// A state with room for one more job running this script with these
+    /// limits, or a new one.
+    fn shared(key: PoolKey, cfg: &LuaConfig) -> mlua::Result<Arc<LuaState>> {
+        let mut pool = POOL.lock().expect("not poisoned");
+        pool.retain(|(_, w)| w.strong_count() > 0);
+        for (k, w) in pool.iter() {
+            if *k == key
+                && w.strong_count() < JOBS_PER_STATE
+                && let Some(s) = w.upgrade()
+            {
+                LuaState::make_room(&s, cfg.memory.0)?;
+                return Ok(s);
+            }
+        }
+        let s = Arc::new(LuaState::new(cfg)?);
+        pool.push((key, Arc::downgrade(&s)));
+        Ok(s)
+    }
+
+    /// A shared state may use `memory` for each job it holds (the jobs hold
+    /// the only strong references; called with the pool locked, counting the
+    /// joining job), so that sharing takes no room from a script that had it
+    /// alone. The limit never shrinks: a job's garbage outlives it until the
+    /// collector runs.
+    fn make_room(state: &Arc<LuaState>, memory: u64) -> mlua::Result<()> {
+        let jobs = Arc::strong_count(state) as u64;
+        let limit = memory.saturating_mul(jobs).min(usize::MAX as u64) as usize;
+        if state.limit.fetch_max(limit, Ordering::Relaxed) < limit {
+            state.lua.set_memory_limit(limit)?;
+        }
+        Ok(())
+    }
+}
+
+impl Vm {
+    /// Loads the job's script: in a state of its own, or (`shared`) in one
+    /// it shares with other jobs running the same script.
+    pub fn new(cfg: &LuaConfig, ctx: &Context, shared: bool) -> Result<Vm, BuildError> {
+        let path = script_path(ctx, &cfg.script);
+        let code = std::fs::read_to_string(&path).map_err(|e| {
+            BuildError::stop(format!("cannot read Lua script {}: {e}", path.display()))
+        })?;
+        let lua_stop = |e: mlua::Error| BuildError::stop(ScriptError::from(e));
+        let state = if shared {
+            LuaState::shared((path.clone(), cfg.instructions, cfg.memory.0), cfg)
+        } else {
+            LuaState::new(cfg).map(Arc::new)
+        }
+        .map_err(lua_stop)?;
+        let script = path.display().to_string();
+        let env = Vm::globals(&state, cfg, ctx).map_err(lua_stop)?;
+        let vm = Vm {
+            state,
+            env,
+            ctx: ctx.clone(),
+            per_call: cfg.instructions as i64,
+            script,
+        };
+        let chunk = vm
+            .state
+            .lua
+            .load(&code)
+            .set_name(format!("@{}", vm.script))
+            .set_mode(ChunkMode::Text)
+            .set_environment(vm.env.clone());
+        vm.run(|| chunk.exec()).1.map_err(lua_stop)?;
+        Ok(vm)
+    }
+
+    /// A job's globals: its `ctx`, `_G` and `load`; the rest falls through
+    /// to the state's libraries.
+    fn globals(state: &LuaState, cfg: &LuaConfig, ctx: &Context) -> mlua::Result<Table> {
+        let lua = &state.lua;
+        let env = lua.create_table()?;
+        let meta = lua.create_table()?;
+        meta.set("__index", lua.globals())?;
+        env.set_metatable(Some(meta))?;
+        let t = lua.create_table()?;
+        t.set("job", ctx.job())?;
+        t.set("host", ctx.host())?;
+        t.set(
+            "config",
+            json_to_lua(
+                lua,
+                cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null),
+            )?,
+        )?;
+        let meta = lua.create_table()?;
+        meta.set("__index", state.ctx_base.clone())?;
+        t.set_metatable(Some(meta))?;
+        env.set("ctx", t)?;
+        env.set("_G", env.clone())?;
+        env.set("load", state.make_load.call::<mlua::Function>(env.clone())?)?;
+        Ok(env)
+    }
+
+    /// Runs `f` as this job's turn on the state: a fresh budget, `ctx`
+    /// acting for this job. Returns what the job emitted, and `f`'s result.
+    fn run<T>(&self, f: impl FnOnce() -> mlua::Result<T>) -> (Vec<Event>, mlua::Result<T>) {
+        let _turn = self.state.turn.lock().expect("not poisoned");
+        self.state.budget.store(self.per_call, Ordering::Relaxed);
+        self.state.current.lock().expect("not poisoned").ctx = Some(self.ctx.clone());
+        let r = f();
+        let mut cur = self.state.current.lock().expect("not poisoned");
+        cur.ctx = None;
+        (std::mem::take(&mut cur.emitted), r)
+    }
+
+    /// Whether the script defines a function of this name.
+    pub fn has(&self, name: &str) -> bool {
+        matches!(
+            self.env.get::<mlua::Value>(name),
+            Ok(mlua::Value::Function(_))
+        )
+    }
+
+    /// A `BuildError` unless the script defines `name`.
+    pub fn require(&self, name: &str) -> Result<(), BuildError> {
+        match self.has(name) {
+            true => Ok(()),
+            false => Err(BuildError::stop(format!(
+                "{} defines no `{name}` function",
+                self.script
+            ))),
+        }
+    }
+
+    /// Calls one of the job's functions with a budget: its returned events,
+    /// then emitted ones.
+    pub fn call(&self, name: &str, arg: impl mlua::IntoLua) -> Result<Vec<Event>, ScriptError> {
+        let f: mlua::Function = self.env.get(name)?;
+        let (emitted, r) = self.run(|| f.call::<mlua::Value>(arg));
+        let mut evs = events_from_lua(r?)
+            .map_err(|e| ScriptError(format!("{}: {name} returned {}", self.script, e.0)))?;
+        evs.extend(emitted);
+        Ok(evs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::source::LuaSource;
+    use super::super::testing::script;
+    use super::*;
+    use vane_core::testing::Harness;
+
+    /// A source job running the script of `cfg`.
+    fn source(cfg: &LuaConfig, job: &str) -> (Harness, LuaSource) {
+        let h = Harness::new(job);
+        let s = LuaSource::build(cfg.clone(), h.context()).unwrap();
+        (h, s)
+    }
+
+    #[tokio::test]
+    async fn sources_of_one_script_share_a_state_but_not_their_globals() {
+        let (_d, cfg) = script(
+            "n = 0\n\
+             function collect(ctx)\n\
+               n = n + 1\n\
+               if ctx.job == 'a' then leaked = 1; _G.leaked_g = 1; load('leaked_l = 1')() end\n\
+               ctx.emit({ name = 'from_' .. ctx.job, fields = { v = 1 } })\n\
+               if ctx.job == 'b' and n == 2 then while true do end end\n\
+               return { name = 'n', fields = { n = n, seen = (leaked or leaked_g or leaked_l) ~= nil } }\n\
+             end\n",
+        );
+        let build = |job: &str| source(&cfg, job);
+        let (ha, mut a) = build("a");
+        let (hb, mut b) = build("b");
+        assert!(Arc::ptr_eq(&a.vm.state, &b.vm.state));
+        // Each job counts on its own; what one sets, the other does not see;
+        // each one's emits are its own.
+        for round in 1..=2i64 {
+            let evs = ha.poll(&mut a).await.unwrap();
+            assert_eq!(evs[0].get_field("n"), Some(&Value::Int(round)));
+            assert_eq!(evs[1].name, "from_a");
+            if round == 1 {
+                let evs = hb.poll(&mut b).await.unwrap();
+                assert_eq!(evs[0].get_field("n"), Some(&Value::Int(1)));
+                assert_eq!(evs[0].get_field("seen"), Some(&Value::Bool(false)));
+                assert_eq!(evs[1].name, "from_b");
+            }
+        }
+        // A runaway call in one job is stopped; the other goes on.
+        let err = hb.poll(&mut b).await.unwrap_err().to_string();
+        assert!(err.contains("instruction budget"), "{err}");
+        let evs = ha.poll(&mut a).await.unwrap();
+        assert_eq!(evs[0].get_field("n"), Some(&Value::Int(3)));
+        // A state holds at most JOBS_PER_STATE jobs.
+        let more: Vec<_> = (0..JOBS_PER_STATE)
+            .map(|i| build(&format!("j{i}")))
+            .collect();
+        let states = more
+            .iter()
+            .chain([(ha, a), (hb, b)].iter())
+            .map(|(_, s)| Arc::as_ptr(&s.vm.state))
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(states.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn sharing_a_state_takes_no_memory_from_a_job() {
+        // Each job may hold 1.5 MiB (3 MiB while building it) under a 4 MiB
+        // limit, as it could alone; one job cannot take what all are allowed.
+        let (_d, cfg) = script(
+            "function collect(ctx)\n\
+               if ctx.job == 'greedy' then big = string.rep('x', 20 * 1024 * 1024) end\n\
+               kept = kept or string.rep('x', 1536 * 1024)\n\
+               return { name = 'held', fields = { bytes = #kept } }\n\
+             end\n",
+        );
+        let mut jobs = Vec::new();
+        for job in ["m1", "m2", "m3"] {
+            let (h, mut s) = source(&cfg, job);
+            let evs = h.poll(&mut s).await.unwrap();
+            assert_eq!(evs[0].get_field("bytes"), Some(&Value::Int(1536 << 10)));
+            jobs.push((h, s));
+        }
+        assert!(Arc::ptr_eq(&jobs[0].1.vm.state, &jobs[2].1.vm.state));
+        let (h, mut g) = source(&cfg, "greedy");
+        let err = h.poll(&mut g).await.unwrap_err().to_string();
+        assert!(err.contains("memory"), "{err}");
+    }
+}

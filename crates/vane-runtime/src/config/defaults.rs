@@ -1,0 +1,44 @@
+//! Defaults that come from outside the config: the built-in config of
+//! `vane run` without `-c`, the machine's host name, the data folder.
+
+use std::path::PathBuf;
+
+/// The built-in config of `vane run` without `-c`: host metrics every 10 s to stdout.
+pub const DEFAULT_CONFIG: &str = "\
+# vane's built-in config: host metrics every 10 s, written to standard output
+# as InfluxDB line protocol.
+sources:
+  - { id: cpu, plugin: cpu }
+  - { id: memory, plugin: memory }
+  - { id: swap, plugin: swap }
+  - { id: disk, plugin: disk }
+  - { id: diskio, plugin: diskio }
+  - { id: net, plugin: net }
+  - { id: load, plugin: load }
+  - { id: processes, plugin: processes }
+  - { id: system, plugin: system }
+sinks:
+  - { id: stdout, plugin: stdout, config: { format: influx } }
+";
+
+/// The machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `/var/lib/vane` as root, else the user's state folder.
+pub fn data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/vane");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("vane")
+}

@@ -1,0 +1,119 @@
+//! Reading the config: the main file, the `conf.d/*.yaml` files beside it
+//! (merged in name order), and `${ENV}` values; then validation.
+
+use std::path::{Path, PathBuf};
+
+use vane_core::node::{ConfigError, from_node, yaml};
+use vane_core::registry::Registry;
+
+use super::Config;
+use super::defaults::DEFAULT_CONFIG;
+use super::schema::File;
+
+/// What validation tolerates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Accept engines that no job feeds (`vane engine` runs one alone).
+    pub unfed_engines: bool,
+}
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+/// Reads a config file and the `conf.d/*.yaml` files beside it, then validates.
+pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>> {
+    load_with(path, registry, Options::default())
+}
+
+/// [`load`], with what validation tolerates.
+pub fn load_with(
+    path: &Path,
+    registry: &Registry,
+    options: Options,
+) -> Result<Config, Vec<ConfigError>> {
+    let unreadable = |what: &Path, e: std::io::Error| {
+        vec![ConfigError::new(
+            None,
+            "",
+            format!("cannot read {}: {e}", what.display()),
+        )]
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError::new(
+            None,
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )]
+    })?;
+    let mut texts = vec![(path.to_path_buf(), path.display().to_string(), text)];
+    let confd = path
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("conf.d");
+    if confd.is_dir() {
+        let mut extra: Vec<PathBuf> = std::fs::read_dir(&confd)
+            .map_err(|e| unreadable(&confd, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        extra.sort();
+        for p in extra {
+            let t = std::fs::read_to_string(&p).map_err(|e| unreadable(&p, e))?;
+            texts.push((p.clone(), p.display().to_string(), t));
+        }
+    }
+    from_texts_with(&texts, registry, &env_lookup, options)
+}
+
+/// Parses and validates the built-in default config.
+pub fn default_config(registry: &Registry) -> Result<Config, Vec<ConfigError>> {
+    let texts = [(
+        PathBuf::from("<built-in>"),
+        "<built-in config>".into(),
+        DEFAULT_CONFIG.into(),
+    )];
+    from_texts(&texts, registry, &env_lookup)
+}
+
+/// Parses and validates config texts: (path, display name, text), main file first.
+pub fn from_texts(
+    texts: &[(PathBuf, String, String)],
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    from_texts_with(texts, registry, env, Options::default())
+}
+
+/// [`from_texts`], with what validation tolerates.
+pub fn from_texts_with(
+    texts: &[(PathBuf, String, String)],
+    registry: &Registry,
+    env: &dyn Fn(&str) -> Option<String>,
+    options: Options,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut files = Vec::new();
+    for (i, (_, name, text)) in texts.iter().enumerate() {
+        let parsed = yaml::parse(name, text, env).and_then(|node| from_node::<File>(&node, ""));
+        match parsed {
+            Ok(f) => {
+                if let Some(a) = f.agent.as_ref().filter(|_| i > 0) {
+                    errors.push(ConfigError::new(
+                        Some(a.mark.clone()),
+                        "agent",
+                        "`agent` belongs in the main config file, not in conf.d",
+                    ));
+                }
+                files.push(f);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut config = super::validate::validate(files, registry, options)?;
+    config.files = texts.iter().map(|(p, _, _)| p.clone()).collect();
+    Ok(config)
+}
