@@ -8,7 +8,7 @@ use mlua::{Lua, Table, Value as Lv};
 use vane_core::event::{Event, Kind, State};
 
 use super::ScriptError;
-use super::event::{LuaEvent, field_value, tag_text};
+use super::event::{SharedLent, field_value, tag_text};
 
 /// JSON (a job's `settings`) as Lua values.
 pub fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Lv> {
@@ -38,10 +38,11 @@ pub fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Lv> {
     })
 }
 
-/// Nothing, one event, or a list of events. An event received from
-/// `process` is moved out (twice in a list: the second is a copy).
-pub fn events_from_lua(v: Lv) -> Result<Vec<Event>, ScriptError> {
-    let mut taken: Vec<(*const std::ffi::c_void, usize)> = Vec::new();
+/// Nothing, one event, or a list of events. An event lent to the call is
+/// moved out (twice in a list: the second is a copy).
+pub fn events_from_lua(v: Lv, lent: &SharedLent) -> Result<Vec<Event>, ScriptError> {
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let take = |h: mlua::LightUserData| lent.lock().expect("not poisoned").take(h);
     let mut out = Vec::new();
     match v {
         Lv::Nil => {}
@@ -50,13 +51,13 @@ pub fn events_from_lua(v: Lv) -> Result<Vec<Event>, ScriptError> {
             for item in t.sequence_values::<Lv>() {
                 match item? {
                     Lv::Table(t) => out.push(event_from_table(&t)?),
-                    Lv::UserData(ud) => {
-                        let at = ud.to_pointer();
+                    Lv::LightUserData(h) => {
+                        let at = h.0 as usize;
                         match taken.iter().find(|(p, _)| *p == at) {
                             Some(&(_, i)) => out.push(out[i].clone()),
                             None => {
                                 taken.push((at, out.len()));
-                                out.push(take(&ud)?);
+                                out.push(take(h)?);
                             }
                         }
                     }
@@ -69,7 +70,7 @@ pub fn events_from_lua(v: Lv) -> Result<Vec<Event>, ScriptError> {
                 }
             }
         }
-        Lv::UserData(ud) => out.push(take(&ud)?),
+        Lv::LightUserData(h) => out.push(take(h)?),
         other => {
             return Err(ScriptError(format!(
                 "a {} instead of an event, a list of events or nil",
@@ -78,15 +79,6 @@ pub fn events_from_lua(v: Lv) -> Result<Vec<Event>, ScriptError> {
         }
     }
     Ok(out)
-}
-
-/// Moves the event out of a `process` argument.
-fn take(ud: &mlua::AnyUserData) -> Result<Event, ScriptError> {
-    let mut e = ud
-        .borrow_mut::<LuaEvent>()
-        .map_err(|_| ScriptError("a userdata that is not an event".into()))?;
-    e.0.take()
-        .ok_or_else(|| ScriptError("an event that was passed on already".into()))
 }
 
 /// An event made by a script as a table; tags and fields in name order.

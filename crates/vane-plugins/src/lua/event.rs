@@ -1,38 +1,97 @@
-//! The event an engine script's `process(event)` receives: the event itself
-//! as a userdata, read and written in place, lazily. `event.name`,
+//! The event an engine script's `process(event)` receives: the event itself,
+//! lent to the call and read and written in place, lazily. `event.name`,
 //! `event.tags.env = 'prod'`, `event.fields.value`, `pairs(event.tags)` work
 //! as on a table, but only what the script touches is converted, and the
 //! tags' and fields' order and types are kept (an unsigned field written
 //! with a non-negative integer stays unsigned).
 //!
-//! Returning the event passes it on; after that it is gone from the script
-//! (reading it again is an error: keep `event:copy()` to use it later).
+//! The script sees a handle (a light userdata: no allocation, nothing for
+//! Lua's collector), which names the event's slot and the call it was lent
+//! to. Returning it passes the event on; once the call is over the handle
+//! is stale, and using it is an error: a script that wants to keep values
+//! copies them into a table.
 
-use mlua::{AnyUserData, Lua, MetaMethod, UserData, UserDataFields, UserDataMethods, Value as Lv};
+use std::sync::{Arc, Mutex};
+
+use mlua::{LightUserData, Lua, Value as Lv};
 use vane_core::event::{Event, Kind, State, Value};
 
-/// An event lent to a script; `None` once passed on.
-pub struct LuaEvent(pub Option<Event>);
+use super::ScriptError;
 
-fn gone() -> mlua::Error {
+/// The events lent to the running call, by slot.
+#[derive(Default)]
+pub struct Lent {
+    call: u32,
+    slots: Vec<Option<Event>>,
+}
+
+pub type SharedLent = Arc<Mutex<Lent>>;
+
+/// What a handle points at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Event = 1,
+    Tags = 2,
+    Fields = 3,
+}
+
+/// A handle: the part (2 bits), the call (30 bits), the slot (32 bits).
+fn handle(part: Part, call: u32, slot: u32) -> LightUserData {
+    let bits = ((part as u64) << 62) | (u64::from(call & 0x3fff_ffff) << 32) | u64::from(slot);
+    LightUserData(bits as usize as *mut std::ffi::c_void)
+}
+
+fn decode(h: LightUserData) -> Option<(Part, u32, u32)> {
+    let bits = h.0 as usize as u64;
+    let part = match bits >> 62 {
+        1 => Part::Event,
+        2 => Part::Tags,
+        3 => Part::Fields,
+        _ => return None,
+    };
+    Some((part, ((bits >> 32) & 0x3fff_ffff) as u32, bits as u32))
+}
+
+fn stale() -> mlua::Error {
     mlua::Error::RuntimeError(
-        "this event was passed on already (keep `event:copy()` to use it later)".into(),
+        "this event was passed on or its call is over (copy what you want to keep into a table)".into(),
     )
 }
 
-impl LuaEvent {
-    fn get(&self) -> mlua::Result<&Event> {
-        self.0.as_ref().ok_or_else(gone)
+impl Lent {
+    /// Starts a call lending `event`: its handle.
+    pub fn lend(&mut self, event: Event) -> LightUserData {
+        self.call = self.call.wrapping_add(1) & 0x3fff_ffff;
+        self.slots.clear();
+        self.slots.push(Some(event));
+        handle(Part::Event, self.call, 0)
     }
 
-    fn get_mut(&mut self) -> mlua::Result<&mut Event> {
-        self.0.as_mut().ok_or_else(gone)
+    /// Ends the call: what was lent and not passed on is dropped.
+    pub fn end_call(&mut self) {
+        self.call = self.call.wrapping_add(1) & 0x3fff_ffff;
+        self.slots.clear();
     }
 
-    /// Changes the event, unless it was passed on.
-    fn edit(&mut self, f: impl FnOnce(&mut Event)) -> mlua::Result<()> {
-        f(self.get_mut()?);
-        Ok(())
+    fn slot(&mut self, h: LightUserData) -> mlua::Result<(Part, &mut Event)> {
+        let (part, call, slot) = decode(h).ok_or_else(stale)?;
+        match self.slots.get_mut(slot as usize) {
+            Some(Some(e)) if call == self.call => Ok((part, e)),
+            _ => Err(stale()),
+        }
+    }
+
+    /// Moves a returned event out (for [`super::convert::events_from_lua`]).
+    pub fn take(&mut self, h: LightUserData) -> Result<Event, ScriptError> {
+        match decode(h) {
+            Some((Part::Event, call, slot)) if call == self.call => self
+                .slots
+                .get_mut(slot as usize)
+                .and_then(Option::take)
+                .ok_or_else(|| ScriptError("an event that was passed on already".into())),
+            Some((Part::Event, ..)) => Err(ScriptError(stale().to_string())),
+            _ => Err(ScriptError("the tags or fields of an event instead of an event".into())),
+        }
     }
 }
 
@@ -76,152 +135,144 @@ fn field_to_lua(lua: &Lua, v: &Value) -> mlua::Result<Lv> {
     })
 }
 
-fn opt_str(lua: &Lua, s: Option<&str>) -> mlua::Result<Lv> {
+fn text(lua: &Lua, s: Option<&str>) -> mlua::Result<Lv> {
     s.map_or(Ok(Lv::Nil), |s| lua.create_string(s).map(Lv::String))
 }
 
-impl UserData for LuaEvent {
-    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
-        f.add_field_method_get("name", |lua, this| lua.create_string(&this.get()?.name));
-        f.add_field_method_set("name", |_, this, v: String| this.edit(|e| e.name = v));
-        f.add_field_method_get("time", |_, this| Ok(this.get()?.time));
-        f.add_field_method_set("time", |_, this, v: i64| this.edit(|e| e.time = v));
-        f.add_field_method_get("host", |lua, this| lua.create_string(&this.get()?.host));
-        f.add_field_method_set("host", |_, this, v: String| this.edit(|e| e.host = v));
-        f.add_field_method_get("kind", |_, this| Ok(this.get()?.kind.as_str()));
-        f.add_field_method_set("kind", |_, this, v: String| {
-            let k = Kind::parse(&v)
-                .ok_or_else(|| mlua::Error::RuntimeError(format!("unknown kind {v:?}")))?;
-            this.edit(|e| e.kind = k)
-        });
-        f.add_field_method_get("state", |_, this| Ok(this.get()?.state.map(State::as_str)));
-        f.add_field_method_set("state", |_, this, v: Option<String>| {
-            let s = match v {
-                None => None,
-                Some(v) => Some(
-                    State::parse(&v)
-                        .ok_or_else(|| mlua::Error::RuntimeError(format!("unknown state {v:?}")))?,
-                ),
-            };
-            this.edit(|e| e.state = s)
-        });
-        f.add_field_method_get("description", |lua, this| {
-            opt_str(lua, this.get()?.description.as_deref())
-        });
-        f.add_field_method_set("description", |_, this, v: Option<String>| {
-            this.edit(|e| e.description = v)
-        });
-        f.add_field_method_get("ttl", |_, this| Ok(this.get()?.ttl));
-        f.add_field_method_set("ttl", |_, this, v: Option<f64>| this.edit(|e| e.ttl = v));
-        f.add_field_function_get("tags", |lua, ud| lua.create_userdata(Tags(ud)));
-        f.add_field_function_get("fields", |lua, ud| lua.create_userdata(Fields(ud)));
-        f.add_field_method_set("tags", |_, this, t: mlua::Table| {
-            let mut tags = Vec::new();
-            for pair in t.pairs::<String, Lv>() {
-                let (k, v) = pair?;
-                let v = tag_text(&k, &v)?;
-                tags.push((k, v));
-            }
-            tags.sort();
-            this.edit(|e| e.tags = tags)
-        });
-        f.add_field_method_set("fields", |_, this, t: mlua::Table| {
-            let mut fields = Vec::new();
-            for pair in t.pairs::<String, Lv>() {
-                let (k, v) = pair?;
-                let v = field_value(&k, &v, false)?;
-                fields.push((k, v));
-            }
-            fields.sort_by(|a, b| a.0.cmp(&b.0));
-            this.edit(|e| e.fields = fields)
-        });
-    }
 
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method("copy", |_, this, ()| {
-            Ok(LuaEvent(Some(this.get()?.clone())))
-        });
+/// `event.KEY`
+fn read(lua: &Lua, part: Part, call: u32, slot: u32, e: &Event, key: &str) -> mlua::Result<Lv> {
+    match part {
+        Part::Tags => return text(lua, e.get_tag(key)),
+        Part::Fields => return e.get_field(key).map_or(Ok(Lv::Nil), |v| field_to_lua(lua, v)),
+        Part::Event => {}
     }
+    Ok(match key {
+        "name" => Lv::String(lua.create_string(&e.name)?),
+        "time" => Lv::Integer(e.time),
+        "host" => Lv::String(lua.create_string(&e.host)?),
+        "kind" => Lv::String(lua.create_string(e.kind.as_str())?),
+        "state" => text(lua, e.state.map(State::as_str))?,
+        "description" => text(lua, e.description.as_deref())?,
+        "ttl" => e.ttl.map_or(Lv::Nil, Lv::Number),
+        "tags" => Lv::LightUserData(handle(Part::Tags, call, slot)),
+        "fields" => Lv::LightUserData(handle(Part::Fields, call, slot)),
+        _ => Lv::Nil,
+    })
 }
 
-/// `event.tags`: reads and writes the event's tags in place.
-struct Tags(AnyUserData);
-
-impl UserData for Tags {
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
-            let e = this.0.borrow::<LuaEvent>()?;
-            opt_str(lua, e.get()?.get_tag(&key))
-        });
-        m.add_meta_method(MetaMethod::NewIndex, |_, this, (key, v): (String, Lv)| {
-            let mut e = this.0.borrow_mut::<LuaEvent>()?;
-            let tags = &mut e.get_mut()?.tags;
-            let at = tags.iter().position(|(k, _)| *k == key);
+/// `event.KEY = v` (keys arrive as Rust strings: reading them off Lua's
+/// stack is cheaper than holding a reference to the Lua string)
+fn write(part: Part, e: &mut Event, key: String, v: Lv) -> mlua::Result<()> {
+    let key = key.as_str();
+    let unknown = |what: &str, x: &str| mlua::Error::RuntimeError(format!("unknown {what} {x:?}"));
+    match part {
+        Part::Tags => {
+            let at = e.tags.iter().position(|(k, _)| k == key);
             match (at, v) {
-                (Some(i), Lv::Nil) => {
-                    tags.remove(i);
-                }
+                (Some(i), Lv::Nil) => drop(e.tags.remove(i)),
                 (None, Lv::Nil) => {}
-                (Some(i), v) => tags[i].1 = tag_text(&key, &v)?,
+                (Some(i), v) => e.tags[i].1 = tag_text(key, &v)?,
                 (None, v) => {
-                    let v = tag_text(&key, &v)?;
-                    tags.push((key, v));
+                    let v = tag_text(key, &v)?;
+                    e.tags.push((key.to_owned(), v))
                 }
             }
-            Ok(())
-        });
-        m.add_meta_method(MetaMethod::Pairs, |lua, this, ()| {
-            let e = this.0.borrow::<LuaEvent>()?;
-            let t = lua.create_table()?;
-            for (k, v) in &e.get()?.tags {
-                t.set(k.as_str(), v.as_str())?;
-            }
-            let next: mlua::Function = lua.globals().get("next")?;
-            Ok((next, t, Lv::Nil))
-        });
-    }
-}
-
-/// `event.fields`: reads and writes the event's fields in place.
-struct Fields(AnyUserData);
-
-impl UserData for Fields {
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
-            let e = this.0.borrow::<LuaEvent>()?;
-            match e.get()?.get_field(&key) {
-                Some(v) => field_to_lua(lua, v),
-                None => Ok(Lv::Nil),
-            }
-        });
-        m.add_meta_method(MetaMethod::NewIndex, |_, this, (key, v): (String, Lv)| {
-            let mut e = this.0.borrow_mut::<LuaEvent>()?;
-            let fields = &mut e.get_mut()?.fields;
-            let at = fields.iter().position(|(k, _)| *k == key);
+        }
+        Part::Fields => {
+            let at = e.fields.iter().position(|(k, _)| k == key);
             match (at, v) {
-                (Some(i), Lv::Nil) => {
-                    fields.remove(i);
-                }
+                (Some(i), Lv::Nil) => drop(e.fields.remove(i)),
                 (None, Lv::Nil) => {}
                 (Some(i), v) => {
-                    let was_uint = matches!(fields[i].1, Value::Uint(_));
-                    fields[i].1 = field_value(&key, &v, was_uint)?;
+                    let was_uint = matches!(e.fields[i].1, Value::Uint(_));
+                    e.fields[i].1 = field_value(key, &v, was_uint)?;
                 }
-                (None, v) => {
-                    let v = field_value(&key, &v, false)?;
-                    fields.push((key, v));
+                (None, v) => e.fields.push((key.to_owned(), field_value(key, &v, false)?)),
+            }
+        }
+        Part::Event => match (key, v) {
+            ("name", Lv::String(s)) => e.name = s.to_str()?.to_owned(),
+            ("host", Lv::String(s)) => e.host = s.to_str()?.to_owned(),
+            ("time", Lv::Integer(t)) => e.time = t,
+            ("time", Lv::Number(t)) => e.time = t as i64,
+            ("kind", Lv::String(s)) => {
+                let s = s.to_str()?;
+                e.kind = Kind::parse(&s).ok_or_else(|| unknown("kind", &s))?;
+            }
+            ("state", Lv::Nil) => e.state = None,
+            ("state", Lv::String(s)) => {
+                let s = s.to_str()?;
+                e.state = Some(State::parse(&s).ok_or_else(|| unknown("state", &s))?);
+            }
+            ("description", Lv::Nil) => e.description = None,
+            ("description", Lv::String(s)) => e.description = Some(s.to_str()?.to_owned()),
+            ("ttl", Lv::Nil) => e.ttl = None,
+            ("ttl", Lv::Number(t)) => e.ttl = Some(t),
+            ("ttl", Lv::Integer(t)) => e.ttl = Some(t as f64),
+            ("tags", Lv::Table(t)) => {
+                let mut tags = Vec::new();
+                for pair in t.pairs::<String, Lv>() {
+                    let (k, v) = pair?;
+                    let v = tag_text(&k, &v)?;
+                    tags.push((k, v));
                 }
+                tags.sort();
+                e.tags = tags;
             }
-            Ok(())
-        });
-        m.add_meta_method(MetaMethod::Pairs, |lua, this, ()| {
-            let e = this.0.borrow::<LuaEvent>()?;
-            let t = lua.create_table()?;
-            for (k, v) in &e.get()?.fields {
-                t.set(k.as_str(), field_to_lua(lua, v)?)?;
+            ("fields", Lv::Table(t)) => {
+                let mut fields = Vec::new();
+                for pair in t.pairs::<String, Lv>() {
+                    let (k, v) = pair?;
+                    let v = field_value(&k, &v, false)?;
+                    fields.push((k, v));
+                }
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                e.fields = fields;
             }
-            let next: mlua::Function = lua.globals().get("next")?;
-            Ok((next, t, Lv::Nil))
-        });
+            (k, v) => return Err(bad(&format!("`{k}` of an event"), &v)),
+        },
     }
+    Ok(())
+}
+
+/// Gives handles their behaviour: the metatable of light userdata in `lua`.
+pub fn install(lua: &Lua, lent: &SharedLent) -> mlua::Result<()> {
+    let mt = lua.create_table()?;
+    let l = lent.clone();
+    let index = lua.create_function(move |lua, (h, key): (LightUserData, String)| {
+        let mut lent = l.lock().expect("not poisoned");
+        let (part, e) = lent.slot(h)?;
+        let (_, call, slot) = decode(h).ok_or_else(stale)?;
+        read(lua, part, call, slot, e, &key)
+    })?;
+    let l = lent.clone();
+    let newindex = lua.create_function(move |_, (h, key, v): (LightUserData, String, Lv)| {
+        let mut lent = l.lock().expect("not poisoned");
+        let (part, e) = lent.slot(h)?;
+        write(part, e, key, v)
+    })?;
+    let l = lent.clone();
+    let pairs = lua.create_function(move |lua, h: LightUserData| {
+        let mut lent = l.lock().expect("not poisoned");
+        let (part, e) = lent.slot(h)?;
+        let t = lua.create_table()?;
+        match part {
+            Part::Tags => e.tags.iter().try_for_each(|(k, v)| t.set(k.as_str(), v.as_str()))?,
+            Part::Fields => e.fields.iter().try_for_each(|(k, v)| t.set(k.as_str(), field_to_lua(lua, v)?))?,
+            Part::Event => {
+                for k in ["name", "time", "host", "kind", "state", "description", "ttl"] {
+                    t.set(k, read(lua, part, 0, 0, e, k)?)?;
+                }
+            }
+        }
+        let next: mlua::Function = lua.globals().get("next")?;
+        Ok((next, t, Lv::Nil))
+    })?;
+    mt.set("__index", index)?;
+    mt.set("__newindex", newindex)?;
+    mt.set("__pairs", pairs)?;
+    mt.set("__name", "event")?;
+    lua.set_type_metatable::<LightUserData>(Some(mt));
+    Ok(())
 }

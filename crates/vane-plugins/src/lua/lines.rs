@@ -45,6 +45,7 @@ fn sixty_four_kib() -> ByteSize {
 /// vane's (scripts have none), the meaning of each line is the script's.
 pub struct LuaLines {
     vm: Vm,
+    line: mlua::Function,
     listen: String,
     max_line: usize,
 }
@@ -61,8 +62,10 @@ impl Build for LuaLines {
         };
         let vm = Vm::new(&lc, ctx, false)?;
         vm.require("line")?;
+        let line = vm.function("line").map_err(BuildError::stop)?;
         Ok(LuaLines {
             vm,
+            line,
             listen: c.listen,
             max_line: c.max_line.0 as usize,
         })
@@ -104,7 +107,7 @@ impl Service for LuaLines {
                 }
                 Some(text) = rx.recv() => {
                     let arg = self.vm.state.lua.create_string(text.trim_end_matches('\r')).map_err(ScriptError::from)?;
-                    match self.vm.call("line", arg) {
+                    match self.vm.call(&self.line, "line", arg) {
                         Ok(evs) => ctx.emit_all(evs).await,
                         Err(e) => ctx.report_error(e),
                     }

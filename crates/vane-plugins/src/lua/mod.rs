@@ -76,12 +76,26 @@ pub struct ScriptError(pub String);
 
 impl From<mlua::Error> for ScriptError {
     fn from(e: mlua::Error) -> ScriptError {
-        // Keep the message and its position; drop the stack traceback.
-        let text = match &e {
-            mlua::Error::CallbackError { cause, .. } => cause.to_string(),
-            other => other.to_string(),
+        // Keep the message and its position; drop the stack traceback. An
+        // error raised by vane's side of a call (reading an event, say)
+        // takes its position from the script's innermost frame.
+        let (text, at) = match &e {
+            mlua::Error::CallbackError { cause, traceback } => {
+                let at = traceback
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.starts_with('[') && l.contains(": in "))
+                    .and_then(|l| l.split(": in ").next());
+                (cause.to_string(), at)
+            }
+            other => (other.to_string(), None),
         };
-        ScriptError(text.lines().next().unwrap_or("").trim().to_owned())
+        let text = text.lines().next().unwrap_or("").trim();
+        let text = text.strip_prefix("runtime error: ").unwrap_or(text);
+        match at {
+            Some(at) if !text.starts_with(at) => ScriptError(format!("{at}: {text}")),
+            _ => ScriptError(text.to_owned()),
+        }
     }
 }
 

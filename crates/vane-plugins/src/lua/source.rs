@@ -9,6 +9,7 @@ use super::state::Vm;
 /// A source written in Lua: `collect(ctx)`.
 pub struct LuaSource {
     pub(crate) vm: Vm,
+    collect: mlua::Function,
 }
 
 impl Build for LuaSource {
@@ -17,14 +18,15 @@ impl Build for LuaSource {
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&cfg, ctx, true)?;
         vm.require("collect")?;
-        Ok(LuaSource { vm })
+        let collect = vm.function("collect").map_err(BuildError::stop)?;
+        Ok(LuaSource { vm, collect })
     }
 }
 
 impl Source for LuaSource {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let ctx: mlua::Value = self.vm.env.get("ctx").map_err(super::ScriptError::from)?;
-        Ok(self.vm.call("collect", ctx)?)
+        Ok(self.vm.call(&self.collect, "collect", ctx)?)
     }
 }
 

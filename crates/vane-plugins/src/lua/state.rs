@@ -12,6 +12,7 @@ use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
 use vane_core::prelude::*;
 
 use super::convert::{events_from_lua, json_to_lua};
+use super::event::{Lent, SharedLent};
 use super::{LuaConfig, ScriptError};
 
 const HOOK_EVERY: u32 = 1000;
@@ -37,6 +38,8 @@ pub struct LuaState {
     make_load: mlua::Function,
     /// The memory limit set on the state.
     limit: AtomicUsize,
+    /// Events lent to the running call (engines).
+    pub(crate) lent: SharedLent,
 }
 
 #[derive(Default)]
@@ -112,6 +115,13 @@ impl LuaState {
             .set_name("=sandbox")
             .call(())?;
         lua.set_memory_limit(cfg.memory.0 as usize)?;
+        // Engines make short-lived userdata (the events they are given and
+        // their views), each with a finalizer: the generational collector
+        // frees them in minor collections, where the incremental one let
+        // finalizers fall behind the rate they are made at.
+        lua.load("collectgarbage('generational')")
+            .set_name("=sandbox")
+            .exec()?;
         let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
         let b = budget.clone();
         let limit = cfg.instructions;
@@ -144,9 +154,12 @@ impl LuaState {
             base.set(name, f)?;
         }
         base.set("exec", lua.create_function(super::exec::lua_exec)?)?;
+        let lent = SharedLent::default();
+        super::event::install(&lua, &lent)?;
         let cur = current.clone();
+        let l = lent.clone();
         let emit = lua.create_function(move |_, v: mlua::Value| {
-            let evs = events_from_lua(v).map_err(|e| mlua::Error::RuntimeError(e.0))?;
+            let evs = events_from_lua(v, &l).map_err(|e| mlua::Error::RuntimeError(e.0))?;
             cur.lock().expect("not poisoned").emitted.extend(evs);
             Ok(())
         })?;
@@ -159,6 +172,7 @@ impl LuaState {
             ctx_base: base,
             make_load,
             limit: AtomicUsize::new(cfg.memory.0 as usize),
+            lent,
         })
     }
 
@@ -289,15 +303,31 @@ impl Vm {
         }
     }
 
+    /// One of the job's functions, to call again and again.
+    pub fn function(&self, name: &str) -> Result<mlua::Function, ScriptError> {
+        Ok(self.env.get(name)?)
+    }
+
     /// Calls one of the job's functions with a budget: its returned events,
     /// then emitted ones.
-    pub fn call(&self, name: &str, arg: impl mlua::IntoLua) -> Result<Vec<Event>, ScriptError> {
-        let f: mlua::Function = self.env.get(name)?;
+    pub fn call(&self, f: &mlua::Function, name: &str, arg: impl mlua::IntoLua) -> Result<Vec<Event>, ScriptError> {
         let (emitted, r) = self.run(|| f.call::<mlua::Value>(arg));
-        let mut evs = events_from_lua(r?)
-            .map_err(|e| ScriptError(format!("{}: {name} returned {}", self.script, e.0)))?;
+        let evs = match r {
+            Ok(v) => events_from_lua(v, &self.state.lent)
+                .map_err(|e| ScriptError(format!("{}: {name} returned {}", self.script, e.0))),
+            Err(e) => Err(e.into()),
+        };
+        // What was lent and not passed on is dropped; its handles go stale.
+        self.state.lent.lock().expect("not poisoned").end_call();
+        let mut evs = evs?;
         evs.extend(emitted);
         Ok(evs)
+    }
+
+    /// Calls `f` with `event` lent to it ([`super::event`]).
+    pub fn call_with_event(&self, f: &mlua::Function, name: &str, event: Event) -> Result<Vec<Event>, ScriptError> {
+        let h = self.state.lent.lock().expect("not poisoned").lend(event);
+        self.call(f, name, h)
     }
 }
 
