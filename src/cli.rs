@@ -150,10 +150,7 @@ fn print_errors(file: &Path, errors: &[ConfigError]) {
         }
     }
     let n = errors.len();
-    eprintln!(
-        "{n} error{} in the configuration",
-        if n == 1 { "" } else { "s" }
-    );
+    eprintln!("{n} error{} in the configuration", if n == 1 { "" } else { "s" });
 }
 
 fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
@@ -209,11 +206,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                     use std::io::Write;
                     let mut out = String::new();
                     for e in &events {
-                        vane_core::lineproto::encode_into(
-                            &mut out,
-                            e,
-                            vane_core::lineproto::Precision::Nanoseconds,
-                        );
+                        vane_core::lineproto::encode_into(&mut out, e, vane_core::lineproto::Precision::Nanoseconds);
                     }
                     let _ = std::io::stdout().write_all(out.as_bytes());
                     ExitCode::SUCCESS
@@ -224,15 +217,9 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                 }
             }
         }
-        Command::Engine {
-            engine,
-            config,
-            format,
-        } => {
+        Command::Engine { engine, config, format } => {
             // An engine runs alone even when nothing in the config feeds it.
-            let options = vane_runtime::config::Options {
-                unfed_engines: true,
-            };
+            let options = vane_runtime::config::Options { unfed_engines: true };
             let c = match vane_runtime::config::load_with(&config, &registry, options) {
                 Ok(c) => c,
                 Err(errors) => {
@@ -302,10 +289,7 @@ fn runtime_with(threads: Option<usize>) -> tokio::runtime::Runtime {
     if let Some(n) = threads {
         b.worker_threads(n.max(1));
     }
-    b.enable_all()
-        .thread_name("vane")
-        .build()
-        .expect("a tokio runtime")
+    b.enable_all().thread_name("vane").build().expect("a tokio runtime")
 }
 
 async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {

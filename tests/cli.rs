@@ -162,9 +162,8 @@ fn run_without_config_writes_host_metrics_as_line_protocol() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !want.is_empty() && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
-        let ev =
-            vane_core::lineproto::decode_line(&line, vane_core::lineproto::Precision::Nanoseconds)
-                .unwrap_or_else(|e| panic!("not line protocol: {line}: {e}"));
+        let ev = vane_core::lineproto::decode_line(&line, vane_core::lineproto::Precision::Nanoseconds)
+            .unwrap_or_else(|e| panic!("not line protocol: {line}: {e}"));
         assert!(!ev.host.is_empty(), "host stamped: {line}");
         assert!(ev.time > 1_600_000_000_000_000_000, "time stamped: {line}");
         want.retain(|w| *w != ev.name);
@@ -215,12 +214,8 @@ fn check_names_file_line_column_and_key_path() {
         format!(
             "{f}:7:7: jobs[0].config.mount_point: unknown key `mount_point`, expected one of `mount_points`, `ignore_fs`"
         ),
-        format!(
-            "{f}:8:22: jobs[1].plugin: unknown plugin `cpuu` (did you mean `cpu`?); `vane plugins` lists them"
-        ),
-        format!(
-            "{f}:12:37: sinks[0].config.format: unknown value \"xml\", expected one of `influx`, `json`"
-        ),
+        format!("{f}:8:22: jobs[1].plugin: unknown plugin `cpuu` (did you mean `cpu`?); `vane plugins` lists them"),
+        format!("{f}:12:37: sinks[0].config.format: unknown value \"xml\", expected one of `influx`, `json`"),
         format!("{m}:2:11: jobs[0].id: duplicate id `d`, first used at {f}:4:9"),
         "4 errors in the configuration".to_owned(),
     ];
@@ -237,10 +232,7 @@ fn check_reports_unreadable_files_and_yaml_errors() {
     let out = vane(&["check", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.starts_with(&format!("{}:2:1: invalid YAML", p.display())),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}:2:1: invalid YAML", p.display())), "{err}");
 }
 
 #[test]
@@ -257,9 +249,7 @@ fn test_polls_one_job_once() {
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 1, "{s}");
     assert!(
-        lines[0].starts_with(
-            "hello,host=box1,team=ops,state=ok value=0.0,description=\"Hello world!\" "
-        ),
+        lines[0].starts_with("hello,host=box1,team=ops,state=ok value=0.0,description=\"Hello world!\" "),
         "{s}"
     );
     let out = vane(&["test", "out", "-c", p.to_str().unwrap()]);
@@ -325,10 +315,7 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
         "{hellos} lines, {hello_polls} polls"
     );
     let booms = lines.lines().filter(|l| l.starts_with("chaos,")).count();
-    assert!(
-        booms >= 2,
-        "the panicking job worked between panics: {booms}"
-    );
+    assert!(booms >= 2, "the panicking job worked between panics: {booms}");
 }
 
 #[test]
@@ -355,9 +342,7 @@ fn sigint_stops_cleanly_and_flushes() {
     // source tells how many polls the job has made meanwhile.
     let (mut child, log) = start(&p);
     drain(log);
-    let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
-        figure(t, "h", "polls") >= 5
-    });
+    let t = wait_for_file(&stats, Duration::from_secs(20), |t| figure(t, "h", "polls") >= 5);
     let polled = figure(&t, "h", "polls");
     signal(&child, SIGINT);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
@@ -366,10 +351,7 @@ fn sigint_stops_cleanly_and_flushes() {
     // The sink flushed its partial batch on the way out.
     let t = std::fs::read_to_string(&out).unwrap();
     let n = t.lines().count() as u64;
-    assert!(
-        n >= polled,
-        "{n} events flushed, {polled} polls made before the signal"
-    );
+    assert!(n >= polled, "{n} events flushed, {polled} polls made before the signal");
     for l in t.lines() {
         let e = vane_core::json::decode(l).unwrap();
         assert_eq!(e.name, "hello");
@@ -445,10 +427,7 @@ fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
     assert_eq!(first.name, "chaos");
     assert_eq!(first.get_tag("alert"), Some("transition"));
     assert_eq!(first.state, Some(vane_core::event::State::Critical));
-    assert_eq!(
-        first.get_field("previous_state").unwrap().as_str(),
-        Some("ok")
-    );
+    assert_eq!(first.get_field("previous_state").unwrap().as_str(), Some("ok"));
     let rate = first.get_field("value").unwrap().as_f64().unwrap();
     assert!((5.0..=40.0).contains(&rate), "rate {rate}/s");
     assert_eq!(first.description.as_deref(), Some("critical: value > 5"));
@@ -483,12 +462,7 @@ fn engine_runs_alone_on_standard_input() {
                  not line protocol\n\
                  {\"name\":\"bytes\",\"kind\":\"counter\",\"fields\":{\"value\":250},\"time\":2000000000}\n\
                  bytes,kind=counter value=40u 3000000000\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     // 100 -> 250 is 150; 250 -> 40 is a reset: 40.
@@ -501,10 +475,7 @@ fn engine_runs_alone_on_standard_input() {
         err.contains("input line 2: column 9: missing '=' after field key \"line\""),
         "{err}"
     );
-    assert!(
-        err.contains("events_in=3 events_out=2 bad_lines=1"),
-        "{err}"
-    );
+    assert!(err.contains("events_in=3 events_out=2 bad_lines=1"), "{err}");
     let out = vane(&["engine", "nope", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no engine with id `nope`; engines: r"));
@@ -512,8 +483,7 @@ fn engine_runs_alone_on_standard_input() {
 
 #[test]
 fn the_readme_configuration_is_valid() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
         .find("### Configuration\n\n```yaml\n")
         .expect("the README shows a config");

@@ -84,26 +84,14 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
     };
     let http_port = http_server(1);
     let mut cfg = String::from("jobs:\n");
-    cfg += &check_job(
-        "load",
-        &["check_load", "-w", "1000,1000,1000", "-c", "2000,2000,2000"],
-    );
+    cfg += &check_job("load", &["check_load", "-w", "1000,1000,1000", "-c", "2000,2000,2000"]);
     cfg += &check_job("disk", &["check_disk", "-w", "0%", "-c", "0%", "-p", "/"]);
     cfg += &check_job("procs", &["check_procs", "-w", "100000", "-c", "200000"]);
     cfg += &check_job("users", &["check_users", "-w", "1000", "-c", "2000"]);
-    cfg += &check_job(
-        "tcp",
-        &["check_tcp", "-H", "127.0.0.1", "-p", &tcp_port.to_string()],
-    );
+    cfg += &check_job("tcp", &["check_tcp", "-H", "127.0.0.1", "-p", &tcp_port.to_string()]);
     cfg += &check_job(
         "tcp_closed",
-        &[
-            "check_tcp",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &closed_port.to_string(),
-        ],
+        &["check_tcp", "-H", "127.0.0.1", "-p", &closed_port.to_string()],
     );
     cfg += &check_job(
         "http",
@@ -117,16 +105,8 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
             "vane test page",
         ],
     );
-    for (code, text) in [
-        (0, "all good"),
-        (1, "getting warm"),
-        (2, "on fire"),
-        (3, "no idea"),
-    ] {
-        cfg += &check_job(
-            &format!("dummy{code}"),
-            &["check_dummy", &code.to_string(), text],
-        );
+    for (code, text) in [(0, "all good"), (1, "getting warm"), (2, "on fire"), (3, "no idea")] {
+        cfg += &check_job(&format!("dummy{code}"), &["check_dummy", &code.to_string(), text]);
     }
     cfg += "sinks:\n  - { id: out, plugin: stdout }\n";
     let p = write(dir.path(), "v.yaml", &cfg);
@@ -134,13 +114,7 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
     let load = test_job(&p, "load");
     assert_eq!(load[0].name, "check_load");
     assert_eq!(load[0].state, Some(State::Ok));
-    assert!(
-        load[0]
-            .description
-            .as_deref()
-            .unwrap()
-            .starts_with("LOAD OK")
-    );
+    assert!(load[0].description.as_deref().unwrap().starts_with("LOAD OK"));
     assert!(f(&load[0], "load1") >= 0.0);
     assert_eq!(f(&load[0], "load1_warn"), 1000.0);
 
@@ -264,10 +238,7 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let logs: Vec<String> = rx.try_iter().collect();
-    assert!(
-        logs.iter().any(|l| l.contains("to stderr")),
-        "child stderr is logged"
-    );
+    assert!(logs.iter().any(|l| l.contains("to stderr")), "child stderr is logged");
     assert!(
         logs.iter()
             .any(|l| l.contains("line 3: line of 3000000 bytes is longer than max_line")),
@@ -277,9 +248,6 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
     for pid in std::fs::read_to_string(&pids).unwrap().lines() {
         let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = st.rsplit(") ").next().and_then(|s| s.chars().next());
-        assert!(
-            st.is_empty() || state == Some('Z'),
-            "child {pid} still runs: {st}"
-        );
+        assert!(st.is_empty() || state == Some('Z'), "child {pid} still runs: {st}");
     }
 }

@@ -30,13 +30,7 @@ fn every_value_reaches_graphite_through_a_real_relay() {
     .unwrap();
     let log = dir.path().join("relay.log");
     let mut relay = Command::new("carbon-c-relay")
-        .args([
-            "-f",
-            conf.to_str().unwrap(),
-            "-s",
-            "-l",
-            log.to_str().unwrap(),
-        ])
+        .args(["-f", conf.to_str().unwrap(), "-s", "-l", log.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -72,16 +66,12 @@ fn every_value_reaches_graphite_through_a_real_relay() {
     .unwrap();
     let agent = start(&cfg);
     let (sock, _) = dest.accept().unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut lines = BufReader::new(sock).lines();
     let mut sums = (0.0, 0.0);
     let mut count = 0;
     while count < 2 * n {
-        let l = lines
-            .next()
-            .expect("the relay forwards every line")
-            .unwrap();
+        let l = lines.next().expect("the relay forwards every line").unwrap();
         let mut w = l.split(' ');
         let (path, value, time) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
         let v: f64 = value.parse().unwrap();

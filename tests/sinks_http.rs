@@ -42,11 +42,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
             }
             let mut body = vec![0u8; len];
             r.read_exact(&mut body).unwrap();
-            let status = if i == 0 {
-                "503 Service Unavailable"
-            } else {
-                "200 OK"
-            };
+            let status = if i == 0 { "503 Service Unavailable" } else { "200 OK" };
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

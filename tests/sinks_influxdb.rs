@@ -63,19 +63,10 @@ fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
     });
     stop(child);
     // 0 + 1 + … + 9999, for the integer and the (formerly unsigned) field.
-    assert_eq!(
-        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
-        49_995_000.0
-    );
-    assert_eq!(
-        influx.number("SELECT sum(u) FROM metrics.two_weeks.m"),
-        49_995_000.0
-    );
+    assert_eq!(influx.number("SELECT sum(v) FROM metrics.two_weeks.m"), 49_995_000.0);
+    assert_eq!(influx.number("SELECT sum(u) FROM metrics.two_weeks.m"), 49_995_000.0);
     let rps = influx.query("SHOW RETENTION POLICIES ON metrics");
-    assert!(
-        rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"),
-        "{rps}"
-    );
+    assert!(rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"), "{rps}");
 }
 
 #[test]
@@ -143,10 +134,7 @@ fn an_outage_of_thirty_seconds_loses_nothing() {
     stop(child);
     // InfluxDB keeps one point per series and time: a batch sent twice
     // (at-least-once) cannot inflate the count, and none is missing.
-    assert_eq!(
-        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
-        4_999_950_000.0
-    );
+    assert_eq!(influx.number("SELECT sum(v) FROM metrics.two_weeks.m"), 4_999_950_000.0);
 }
 
 #[test]
@@ -177,13 +165,10 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     });
     influx.pause();
     // Everything the generator made is in the disk buffer, or was delivered.
-    let buffered =
-        || figure(&stats, "influx", "buffer_events") + figure(&stats, "influx", "events_out");
-    wait_until(
-        Duration::from_secs(60),
-        "100,000 events buffered or delivered",
-        || buffered() >= 100_000.0,
-    );
+    let buffered = || figure(&stats, "influx", "buffer_events") + figure(&stats, "influx", "events_out");
+    wait_until(Duration::from_secs(60), "100,000 events buffered or delivered", || {
+        buffered() >= 100_000.0
+    });
     let mut child = child;
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();
@@ -199,16 +184,11 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     );
     let child = start(&again);
     influx.resume();
-    wait_until(
-        Duration::from_secs(120),
-        "all 100,000 points after the restart",
-        || count(&influx) == 100_000.0,
-    );
+    wait_until(Duration::from_secs(120), "all 100,000 points after the restart", || {
+        count(&influx) == 100_000.0
+    });
     stop(child);
-    assert_eq!(
-        influx.number("SELECT sum(v) FROM metrics.two_weeks.m"),
-        4_999_950_000.0
-    );
+    assert_eq!(influx.number("SELECT sum(v) FROM metrics.two_weeks.m"), 4_999_950_000.0);
 }
 
 #[test]
@@ -246,9 +226,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     let mut segs: Vec<PathBuf> = std::fs::read_dir(&buffers)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "seg") && std::fs::metadata(p).unwrap().len() > 0
-        })
+        .filter(|p| p.extension().is_some_and(|x| x == "seg") && std::fs::metadata(p).unwrap().len() > 0)
         .collect();
     segs.sort();
     let mut bytes = std::fs::read(&segs[0]).unwrap();
@@ -279,9 +257,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     let child = start(&again);
     influx.resume();
     wait_until(Duration::from_secs(60), "the buffer drained", || {
-        figure("buffer_skipped") >= 2.0
-            && figure("buffer_bytes") == 0.0
-            && figure("events_out") > 0.0
+        figure("buffer_skipped") >= 2.0 && figure("buffer_bytes") == 0.0 && figure("events_out") > 0.0
     });
     stop(child);
     let count = influx.number("SELECT count(v) FROM metrics.two_weeks.m");
@@ -320,16 +296,12 @@ fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
     // A wrong password: preparing the database is refused (401) and
     // retried, nothing is written, nothing is given up.
     let wrong = start(&cfg("nope"));
-    wait_until(Duration::from_secs(30), "refused attempts", || {
-        failures() >= 2.0
-    });
+    wait_until(Duration::from_secs(30), "refused attempts", || failures() >= 2.0);
     assert_eq!(count(), 0.0);
     assert_eq!(stop(wrong), Some(0));
     let right = start(&cfg("s3cret"));
-    wait_until(
-        Duration::from_secs(60),
-        "1,000 points with the right password",
-        || count() == 1_000.0,
-    );
+    wait_until(Duration::from_secs(60), "1,000 points with the right password", || {
+        count() == 1_000.0
+    });
     stop(right);
 }

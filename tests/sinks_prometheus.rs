@@ -36,8 +36,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
     )
     .unwrap();
     let agent = start(&cfg);
-    let q200 =
-        "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
+    let q200 = "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
     let deadline = Instant::now() + Duration::from_secs(60);
     while prom.value(q200) != Some(150.0) {
         assert!(
@@ -57,10 +56,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
         prom.value("sum_over_time(http_requests_count{code=\"500\"}[10m])"),
         Some(22_500.0)
     );
-    assert_eq!(
-        prom.value("sum(count_over_time(http_requests_ok[10m]))"),
-        Some(300.0)
-    );
+    assert_eq!(prom.value("sum(count_over_time(http_requests_ok[10m]))"), Some(300.0));
 }
 
 #[test]
@@ -98,10 +94,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
         if t.contains("reqs{") {
             break t;
         }
-        assert!(
-            Instant::now() < deadline,
-            "/metrics never served the series: {t}"
-        );
+        assert!(Instant::now() < deadline, "/metrics never served the series: {t}");
         std::thread::sleep(Duration::from_millis(50));
     };
     let (samples, bad) = vane_core::formats::prometheus::parse(&text, 0);

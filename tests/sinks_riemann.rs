@@ -101,8 +101,7 @@ fn event(b: &[u8]) -> Got {
                         _ => String::new(),
                     })
                 };
-                g.attributes
-                    .insert(get(1).unwrap(), get(2).unwrap_or_default());
+                g.attributes.insert(get(1).unwrap(), get(2).unwrap_or_default());
             }
             (13, Field::Int(v)) => g.metric_sint64 = Some(((v >> 1) as i64) ^ -((v & 1) as i64)),
             (14, Field::Fixed64(v)) => g.metric_d = Some(f64::from_bits(v)),
@@ -176,8 +175,5 @@ fn events_reach_a_riemann_server_with_every_attribute() {
     assert_eq!(used.time, 1_700_000_000);
     assert_eq!(used.metric_d, Some(91.5));
     assert_eq!(inodes.metric_sint64, Some(7));
-    assert_eq!(
-        used.attributes.get("path").map(String::as_str),
-        Some("/var")
-    );
+    assert_eq!(used.attributes.get("path").map(String::as_str), Some("/var"));
 }

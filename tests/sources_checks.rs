@@ -21,13 +21,7 @@ fn wait_port(port: u16) {
 fn python_http(dir: &Path) -> (Server, u16) {
     let port = free_port();
     let child = Command::new("/usr/bin/python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -102,10 +96,7 @@ fn http_and_tcp_checks_against_real_servers() {
     wait_until(Duration::from_secs(30), "every check reported", || {
         let evs = events_in(&out);
         let urls: Vec<&str> = evs.iter().filter_map(|e| e.get_tag("url")).collect();
-        let addrs = evs
-            .iter()
-            .filter(|e| e.get_tag("address").is_some())
-            .count();
+        let addrs = evs.iter().filter(|e| e.get_tag("address").is_some()).count();
         urls.len() >= wanted.len() * 2 && addrs >= 4
     });
     stop(agent);
@@ -128,41 +119,25 @@ fn http_and_tcp_checks_against_real_servers() {
         .iter()
         .find(|e| e.get_field("body_match") == Some(&Value::Bool(false)))
         .expect("the regex that does not match");
-    assert_eq!(
-        (num(wrong, "up"), wrong.state),
-        (0.0, Some(State::Critical))
-    );
+    assert_eq!((num(wrong, "up"), wrong.state), (0.0, Some(State::Critical)));
     let gone = last(&evs, "url", &format!("http://127.0.0.1:{web}/missing"));
     assert_eq!((num(gone, "status"), num(gone, "up")), (404.0, 0.0));
     assert_eq!(gone.state, Some(State::Critical));
     let cert = evs
         .iter()
         .rev()
-        .find(|e| {
-            e.get_tag("url") == Some(&format!("https://localhost:{tls}/"))
-                && e.get_field("cert_days").is_some()
-        })
+        .find(|e| e.get_tag("url") == Some(&format!("https://localhost:{tls}/")) && e.get_field("cert_days").is_some())
         .expect("the trusted HTTPS check");
     let days = num(cert, "cert_days");
     assert!((29.0..=30.0).contains(&days), "{days}");
-    assert_eq!(
-        (num(cert, "status"), cert.state),
-        (200.0, Some(State::Warning))
-    );
+    assert_eq!((num(cert, "status"), cert.state), (200.0, Some(State::Warning)));
     let untrusted = evs
         .iter()
-        .find(|e| {
-            e.get_tag("url") == Some(&format!("https://localhost:{tls}/"))
-                && e.get_field("cert_days").is_none()
-        })
+        .find(|e| e.get_tag("url") == Some(&format!("https://localhost:{tls}/")) && e.get_field("cert_days").is_none())
         .expect("the check without the CA");
     assert_eq!(num(untrusted, "up"), 0.0);
     assert!(
-        untrusted
-            .description
-            .as_deref()
-            .unwrap_or("")
-            .contains("certificate"),
+        untrusted.description.as_deref().unwrap_or("").contains("certificate"),
         "{untrusted:?}"
     );
     let port = last(&evs, "address", &format!("127.0.0.1:{web}"));
@@ -174,10 +149,7 @@ fn http_and_tcp_checks_against_real_servers() {
     let shut = last(&evs, "address", &format!("127.0.0.1:{closed}"));
     assert_eq!((num(shut, "up"), shut.state), (0.0, Some(State::Critical)));
     assert!(
-        shut.description
-            .as_deref()
-            .unwrap_or("")
-            .contains("refused"),
+        shut.description.as_deref().unwrap_or("").contains("refused"),
         "{shut:?}"
     );
 }
@@ -206,24 +178,12 @@ fn ping_reaches_loopback_and_names_an_unknown_host() {
     for host in ["127.0.0.1", "localhost"] {
         let e = last(&evs, "url", host);
         assert_eq!(
-            (
-                num(e, "sent"),
-                num(e, "received"),
-                num(e, "loss_percent"),
-                num(e, "up")
-            ),
+            (num(e, "sent"), num(e, "received"), num(e, "loss_percent"), num(e, "up")),
             (4.0, 4.0, 0.0, 1.0),
             "{e:?}"
         );
-        let (min, avg, max) = (
-            num(e, "rtt_min_ms"),
-            num(e, "rtt_avg_ms"),
-            num(e, "rtt_max_ms"),
-        );
-        assert!(
-            0.0 < min && min <= avg && avg <= max && max < 1000.0,
-            "{e:?}"
-        );
+        let (min, avg, max) = (num(e, "rtt_min_ms"), num(e, "rtt_avg_ms"), num(e, "rtt_max_ms"));
+        assert!(0.0 < min && min <= avg && avg <= max && max < 1000.0, "{e:?}");
         assert!(num(e, "rtt_stddev_ms") >= 0.0);
         assert_eq!(e.state, Some(State::Ok));
     }

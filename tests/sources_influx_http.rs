@@ -62,11 +62,7 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
         .args(["-c", &script])
         .output()
         .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let path = dir.path().join("out.lp");
     wait_until(Duration::from_secs(20), "2,002 events", || {
         events_in(&path).len() >= 2002
@@ -85,12 +81,7 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
         .sum();
     assert_eq!(sum, 2 * (0..1000).sum::<i64>());
     assert!(cpu.iter().all(|e| e.get_tag("db") == Some("telemetry")));
-    assert_eq!(
-        cpu.iter()
-            .filter(|e| e.get_tag("gz") == Some("True"))
-            .count(),
-        1000
-    );
+    assert_eq!(cpu.iter().filter(|e| e.get_tag("gz") == Some("True")).count(), 1000);
     assert_eq!(cpu[0].time, 1_700_000_000_000_000_000);
 }
 
@@ -112,34 +103,17 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
         &url,
     ]);
     assert_eq!(code, 400, "{body}");
-    assert!(
-        body.contains("line 2, column 5: missing field value"),
-        "{body}"
-    );
+    assert!(body.contains("line 2, column 5: missing field value"), "{body}");
     assert!(body.contains("dropped=2"), "{body}");
     // No token, a wrong one: 401, nothing taken.
     assert_eq!(curl(&["--data-binary", "z v=1", &url]).0, 401);
     assert_eq!(
-        curl(&[
-            "-H",
-            "Authorization: Bearer nope",
-            "--data-binary",
-            "z v=1",
-            &url
-        ])
-        .0,
+        curl(&["-H", "Authorization: Bearer nope", "--data-binary", "z v=1", &url]).0,
         401
     );
     // Basic auth with the token as password, as InfluxDB clients send it.
     assert_eq!(
-        curl(&[
-            "-u",
-            "anyone:s3cret",
-            "--data-binary",
-            "e v=5 1700000000",
-            &url
-        ])
-        .0,
+        curl(&["-u", "anyone:s3cret", "--data-binary", "e v=5 1700000000", &url]).0,
         204
     );
     // A body past max_body (64KiB): 413, before or after gunzipping.
@@ -147,14 +121,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     std::fs::write(&big, "y v=1\n".repeat(20_000)).unwrap();
     let at_big = format!("@{}", big.display());
     assert_eq!(curl(&["-H", auth, "--data-binary", &at_big, &url]).0, 413);
-    assert!(
-        Command::new("gzip")
-            .arg("-k")
-            .arg(&big)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("gzip").arg("-k").arg(&big).status().unwrap().success());
     let at_gz = format!("@{}.gz", big.display());
     let (code, body) = curl(&[
         "-H",
@@ -198,36 +165,16 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
         .0,
         400
     );
-    assert_eq!(
-        curl(&["-I", &format!("http://127.0.0.1:{port}/ping")]).0,
-        204
-    );
+    assert_eq!(curl(&["-I", &format!("http://127.0.0.1:{port}/ping")]).0, 204);
     // What Telegraf's influxdb output sends before writing: the statement as a form body.
     let query = format!("http://127.0.0.1:{port}/query");
-    let (code, body) = curl(&[
-        "-H",
-        auth,
-        "--data-urlencode",
-        "q=CREATE DATABASE \"telegraf\"",
-        &query,
-    ]);
-    assert_eq!(
-        (code, body.as_str()),
-        (200, r#"{"results":[{"statement_id":0}]}"#)
-    );
-    let (code, body) = curl(&[
-        "-H",
-        auth,
-        "--data-urlencode",
-        "q=SELECT * FROM cpu",
-        &query,
-    ]);
+    let (code, body) = curl(&["-H", auth, "--data-urlencode", "q=CREATE DATABASE \"telegraf\"", &query]);
+    assert_eq!((code, body.as_str()), (200, r#"{"results":[{"statement_id":0}]}"#));
+    let (code, body) = curl(&["-H", auth, "--data-urlencode", "q=SELECT * FROM cpu", &query]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("takes writes"), "{body}");
     let path = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(10), "4 events", || {
-        events_in(&path).len() >= 4
-    });
+    wait_until(Duration::from_secs(10), "4 events", || events_in(&path).len() >= 4);
     stop(agent);
     let mut names: Vec<String> = events_in(&path).into_iter().map(|e| e.name).collect();
     names.sort();
@@ -238,11 +185,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
 fn https_with_a_certificate_from_openssl() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = support::proc::self_signed(dir.path());
-    let tls = format!(
-        ", tls: {{ cert: {}, key: {} }}",
-        cert.display(),
-        key.display()
-    );
+    let tls = format!(", tls: {{ cert: {}, key: {} }}", cert.display(), key.display());
     let (cfg, port) = config(dir.path(), &tls);
     let log = dir.path().join("log");
     let agent = start_logged(&cfg, &log);
@@ -272,9 +215,7 @@ fn https_with_a_certificate_from_openssl() {
         204
     );
     let path = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(10), "the event", || {
-        events_in(&path).len() == 1
-    });
+    wait_until(Duration::from_secs(10), "the event", || events_in(&path).len() == 1);
     stop(agent);
 }
 
@@ -304,9 +245,7 @@ fn a_204_means_the_points_are_on_disk() {
     let log = dir.path().join("log");
     let mut agent = start_logged(&first, &log);
     wait_for_log(&log, "influxdb_listener on http://");
-    let body: String = (0..1000)
-        .map(|i| format!("m n={i}i 1700000000000000000\n"))
-        .collect();
+    let body: String = (0..1000).map(|i| format!("m n={i}i 1700000000000000000\n")).collect();
     let url = format!("http://127.0.0.1:{port}/write?db=x");
     let (code, text) = curl(&["--data-binary", &body, &url]);
     // The first request fits the small buffer (a first batch is always kept).
@@ -342,11 +281,9 @@ fn a_204_means_the_points_are_on_disk() {
     let agent = start_logged(&second, &dir.path().join("log2"));
     let out = dir.path().join("out.lp");
     // Every request reached the disk-buffered sink (only the small one dropped one).
-    wait_until(
-        Duration::from_secs(20),
-        "every point from the disk buffer",
-        || events_in(&out).len() >= sent * 1000,
-    );
+    wait_until(Duration::from_secs(20), "every point from the disk buffer", || {
+        events_in(&out).len() >= sent * 1000
+    });
     stop(agent);
     let evs = events_in(&out);
     assert_eq!(evs.len(), sent * 1000);

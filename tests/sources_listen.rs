@@ -10,9 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::agent::{
-    events_in, figure, free_port, start_logged, stop, wait_for_log, wait_until, write,
-};
+use support::agent::{events_in, figure, free_port, start_logged, stop, wait_for_log, wait_until, write};
 use vane_core::event::Value;
 
 fn config(dir: &Path, source: &str) -> std::path::PathBuf {
@@ -38,12 +36,7 @@ fn client(cmd: &[&str], input: &[u8]) {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{} runs (scripts/install-test-deps.sh installs it): {e}",
-                cmd[0]
-            )
-        });
+        .unwrap_or_else(|e| panic!("{} runs (scripts/install-test-deps.sh installs it): {e}", cmd[0]));
     c.stdin.take().unwrap().write_all(input).unwrap();
     assert!(c.wait().unwrap().success(), "{cmd:?} failed");
 }
@@ -69,17 +62,14 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
             1_700_000_000_000_000_000u64 + i
         ));
         match i {
-            100 => input.push_str("m,host=x v=\n"), // no value
+            100 => input.push_str("m,host=x v=\n"),                    // no value
             200 => input.push_str(&format!("{}\n", "y".repeat(5000))), // longer than max_line
             201 => input.push_str("broken line\n"),
             _ => {}
         }
     }
     input.push_str("m v=10000i"); // the last line has no newline
-    client(
-        &["nc", "-N", "127.0.0.1", &port.to_string()],
-        input.as_bytes(),
-    );
+    client(&["nc", "-N", "127.0.0.1", &port.to_string()], input.as_bytes());
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(30), "10,001 events in the file", || {
         events_in(&out).len() >= 10_001
@@ -103,10 +93,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
     let log = std::fs::read_to_string(&log).unwrap();
     // Line numbers count every line the connection sent.
     assert!(log.contains("line 102: column"), "{log}");
-    assert!(
-        log.contains("line 203: longer than max_line (1024 bytes)"),
-        "{log}"
-    );
+    assert!(log.contains("line 203: longer than max_line (1024 bytes)"), "{log}");
     assert!(log.contains("line 205: column"), "{log}");
 }
 
@@ -155,10 +142,7 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
     assert_eq!(evs.len(), 1002);
     let cpu: Vec<_> = evs.iter().filter(|e| e.name == "cpu").collect();
     assert_eq!(cpu.len(), 1000);
-    let sum: f64 = cpu
-        .iter()
-        .map(|e| e.get_field("user").unwrap().as_f64().unwrap())
-        .sum();
+    let sum: f64 = cpu.iter().map(|e| e.get_field("user").unwrap().as_f64().unwrap()).sum();
     assert_eq!(sum, (0..1000).sum::<i32>() as f64);
     assert!(
         cpu.iter()
@@ -181,9 +165,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
     // One flush, at shutdown: the figures below are those of one interval.
     let cfg = config(
         dir.path(),
-        &format!(
-            "{{ id: sd, plugin: statsd, next: out, config: {{ listen: \"127.0.0.1:{port}\", flush: 1h }} }}"
-        ),
+        &format!("{{ id: sd, plugin: statsd, next: out, config: {{ listen: \"127.0.0.1:{port}\", flush: 1h }} }}"),
     );
     let log = dir.path().join("log");
     let agent = start_logged(&cfg, &log);
@@ -217,10 +199,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
     };
     assert_eq!(get("hits", "value"), 20.0);
     assert_eq!(
-        evs.iter()
-            .find(|e| e.name == "hits")
-            .unwrap()
-            .get_tag("env"),
+        evs.iter().find(|e| e.name == "hits").unwrap().get_tag("env"),
         Some("prod")
     );
     assert_eq!(get("temp", "value"), 22.0);
@@ -249,16 +228,12 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
     wait_for_log(&log, &format!("listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for d in 0..10 {
-        let lines: String = (0..50)
-            .map(|i| format!("u,d={d} v={i}i 1700000000\n"))
-            .collect();
+        let lines: String = (0..50).map(|i| format!("u,d={d} v={i}i 1700000000\n")).collect();
         sock.send_to(format!("{lines}bad line\n").as_bytes(), ("127.0.0.1", port))
             .unwrap();
     }
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(20), "500 events", || {
-        events_in(&out).len() >= 500
-    });
+    wait_until(Duration::from_secs(20), "500 events", || events_in(&out).len() >= 500);
     let stats = dir.path().join("stats.lp");
     wait_until(Duration::from_secs(10), "10 bad lines", || {
         figure(&stats, "lu", "bad_lines") >= 10.0
@@ -268,11 +243,7 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
     assert_eq!(evs.len(), 500);
     assert!(evs.iter().all(|e| e.time == 1_700_000_000_000_000_000));
     // The bad line is the 51st of its datagram.
-    assert!(
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .contains("line 51: column")
-    );
+    assert!(std::fs::read_to_string(&log).unwrap().contains("line 51: column"));
 }
 
 #[test]

@@ -15,20 +15,11 @@ use vane_core::event::{State, Value};
 #[test]
 fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
-    let marker = format!(
-        "{}.{}",
-        3000 + std::process::id() % 1000,
-        std::process::id()
-    );
+    let marker = format!("{}.{}", 3000 + std::process::id() % 1000, std::process::id());
     let _sleepers: Vec<Kill> = (0..2)
         .map(|_| Kill(Command::new("sleep").arg(&marker).spawn().unwrap()))
         .collect();
-    let busy = Kill(
-        Command::new("sh")
-            .args(["-c", "while :; do :; done"])
-            .spawn()
-            .unwrap(),
-    );
+    let busy = Kill(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
     let pid_file = dir.path().join("busy.pid");
     std::fs::write(&pid_file, format!("{}\n", busy.0.id())).unwrap();
     let cfg = write(
@@ -48,24 +39,17 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     let agent = start(&cfg);
     let out = dir.path().join("out.lp");
     let busy_pid = busy.0.id().to_string();
-    wait_until(
-        Duration::from_secs(30),
-        "the busy process's CPU usage",
-        || {
-            events_in(&out)
-                .iter()
-                .any(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
-        },
-    );
+    wait_until(Duration::from_secs(30), "the busy process's CPU usage", || {
+        events_in(&out)
+            .iter()
+            .any(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
+    });
     stop(agent);
     let evs = events_in(&out);
     let lookup = |sel: &str| {
         evs.iter()
             .rev()
-            .find(|e| {
-                e.name == "procstat_lookup"
-                    && e.get_tag("selector").is_some_and(|s| s.contains(sel))
-            })
+            .find(|e| e.name == "procstat_lookup" && e.get_tag("selector").is_some_and(|s| s.contains(sel)))
             .unwrap_or_else(|| panic!("a lookup for {sel}"))
     };
     assert_eq!(lookup(&marker).get_field("pids"), Some(&Value::Int(2)));
@@ -81,11 +65,7 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
         .find(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
         .unwrap();
     assert_eq!(b.get_tag("process_name"), Some("sh"));
-    let num = |f: &str| {
-        b.get_field(f)
-            .and_then(Value::as_f64)
-            .unwrap_or_else(|| panic!("{f}"))
-    };
+    let num = |f: &str| b.get_field(f).and_then(Value::as_f64).unwrap_or_else(|| panic!("{f}"));
     assert!(num("cpu_usage") > 10.0, "a busy loop: {}", num("cpu_usage"));
     assert!(num("cpu_time") > 0.0);
     assert!(num("memory_rss") > 0.0 && num("memory_vms") >= num("memory_rss"));
@@ -93,9 +73,7 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     assert!(num("fds") >= 3.0, "stdin, stdout, stderr at least");
     let sleepers: std::collections::HashSet<_> = evs
         .iter()
-        .filter(|e| {
-            e.name == "procstat" && e.get_tag("selector").is_some_and(|s| s.contains(&marker))
-        })
+        .filter(|e| e.name == "procstat" && e.get_tag("selector").is_some_and(|s| s.contains(&marker)))
         .filter_map(|e| e.get_tag("pid"))
         .collect();
     assert_eq!(sleepers.len(), 2);

@@ -47,16 +47,14 @@ fn node_exporter_and_prometheus_samples_become_events() {
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(30), "both scrapes", || {
         let evs = events_in(&out);
-        evs.iter().any(|e| e.name == "node_load1")
-            && evs.iter().any(|e| e.name.starts_with("prometheus_http"))
+        evs.iter().any(|e| e.name == "node_load1") && evs.iter().any(|e| e.name.starts_with("prometheus_http"))
     });
     stop(agent);
     let evs = events_in(&out);
     assert!(evs.iter().all(|e| {
         e.name.starts_with("node_")
             || e.name.starts_with("go_gc_duration")
-            || e.name
-                .starts_with("prometheus_http_request_duration_seconds")
+            || e.name.starts_with("prometheus_http_request_duration_seconds")
     }));
     // A gauge, and the load it reports is the kernel's (within a scrape's drift).
     let load = evs.iter().find(|e| e.name == "node_load1").unwrap();
@@ -85,26 +83,17 @@ fn node_exporter_and_prometheus_samples_become_events() {
         .iter()
         .find(|e| e.name == "go_gc_duration_seconds" && e.get_tag("quantile") == Some("0.5"));
     assert!(q.is_some(), "the summary's median");
-    let count = evs
-        .iter()
-        .find(|e| e.name == "go_gc_duration_seconds_count")
-        .unwrap();
+    let count = evs.iter().find(|e| e.name == "go_gc_duration_seconds_count").unwrap();
     assert_eq!(count.kind, Kind::Counter);
     // A histogram: buckets with `le`, ending in +Inf, whose count equals _count.
     let inf = evs
         .iter()
-        .find(|e| {
-            e.name == "prometheus_http_request_duration_seconds_bucket"
-                && e.get_tag("le") == Some("+Inf")
-        })
+        .find(|e| e.name == "prometheus_http_request_duration_seconds_bucket" && e.get_tag("le") == Some("+Inf"))
         .expect("a +Inf bucket");
     let handler = inf.get_tag("handler").unwrap();
     let hcount = evs
         .iter()
-        .find(|e| {
-            e.name == "prometheus_http_request_duration_seconds_count"
-                && e.get_tag("handler") == Some(handler)
-        })
+        .find(|e| e.name == "prometheus_http_request_duration_seconds_count" && e.get_tag("handler") == Some(handler))
         .unwrap();
     assert_eq!(inf.get_field("value"), hcount.get_field("value"));
     assert_eq!(inf.kind, Kind::Counter);

@@ -37,9 +37,7 @@ fn each_row_becomes_an_event_with_tags_fields_and_time() {
     let log = dir.path().join("log");
     let agent = start_logged(&cfg, &log);
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(30), "3 rows", || {
-        events_in(&out).len() >= 3
-    });
+    wait_until(Duration::from_secs(30), "3 rows", || events_in(&out).len() >= 3);
     wait_for_log(&log, "column \"nope\" does not exist");
     wait_for_log(&log, "column price: type numeric is not read; cast it");
     stop(agent);
@@ -48,10 +46,7 @@ fn each_row_becomes_an_event_with_tags_fields_and_time() {
     assert_eq!(hosts.len(), 2);
     let w1 = hosts[0];
     // A `host` column is the event's host.
-    assert_eq!(
-        (w1.host.as_str(), w1.get_tag("region")),
-        ("web1", Some("eu"))
-    );
+    assert_eq!((w1.host.as_str(), w1.get_tag("region")), ("web1", Some("eu")));
     assert_eq!(w1.get_field("cpu"), Some(&Value::Float(12.5)));
     assert_eq!(w1.get_field("conns"), Some(&Value::Int(40)));
     assert_eq!(w1.get_field("disk"), Some(&Value::Int(1_000_000_000_000)));

@@ -51,9 +51,7 @@ pub fn start_logged(config: &Path, log: &Path) -> Agent {
 /// Waits until the agent's log contains `text` (a listener saying it is bound).
 pub fn wait_for_log(log: &Path, text: &str) {
     wait_until(Duration::from_secs(30), text, || {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains(text)
+        std::fs::read_to_string(log).unwrap_or_default().contains(text)
     });
 }
 

@@ -41,11 +41,7 @@ impl Postgres {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         // The server's user must reach and own its folder.
-        Command::new("chmod")
-            .arg("755")
-            .arg(dir.path())
-            .status()
-            .unwrap();
+        Command::new("chmod").arg("755").arg(dir.path()).status().unwrap();
         std::fs::create_dir(&data).unwrap();
         if unsafe { geteuid() } == 0 {
             let ok = Command::new("chown")
@@ -61,20 +57,13 @@ impl Postgres {
             .args(["--auth=trust", "-U", "postgres"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let port = super::agent::free_port();
         let out = as_owner(bin("pg_ctl"))
             .arg("-D")
             .arg(&data)
             .arg("-o")
-            .arg(format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {}",
-                data.display()
-            ))
+            .arg(format!("-c listen_addresses=127.0.0.1 -p {port} -k {}", data.display()))
             .arg("-l")
             .arg(data.join("server.log"))
             .args(["-w", "start"])
@@ -106,19 +95,12 @@ impl Postgres {
             ])
             .output()
             .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn url(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            self.port
-        )
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
     }
 }
 

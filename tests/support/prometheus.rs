@@ -33,10 +33,7 @@ impl Prometheus {
         std::fs::write(&conf, yaml).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", conf.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(Stdio::null())

@@ -13,11 +13,7 @@ fn sample(n: usize) -> Vec<Event> {
                 .host("web-01.example.com")
                 .tag("cpu", format!("cpu{}", i % 8))
                 .tag("region", "eu west")
-                .kind(if i % 2 == 0 {
-                    Kind::Gauge
-                } else {
-                    Kind::Counter
-                })
+                .kind(if i % 2 == 0 { Kind::Gauge } else { Kind::Counter })
                 .field("usage_user", i as f64 * 0.37)
                 .field("usage_system", 12.5)
                 .field("processes", i as i64)

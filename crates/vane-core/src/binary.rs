@@ -143,9 +143,7 @@ impl Reader<'_> {
     }
 
     fn u64(&mut self) -> R<u64> {
-        Ok(u64::from_le_bytes(
-            self.bytes(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.bytes(8)?.try_into().expect("8 bytes")))
     }
 }
 

@@ -26,9 +26,7 @@ pub struct Context {
 
 impl From<Parts> for Context {
     fn from(parts: Parts) -> Context {
-        Context {
-            inner: Arc::new(parts),
-        }
+        Context { inner: Arc::new(parts) }
     }
 }
 
@@ -75,15 +73,8 @@ impl Context {
     /// A check result named after the job: a gauge `value` with a state and
     /// a description (Duct's `createEvent(state, description, metric)`).
     /// The job's levels, when it has some, judge it again on its way out.
-    pub fn event(
-        &self,
-        state: State,
-        description: impl Into<String>,
-        metric: impl Into<Value>,
-    ) -> Event {
-        Event::gauge(self.job(), metric)
-            .state(state)
-            .description(description)
+    pub fn event(&self, state: State, description: impl Into<String>, metric: impl Into<Value>) -> Event {
+        Event::gauge(self.job(), metric).state(state).description(description)
     }
 
     /// Sends one event on, at any time (not only when polled).

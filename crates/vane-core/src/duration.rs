@@ -59,9 +59,7 @@ impl FromStr for Duration {
             if num_len == 0 {
                 return Err(bad("expected a number, like 500ms, 10s, 1m or 1h30m"));
             }
-            let n: f64 = rest[..num_len]
-                .parse()
-                .map_err(|_| bad("expected a number"))?;
+            let n: f64 = rest[..num_len].parse().map_err(|_| bad("expected a number"))?;
             rest = &rest[num_len..];
             let unit_len = rest
                 .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -74,11 +72,7 @@ impl FromStr for Duration {
                 .iter()
                 .find(|(u, _)| *u == unit)
                 .map(|(_, f)| *f)
-                .ok_or_else(|| {
-                    bad(&format!(
-                        "unknown unit {unit:?} (use ns, us, ms, s, m, h, d or w)"
-                    ))
-                })?;
+                .ok_or_else(|| bad(&format!("unknown unit {unit:?} (use ns, us, ms, s, m, h, d or w)")))?;
             total += n * factor;
             rest = &rest[unit_len..];
         }
@@ -136,17 +130,8 @@ mod tests {
 
     #[test]
     fn rejects_missing_or_unknown_units() {
-        assert!(
-            "10".parse::<Duration>()
-                .unwrap_err()
-                .contains("needs a unit")
-        );
-        assert!(
-            "10x"
-                .parse::<Duration>()
-                .unwrap_err()
-                .contains("unknown unit")
-        );
+        assert!("10".parse::<Duration>().unwrap_err().contains("needs a unit"));
+        assert!("10x".parse::<Duration>().unwrap_err().contains("unknown unit"));
         assert!("s".parse::<Duration>().is_err());
     }
 

@@ -168,16 +168,10 @@ mod tests {
         let e: SourceError = "boom".into();
         assert_eq!(e.action(), SourceAction::Retry);
         let e: EngineError = std::io::Error::other("disk").into();
-        assert_eq!(
-            (e.to_string().as_str(), e.action()),
-            ("disk", EngineAction::Skip)
-        );
+        assert_eq!((e.to_string().as_str(), e.action()), ("disk", EngineAction::Skip));
         assert_eq!(SinkError::give_up("no").action(), SinkAction::GiveUp);
         assert_eq!(ServiceError::from("x").action(), ServiceAction::Restart);
         let b = SourceError::stop("bad key").with(BuildAction::Stop);
-        assert_eq!(
-            (b.action(), b.to_string().as_str()),
-            (BuildAction::Stop, "bad key")
-        );
+        assert_eq!((b.action(), b.to_string().as_str()), (BuildAction::Stop, "bad key"));
     }
 }

@@ -242,10 +242,7 @@ impl Event {
 
     /// The value of a tag, the first one when a key repeats.
     pub fn get_tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The value of a field, the first one when a key repeats.
@@ -264,8 +261,7 @@ impl Event {
     /// What identifies the series this event belongs to: name, host and
     /// tags (in order). Engines keep per-series state under it.
     pub fn series_key(&self) -> String {
-        let mut k =
-            String::with_capacity(self.name.len() + self.host.len() + self.tags.len() * 16 + 2);
+        let mut k = String::with_capacity(self.name.len() + self.host.len() + self.tags.len() * 16 + 2);
         k.push_str(&self.name);
         k.push('\0');
         k.push_str(&self.host);

@@ -69,11 +69,7 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "column {} of the expression: {}",
-            self.column, self.message
-        )
+        write!(f, "column {} of the expression: {}", self.column, self.message)
     }
 }
 
@@ -157,9 +153,7 @@ impl Expr {
         match eval(&self.root, ev)? {
             V::Num(n) => Ok(n),
             V::Bool(b) => Ok(if b { 1.0 } else { 0.0 }),
-            V::Str(s) => s
-                .parse()
-                .map_err(|_| EvalError::Type(format!("{s:?} is not a number"))),
+            V::Str(s) => s.parse().map_err(|_| EvalError::Type(format!("{s:?} is not a number"))),
         }
     }
 }
@@ -198,10 +192,7 @@ fn lookup<'a>(ev: &'a Event, name: &str) -> Result<V<'a>, EvalError> {
 fn num(v: &V<'_>, op: &str) -> Result<f64, EvalError> {
     match v {
         V::Num(n) => Ok(*n),
-        other => Err(EvalError::Type(format!(
-            "`{op}` needs numbers, got {}",
-            other.kind()
-        ))),
+        other => Err(EvalError::Type(format!("`{op}` needs numbers, got {}", other.kind()))),
     }
 }
 
@@ -224,12 +215,8 @@ fn eval<'a>(n: &'a Node, ev: &'a Event) -> Result<V<'a>, EvalError> {
         Node::Name(name) => lookup(ev, name)?,
         Node::Not(a) => V::Bool(!truth(&eval(a, ev)?, "not")?),
         Node::Neg(a) => V::Num(-num(&eval(a, ev)?, "-")?),
-        Node::Bin(Op::And, a, b) => {
-            V::Bool(truth(&eval(a, ev)?, "and")? && truth(&eval(b, ev)?, "and")?)
-        }
-        Node::Bin(Op::Or, a, b) => {
-            V::Bool(truth(&eval(a, ev)?, "or")? || truth(&eval(b, ev)?, "or")?)
-        }
+        Node::Bin(Op::And, a, b) => V::Bool(truth(&eval(a, ev)?, "and")? && truth(&eval(b, ev)?, "and")?),
+        Node::Bin(Op::Or, a, b) => V::Bool(truth(&eval(a, ev)?, "or")? || truth(&eval(b, ev)?, "or")?),
         Node::Bin(op, a, b) => {
             let (x, y) = (eval(a, ev)?, eval(b, ev)?);
             match op {
@@ -261,16 +248,11 @@ fn eval<'a>(n: &'a Node, ev: &'a Event) -> Result<V<'a>, EvalError> {
         Node::Match(a, re, want) => match eval(a, ev)? {
             V::Str(s) => V::Bool(re.is_match(s) == *want),
             other => {
-                return Err(EvalError::Type(format!(
-                    "`=~` needs a string, got {}",
-                    other.kind()
-                )));
+                return Err(EvalError::Type(format!("`=~` needs a string, got {}", other.kind())));
             }
         },
         Node::Call(f, args) => {
-            let mut vals = args
-                .iter()
-                .map(|a| eval(a, ev).and_then(|v| num(&v, "a function")));
+            let mut vals = args.iter().map(|a| eval(a, ev).and_then(|v| num(&v, "a function")));
             match f {
                 Func::Abs => V::Num(vals.next().expect("arity checked")?.abs()),
                 Func::Min => V::Num(vals.try_fold(f64::INFINITY, |m, v| v.map(|v| m.min(v)))?),
@@ -318,8 +300,7 @@ struct Spanned {
 }
 
 const SYMBOLS: &[&str] = &[
-    "==", "!=", "<=", ">=", "=~", "!~", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "(", ")",
-    ",", "!",
+    "==", "!=", "<=", ">=", "=~", "!~", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "(", ")", ",", "!",
 ];
 
 fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
@@ -335,9 +316,7 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
         let col = i + 1;
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit()
-            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
-        {
+        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
             let start = i;
             while i < chars.len()
                 && (chars[i].is_ascii_alphanumeric()
@@ -347,13 +326,8 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                 i += 1;
             }
             let s: String = chars[start..i].iter().collect();
-            let n = s
-                .parse()
-                .map_err(|_| err(col, format!("{s:?} is not a number")))?;
-            out.push(Spanned {
-                tok: Tok::Num(n),
-                col,
-            });
+            let n = s.parse().map_err(|_| err(col, format!("{s:?} is not a number")))?;
+            out.push(Spanned { tok: Tok::Num(n), col });
         } else if c == '"' || c == '\'' {
             let mut s = String::new();
             i += 1;
@@ -374,10 +348,7 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                     }
                 }
             }
-            out.push(Spanned {
-                tok: Tok::Str(s),
-                col,
-            });
+            out.push(Spanned { tok: Tok::Str(s), col });
         } else if c == '`' {
             let start = i + 1;
             let end = chars[start..]
@@ -386,22 +357,14 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                 .ok_or_else(|| err(col, "unterminated `name`".into()))?;
             let s: String = chars[start..start + end].iter().collect();
             i = start + end + 1;
-            out.push(Spanned {
-                tok: Tok::Name(s),
-                col,
-            });
+            out.push(Spanned { tok: Tok::Name(s), col });
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
-            {
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
                 i += 1;
             }
             let s: String = chars[start..i].iter().collect();
-            out.push(Spanned {
-                tok: Tok::Name(s),
-                col,
-            });
+            out.push(Spanned { tok: Tok::Name(s), col });
         } else {
             let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
             let sym = SYMBOLS
@@ -478,20 +441,13 @@ impl Parser {
                 }
                 None => {
                     let col = self.toks.get(self.pos).map_or(self.end_col(), |t| t.col);
-                    let Some(Spanned {
-                        tok: Tok::Str(pat), ..
-                    }) = self.toks.get(self.pos)
-                    else {
+                    let Some(Spanned { tok: Tok::Str(pat), .. }) = self.toks.get(self.pos) else {
                         return self.fail("`=~` needs a quoted regular expression on its right");
                     };
                     let re = Regex::new(pat).map_err(|e| {
                         // The regex crate draws a multi-line picture; keep its last line.
                         let text = e.to_string();
-                        let why = text
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                            .trim_start_matches("error: ");
+                        let why = text.lines().last().unwrap_or("").trim_start_matches("error: ");
                         ParseError {
                             column: col,
                             message: format!("bad regular expression: {why}"),
@@ -524,39 +480,24 @@ impl Parser {
             Tok::Name(n) if n == "not" => Node::Not(Box::new(self.expr(2)?)),
             Tok::Name(n) if n == "true" => Node::Bool(true),
             Tok::Name(n) if n == "false" => Node::Bool(false),
-            Tok::Name(n)
-                if self
-                    .toks
-                    .get(self.pos)
-                    .is_some_and(|t| t.tok == Tok::Sym("(")) =>
-            {
+            Tok::Name(n) if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym("(")) => {
                 let func = match n.as_str() {
                     "abs" => Func::Abs,
                     "min" => Func::Min,
                     "max" => Func::Max,
                     _ => {
                         self.pos -= 1;
-                        return self.fail(format!(
-                            "unknown function `{n}` (there are abs, min and max)"
-                        ));
+                        return self.fail(format!("unknown function `{n}` (there are abs, min and max)"));
                     }
                 };
                 self.pos += 1;
                 let mut args = Vec::new();
-                if self
-                    .toks
-                    .get(self.pos)
-                    .is_some_and(|t| t.tok == Tok::Sym(")"))
-                {
+                if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(")")) {
                     self.pos += 1;
                 } else {
                     loop {
                         args.push(self.expr(0)?);
-                        if self
-                            .toks
-                            .get(self.pos)
-                            .is_some_and(|t| t.tok == Tok::Sym(","))
-                        {
+                        if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(",")) {
                             self.pos += 1;
                             continue;
                         }
@@ -590,11 +531,7 @@ impl Parser {
     }
 
     fn expect(&mut self, sym: &'static str) -> Result<(), ParseError> {
-        if self
-            .toks
-            .get(self.pos)
-            .is_some_and(|t| t.tok == Tok::Sym(sym))
-        {
+        if self.toks.get(self.pos).is_some_and(|t| t.tok == Tok::Sym(sym)) {
             self.pos += 1;
             Ok(())
         } else {
@@ -637,10 +574,7 @@ mod tests {
         assert_eq!(t("min(3, 2) + 2 * 3 == 8"), Ok(true));
         assert_eq!(t("(2 + 2) * 3 % 5 == 2"), Ok(true));
         assert_eq!(t("`usage-idle` < 10"), Ok(true));
-        assert_eq!(
-            t("code == 200 and host == 'web-01' and name == 'http'"),
-            Ok(true)
-        );
+        assert_eq!(t("code == 200 and host == 'web-01' and name == 'http'"), Ok(true));
         assert_eq!(t("state == 'ok'"), Ok(true));
         assert_eq!(t("-2 < -1 and 1e3 == 1000 and .5 == 0.5"), Ok(true));
     }
@@ -683,19 +617,16 @@ mod tests {
                 Just(("b".to_owned(), -2.5)),
             ];
             leaf.prop_recursive(4, 32, 2, |inner| {
-                (
-                    inner.clone(),
-                    prop_oneof![Just('+'), Just('-'), Just('*')],
-                    inner,
-                )
-                    .prop_map(|((sa, va), op, (sb, vb))| {
+                (inner.clone(), prop_oneof![Just('+'), Just('-'), Just('*')], inner).prop_map(
+                    |((sa, va), op, (sb, vb))| {
                         let v = match op {
                             '+' => va + vb,
                             '-' => va - vb,
                             _ => va * vb,
                         };
                         (format!("({sa} {op} {sb})"), v)
-                    })
+                    },
+                )
             })
         }
 

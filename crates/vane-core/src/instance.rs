@@ -51,23 +51,13 @@ impl<T: Service> DynService for T {
 
 /// An [`Engine`] behind a pointer.
 pub trait DynEngine: Send {
-    fn process(
-        &mut self,
-        event: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError>;
+    fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn beat(&mut self, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn default_beat(&self) -> Option<std::time::Duration>;
 }
 
 impl<T: Engine> DynEngine for T {
-    fn process(
-        &mut self,
-        event: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         Engine::process(self, event, out, ctx)
     }
     fn beat(&mut self, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
@@ -81,11 +71,7 @@ impl<T: Engine> DynEngine for T {
 /// A [`Sink`] behind a pointer.
 pub trait DynSink: Send {
     fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>>;
-    fn send<'a>(
-        &'a mut self,
-        batch: &'a [Event],
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>>;
     fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>>;
 }
 
@@ -93,11 +79,7 @@ impl<T: Sink> DynSink for T {
     fn prepare<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(Sink::prepare(self, ctx))
     }
-    fn send<'a>(
-        &'a mut self,
-        batch: &'a [Event],
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
+    fn send<'a>(&'a mut self, batch: &'a [Event], ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(Sink::send(self, batch, ctx))
     }
     fn flush<'a>(&'a mut self, ctx: &'a Context) -> BoxFuture<'a, Result<(), SinkError>> {

@@ -139,11 +139,8 @@ impl<'de> Deserialize<'de> for Event {
         let j = EventJson::deserialize(d)?;
         let kind = match j.kind.as_deref() {
             None => Kind::Gauge,
-            Some(k) => Kind::parse(k).ok_or_else(|| {
-                de::Error::custom(format!(
-                    "unknown kind {k:?}: expected gauge, counter or delta"
-                ))
-            })?,
+            Some(k) => Kind::parse(k)
+                .ok_or_else(|| de::Error::custom(format!("unknown kind {k:?}: expected gauge, counter or delta")))?,
         };
         let state = match j.state.as_deref() {
             None => None,
@@ -194,9 +191,7 @@ mod tests {
             .ttl(5.0)
             .at(3);
         let s = encode(&e);
-        assert!(s.starts_with(
-            r#"{"name":"m","time":3,"host":"","tags":{"z":"1","a":"2"},"fields":{"f":1.0,"i":-1,"#
-        ));
+        assert!(s.starts_with(r#"{"name":"m","time":3,"host":"","tags":{"z":"1","a":"2"},"fields":{"f":1.0,"i":-1,"#));
         assert_eq!(decode(&s).unwrap(), e);
     }
 

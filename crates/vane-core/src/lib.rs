@@ -53,8 +53,8 @@ pub mod prelude {
     pub use crate::context::Context;
     pub use crate::duration::Duration;
     pub use crate::error::{
-        BuildAction, BuildError, EngineAction, EngineError, Result, ServiceAction, ServiceError,
-        SinkAction, SinkError, SourceAction, SourceError,
+        BuildAction, BuildError, EngineAction, EngineError, Result, ServiceAction, ServiceError, SinkAction, SinkError,
+        SourceAction, SourceError,
     };
     pub use crate::event::{Event, Kind, State, Value};
     pub use crate::exec::Command;

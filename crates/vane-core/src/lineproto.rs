@@ -145,15 +145,8 @@ pub fn encode_into(out: &mut String, ev: &Event, precision: Precision) -> bool {
 /// As [`encode_into`]; with `unsigned` false, unsigned fields are written as
 /// integers (`5i`), as InfluxDB 1.x builds without unsigned support require
 /// (values above `i64::MAX` are clamped to it).
-pub fn encode_into_with(
-    out: &mut String,
-    ev: &Event,
-    precision: Precision,
-    unsigned: bool,
-) -> bool {
-    let encodable = |(k, v): &&(String, Value)| {
-        !k.is_empty() && !matches!(v, Value::Float(f) if !f.is_finite())
-    };
+pub fn encode_into_with(out: &mut String, ev: &Event, precision: Precision, unsigned: bool) -> bool {
+    let encodable = |(k, v): &&(String, Value)| !k.is_empty() && !matches!(v, Value::Float(f) if !f.is_finite());
     let has_extra = ev.description.is_some() || ev.ttl.is_some_and(f64::is_finite);
     if ev.name.is_empty() || (!has_extra && !ev.fields.iter().any(|f| encodable(&f))) {
         return false;
@@ -358,10 +351,7 @@ impl Iterator for Decoder<'_> {
 }
 
 fn memchr(needle: u8, b: &[u8], from: usize) -> Option<usize> {
-    b[from..]
-        .iter()
-        .position(|&c| c == needle)
-        .map(|p| p + from)
+    b[from..].iter().position(|&c| c == needle).map(|p| p + from)
 }
 
 struct LineParser<'a> {
@@ -589,10 +579,7 @@ fn parse_scalar(tok: &str) -> Option<Value> {
     {
         return None;
     }
-    tok.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(Value::Float)
+    tok.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Float)
 }
 
 /// Removes escapes for the given characters (and `\\`); other backslashes stay.
@@ -621,10 +608,7 @@ mod tests {
 
     #[test]
     fn a_host_tag_beside_the_events_host_is_not_repeated() {
-        let e = Event::new("m")
-            .host("h1")
-            .tag("host", "h2")
-            .field("v", 1i64);
+        let e = Event::new("m").host("h1").tag("host", "h2").field("v", 1i64);
         let line = encode(&e, Precision::Nanoseconds);
         assert_eq!(line, "m,host=h1 v=1i");
         assert!(decode_line(&line, Precision::Nanoseconds).is_ok());
@@ -687,10 +671,7 @@ mod tests {
 
     #[test]
     fn drops_what_influx_cannot_store() {
-        assert_eq!(
-            encode(&Event::gauge("x", f64::NAN), Precision::Nanoseconds),
-            ""
-        );
+        assert_eq!(encode(&Event::gauge("x", f64::NAN), Precision::Nanoseconds), "");
         let e = Event::gauge("x", f64::INFINITY).field("y", 2i64);
         assert_eq!(encode(&e, Precision::Nanoseconds), "x y=2i");
     }
@@ -736,10 +717,7 @@ mod tests {
     fn newline_inside_string_counts_lines() {
         let input = "a s=\"x\ny\"\nb,t= v=1";
         let out: Vec<_> = decode(input, Precision::Nanoseconds, 0).collect();
-        assert_eq!(
-            out[0].as_ref().unwrap().get_field("s").unwrap().as_str(),
-            Some("x\ny")
-        );
+        assert_eq!(out[0].as_ref().unwrap().get_field("s").unwrap().as_str(), Some("x\ny"));
         let err = out[1].as_ref().unwrap_err();
         assert_eq!((err.line, err.column), (3, 5));
     }

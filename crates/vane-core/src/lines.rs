@@ -86,10 +86,7 @@ impl<R: AsyncRead + Unpin> LimitedLines<R> {
     }
 
     fn take(&self, end: usize) -> Raw {
-        Raw(
-            self.buf[self.start..end].to_vec(),
-            end - self.start > self.max,
-        )
+        Raw(self.buf[self.start..end].to_vec(), end - self.start > self.max)
     }
 }
 
@@ -102,9 +99,7 @@ impl Raw {
 
     fn into_line(self) -> Line {
         if self.1 {
-            return Line::TooLong {
-                bytes: self.0.len(),
-            };
+            return Line::TooLong { bytes: self.0.len() };
         }
         match String::from_utf8(self.0) {
             Ok(s) => Line::Text(s),

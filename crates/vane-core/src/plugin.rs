@@ -74,10 +74,7 @@ impl<T: Default + Send + 'static> Build for T {
 /// }
 /// ```
 pub trait Source: Send + 'static {
-    fn poll(
-        &mut self,
-        ctx: &Context,
-    ) -> impl Future<Output = Result<Vec<Event>, SourceError>> + Send;
+    fn poll(&mut self, ctx: &Context) -> impl Future<Output = Result<Vec<Event>, SourceError>> + Send;
 }
 
 /// A long-running source: a listener, a subscription, a child process.
@@ -95,12 +92,7 @@ pub trait Service: Send + Sized + 'static {
 /// interval, and once more when its input ends, and may push events of its
 /// own (summaries, expirations).
 pub trait Engine: Send + 'static {
-    fn process(
-        &mut self,
-        event: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError>;
+    fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
 
     fn beat(&mut self, _out: &mut Vec<Event>, _ctx: &Context) -> Result<(), EngineError> {
         Ok(())
@@ -120,11 +112,7 @@ pub trait Sink: Send + 'static {
         async { Ok(()) }
     }
 
-    fn send(
-        &mut self,
-        batch: &[Event],
-        ctx: &Context,
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn send(&mut self, batch: &[Event], ctx: &Context) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// Called once at shutdown, after the last batch.
     fn flush(&mut self, _ctx: &Context) -> impl Future<Output = Result<(), SinkError>> + Send {
@@ -146,12 +134,7 @@ pub struct FnEngine {
 }
 
 impl Engine for FnEngine {
-    fn process(
-        &mut self,
-        event: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         out.extend((self.work)(event, ctx)?);
         Ok(())
     }

@@ -150,13 +150,7 @@ impl Registry {
 
     /// Registers an engine made of a per-event function and an optional beat
     /// function (Canopsis's task pair); it takes no config.
-    pub fn engine_fn(
-        &mut self,
-        name: &str,
-        description: &str,
-        work: Work,
-        beat: Option<Beat>,
-    ) -> &mut Self {
+    pub fn engine_fn(&mut self, name: &str, description: &str, work: Work, beat: Option<Beat>) -> &mut Self {
         let f: Factory = Arc::new(move |n, path, _| {
             from_node::<()>(n, path).map_err(BuildError::stop)?;
             Ok(Instance::Engine(Box::new(FnEngine { work, beat })))
@@ -198,8 +192,7 @@ impl Registry {
                 role: p.role,
             });
         } else {
-            self.index
-                .insert((p.name.clone(), p.role), self.plugins.len());
+            self.index.insert((p.name.clone(), p.role), self.plugins.len());
             self.plugins.push(p);
         }
         self
@@ -216,9 +209,7 @@ impl Registry {
 
     /// The plugin of this name in a role.
     pub fn find(&self, name: &str, role: Role) -> Option<&Plugin> {
-        self.index
-            .get(&(name.to_owned(), role))
-            .map(|&i| &self.plugins[i])
+        self.index.get(&(name.to_owned(), role)).map(|&i| &self.plugins[i])
     }
 
     /// Some plugin of this name, in any role.
@@ -257,9 +248,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -297,18 +286,13 @@ mod tests {
             .source::<Random>("Bad Name", "z");
         let problems = r.finish().unwrap_err().0;
         assert_eq!(problems.len(), 2);
-        assert!(
-            problems[0]
-                .to_string()
-                .contains("registered twice as a source")
-        );
+        assert!(problems[0].to_string().contains("registered twice as a source"));
         // The same name may be a source and an engine.
         fn pass(e: Event, _: &Context) -> Result<Option<Event>, EngineError> {
             Ok(Some(e))
         }
         let mut r2 = Registry::new();
-        r2.source::<Random>("both", "")
-            .engine_fn("both", "", pass, None);
+        r2.source::<Random>("both", "").engine_fn("both", "", pass, None);
         assert!(r2.finish().is_ok());
         assert_eq!(r2.find("both", Role::Engine).unwrap().role, Role::Engine);
         assert_eq!(r.get("com.example.random").unwrap().keys, &["max"]);

@@ -14,13 +14,11 @@ impl FromStr for ByteSize {
 
     fn from_str(s: &str) -> Result<ByteSize, String> {
         let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| {
-            format!("invalid size {s:?}: expected a number, like 512, 64KiB or 1GiB")
-        })?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected a number, like 512, 64KiB or 1GiB"))?;
         let f: u64 = match unit.trim() {
             "" | "B" => 1,
             "KB" | "kB" => 1000,
@@ -64,11 +62,6 @@ mod tests {
         assert_eq!("64KiB".parse::<ByteSize>().unwrap().0, 65536);
         assert_eq!("10MB".parse::<ByteSize>().unwrap().0, 10_000_000);
         assert_eq!("1GiB".parse::<ByteSize>().unwrap().0, 1 << 30);
-        assert!(
-            "1XB"
-                .parse::<ByteSize>()
-                .unwrap_err()
-                .contains("unknown unit")
-        );
+        assert!("1XB".parse::<ByteSize>().unwrap_err().contains("unknown unit"));
     }
 }

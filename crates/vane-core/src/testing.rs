@@ -118,12 +118,7 @@ impl Harness {
             introspect,
             routes: None,
         });
-        Harness {
-            ctx,
-            out,
-            tasks,
-            life,
-        }
+        Harness { ctx, out, tasks, life }
     }
 
     /// Builds a plugin by type from its `config:` block (YAML; `""` for none),
@@ -154,11 +149,7 @@ impl Harness {
     }
 
     /// A registered polled source.
-    pub fn source(
-        registry: &Registry,
-        name: &str,
-        config: &str,
-    ) -> Result<(Harness, Box<dyn DynSource>), BuildError> {
+    pub fn source(registry: &Registry, name: &str, config: &str) -> Result<(Harness, Box<dyn DynSource>), BuildError> {
         match Harness::plugin(registry, Role::Source, name, config)? {
             (h, Instance::Source(s)) => Ok((h, s)),
             (_, i) => Err(BuildError::stop(format!(
@@ -184,11 +175,7 @@ impl Harness {
     }
 
     /// A registered engine.
-    pub fn engine(
-        registry: &Registry,
-        name: &str,
-        config: &str,
-    ) -> Result<(Harness, Box<dyn DynEngine>), BuildError> {
+    pub fn engine(registry: &Registry, name: &str, config: &str) -> Result<(Harness, Box<dyn DynEngine>), BuildError> {
         match Harness::plugin(registry, Role::Engine, name, config)? {
             (h, Instance::Engine(e)) => Ok((h, e)),
             (_, i) => Err(BuildError::stop(format!("`{name}` is a {}", i.role()))),
@@ -196,11 +183,7 @@ impl Harness {
     }
 
     /// A registered sink.
-    pub fn sink(
-        registry: &Registry,
-        name: &str,
-        config: &str,
-    ) -> Result<(Harness, Box<dyn DynSink>), BuildError> {
+    pub fn sink(registry: &Registry, name: &str, config: &str) -> Result<(Harness, Box<dyn DynSink>), BuildError> {
         match Harness::plugin(registry, Role::Sink, name, config)? {
             (h, Instance::Sink(s)) => Ok((h, s)),
             (_, i) => Err(BuildError::stop(format!("`{name}` is a {}", i.role()))),
@@ -240,10 +223,7 @@ impl Harness {
     }
 
     /// Polls a source once: the events it returned, then those it emitted.
-    pub async fn poll<S: DynSource + ?Sized>(
-        &self,
-        source: &mut S,
-    ) -> Result<Vec<Event>, SourceError> {
+    pub async fn poll<S: DynSource + ?Sized>(&self, source: &mut S) -> Result<Vec<Event>, SourceError> {
         let mut got = source.poll(&self.ctx).await?;
         stamp(&mut got, self.ctx.host());
         got.extend(self.take_emitted());
@@ -278,9 +258,7 @@ impl Harness {
             Ok(Ok(())) => {}
             Ok(Err(ended)) => {
                 let why = match ended {
-                    Ok(Ok(())) => {
-                        ServiceError::stop("the service returned before the condition held")
-                    }
+                    Ok(Ok(())) => ServiceError::stop("the service returned before the condition held"),
                     Ok(Err(e)) => e,
                     Err(p) => ServiceError::restart(format!("the service panicked: {p}")),
                 };
@@ -332,11 +310,7 @@ impl Harness {
     }
 
     /// Sends one batch to a sink.
-    pub async fn send<S: DynSink + ?Sized>(
-        &self,
-        sink: &mut S,
-        batch: &[Event],
-    ) -> Result<(), SinkError> {
+    pub async fn send<S: DynSink + ?Sized>(&self, sink: &mut S, batch: &[Event]) -> Result<(), SinkError> {
         sink.send(batch, &self.ctx).await
     }
 
@@ -362,12 +336,7 @@ mod tests {
     #[derive(Default)]
     struct Doubler;
     impl Engine for Doubler {
-        fn process(
-            &mut self,
-            e: Event,
-            out: &mut Vec<Event>,
-            _: &Context,
-        ) -> Result<(), EngineError> {
+        fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
             out.push(e.clone());
             out.push(e);
             Ok(())
@@ -415,12 +384,7 @@ mod tests {
     async fn drives_every_role() {
         let r = registry();
         let (h, mut e) = Harness::engine(&r, "double", "").unwrap();
-        assert_eq!(
-            h.process(&mut *e, vec![Event::gauge("x", 1)])
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(h.process(&mut *e, vec![Event::gauge("x", 1)]).unwrap().len(), 2);
         assert_eq!(h.beat(&mut *e).unwrap()[0].name, "double");
 
         let (h, svc) = Harness::service(&r, "ticker", "").unwrap();

@@ -38,8 +38,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             out.clear();
-            rust.process(black_box(event(i)), &mut out, h.context())
-                .unwrap();
+            rust.process(black_box(event(i)), &mut out, h.context()).unwrap();
             black_box(out.len())
         })
     });
@@ -48,8 +47,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             out.clear();
-            lua.process(black_box(event(i)), &mut out, hl.context())
-                .unwrap();
+            lua.process(black_box(event(i)), &mut out, hl.context()).unwrap();
             black_box(out.len())
         })
     });

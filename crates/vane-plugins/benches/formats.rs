@@ -45,9 +45,7 @@ fn prometheus_text() -> String {
         s.push_str(&format!(
             "node_cpu_seconds_total{{cpu=\"{}\",mode=\"{}\"}} {}\n",
             i / 8,
-            [
-                "idle", "user", "system", "iowait", "irq", "nice", "softirq", "steal"
-            ][i % 8],
+            ["idle", "user", "system", "iowait", "irq", "nice", "softirq", "steal"][i % 8],
             i as f64 * 1.25
         ));
     }
@@ -86,9 +84,7 @@ fn bench(c: &mut Criterion) {
             assert_eq!(n, N);
         })
     });
-    let templates =
-        graphite::Templates::parse(&["servers.* _.host.name.cpu.field", "host.name.field"])
-            .unwrap();
+    let templates = graphite::Templates::parse(&["servers.* _.host.name.cpu.field", "host.name.field"]).unwrap();
     g.bench_function("graphite parse 10k lines with templates", |b| {
         b.iter(|| {
             let n = text
@@ -171,10 +167,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(per(size));
     g.bench_function("prometheus exposition of 10k series", |b| {
         b.iter(|| {
-            let text = vane_plugins::sinks::prometheus::render(
-                black_box(&latest),
-                Duration::from_secs(300),
-            );
+            let text = vane_plugins::sinks::prometheus::render(black_box(&latest), Duration::from_secs(300));
             assert!(text.len() > N * 20);
         })
     });

@@ -23,14 +23,8 @@ pub fn register(r: &mut Registry) {
             "memory in bytes: total, available, used, free, buffers, cached",
         )
         .source::<Swap>("swap", "swap in bytes: total, used, free")
-        .source::<Disk>(
-            "disk",
-            "usage of each mounted file system: bytes and inodes",
-        )
-        .source::<Diskio>(
-            "diskio",
-            "cumulative I/O per block device: operations, bytes, time",
-        )
+        .source::<Disk>("disk", "usage of each mounted file system: bytes and inodes")
+        .source::<Diskio>("diskio", "cumulative I/O per block device: operations, bytes, time")
         .source::<Net>(
             "net",
             "cumulative traffic per network interface: bytes, packets, errors",
@@ -43,14 +37,11 @@ pub fn register(r: &mut Registry) {
             "CPU, memory, descriptors, threads and I/O of processes chosen by name, pattern or pid file",
         );
     }
-    r.source::<sources::demo::Hello>(
-        "hello",
-        "a metric flipping between 0 and 1 (Duct's HelloWorld)",
-    )
-    .source::<sources::demo::Chaos>(
-        "chaos",
-        "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
-    );
+    r.source::<sources::demo::Hello>("hello", "a metric flipping between 0 and 1 (Duct's HelloWorld)")
+        .source::<sources::demo::Chaos>(
+            "chaos",
+            "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
+        );
     r.source::<sources::exec::Exec>(
         "exec",
         "runs a program each poll and reads its output: influx, json, prometheus, graphite or nagios",
@@ -140,14 +131,8 @@ pub fn register(r: &mut Registry) {
         "min, max, mean, sum, count, last and percentiles over tumbling windows per series",
     )
     .engine::<engines::filter::Filter>("filter", "keeps or drops events by an expression")
-    .engine::<engines::coalesce::Coalesce>(
-        "coalesce",
-        "sends only the latest event of each series on each beat",
-    )
-    .engine::<engines::coalesce::Dedupe>(
-        "dedupe",
-        "drops events equal to their series' previous one",
-    )
+    .engine::<engines::coalesce::Coalesce>("coalesce", "sends only the latest event of each series on each beat")
+    .engine::<engines::coalesce::Dedupe>("dedupe", "drops events equal to their series' previous one")
     .engine::<engines::state::StateEngine>(
         "state",
         "alerts on state changes (with flap damping), repeats critical ones on each beat",
@@ -164,10 +149,7 @@ pub fn register(r: &mut Registry) {
         "blackhole",
         "takes every batch and keeps nothing (benchmarks, trying a pipeline)",
     )
-    .sink::<sinks::stdout::Stdout>(
-        "stdout",
-        "writes events to standard output as line protocol or JSON",
-    )
+    .sink::<sinks::stdout::Stdout>("stdout", "writes events to standard output as line protocol or JSON")
     .sink::<sinks::file::File>(
         "file",
         "appends events to a file as line protocol or JSON, rotating by size",

@@ -34,16 +34,9 @@ pub enum StartError {
     #[error("{0}")]
     Registry(#[from] RegistryError),
     #[error("{role} `{id}` cannot start: {reason}")]
-    Build {
-        role: Role,
-        id: String,
-        reason: String,
-    },
+    Build { role: Role, id: String, reason: String },
     #[error("cannot listen on {addr} (agent.http): {source}")]
-    Http {
-        addr: String,
-        source: std::io::Error,
-    },
+    Http { addr: String, source: std::io::Error },
     #[error("sink `{id}` cannot open its disk buffer in {}: {source}", dir.display())]
     Buffer {
         id: String,
@@ -111,14 +104,7 @@ impl Agent {
             .collect();
         let jobs = config
             .jobs()
-            .map(|(id, plugin, role)| {
-                (
-                    id.to_owned(),
-                    plugin.to_owned(),
-                    role.as_str(),
-                    stats[id].clone(),
-                )
-            })
+            .map(|(id, plugin, role)| (id.to_owned(), plugin.to_owned(), role.as_str(), stats[id].clone()))
             .collect();
         Agent {
             host: Arc::from(config.host.as_str()),
@@ -175,12 +161,7 @@ impl Agent {
     fn route<S>(&self, job: &Job<S>, queues: &Queues, role: Role) -> Arc<Route> {
         let targets = match role {
             Role::Sink => Vec::new(),
-            _ if job.next.is_empty() => self
-                .config
-                .sinks
-                .iter()
-                .map(|s| queues.txs[&s.id].clone())
-                .collect(),
+            _ if job.next.is_empty() => self.config.sinks.iter().map(|s| queues.txs[&s.id].clone()).collect(),
             _ => job.next.iter().map(|id| queues.txs[id].clone()).collect(),
         };
         let stats = self.stats[&job.id].clone();
@@ -211,20 +192,14 @@ impl Agent {
             outlet,
             spawner: spawner.clone(),
             introspect: Some(self.introspection.clone() as Arc<dyn Introspect>),
-            routes: self
-                .routes
-                .clone()
-                .map(|r| r as Arc<dyn vane_core::runtime::Routes>),
+            routes: self.routes.clone().map(|r| r as Arc<dyn vane_core::runtime::Routes>),
         });
         (ctx, spawner)
     }
 
     /// Builds an instance of `job` in `ctx` through the registry.
     fn build<S>(&self, job: &Job<S>, role: Role, ctx: &Context) -> Result<Instance, BuildError> {
-        let plugin = self
-            .registry
-            .find(&job.plugin, role)
-            .expect("validated plugin");
+        let plugin = self.registry.find(&job.plugin, role).expect("validated plugin");
         crate::source::build(|| plugin.build(&job.config, &job.path, ctx), ctx)
     }
 
@@ -265,16 +240,10 @@ impl Agent {
             let (tx, rx) = oneshot::channel();
             prepared.push(rx);
             let (agent, job2) = (self.clone(), Arc::new(job.clone()));
-            let build: BuildSink =
-                Arc::new(
-                    move |ctx: &Context| match agent.build(&job2, Role::Sink, ctx)? {
-                        Instance::Sink(s) => Ok(s),
-                        other => Err(BuildError::stop(format!(
-                            "a {} is not a sink",
-                            other.role()
-                        ))),
-                    },
-                );
+            let build: BuildSink = Arc::new(move |ctx: &Context| match agent.build(&job2, Role::Sink, ctx)? {
+                Instance::Sink(s) => Ok(s),
+                other => Err(BuildError::stop(format!("a {} is not a sink", other.role()))),
+            });
             let task = SinkTask {
                 job: Arc::new(job.clone()),
                 ctx,
@@ -293,9 +262,8 @@ impl Agent {
             let rx = queues.rxs.remove(&job.id).expect("a queue per engine");
             // With workers, one queue each; a dispatcher splits events by series.
             let inputs = if job.spec.workers > 1 {
-                let (txs, rxs): (Vec<Tx>, Vec<Rx>) = (0..job.spec.workers)
-                    .map(|_| queue(self.config.queue_size))
-                    .unzip();
+                let (txs, rxs): (Vec<Tx>, Vec<Rx>) =
+                    (0..job.spec.workers).map(|_| queue(self.config.queue_size)).unzip();
                 set.spawn(partition(rx, txs));
                 rxs
             } else {
@@ -314,23 +282,12 @@ impl Agent {
         Ok(set)
     }
 
-    fn engine_task(
-        self: &Arc<Self>,
-        job: &EngineJob,
-        ctx: Context,
-        route: Arc<Route>,
-    ) -> EngineTask {
+    fn engine_task(self: &Arc<Self>, job: &EngineJob, ctx: Context, route: Arc<Route>) -> EngineTask {
         let (agent, job2) = (self.clone(), Arc::new(job.clone()));
-        let build: BuildEngine =
-            Arc::new(
-                move |ctx: &Context| match agent.build(&job2, Role::Engine, ctx)? {
-                    Instance::Engine(e) => Ok(e),
-                    other => Err(BuildError::stop(format!(
-                        "a {} is not an engine",
-                        other.role()
-                    ))),
-                },
-            );
+        let build: BuildEngine = Arc::new(move |ctx: &Context| match agent.build(&job2, Role::Engine, ctx)? {
+            Instance::Engine(e) => Ok(e),
+            other => Err(BuildError::stop(format!("a {} is not an engine", other.role()))),
+        });
         EngineTask {
             job: Arc::new(job.clone()),
             ctx,
@@ -373,12 +330,10 @@ impl Agent {
                     })
                     .collect();
                 let dir = self.config.data_dir.join("buffers").join(safe);
-                let d = Disk::open(&dir, b.max_bytes(), b.when_full).map_err(|source| {
-                    StartError::Buffer {
-                        id: job.id.clone(),
-                        dir: dir.clone(),
-                        source,
-                    }
+                let d = Disk::open(&dir, b.max_bytes(), b.when_full).map_err(|source| StartError::Buffer {
+                    id: job.id.clone(),
+                    dir: dir.clone(),
+                    source,
                 })?;
                 Box::new(d)
             }

@@ -118,9 +118,7 @@ struct Who(usize);
 impl Build for Who {
     type Config = ();
     fn build(_: (), _: &Context) -> Result<Self, BuildError> {
-        Ok(Who(
-            WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ))
+        Ok(Who(WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
     }
 }
 impl Engine for Who {
@@ -134,8 +132,7 @@ impl Engine for Who {
 static GATES: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
 
 /// First event of each batch a closed gate was asked to send.
-static ATTEMPTED: LazyLock<Mutex<HashMap<String, std::collections::HashSet<i64>>>> =
-    LazyLock::new(Default::default);
+static ATTEMPTED: LazyLock<Mutex<HashMap<String, std::collections::HashSet<i64>>>> = LazyLock::new(Default::default);
 
 fn gate(name: &str, open: bool) {
     GATES.lock().unwrap().insert(name.to_owned(), open);
@@ -155,10 +152,7 @@ impl Build for Gate {
 impl Sink for Gate {
     async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
         if !GATES.lock().unwrap().get(&self.0).copied().unwrap_or(false) {
-            let first = b
-                .first()
-                .and_then(|e| e.get_field("value"))
-                .and_then(|v| v.as_f64());
+            let first = b.first().and_then(|e| e.get_field("value")).and_then(|v| v.as_f64());
             ATTEMPTED
                 .lock()
                 .unwrap()
@@ -205,8 +199,7 @@ fn numbers(bin_name: &str) -> Vec<u64> {
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.source::<Numbered>("t.numbered", "")
-        .sink::<Gate>("t.gate", "");
+    r.source::<Numbered>("t.numbered", "").sink::<Gate>("t.gate", "");
     r.source::<Many>("t.many", "").engine::<Who>("t.who", "");
     r.source::<Seq>("t.seq", "")
         .source::<Flows>("t.flows", "")
@@ -236,10 +229,7 @@ async fn until(cond: impl Fn() -> bool) {
 }
 
 fn config(r: &Registry, text: &str) -> Config {
-    crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], r, &|_| {
-        None
-    })
-    .unwrap()
+    crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], r, &|_| None).unwrap()
 }
 
 async fn run_until(text: &str, cond: impl Fn() -> bool) -> Report {
@@ -271,10 +261,7 @@ async fn events_flow_through_engines_in_order_with_beats() {
             .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
             .collect();
         assert!(ns.len() >= 20, "copy {copy}: {}", ns.len());
-        assert!(
-            ns.windows(2).all(|w| w[1] == w[0] + 1.0),
-            "order kept: {ns:?}"
-        );
+        assert!(ns.windows(2).all(|w| w[1] == w[0] + 1.0), "order kept: {ns:?}");
     }
     let seq = c.iter().find(|e| e.name == "seq").unwrap();
     assert_eq!(seq.host, "h9");
@@ -291,19 +278,14 @@ async fn services_and_tasks_feed_every_sink_and_stop_cleanly() {
         sinks:\n\
         \x20 - { id: a, plugin: t.col, batch_wait: 5ms, config: { bin: fan-a } }\n\
         \x20 - { id: b, plugin: t.col, batch_wait: 5ms, config: { bin: fan-b } }\n";
-    let enough = |b: &[Event]| {
-        count(b, "svc") >= 5 && count(b, "task_fast") >= 6 && count(b, "task_slow") >= 2
-    };
+    let enough = |b: &[Event]| count(b, "svc") >= 5 && count(b, "task_fast") >= 6 && count(b, "task_slow") >= 2;
     let report = run_until(text, || enough(&bin("fan-a")) && enough(&bin("fan-b"))).await;
     // The service saw the stop and returned; nothing had to be aborted.
     assert_eq!(report.aborted, 0);
     let (a, b) = (bin("fan-a"), bin("fan-b"));
     // Both sinks got the same events: a job without `next` feeds every sink.
     let names = |v: &[Event]| {
-        let mut n: Vec<(String, String)> = v
-            .iter()
-            .map(|e| (e.name.clone(), format!("{:?}", e.fields)))
-            .collect();
+        let mut n: Vec<(String, String)> = v.iter().map(|e| (e.name.clone(), format!("{:?}", e.fields))).collect();
         n.sort();
         n
     };
@@ -330,9 +312,7 @@ async fn workers_split_series_and_keep_their_order() {
         let w = e.get_tag("worker").unwrap().to_owned();
         let entry = by_series.entry(s.clone()).or_insert((w.clone(), vec![]));
         assert_eq!(entry.0, w, "series {s} moved between workers");
-        entry
-            .1
-            .push(e.get_field("value").unwrap().as_f64().unwrap());
+        entry.1.push(e.get_field("value").unwrap().as_f64().unwrap());
     }
     assert_eq!(by_series.len(), 8);
     for (s, (_, ns)) in &by_series {
@@ -411,11 +391,7 @@ async fn a_disk_buffer_delivers_after_a_restart() {
     );
     run_until(&second, || numbers("disk").len() as u64 >= made).await;
     let got = numbers("disk");
-    assert_eq!(
-        got,
-        (1..=made).collect::<Vec<_>>(),
-        "every event made before the stop"
-    );
+    assert_eq!(got, (1..=made).collect::<Vec<_>>(), "every event made before the stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,11 +431,7 @@ async fn retry_for_bounds_how_long_a_batch_is_retried() {
     // The failing sink gives each batch up after 300 ms and moves on to
     // the next; unbounded, it would retry its first batch forever.
     run_until(text, || {
-        ATTEMPTED
-            .lock()
-            .unwrap()
-            .get("never")
-            .is_some_and(|a| a.len() >= 3)
+        ATTEMPTED.lock().unwrap().get("never").is_some_and(|a| a.len() >= 3)
     })
     .await;
     assert!(numbers("never").is_empty());

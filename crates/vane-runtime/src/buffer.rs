@@ -299,10 +299,7 @@ impl Disk {
         let mut read = match ack {
             Some((seg, off)) if segs.contains(&seg) => (seg, off),
             // The acked segment is gone: everything before it was delivered.
-            Some((seg, _)) => (
-                segs.iter().copied().find(|s| *s > seg).unwrap_or(seg + 1),
-                0,
-            ),
+            Some((seg, _)) => (segs.iter().copied().find(|s| *s > seg).unwrap_or(seg + 1), 0),
             None => (first, 0),
         };
         // Segments before the read position are delivered.
@@ -311,19 +308,14 @@ impl Disk {
         }
         segs.retain(|s| *s >= read.0);
         let next = segs.last().map_or(read.0.max(1), |l| l + 1);
-        let writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(seg_path(dir, next))?;
+        let writer = OpenOptions::new().create(true).append(true).open(seg_path(dir, next))?;
         segs.push(next);
         if !segs.contains(&read.0) {
             read = (next, 0);
         }
         let mut bytes = 0;
         for s in &segs {
-            bytes += fs::metadata(seg_path(dir, *s))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            bytes += fs::metadata(seg_path(dir, *s)).map(|m| m.len()).unwrap_or(0);
         }
         bytes = bytes.saturating_sub(read.1);
         Ok(Disk {
@@ -415,8 +407,7 @@ impl Disk {
             self.reader = Some((seg, f));
             let intact = off + HEADER + n <= len && crc32fast::hash(&payload) == crc;
             let mut batch = std::mem::take(&mut self.spare);
-            let decoded =
-                intact && vane_core::binary::decode_batch_into(&payload, &mut batch).is_ok();
+            let decoded = intact && vane_core::binary::decode_batch_into(&payload, &mut batch).is_ok();
             // Kept for the next record, unless an odd one made it large.
             if payload.capacity() <= 8 << 20 {
                 self.payload = payload;
@@ -462,9 +453,7 @@ impl Disk {
 
     fn next_segment(&mut self) -> io::Result<()> {
         let (seg, off) = self.read;
-        let len = fs::metadata(seg_path(&self.dir, seg))
-            .map(|m| m.len())
-            .unwrap_or(off);
+        let len = fs::metadata(seg_path(&self.dir, seg)).map(|m| m.len()).unwrap_or(off);
         self.bytes = self.bytes.saturating_sub(len.saturating_sub(off));
         let _ = fs::remove_file(seg_path(&self.dir, seg));
         self.segments.retain(|s| *s != seg);
@@ -562,9 +551,7 @@ impl Store for Disk {
             // A fully read segment other than the one being written goes away.
             let (seg, off) = self.read;
             if self.segments.back() != Some(&seg) {
-                let len = fs::metadata(seg_path(&self.dir, seg))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
+                let len = fs::metadata(seg_path(&self.dir, seg)).map(|m| m.len()).unwrap_or(0);
                 if off >= len {
                     self.next_segment()?;
                 }
@@ -605,9 +592,7 @@ mod tests {
     use super::*;
 
     fn batch(from: i64, n: i64) -> Vec<Event> {
-        (from..from + n)
-            .map(|i| Event::gauge("m", i).at(i + 1))
-            .collect()
+        (from..from + n).map(|i| Event::gauge("m", i).at(i + 1)).collect()
     }
 
     fn drain(s: &mut dyn Store) -> Vec<i64> {
@@ -689,9 +674,7 @@ mod tests {
         let seg = fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.extension().is_some_and(|x| x == "seg") && fs::metadata(p).unwrap().len() > 0
-            })
+            .find(|p| p.extension().is_some_and(|x| x == "seg") && fs::metadata(p).unwrap().len() > 0)
             .unwrap();
         let mut bytes = fs::read(&seg).unwrap();
         // Damage the second record's length field (the reader must find the

@@ -27,8 +27,7 @@ use crate::queue::{Rx, Tx};
 use crate::route::Route;
 
 /// Builds an instance of one engine job.
-pub type BuildEngine =
-    Arc<dyn Fn(&Context) -> Result<Box<dyn DynEngine>, BuildError> + Send + Sync>;
+pub type BuildEngine = Arc<dyn Fn(&Context) -> Result<Box<dyn DynEngine>, BuildError> + Send + Sync>;
 
 /// One engine instance's loop, and what it needs.
 pub struct EngineTask {
@@ -53,11 +52,7 @@ impl EngineTask {
             Some(e) => Some(e),
             None => self.rebuild().await,
         };
-        let every = self
-            .job
-            .spec
-            .beat
-            .or_else(|| engine.as_ref()?.default_beat());
+        let every = self.job.spec.beat.or_else(|| engine.as_ref()?.default_beat());
         let mut beat = every.map(|b| {
             let mut t = tokio::time::interval_at(Instant::now() + b, b);
             t.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -79,22 +74,13 @@ impl EngineTask {
             if input {
                 let mut events = Vec::new();
                 for q in got.drain(..) {
-                    let Batch {
-                        events: evs,
-                        acks: a,
-                    } = q.batch;
+                    let Batch { events: evs, acks: a } = q.batch;
                     events.extend(evs);
                     acks.extend(a);
                 }
-                self.ctx
-                    .stats()
-                    .events_in
-                    .fetch_add(events.len() as u64, Relaxed);
+                self.ctx.stats().events_in.fetch_add(events.len() as u64, Relaxed);
                 if engine.is_none() {
-                    self.ctx
-                        .stats()
-                        .events_dropped
-                        .fetch_add(events.len() as u64, Relaxed);
+                    self.ctx.stats().events_dropped.fetch_add(events.len() as u64, Relaxed);
                     acks.iter().for_each(Ack::fail);
                 }
                 for ev in events {
@@ -117,22 +103,12 @@ impl EngineTask {
         if out.is_empty() && acks.is_empty() {
             return;
         }
-        self.ctx
-            .stats()
-            .events_out
-            .fetch_add(out.len() as u64, Relaxed);
-        self.route
-            .deliver(std::mem::take(out), std::mem::take(acks))
-            .await;
+        self.ctx.stats().events_out.fetch_add(out.len() as u64, Relaxed);
+        self.route.deliver(std::mem::take(out), std::mem::take(acks)).await;
     }
 
     /// One call into the engine, its failure honoured.
-    async fn step(
-        &self,
-        engine: &mut Option<Box<dyn DynEngine>>,
-        call: Call,
-        out: &mut Vec<Event>,
-    ) {
+    async fn step(&self, engine: &mut Option<Box<dyn DynEngine>>, call: Call, out: &mut Vec<Event>) {
         let Some(e) = engine.as_mut() else {
             return;
         };
@@ -156,18 +132,13 @@ impl EngineTask {
         };
         out.truncate(before);
         stats.events_dropped.fetch_add(dropped, Relaxed);
-        let then = if restart {
-            "; the engine is rebuilt"
-        } else {
-            ""
-        };
+        let then = if restart { "; the engine is rebuilt" } else { "" };
         let lost = if dropped > 0 {
             "the event is dropped"
         } else {
             "its output is dropped"
         };
-        self.ctx
-            .report_error(format!("{what} failed ({lost}{then}): {why}"));
+        self.ctx.report_error(format!("{what} failed ({lost}{then}): {why}"));
         if restart {
             *engine = self.rebuild().await;
             stats.restarts.fetch_add(1, Relaxed);

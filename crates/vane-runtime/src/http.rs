@@ -67,19 +67,17 @@ pub async fn serve(
             };
             let table = table.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let r = table.answer(req.uri().path());
-                        async move {
-                            let resp = hyper::Response::builder()
-                                .status(r.status)
-                                .header("Content-Type", r.content_type)
-                                .body(Full::new(Bytes::from(r.body)))
-                                .expect("a valid response");
-                            Ok::<_, Infallible>(resp)
-                        }
-                    },
-                );
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let r = table.answer(req.uri().path());
+                    async move {
+                        let resp = hyper::Response::builder()
+                            .status(r.status)
+                            .header("Content-Type", r.content_type)
+                            .body(Full::new(Bytes::from(r.body)))
+                            .expect("a valid response");
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
                 let io = hyper_util::rt::TokioIo::new(sock);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, svc)

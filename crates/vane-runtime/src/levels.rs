@@ -103,16 +103,11 @@ mod tests {
         let mut e = Event::gauge("x", 11.0);
         l.apply(&mut e, &stats);
         assert_eq!(e.description.as_deref(), Some("critical: value > 10"));
-        let mut down = Event::new("x")
-            .state(State::Critical)
-            .description("refused");
+        let mut down = Event::new("x").state(State::Critical).description("refused");
         l.apply(&mut down, &stats);
         assert_eq!(down.description.as_deref(), Some("refused"));
         let mut e = Event::new("x").field("other", 1);
         l.apply(&mut e, &stats);
-        assert_eq!(
-            (e.state, stats.levels_unknown.load(Relaxed)),
-            (Some(State::Unknown), 1)
-        );
+        assert_eq!((e.state, stats.levels_unknown.load(Relaxed)), (Some(State::Unknown), 1));
     }
 }

@@ -75,9 +75,7 @@ impl Source for Polls {
             "restart" => Err(SourceError::restart("scripted")),
             "stop" => Err(SourceError::stop("scripted")),
             "panic" => panic!("scripted"),
-            _ => Ok(vec![
-                Event::counter("n", n as u64).tag("instance", self.1.to_string()),
-            ]),
+            _ => Ok(vec![Event::counter("n", n as u64).tag("instance", self.1.to_string())]),
         }
     }
 }
@@ -166,11 +164,7 @@ struct Sends(Vec<String>);
 impl Build for Sends {
     type Config = Script;
     fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
-        let failures = c
-            .steps
-            .iter()
-            .take_while(|s| s.starts_with("build_"))
-            .count();
+        let failures = c.steps.iter().take_while(|s| s.starts_with("build_")).count();
         let builds = with_log(ctx.job(), |l| {
             l.builds += 1;
             l.builds
@@ -224,12 +218,7 @@ fn registry() -> Registry {
 
 async fn run_until(text: &str, cond: impl Fn() -> bool) -> std::result::Result<Report, StartError> {
     let r = registry();
-    let cfg = crate::config::from_texts(
-        &[(PathBuf::from("m"), "m".into(), text.into())],
-        &r,
-        &|_| None,
-    )
-    .unwrap();
+    let cfg = crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], &r, &|_| None).unwrap();
     tokio::time::timeout(Duration::from_secs(30), run(cfg, Arc::new(r), until(cond)))
         .await
         .expect("the condition holds within 30s")
@@ -269,18 +258,9 @@ async fn a_source_poll_retries_restarts_and_stops_as_it_asks() {
     // Retry: the same instance polls again; restart and panic: a new one.
     assert_eq!(
         got,
-        [
-            (0, "1".into()),
-            (2, "1".into()),
-            (4, "2".into()),
-            (6, "3".into())
-        ]
+        [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]
     );
-    assert_eq!(
-        (log("p").calls, log("p").builds),
-        (8, 3),
-        "polled no more after stop"
-    );
+    assert_eq!((log("p").calls, log("p").builds), (8, 3), "polled no more after stop");
     let st = &report.stats["p"];
     assert_eq!(
         (
@@ -301,11 +281,7 @@ async fn a_service_restarts_or_stops_as_it_asks() {
     // Two restarts of one (after backoffs of about 1 s and 2 s) are time
     // enough for the other to have been restarted, had it asked.
     run_until(text, || log("r_again").calls >= 3).await.unwrap();
-    assert_eq!(
-        log("r_again").builds,
-        log("r_again").calls,
-        "rebuilt for each run"
-    );
+    assert_eq!(log("r_again").builds, log("r_again").calls, "rebuilt for each run");
     assert_eq!(
         (log("r_stop").calls, log("r_stop").builds),
         (1, 1),
@@ -321,18 +297,10 @@ async fn an_engine_skips_or_restarts_as_it_asks_and_drops_what_the_failing_call_
         sinks:\n  - { id: es, plugin: t.sends, batch_wait: 1ms }\n";
     let report = run_until(text, || log("es").got.len() >= 4).await.unwrap();
     let got = log("es").got;
-    assert!(
-        got.iter().all(|e| e.name == "e"),
-        "nothing half made got out: {got:?}"
-    );
+    assert!(got.iter().all(|e| e.name == "e"), "nothing half made got out: {got:?}");
     assert_eq!(
         values(&got, "e"),
-        [
-            (0, "1".into()),
-            (2, "1".into()),
-            (4, "2".into()),
-            (6, "3".into())
-        ]
+        [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]
     );
     let st = &report.stats["a"];
     assert_eq!(
@@ -353,19 +321,13 @@ async fn a_sink_retries_gives_up_and_stops_as_it_asks() {
     let report = run_until(text, || log("src_n").calls >= 40).await.unwrap();
     // Polls 0, 1, 2 …: 0 sent; 1 retried then sent; 2 given up; 3 sent;
     // 4 panicked (a retry) then sent; 5 stopped the sink and was given up.
-    let got: Vec<u64> = values(&log("sn").got, "n")
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let got: Vec<u64> = values(&log("sn").got, "n").into_iter().map(|(n, _)| n).collect();
     assert_eq!(got, [0, 1, 3, 4]);
     let st = &report.stats["sn"];
     assert_eq!(log("sn").calls, 8, "no send after the stop");
     assert_eq!(st.send_giveups.load(Relaxed), 2);
     // Everything that reached the sink was delivered or dropped, counted.
-    assert_eq!(
-        st.events_in.load(Relaxed),
-        st.events_dropped.load(Relaxed) + 4
-    );
+    assert_eq!(st.events_in.load(Relaxed), st.events_dropped.load(Relaxed) + 4);
     assert!(st.events_in.load(Relaxed) >= 30);
 }
 
@@ -376,15 +338,8 @@ async fn a_build_is_retried_or_stops_the_start() {
         sinks:\n  - { id: sb, plugin: t.sends, batch_wait: 1ms, config: { steps: [build_retry, build_retry] } }\n";
     run_until(text, || log("sb").got.len() >= 20).await.unwrap();
     assert_eq!(log("sb").builds, 3);
-    let got: Vec<u64> = values(&log("sb").got, "n")
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(
-        got,
-        (0..got.len() as u64).collect::<Vec<_>>(),
-        "every poll, in order"
-    );
+    let got: Vec<u64> = values(&log("sb").got, "n").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(got, (0..got.len() as u64).collect::<Vec<_>>(), "every poll, in order");
     // One that never can be stops the agent from starting.
     let text = "sources:\n  - { id: src_x, plugin: t.polls }\n\
         sinks:\n  - { id: sx, plugin: t.sends, config: { steps: [build_stop] } }\n";

@@ -33,17 +33,10 @@ pub enum ProbeError {
 
 /// Polls source `id` once: the events it returned or emitted, then those
 /// its added tasks emitted, prepared (stamped, tagged, judged).
-pub async fn poll_once(
-    config: &Config,
-    registry: &Registry,
-    id: &str,
-) -> Result<Vec<Event>, ProbeError> {
+pub async fn poll_once(config: &Config, registry: &Registry, id: &str) -> Result<Vec<Event>, ProbeError> {
     let Some(job) = config.source(id) else {
         return Err(match config.role_of(id) {
-            Some(role) => ProbeError::NotASource {
-                id: id.into(),
-                role,
-            },
+            Some(role) => ProbeError::NotASource { id: id.into(), role },
             None => ProbeError::Unknown {
                 id: id.into(),
                 known: config
@@ -55,9 +48,7 @@ pub async fn poll_once(
             },
         });
     };
-    let plugin = registry
-        .find(&job.plugin, Role::Source)
-        .expect("validated plugin");
+    let plugin = registry.find(&job.plugin, Role::Source).expect("validated plugin");
     let introspect: Arc<dyn Introspect> = Arc::new(Introspection {
         started: std::time::Instant::now(),
         jobs: vec![],

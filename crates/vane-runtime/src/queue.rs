@@ -69,11 +69,7 @@ impl Tx {
 
     /// Room for a batch of `events` events, if there is some now.
     pub fn try_reserve(&self, events: usize) -> Option<Slot> {
-        let room = self
-            .room
-            .clone()
-            .try_acquire_many_owned(room_for(events))
-            .ok()?;
+        let room = self.room.clone().try_acquire_many_owned(room_for(events)).ok()?;
         let permit = self.inner.clone().try_reserve_owned().ok()?;
         Some(Slot { permit, room })
     }
@@ -99,9 +95,7 @@ mod tests {
         assert!(tx.send(big).await.is_ok());
         assert!(tx.try_reserve(1).is_none(), "the events bound is reached");
         drop(rx.recv().await.unwrap());
-        tx.try_reserve(1)
-            .expect("room again")
-            .send(Batch::default());
+        tx.try_reserve(1).expect("room again").send(Batch::default());
         assert_eq!(rx.recv().await.unwrap().batch.events.len(), 0);
     }
 }

@@ -185,18 +185,11 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
 
 /// Stores a batch (waiting for room under `when_full: block`); false when
 /// it was dropped or could not be stored.
-async fn store_batch(
-    shared: &Shared,
-    ctx: &Context,
-    mut batch: Vec<Event>,
-    when_full: WhenFull,
-) -> bool {
+async fn store_batch(shared: &Shared, ctx: &Context, mut batch: Vec<Event>, when_full: WhenFull) -> bool {
     let mut stored = true;
     loop {
         if shared.stopped.load(Relaxed) {
-            ctx.stats()
-                .events_dropped
-                .fetch_add(batch.len() as u64, Relaxed);
+            ctx.stats().events_dropped.fetch_add(batch.len() as u64, Relaxed);
             return false;
         }
         let wait = shared.space.notified();
@@ -266,9 +259,7 @@ impl Delivery<'_> {
             match CatchUnwind(s.flush(self.ctx)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => self.ctx.report_error(format!("flush: {e}")),
-                Err(p) => self
-                    .ctx
-                    .report_error(format!("sink panicked in flush: {p}")),
+                Err(p) => self.ctx.report_error(format!("sink panicked in flush: {p}")),
             }
         }
     }
@@ -282,10 +273,7 @@ impl Delivery<'_> {
             return;
         }
         while let Ok(Some(b)) = s.take() {
-            self.ctx
-                .stats()
-                .events_dropped
-                .fetch_add(b.len() as u64, Relaxed);
+            self.ctx.stats().events_dropped.fetch_add(b.len() as u64, Relaxed);
             let _ = s.ack(b);
         }
         report(self.ctx, &mut **s);
@@ -294,17 +282,13 @@ impl Delivery<'_> {
     }
 
     /// Builds the sink when start-up could not; `None` when it never will.
-    async fn build_sink(
-        &self,
-        prepared: &mut Option<oneshot::Sender<()>>,
-    ) -> Option<Box<dyn DynSink>> {
+    async fn build_sink(&self, prepared: &mut Option<oneshot::Sender<()>>) -> Option<Box<dyn DynSink>> {
         let mut backoff = Backoff::default();
         loop {
             let why = match catch(|| (self.build)(self.ctx)) {
                 Ok(Ok(s)) => return Some(s),
                 Ok(Err(e)) if e.action() == BuildAction::Stop => {
-                    self.ctx
-                        .report_error(format!("cannot be built: {e}; the sink stops"));
+                    self.ctx.report_error(format!("cannot be built: {e}; the sink stops"));
                     self.stop();
                     return None;
                 }
@@ -328,11 +312,7 @@ impl Delivery<'_> {
     }
 
     /// Prepares the backend; false when the sink stopped instead.
-    async fn prepare(
-        &self,
-        sink: &mut dyn DynSink,
-        prepared: &mut Option<oneshot::Sender<()>>,
-    ) -> bool {
+    async fn prepare(&self, sink: &mut dyn DynSink, prepared: &mut Option<oneshot::Sender<()>>) -> bool {
         let mut backoff = Backoff::default();
         loop {
             let err = match CatchUnwind(sink.prepare(self.ctx)).await {
@@ -343,8 +323,7 @@ impl Delivery<'_> {
                     break;
                 }
                 Ok(Err(e)) if e.action() == SinkAction::Stop => {
-                    self.ctx
-                        .report_error(format!("prepare failed: {e}; the sink stops"));
+                    self.ctx.report_error(format!("prepare failed: {e}; the sink stops"));
                     self.stop();
                     return false;
                 }
@@ -352,10 +331,8 @@ impl Delivery<'_> {
                 Err(p) => format!("panicked: {p}"),
             };
             let wait = backoff.next_wait();
-            self.ctx.report_error(format!(
-                "prepare failed: {err}; retrying in {:.1}s",
-                wait.as_secs_f64()
-            ));
+            self.ctx
+                .report_error(format!("prepare failed: {err}; retrying in {:.1}s", wait.as_secs_f64()));
             // The agent does not wait for a backend that is down.
             if let Some(p) = prepared.take() {
                 let _ = p.send(());
@@ -375,12 +352,7 @@ impl Delivery<'_> {
     /// sink stops.
     async fn deliver(&self, sink: &mut dyn DynSink) {
         let (stats, shared) = (self.ctx.stats(), self.shared);
-        let fsync = self
-            .job
-            .spec
-            .buffer
-            .fsync
-            .map_or(Duration::from_secs(1), |d| d.get());
+        let fsync = self.job.spec.buffer.fsync.map_or(Duration::from_secs(1), |d| d.get());
         let mut last_sync = Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         let mut failing_since: Option<Instant> = None;
@@ -434,11 +406,7 @@ impl Delivery<'_> {
                 }
                 Some(e) => {
                     stats.send_failures.fetch_add(1, Relaxed);
-                    let expired = self
-                        .job
-                        .spec
-                        .retry_for
-                        .is_some_and(|d| since.elapsed() >= d);
+                    let expired = self.job.spec.retry_for.is_some_and(|d| since.elapsed() >= d);
                     match e.action() {
                         SinkAction::Retry if !expired => {
                             let wait = backoff.next_wait();
@@ -454,13 +422,12 @@ impl Delivery<'_> {
                         SinkAction::Retry => self.ctx.report_error(format!(
                             "send failing for longer than retry_for, {n} events given up: {e}"
                         )),
-                        SinkAction::GiveUp => self.ctx.report_error(format!(
-                            "send failed for good, {n} events given up: {e}"
-                        )),
+                        SinkAction::GiveUp => self
+                            .ctx
+                            .report_error(format!("send failed for good, {n} events given up: {e}")),
                         SinkAction::Stop => {
-                            self.ctx.report_error(format!(
-                                "send failed, the sink stops; {n} events given up: {e}"
-                            ));
+                            self.ctx
+                                .report_error(format!("send failed, the sink stops; {n} events given up: {e}"));
                             stop = true;
                         }
                     }
@@ -471,8 +438,7 @@ impl Delivery<'_> {
             }
             let mut s = shared.store.lock().expect("not poisoned");
             if let Err(e) = s.ack(batch) {
-                self.ctx
-                    .report_error(format!("buffer: cannot acknowledge: {e}"));
+                self.ctx.report_error(format!("buffer: cannot acknowledge: {e}"));
             }
             report(self.ctx, &mut **s);
             drop(s);

@@ -33,10 +33,7 @@ enum Next {
 }
 
 /// Builds an instance, absorbing a panic (a panic is a build to retry).
-pub fn build(
-    make: impl FnOnce() -> Result<Instance, BuildError>,
-    ctx: &Context,
-) -> Result<Instance, BuildError> {
+pub fn build(make: impl FnOnce() -> Result<Instance, BuildError>, ctx: &Context) -> Result<Instance, BuildError> {
     catch(make).unwrap_or_else(|p| {
         ctx.stats().panics.fetch_add(1, Relaxed);
         Err(BuildError::retry(format!("panicked while building: {p}")))
@@ -56,10 +53,7 @@ pub async fn supervise(job: Arc<SourceJob>, factory: Factory, lifecycle: Lifecyc
             Ok(Instance::Source(src)) => run_polled(&job, src, &ctx, &mut backoff).await,
             Ok(Instance::Service(svc)) => run_service(svc, &ctx).await,
             Ok(other) => {
-                ctx.report_error(format!(
-                    "a {} is not a source; this job stays stopped",
-                    other.role()
-                ));
+                ctx.report_error(format!("a {} is not a source; this job stays stopped", other.role()));
                 Next::Stop
             }
             Err(e) if e.action() == BuildAction::Stop => {
@@ -90,12 +84,7 @@ pub async fn supervise(job: Arc<SourceJob>, factory: Factory, lifecycle: Lifecyc
     }
 }
 
-async fn run_polled(
-    job: &SourceJob,
-    mut src: Box<dyn DynSource>,
-    ctx: &Context,
-    backoff: &mut Backoff,
-) -> Next {
+async fn run_polled(job: &SourceJob, mut src: Box<dyn DynSource>, ctx: &Context, backoff: &mut Backoff) -> Next {
     let stats = ctx.stats();
     let (interval, timeout) = (job.spec.interval, job.spec.timeout);
     let mut ticker = tokio::time::interval(interval);
@@ -119,9 +108,7 @@ async fn run_polled(
         };
         let took = started.elapsed();
         stats.poll_ns_last.store(took.as_nanos() as u64, Relaxed);
-        stats
-            .poll_ns_total
-            .fetch_add(took.as_nanos() as u64, Relaxed);
+        stats.poll_ns_total.fetch_add(took.as_nanos() as u64, Relaxed);
         if took > interval {
             let missed = (took.as_nanos() / interval.as_nanos().max(1)) as u64;
             stats.overruns.fetch_add(missed, Relaxed);
@@ -150,10 +137,7 @@ async fn run_polled(
             }
             Err(_) => {
                 stats.poll_timeouts.fetch_add(1, Relaxed);
-                ctx.report_error(format!(
-                    "poll timed out after {}",
-                    vane_core::Duration(timeout)
-                ));
+                ctx.report_error(format!("poll timed out after {}", vane_core::Duration(timeout)));
             }
         }
     }

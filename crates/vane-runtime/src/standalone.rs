@@ -111,15 +111,10 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
     });
     let j2 = job.clone();
     let build: BuildEngine = Arc::new(move |ctx: &Context| {
-        let plugin = registry
-            .find(&j2.plugin, Role::Engine)
-            .expect("validated plugin");
+        let plugin = registry.find(&j2.plugin, Role::Engine).expect("validated plugin");
         match crate::source::build(|| plugin.build(&j2.config, &j2.path, ctx), ctx)? {
             Instance::Engine(e) => Ok(e),
-            other => Err(BuildError::stop(format!(
-                "a {} is not an engine",
-                other.role()
-            ))),
+            other => Err(BuildError::stop(format!("a {} is not an engine", other.role()))),
         }
     });
     let first = match build(&ctx) {
@@ -135,22 +130,13 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
             None
         }
     };
-    let engine = EngineTask {
-        job,
-        ctx,
-        route,
-        build,
-    };
+    let engine = EngineTask { job, ctx, route, build };
     let mut summary = Summary::default();
     let engine_then_stop = async {
         engine.run(first, in_rx).await;
         // What the engine's own tasks hold goes with them.
         life.stop();
-        tasks
-            .lock()
-            .expect("not poisoned")
-            .drain(..)
-            .for_each(|t| t.abort());
+        tasks.lock().expect("not poisoned").drain(..).for_each(|t| t.abort());
     };
     let (read, (), written) = tokio::join!(
         read(input, feed, &mut summary, err),
@@ -196,8 +182,7 @@ async fn read<R: AsyncBufRead + Unpin>(
         let parsed = if t.starts_with('{') {
             vane_core::json::decode(t).map_err(|e| e.to_string())
         } else {
-            lineproto::decode_line(t, Precision::Nanoseconds)
-                .map_err(|e| format!("column {}: {}", e.column, e.message))
+            lineproto::decode_line(t, Precision::Nanoseconds).map_err(|e| format!("column {}: {}", e.column, e.message))
         };
         match parsed {
             Ok(ev) => feed.deliver(vec![ev], Vec::new()).await,

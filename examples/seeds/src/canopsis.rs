@@ -31,9 +31,6 @@ mod tests {
         assert!(out.iter().all(|e| e.get_tag("awesome") == Some("yes")));
         // Outside the agent nothing counts what arrives; the beat reads the job's counter.
         h.stats().events_in.store(2, Relaxed);
-        assert_eq!(
-            h.beat(&mut *e).unwrap()[0].get_field("value"),
-            Some(&Value::Uint(2))
-        );
+        assert_eq!(h.beat(&mut *e).unwrap()[0].get_field("value"), Some(&Value::Uint(2)));
     }
 }

@@ -112,11 +112,7 @@ impl InstanceNotifications {
             return Ok(vec![]);
         }
         let p = &n["payload"];
-        let id = |k: &str| {
-            p[k].as_str()
-                .map(str::to_owned)
-                .ok_or(format!("payload has no {k}"))
-        };
+        let id = |k: &str| p[k].as_str().map(str::to_owned).ok_or(format!("payload has no {k}"));
         let (resource, user, project) = (id("instance_id")?, id("user_id")?, id("tenant_id")?);
         let tag = |e: Event| {
             e.tag("resource_id", resource.clone())

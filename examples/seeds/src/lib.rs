@@ -14,32 +14,20 @@ use vane_core::registry::Registry;
 pub fn register(r: &mut Registry) {
     r.source::<duct::hello_world::HelloWorld>("org.duct.hello_world", "Duct's HelloWorld")
         .source::<duct::flip_flop::FlipFlop>("org.duct.flip_flop", "Duct's flip-flop HelloWorld")
-        .source::<duct::process_count::ProcessCount>(
-            "org.duct.process_count",
-            "Duct's ProcessCount: ps -e",
-        )
-        .service::<duct::number_proxy::NumberProxy>(
-            "org.duct.number_proxy",
-            "Duct's NumberProxy: numbers over TCP",
-        )
+        .source::<duct::process_count::ProcessCount>("org.duct.process_count", "Duct's ProcessCount: ps -e")
+        .service::<duct::number_proxy::NumberProxy>("org.duct.number_proxy", "Duct's NumberProxy: numbers over TCP")
         .engine_fn(
             "org.canopsis.awesome",
             "Canopsis's my_awesome_work and my_awesome_beat",
             canopsis::my_awesome_work,
             Some(canopsis::my_awesome_beat),
         )
-        .source::<ceilometer::CpuPollster>(
-            "org.openstack.ceilometer.cpu",
-            "Ceilometer's CPUPollster, per process",
-        )
+        .source::<ceilometer::CpuPollster>("org.openstack.ceilometer.cpu", "Ceilometer's CPUPollster, per process")
         .service::<ceilometer::InstanceNotifications>(
             "org.openstack.ceilometer.instance_notifications",
             "Ceilometer's InstanceNotifications, from JSON lines",
         )
-        .source::<telemetry::Random>(
-            "com.telemetryapp.random",
-            "the Telemetry Agent's random flows",
-        )
+        .source::<telemetry::Random>("com.telemetryapp.random", "the Telemetry Agent's random flows")
         .service::<tourbillon::Tourbillon>(
             "org.tourbillon.example",
             "Tourbillon's plugin: ready, own config, InfluxDB database and policy, loop",

@@ -72,9 +72,7 @@ pub async fn influxql(addr: &str, q: &str) -> std::io::Result<String> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -110,10 +108,7 @@ impl Service for Tourbillon {
             ),
         )
         .await?;
-        ctx.info(format!(
-            "database {} and retention policy {} ready",
-            db.name, rp.name
-        ));
+        ctx.info(format!("database {} and retention policy {} ready", db.name, rp.name));
         // `while agent.run_event.is_set(): …`
         let mut n = 0u64;
         loop {

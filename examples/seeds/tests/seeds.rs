@@ -30,11 +30,7 @@ fn poll(cfg: &Path, job: &str) -> Vec<Event> {
         .args(["test", job, "-c", cfg.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{job}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
     events(&out.stdout)
 }
 
@@ -99,12 +95,7 @@ fn duct_hello_world_flip_flop_and_process_count_in_rust_and_lua() {
         let n = value(&e[0]);
         // Processes come and go between the two counts.
         assert!((n - expected).abs() <= 5.0, "{job}: {n} against {expected}");
-        assert!(
-            e[0].description
-                .as_deref()
-                .unwrap()
-                .starts_with("Process count ")
-        );
+        assert!(e[0].description.as_deref().unwrap().starts_with("Process count "));
     }
 }
 
@@ -264,11 +255,7 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
     let counters: Vec<&Event> = cpu.iter().filter(|e| e.name == "cpu").collect();
     let instances: Vec<&Event> = cpu.iter().filter(|e| e.name == "instance").collect();
     assert!(!counters.is_empty() && counters.len() == instances.len());
-    assert!(
-        counters
-            .iter()
-            .all(|e| e.kind == vane_core::event::Kind::Counter)
-    );
+    assert!(counters.iter().all(|e| e.kind == vane_core::event::Kind::Counter));
     assert!(
         instances
             .iter()
@@ -300,13 +287,7 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
         .collect();
     let got: Vec<(String, String, f64)> = samples
         .iter()
-        .map(|e| {
-            (
-                e.get_tag("event_type").unwrap().to_owned(),
-                e.name.clone(),
-                value(e),
-            )
-        })
+        .map(|e| (e.get_tag("event_type").unwrap().to_owned(), e.name.clone(), value(e)))
         .collect();
     let want = [
         ("compute.instance.create.end", "instance", 1.0),
@@ -316,13 +297,9 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
         ("compute.instance.delete.start", "instance", 1.0),
     ];
     assert_eq!(got, want.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c)));
-    assert!(
-        samples
-            .iter()
-            .all(|e| e.get_tag("resource_id") == Some("i-1")
-                && e.get_tag("user_id") == Some("u-1")
-                && e.get_tag("project_id") == Some("p-1"))
-    );
+    assert!(samples.iter().all(|e| e.get_tag("resource_id") == Some("i-1")
+        && e.get_tag("user_id") == Some("u-1")
+        && e.get_tag("project_id") == Some("p-1")));
 }
 
 #[test]
@@ -345,14 +322,8 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
         .spawn()
         .unwrap();
     let t = wait_for(&out, |t| {
-        t.lines()
-            .filter(|l| l.starts_with("random_3_value_y"))
-            .count()
-            >= 1
-            && t.lines()
-                .filter(|l| l.starts_with("random_3_value_z"))
-                .count()
-                >= 3
+        t.lines().filter(|l| l.starts_with("random_3_value_y")).count() >= 1
+            && t.lines().filter(|l| l.starts_with("random_3_value_z")).count() >= 3
     });
     stop(child);
     let evs = events(t.as_bytes());
@@ -360,10 +331,7 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
     let x = evs.iter().filter(|e| e.name == "random_3_value_x").count();
     // value_z is updated every 250 ms, but one update per flow goes out per second.
     assert!(z >= 3 && z <= x + 2, "z {z}, x {x}");
-    assert!(
-        evs.iter()
-            .all(|e| e.get_tag("board") == Some("Random Board"))
-    );
+    assert!(evs.iter().all(|e| e.get_tag("board") == Some("Random Board")));
 }
 
 #[path = "../../../tests/support/http.rs"]
@@ -410,12 +378,6 @@ fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
     assert!(dbs.contains("\"metrics\""), "{dbs}");
     let rps = influx.query("SHOW RETENTION POLICIES ON metrics");
     // name, duration, shard group duration, replicas, default
-    assert!(
-        rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"),
-        "{rps}"
-    );
-    assert!(
-        rps.contains("[\"autogen\",\"0s\",\"168h0m0s\",1,false]"),
-        "{rps}"
-    );
+    assert!(rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"), "{rps}");
+    assert!(rps.contains("[\"autogen\",\"0s\",\"168h0m0s\",1,false]"), "{rps}");
 }

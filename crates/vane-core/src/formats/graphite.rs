@@ -9,9 +9,7 @@ pub fn parse_line(line: &str, default_time: i64) -> Result<Event, String> {
     let mut w = line.split_whitespace();
     let path = w.next().ok_or("empty line")?;
     let v = w.next().ok_or_else(|| format!("{path}: no value"))?;
-    let value: f64 = v
-        .parse()
-        .map_err(|_| format!("{path}: value {v:?} is not a number"))?;
+    let value: f64 = v.parse().map_err(|_| format!("{path}: value {v:?} is not a number"))?;
     let time = match w.next() {
         None | Some("-1") => default_time,
         Some(t) => {
@@ -24,9 +22,7 @@ pub fn parse_line(line: &str, default_time: i64) -> Result<Event, String> {
     if let Some(extra) = w.next() {
         return Err(format!("{path}: unexpected {extra:?} after the timestamp"));
     }
-    Ok(Event::new(path)
-        .field("value", Value::Float(value))
-        .at(time))
+    Ok(Event::new(path).field("value", Value::Float(value)).at(time))
 }
 
 /// One part of a template: what a dotted segment of the path becomes.
@@ -67,9 +63,7 @@ impl Template {
             [f, t, g] => (Some(*f), *t, Some(*g)),
             [] => return Err("empty template".into()),
             _ => {
-                return Err(format!(
-                    "{spec:?}: expected `[FILTER ]TEMPLATE[ TAG=VALUE,…]`"
-                ));
+                return Err(format!("{spec:?}: expected `[FILTER ]TEMPLATE[ TAG=VALUE,…]`"));
             }
         };
         let mut parts = Vec::new();
@@ -161,11 +155,7 @@ impl Template {
         {
             *f = field.join("_");
         }
-        e.name = if name.is_empty() {
-            path
-        } else {
-            name.join(".")
-        };
+        e.name = if name.is_empty() { path } else { name.join(".") };
     }
 }
 
@@ -211,10 +201,7 @@ mod tests {
     }
 
     fn apply(specs: &[&str], line: &str) -> Event {
-        Templates::parse(specs)
-            .unwrap()
-            .parse_line(line, 0)
-            .unwrap()
+        Templates::parse(specs).unwrap().parse_line(line, 0).unwrap()
     }
 
     #[test]
@@ -252,11 +239,7 @@ mod tests {
         assert!(err.starts_with("templates[1]:"), "{err}");
         assert!(err.contains("only the last part"), "{err}");
         assert!(Template::parse("a..b").unwrap_err().contains("empty part"));
-        assert!(
-            Template::parse("f name x=")
-                .unwrap_err()
-                .contains("TAG=VALUE")
-        );
+        assert!(Template::parse("f name x=").unwrap_err().contains("TAG=VALUE"));
         assert!(Template::parse("").is_err());
     }
 

@@ -51,9 +51,7 @@ pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Opti
                 None => Ok(None),
             }
         }
-        Format::Json => crate::json::decode(t.trim())
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Format::Json => crate::json::decode(t.trim()).map(Some).map_err(|e| e.to_string()),
         Format::Graphite => graphite::parse_line(t, default_time).map(Some),
         Format::Prometheus | Format::Nagios => Err("not a line-based format".into()),
     }
@@ -85,10 +83,7 @@ pub fn decode_text(
                 match decode_line(format, line, default_time) {
                     Ok(Some(e)) => out.push(e),
                     Ok(None) => {}
-                    Err(message) => bad.push(Bad {
-                        line: i + 1,
-                        message,
-                    }),
+                    Err(message) => bad.push(Bad { line: i + 1, message }),
                 }
             }
             (out, bad)

@@ -189,8 +189,7 @@ fn perf_item(label: &str, rest: &str) -> Result<Option<Perf>, String> {
     let value: f64 = num
         .parse()
         .map_err(|_| format!("perfdata {label:?}: value {first:?} is not a number"))?;
-    let (factor, counter) =
-        unit(uom).ok_or_else(|| format!("perfdata {label:?}: unknown unit {uom:?}"))?;
+    let (factor, counter) = unit(uom).ok_or_else(|| format!("perfdata {label:?}: unknown unit {uom:?}"))?;
     // Thresholds may be ranges (`10:20`, `@5`); only plain numbers are kept.
     let mut num_at = |_: &str| {
         parts
@@ -217,23 +216,14 @@ impl Check {
     /// The check as events: one named `name` with state, description and the
     /// gauge perfdata; a second of kind counter when there are counters.
     pub fn to_events(&self, name: &str) -> Vec<Event> {
-        let mut ev = Event::new(name)
-            .state(self.state)
-            .description(self.text.clone());
+        let mut ev = Event::new(name).state(self.state).description(self.text.clone());
         let mut counters = Event::new(name).kind(Kind::Counter);
         for p in &self.perf {
             let target = if p.counter { &mut counters } else { &mut ev };
             target.fields.push((p.label.clone(), Value::Float(p.value)));
-            for (suffix, v) in [
-                ("warn", p.warn),
-                ("crit", p.crit),
-                ("min", p.min),
-                ("max", p.max),
-            ] {
+            for (suffix, v) in [("warn", p.warn), ("crit", p.crit), ("min", p.min), ("max", p.max)] {
                 if let Some(v) = v {
-                    target
-                        .fields
-                        .push((format!("{}_{suffix}", p.label), Value::Float(v)));
+                    target.fields.push((format!("{}_{suffix}", p.label), Value::Float(v)));
                 }
             }
         }
@@ -288,17 +278,11 @@ mod tests {
         assert_eq!(c.perf[1].value, 0.25);
         assert!(c.perf[2].counter);
         // Ranges are not numbers: dropped, the value kept.
-        assert_eq!(
-            (c.perf[3].value, c.perf[3].warn, c.perf[3].crit),
-            (55.0, None, None)
-        );
+        assert_eq!((c.perf[3].value, c.perf[3].warn, c.perf[3].crit), (55.0, None, None));
         let evs = c.to_events("disk");
         assert_eq!(evs.len(), 2);
         assert_eq!(evs[1].kind, Kind::Counter);
-        assert_eq!(
-            evs[0].get_field("root fs_max"),
-            Some(&Value::Float(10.0 * 1048576.0))
-        );
+        assert_eq!(evs[0].get_field("root fs_max"), Some(&Value::Float(10.0 * 1048576.0)));
     }
 
     #[test]

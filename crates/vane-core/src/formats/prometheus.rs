@@ -38,10 +38,7 @@ pub fn parse(text: &str, default_time: i64) -> (Vec<Event>, Vec<Bad>) {
                 ev.kind = kind_of(&ev.name, &types);
                 out.push(ev);
             }
-            Err(message) => bad.push(Bad {
-                line: i + 1,
-                message,
-            }),
+            Err(message) => bad.push(Bad { line: i + 1, message }),
         }
     }
     (out, bad)
@@ -69,9 +66,7 @@ fn sample(line: &str, default_time: i64) -> Result<Event, String> {
         .ok_or("a sample needs a value")?;
     let name = &line[..name_end];
     if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         || name.starts_with(|c: char| c.is_ascii_digit())
     {
         return Err(format!("invalid metric name {name:?}"));
@@ -87,9 +82,7 @@ fn sample(line: &str, default_time: i64) -> Result<Event, String> {
         "+Inf" | "Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
         "NaN" => f64::NAN,
-        _ => v
-            .parse()
-            .map_err(|_| format!("value {v:?} is not a number"))?,
+        _ => v.parse().map_err(|_| format!("value {v:?} is not a number"))?,
     };
     ev.fields.push(("value".into(), Value::Float(value)));
     ev.time = match parts.next() {
@@ -189,9 +182,7 @@ mod tests {
         use proptest::prelude::*;
 
         fn escape(v: &str) -> String {
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
+            v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
         }
 
         proptest! {

@@ -40,9 +40,7 @@ pub struct Sample<'a> {
 /// Parses one line; the error says what is wrong with it.
 pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
     let line = line.trim_end_matches(['\r', '\n']);
-    let (name, rest) = line
-        .split_once(':')
-        .ok_or("expected `name:value|type`: no `:`")?;
+    let (name, rest) = line.split_once(':').ok_or("expected `name:value|type`: no `:`")?;
     if name.is_empty() {
         return Err("empty metric name".into());
     }
@@ -57,9 +55,7 @@ pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
         "ms" | "h" | "d" => Type::Timer,
         "s" => Type::Set,
         t => {
-            return Err(format!(
-                "unknown metric type {t:?} (expected c, g, ms, h, d or s)"
-            ));
+            return Err(format!("unknown metric type {t:?} (expected c, g, ms, h, d or s)"));
         }
     };
     let value = if kind == Type::Set {
@@ -68,9 +64,7 @@ pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
         }
         0.0
     } else {
-        let v: f64 = raw
-            .parse()
-            .map_err(|_| format!("value {raw:?} is not a number"))?;
+        let v: f64 = raw.parse().map_err(|_| format!("value {raw:?} is not a number"))?;
         if !v.is_finite() {
             return Err(format!("value {raw:?} is not finite"));
         }
@@ -126,11 +120,7 @@ pub struct Aggregator {
 }
 
 fn key(s: &Sample<'_>) -> Key {
-    let mut tags: Vec<(String, String)> = s
-        .tags
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let mut tags: Vec<(String, String)> = s.tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     tags.sort();
     (s.name.to_owned(), tags)
 }
@@ -167,10 +157,7 @@ impl Aggregator {
                 t.values.push(s.value);
             }
             Type::Set => {
-                self.sets
-                    .entry(key(s))
-                    .or_default()
-                    .insert(s.raw.to_owned());
+                self.sets.entry(key(s)).or_default().insert(s.raw.to_owned());
             }
         }
     }
@@ -180,11 +167,7 @@ impl Aggregator {
     pub fn flush(&mut self, time: i64) -> Vec<Event> {
         let mut out = Vec::new();
         for (k, v) in self.counters.drain() {
-            out.push(
-                event(k, time)
-                    .field("value", Value::Float(v))
-                    .kind(Kind::Delta),
-            );
+            out.push(event(k, time).field("value", Value::Float(v)).kind(Kind::Delta));
         }
         for (k, g) in self.gauges.iter_mut() {
             if std::mem::take(&mut g.1) {
@@ -236,19 +219,10 @@ mod tests {
     #[test]
     fn parses_every_type_with_rates_and_tags() {
         let s = parse_line("api.hits:3|c|@0.5|#env:prod,canary").unwrap();
-        assert_eq!(
-            (s.name, s.kind, s.value, s.rate),
-            ("api.hits", Type::Counter, 3.0, 0.5)
-        );
+        assert_eq!((s.name, s.kind, s.value, s.rate), ("api.hits", Type::Counter, 3.0, 0.5));
         assert_eq!(s.tags, vec![("env", "prod"), ("canary", "")]);
-        assert_eq!(
-            parse_line("t:-2|g").unwrap().kind,
-            Type::Gauge { delta: true }
-        );
-        assert_eq!(
-            parse_line("t:2|g").unwrap().kind,
-            Type::Gauge { delta: false }
-        );
+        assert_eq!(parse_line("t:-2|g").unwrap().kind, Type::Gauge { delta: true });
+        assert_eq!(parse_line("t:2|g").unwrap().kind, Type::Gauge { delta: false });
         assert_eq!(parse_line("t:2.5|ms").unwrap().kind, Type::Timer);
         assert_eq!(parse_line("u:alice|s").unwrap().raw, "alice");
         for (bad, why) in [
@@ -294,10 +268,7 @@ mod tests {
         let mut a = Aggregator::new(vec![]);
         a.add(&parse_line("g:10|g").unwrap());
         assert_eq!(a.flush(1).len(), 1);
-        assert!(
-            a.flush(2).is_empty(),
-            "an unchanged gauge is not sent again"
-        );
+        assert!(a.flush(2).is_empty(), "an unchanged gauge is not sent again");
         a.add(&parse_line("g:+1|g").unwrap());
         let evs = a.flush(3);
         assert_eq!(evs[0].get_field("value"), Some(&Value::Float(11.0)));

@@ -87,13 +87,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a value")
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> Result<Spanned<T>, D::Error> {
-                let mark = CAPTURED_MARK
-                    .with(|c| c.borrow_mut().take())
-                    .unwrap_or_default();
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
+                let mark = CAPTURED_MARK.with(|c| c.borrow_mut().take()).unwrap_or_default();
                 Ok(Spanned {
                     value: T::deserialize(d)?,
                     mark,
@@ -120,12 +115,9 @@ impl<'de, A: DeserializeOwned, B: DeserializeOwned> Deserialize<'de> for Flat<A,
                 f.write_str("a mapping")
             }
             fn visit_unit<E: de::Error>(self) -> Result<Flat<A, B>, E> {
-                let (node, path) =
-                    CAPTURED_FLAT
-                        .with(|c| c.borrow_mut().take())
-                        .ok_or_else(|| {
-                            E::custom("a flat config can only be read from a config file")
-                        })?;
+                let (node, path) = CAPTURED_FLAT
+                    .with(|c| c.borrow_mut().take())
+                    .ok_or_else(|| E::custom("a flat config can only be read from a config file"))?;
                 split(&node, &path).map_err(|e| {
                     FLAT_ERROR.with(|f| *f.borrow_mut() = Some(e));
                     E::custom("a config error")
@@ -143,10 +135,7 @@ impl<'de, A: DeserializeOwned, B: DeserializeOwned> Deserialize<'de> for Flat<A,
 }
 
 /// Reads each part from the keys it declares.
-fn split<A: DeserializeOwned, B: DeserializeOwned>(
-    node: &Node,
-    path: &str,
-) -> Result<Flat<A, B>, ConfigError> {
+fn split<A: DeserializeOwned, B: DeserializeOwned>(node: &Node, path: &str) -> Result<Flat<A, B>, ConfigError> {
     let (ka, kb) = (struct_fields::<A>(), struct_fields::<B>());
     let entries: &[(Node, Node)] = match &node.kind {
         NodeKind::Map(m) => m,
@@ -183,8 +172,7 @@ fn split<A: DeserializeOwned, B: DeserializeOwned>(
 /// Both key lists as one, made once per pair (serde wants `'static` keys).
 fn union(a: &'static [&'static str], b: &'static [&'static str]) -> &'static [&'static str] {
     type Key = (usize, usize, usize, usize);
-    static MADE: std::sync::Mutex<Vec<(Key, &'static [&'static str])>> =
-        std::sync::Mutex::new(Vec::new());
+    static MADE: std::sync::Mutex<Vec<(Key, &'static [&'static str])>> = std::sync::Mutex::new(Vec::new());
     let key = (a.as_ptr() as usize, a.len(), b.as_ptr() as usize, b.len());
     let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, u)) = made.iter().find(|(k, _)| *k == key) {
@@ -227,9 +215,7 @@ impl NodeDe<'_> {
 
     fn parse<T: std::str::FromStr>(&self, want: &str) -> Result<T, ConfigError> {
         let t = self.scalar(want)?;
-        parse_int_like(t).ok_or_else(|| {
-            self.locate(ConfigError::custom(format!("expected {want}, found {t:?}")))
-        })
+        parse_int_like(t).ok_or_else(|| self.locate(ConfigError::custom(format!("expected {want}, found {t:?}"))))
     }
 }
 
@@ -243,12 +229,7 @@ fn parse_float(t: &str) -> Option<f64> {
         ".inf" | ".Inf" | ".INF" | "+.inf" => Some(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => Some(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
-        _ if t
-            .chars()
-            .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') =>
-        {
-            None
-        }
+        _ if t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => None,
         _ => parse_int_like(t),
     }
 }
@@ -294,9 +275,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         let t = self.scalar("true or false")?;
         match parse_bool(t) {
             Some(b) => v.visit_bool(b).map_err(|e| self.locate(e)),
-            None => Err(self.locate(ConfigError::custom(format!(
-                "expected true or false, found {t:?}"
-            )))),
+            None => Err(self.locate(ConfigError::custom(format!("expected true or false, found {t:?}")))),
         }
     }
 
@@ -319,9 +298,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         let t = self.scalar("a number")?;
         match parse_float(t) {
             Some(f) => v.visit_f64(f).map_err(|e| self.locate(e)),
-            None => Err(self.locate(ConfigError::custom(format!(
-                "expected a number, found {t:?}"
-            )))),
+            None => Err(self.locate(ConfigError::custom(format!("expected a number, found {t:?}")))),
         }
     }
 
@@ -366,19 +343,11 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        v: V,
-    ) -> Result<V::Value, ConfigError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, ConfigError> {
         self.deserialize_unit(v)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        v: V,
-    ) -> Result<V::Value, ConfigError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, ConfigError> {
         if name == FLAT_MAGIC {
             CAPTURED_FLAT.with(|c| *c.borrow_mut() = Some((self.node.clone(), self.path.clone())));
             // The parts' own errors, with their positions, come back stashed.
@@ -394,8 +363,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             CAPTURED_MARK.with(|c| *c.borrow_mut() = Some(self.node.mark.clone()));
         }
         let (node, path) = (self.node, self.path.clone());
-        v.visit_newtype_struct(self)
-            .map_err(|e| locate(node, &path, e))
+        v.visit_newtype_struct(self).map_err(|e| locate(node, &path, e))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ConfigError> {
@@ -555,10 +523,7 @@ struct Seq<'a, I> {
 impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de> for Seq<'a, I> {
     type Error = ConfigError;
 
-    fn next_element_seed<T: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, ConfigError> {
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, ConfigError> {
         match self.items.next() {
             None => Ok(None),
             Some((i, node)) => {
@@ -583,10 +548,7 @@ struct Map<'a, I> {
 impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for Map<'a, I> {
     type Error = ConfigError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, ConfigError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, ConfigError> {
         match self.entries.next() {
             None => Ok(None),
             Some((k, v)) => {
@@ -603,10 +565,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for Map<'
         }
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, ConfigError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConfigError> {
         let (node, path) = self.value.take().expect("value after key");
         seed.deserialize(NodeDe {
             node,
@@ -626,23 +585,14 @@ impl<'de, 'a> de::EnumAccess<'de> for Enum<'a> {
     type Error = ConfigError;
     type Variant = NodeDe<'a>;
 
-    fn variant_seed<V: de::DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, NodeDe<'a>), ConfigError> {
+    fn variant_seed<V: de::DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), ConfigError> {
         let name = self.key.as_str().unwrap_or("?");
         let path = join(self.path, name);
         let v = seed.deserialize(NodeDe {
             node: self.key,
             path: path.clone(),
         })?;
-        Ok((
-            v,
-            NodeDe {
-                node: self.value,
-                path,
-            },
-        ))
+        Ok((v, NodeDe { node: self.value, path }))
     }
 }
 
@@ -653,10 +603,7 @@ impl<'de> de::VariantAccess<'de> for NodeDe<'_> {
         Ok(())
     }
 
-    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, ConfigError> {
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, ConfigError> {
         seed.deserialize(self)
     }
 
@@ -664,11 +611,7 @@ impl<'de> de::VariantAccess<'de> for NodeDe<'_> {
         self.deserialize_seq(v)
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, ConfigError> {
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], v: V) -> Result<V::Value, ConfigError> {
         self.map_with_fields(v, Some(fields))
     }
 }
@@ -830,10 +773,7 @@ mod tests {
     fn flat_reads_two_parts_from_one_mapping_with_positions() {
         let n = Node::map(
             mark(1, 1),
-            vec![
-                (s(1, 1, "timeout"), s(1, 10, "5s")),
-                (s(2, 1, "id"), s(2, 5, "a")),
-            ],
+            vec![(s(1, 1, "timeout"), s(1, 10, "5s")), (s(2, 1, "id"), s(2, 5, "a"))],
         );
         let Flat(h, t): Flat<Head, Tail> = from_node(&n, "jobs[0]").unwrap();
         assert_eq!((h.id.value.as_str(), h.id.mark.line), ("a", 2));
@@ -848,26 +788,17 @@ mod tests {
         // A part's own error keeps its position and path.
         let bad = Node::map(
             mark(1, 1),
-            vec![
-                (s(1, 1, "id"), s(1, 5, "a")),
-                (s(2, 1, "timeout"), s(2, 10, "5")),
-            ],
+            vec![(s(1, 1, "id"), s(1, 5, "a")), (s(2, 1, "timeout"), s(2, 10, "5"))],
         );
         let e = from_node::<Flat<Head, Tail>>(&bad, "jobs[0]").unwrap_err();
-        assert_eq!(
-            (e.mark, e.path.as_str()),
-            (Some(mark(2, 10)), "jobs[0].timeout")
-        );
+        assert_eq!((e.mark, e.path.as_str()), (Some(mark(2, 10)), "jobs[0].timeout"));
         // Nested, and listed as one struct.
         assert_eq!(
             struct_fields::<Flat<Head, Flat<Tail, Inner>>>(),
             &["id", "timeout", "url", "timeout"]
         );
         let missing = from_node::<Flat<Head, Tail>>(&Node::map(mark(4, 1), vec![]), "x");
-        assert_eq!(
-            missing.unwrap_err().to_string(),
-            "t.yaml:4:1: x: missing field `id`"
-        );
+        assert_eq!(missing.unwrap_err().to_string(), "t.yaml:4:1: x: missing field `id`");
     }
 
     #[test]

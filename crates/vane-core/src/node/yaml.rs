@@ -12,11 +12,7 @@ use super::{ConfigError, Mark, Node, NodeKind};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 /// Parses one YAML document. An empty file is an empty mapping.
-pub fn parse(
-    file: &str,
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Node, ConfigError> {
+pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ConfigError> {
     let file: Arc<str> = Arc::from(file);
     let mut b = Builder {
         file: file.clone(),
@@ -100,9 +96,11 @@ impl Builder<'_> {
                 self.push(node, anchor);
             }
             Event::Alias(id) => {
-                let mut node = self.anchors.get(&id).cloned().ok_or_else(|| {
-                    ConfigError::new(Some(self.mark(span)), "", "alias to an unknown anchor")
-                })?;
+                let mut node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| ConfigError::new(Some(self.mark(span)), "", "alias to an unknown anchor"))?;
                 node.mark = self.mark(span);
                 self.push(node, 0);
             }
@@ -149,11 +147,7 @@ impl Builder<'_> {
     }
 }
 
-fn interpolate(
-    text: &str,
-    mark: &Mark,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+fn interpolate(text: &str, mark: &Mark, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     if !text.contains('$') {
         return Ok(text.to_owned());
     }
@@ -166,9 +160,9 @@ fn interpolate(
             out.push_str("${");
             rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| {
-                ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value")
-            })?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value"))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -216,9 +210,7 @@ mod tests {
     fn keeps_positions() {
         let n = parse("f.yaml", "a: 1\nb:\n  - x\n  - {c: 'q'}\n", &env).unwrap();
         let b = n.get("b").unwrap();
-        let NodeKind::Seq(items) = &b.kind else {
-            panic!()
-        };
+        let NodeKind::Seq(items) = &b.kind else { panic!() };
         assert_eq!((items[0].mark.line, items[0].mark.column), (3, 5));
         let c = items[1].get("c").unwrap();
         assert_eq!((c.mark.line, c.mark.column), (4, 9));

@@ -103,8 +103,7 @@ impl Aggregate {
                     Stat::P90 => rank(&vals, 90.0),
                     Stat::P99 => rank(&vals, 99.0),
                 };
-                e.fields
-                    .push((format!("{field}_{}", s.name()), Value::Float(v)));
+                e.fields.push((format!("{field}_{}", s.name()), Value::Float(v)));
             }
         }
         e
@@ -136,12 +135,7 @@ impl Build for Aggregate {
 }
 
 impl Engine for Aggregate {
-    fn process(
-        &mut self,
-        ev: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         let start = ev.time.div_euclid(self.period) * self.period;
         let key = ev.series_key();
         if self.sent.get(&key).is_some_and(|s| start <= *s) {
@@ -172,10 +166,7 @@ impl Engine for Aggregate {
             if !self.cfg.fields.is_empty() && !self.cfg.fields.contains(k) {
                 continue;
             }
-            let Some(x) = v
-                .as_f64()
-                .filter(|_| !matches!(v, Value::Str(_) | Value::Bool(_)))
-            else {
+            let Some(x) = v.as_f64().filter(|_| !matches!(v, Value::Str(_) | Value::Bool(_))) else {
                 continue;
             };
             match w.values.iter_mut().find(|(f, _, _)| f == k) {
@@ -307,10 +298,7 @@ mod tests {
                 .unwrap();
         }
         a.beat(&mut out, h.context()).unwrap();
-        let sums: Vec<(String, f64)> = out
-            .iter()
-            .map(|e| (e.host.clone(), f(e, "value_sum")))
-            .collect();
+        let sums: Vec<(String, f64)> = out.iter().map(|e| (e.host.clone(), f(e, "value_sum"))).collect();
         assert_eq!(sums, vec![("a".into(), 3.0), ("b".into(), 10.0)]);
     }
 }

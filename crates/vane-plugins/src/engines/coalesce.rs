@@ -31,12 +31,7 @@ impl Build for Coalesce {
 }
 
 impl Engine for Coalesce {
-    fn process(
-        &mut self,
-        ev: Event,
-        _out: &mut Vec<Event>,
-        _: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, ev: Event, _out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let key = ev.series_key();
         if self.latest.insert(key.clone(), ev).is_none() {
             self.order.push(key);
@@ -100,8 +95,7 @@ impl Engine for Dedupe {
         {
             return Ok(());
         }
-        self.last
-            .insert(key, (ev.time, ev.fields.clone(), ev.state));
+        self.last.insert(key, (ev.time, ev.fields.clone(), ev.state));
         out.push(ev);
         Ok(())
     }
@@ -125,12 +119,7 @@ mod tests {
         c.beat(&mut out, h.context()).unwrap();
         let got: Vec<(String, f64)> = out
             .iter()
-            .map(|e| {
-                (
-                    e.host.clone(),
-                    e.get_field("value").unwrap().as_f64().unwrap(),
-                )
-            })
+            .map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap()))
             .collect();
         assert_eq!(got, vec![("a".into(), 3.0), ("b".into(), 2.0)]);
         out.clear();

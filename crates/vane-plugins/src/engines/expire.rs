@@ -40,8 +40,7 @@ impl Build for Expire {
 impl Engine for Expire {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         if let Some(ttl) = ev.ttl.or(self.default_ttl) {
-            self.seen
-                .insert(ev.series_key(), ((self.now)(), ttl, ev.same_series()));
+            self.seen.insert(ev.series_key(), ((self.now)(), ttl, ev.same_series()));
         }
         out.push(ev);
         Ok(())
@@ -98,13 +97,11 @@ mod tests {
         let s = 1_000_000_000;
         let mut out = Vec::new();
         CLOCK.store(0, Ordering::SeqCst);
-        x.process(Event::gauge("a", 1.0), &mut out, h.context())
-            .unwrap(); // default ttl 10 s
+        x.process(Event::gauge("a", 1.0), &mut out, h.context()).unwrap(); // default ttl 10 s
         x.process(Event::gauge("b", 1.0).ttl(30.0), &mut out, h.context())
             .unwrap();
         CLOCK.store(5 * s, Ordering::SeqCst);
-        x.process(Event::gauge("a", 2.0), &mut out, h.context())
-            .unwrap(); // refreshed
+        x.process(Event::gauge("a", 2.0), &mut out, h.context()).unwrap(); // refreshed
         out.clear();
         CLOCK.store(14 * s, Ordering::SeqCst);
         x.beat(&mut out, h.context()).unwrap();

@@ -37,12 +37,7 @@ impl Build for Filter {
 }
 
 impl Engine for Filter {
-    fn process(
-        &mut self,
-        ev: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         let hit = self.expr.matches(&ev).unwrap_or_else(|_| {
             ctx.stats()
                 .levels_unknown
@@ -97,10 +92,7 @@ mod tests {
             let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
             assert_eq!(names, want);
         }
-        let both = FilterConfig {
-            keep: None,
-            drop: None,
-        };
+        let both = FilterConfig { keep: None, drop: None };
         assert!(Filter::build(both, h.context()).is_err());
     }
 }

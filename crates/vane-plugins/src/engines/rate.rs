@@ -117,12 +117,7 @@ impl Build for Rate {
 }
 
 impl Engine for Rate {
-    fn process(
-        &mut self,
-        ev: Event,
-        out: &mut Vec<Event>,
-        ctx: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         if self.cfg.only_counters && ev.kind != Kind::Counter {
             out.push(ev);
             return Ok(());
@@ -164,8 +159,7 @@ impl Engine for Rate {
                     Mode::Rate => d / secs,
                     Mode::Delta => d,
                 };
-                o.fields
-                    .push((format!("{k}{}", self.cfg.suffix), Value::Float(v)));
+                o.fields.push((format!("{k}{}", self.cfg.suffix), Value::Float(v)));
             }
         }
         self.last.insert(key, (ev.time, now));
@@ -215,11 +209,7 @@ mod tests {
         let got = run(
             &h,
             &mut r,
-            &[
-                (10, Value::Uint(100)),
-                (12, Value::Uint(300)),
-                (17, Value::Uint(50)),
-            ],
+            &[(10, Value::Uint(100)), (12, Value::Uint(300)), (17, Value::Uint(50))],
         );
         assert_eq!(got, vec![100.0, 10.0]);
     }
@@ -227,11 +217,7 @@ mod tests {
     #[test]
     fn wraps_at_two_to_the_64() {
         let (h, mut r) = engine(Mode::Delta, 64);
-        let got = run(
-            &h,
-            &mut r,
-            &[(1, Value::Uint(u64::MAX - 9)), (2, Value::Uint(5))],
-        );
+        let got = run(&h, &mut r, &[(1, Value::Uint(u64::MAX - 9)), (2, Value::Uint(5))]);
         // u64::MAX - 9 -> MAX is 9, -> 0 is 1 more, -> 5 is 5 more.
         assert_eq!(got, vec![15.0]);
     }
@@ -239,11 +225,7 @@ mod tests {
     #[test]
     fn wraps_32_bit_counters() {
         let (h, mut r) = engine(Mode::Delta, 32);
-        let got = run(
-            &h,
-            &mut r,
-            &[(1, Value::Uint(4_294_967_290)), (2, Value::Uint(4))],
-        );
+        let got = run(&h, &mut r, &[(1, Value::Uint(4_294_967_290)), (2, Value::Uint(4))]);
         assert_eq!(got, vec![10.0]);
     }
 
@@ -273,8 +255,7 @@ mod tests {
     fn gauges_pass_and_series_are_separate() {
         let (h, mut r) = engine(Mode::Delta, 64);
         let mut out = Vec::new();
-        r.process(Event::gauge("g", 1.0), &mut out, h.context())
-            .unwrap();
+        r.process(Event::gauge("g", 1.0), &mut out, h.context()).unwrap();
         assert_eq!(out.len(), 1);
         for (t, host, v) in [(1, "a", 10u64), (1, "b", 100), (2, "a", 11), (2, "b", 150)] {
             let e = Event::counter("c", v).host(host).at(t);
@@ -282,12 +263,7 @@ mod tests {
         }
         let deltas: Vec<(String, f64)> = out[1..]
             .iter()
-            .map(|e| {
-                (
-                    e.host.clone(),
-                    e.get_field("value").unwrap().as_f64().unwrap(),
-                )
-            })
+            .map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap()))
             .collect();
         assert_eq!(deltas, vec![("a".into(), 1.0), ("b".into(), 50.0)]);
         assert_eq!(out[1].kind, Kind::Delta);

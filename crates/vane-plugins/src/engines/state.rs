@@ -83,10 +83,8 @@ impl Engine for StateEngine {
             t.candidate = Some((st, n));
             if n >= self.cfg.consecutive {
                 let mut a = ev.clone().tag("alert", "transition");
-                a.fields.push((
-                    "previous_state".into(),
-                    Value::Str(t.current.as_str().into()),
-                ));
+                a.fields
+                    .push(("previous_state".into(), Value::Str(t.current.as_str().into())));
                 if a.description.is_none() {
                     a.description = Some(format!("{} → {}", t.current, st));
                 }
@@ -138,12 +136,7 @@ mod tests {
         }
         out.iter()
             .map(|a| {
-                let prev = a
-                    .get_field("previous_state")
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
+                let prev = a.get_field("previous_state").unwrap().as_str().unwrap().to_owned();
                 (prev, a.state.unwrap().to_string())
             })
             .collect()
@@ -153,11 +146,7 @@ mod tests {
     fn alerts_on_each_transition() {
         use State::*;
         let got = alerts(1, &[Ok, Ok, Warning, Critical, Critical, Ok]);
-        let want = [
-            ("ok", "warning"),
-            ("warning", "critical"),
-            ("critical", "ok"),
-        ];
+        let want = [("ok", "warning"), ("warning", "critical"), ("critical", "ok")];
         assert_eq!(got, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
     }
 
@@ -165,10 +154,7 @@ mod tests {
     fn flap_damping_needs_consecutive_checks() {
         use State::*;
         // Critical twice is not enough with 3; the third in a row is.
-        let got = alerts(
-            3,
-            &[Critical, Critical, Ok, Critical, Critical, Critical, Ok],
-        );
+        let got = alerts(3, &[Critical, Critical, Ok, Critical, Critical, Critical, Ok]);
         assert_eq!(got, vec![("ok".to_owned(), "critical".to_owned())]);
     }
 
@@ -182,18 +168,10 @@ mod tests {
         };
         let mut e = StateEngine::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
-        e.process(
-            Event::gauge("a", 1.0).state(State::Critical),
-            &mut out,
-            h.context(),
-        )
-        .unwrap();
-        e.process(
-            Event::gauge("b", 1.0).state(State::Warning),
-            &mut out,
-            h.context(),
-        )
-        .unwrap();
+        e.process(Event::gauge("a", 1.0).state(State::Critical), &mut out, h.context())
+            .unwrap();
+        e.process(Event::gauge("b", 1.0).state(State::Warning), &mut out, h.context())
+            .unwrap();
         assert_eq!(out.len(), 4, "two alerts and the two events");
         out.clear();
         e.beat(&mut out, h.context()).unwrap();

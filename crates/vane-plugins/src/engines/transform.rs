@@ -131,10 +131,7 @@ impl TryFrom<RawConversion> for Conversion {
     fn try_from(r: RawConversion) -> std::result::Result<Self, String> {
         let ((ff, fs), (tf, ts)) = (r.from.scale(), r.to.scale());
         if ff != tf {
-            return Err(format!(
-                "cannot convert {ff} ({:?}) to {tf} ({:?})",
-                r.from, r.to
-            ));
+            return Err(format!("cannot convert {ff} ({:?}) to {tf} ({:?})", r.from, r.to));
         }
         Ok(Conversion { factor: fs / ts })
     }
@@ -153,12 +150,7 @@ impl Build for Transform {
 }
 
 impl Engine for Transform {
-    fn process(
-        &mut self,
-        mut ev: Event,
-        out: &mut Vec<Event>,
-        _: &Context,
-    ) -> Result<(), EngineError> {
+    fn process(&mut self, mut ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         if let Some(new) = self.cfg.rename.get(&ev.name) {
             ev.name = new.clone();
         }

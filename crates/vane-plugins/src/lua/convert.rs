@@ -87,10 +87,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
         match t.get::<Lv>(k)? {
             Lv::Nil => Ok(None),
             Lv::String(s) => Ok(Some(s.to_str()?.to_owned())),
-            other => Err(ScriptError(format!(
-                "`{k}` is a {}, not a string",
-                other.type_name()
-            ))),
+            other => Err(ScriptError(format!("`{k}` is a {}, not a string", other.type_name()))),
         }
     };
     let name = get_str("name")?.ok_or_else(|| ScriptError("an event needs a `name`".into()))?;
@@ -123,8 +120,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
         e.kind = Kind::parse(&k).ok_or_else(|| ScriptError(format!("unknown kind {k:?}")))?;
     }
     if let Some(s) = get_str("state")? {
-        e.state =
-            Some(State::parse(&s).ok_or_else(|| ScriptError(format!("unknown state {s:?}")))?);
+        e.state = Some(State::parse(&s).ok_or_else(|| ScriptError(format!("unknown state {s:?}")))?);
     }
     e.description = get_str("description")?;
     e.ttl = t.get::<Option<f64>>("ttl")?;

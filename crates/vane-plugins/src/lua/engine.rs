@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(out[1].name, "new");
         // What was copied into a table outlives the call.
         let kept = h.beat(&mut en).unwrap();
-        assert_eq!((kept[0].name.as_str(), kept[0].get_field("v")), ("c_x", Some(&Value::Int(3))));
+        assert_eq!(
+            (kept[0].name.as_str(), kept[0].get_field("v")),
+            ("c_x", Some(&Value::Int(3)))
+        );
     }
 
     #[test]
@@ -131,7 +134,10 @@ mod tests {
         // Dropped by the script, its handle kept: stale on the next call.
         assert_eq!(h.process(&mut en, vec![Event::gauge("a", 1)]).unwrap().len(), 0);
         let err = h.process(&mut en, vec![Event::gauge("b", 1)]).unwrap_err().to_string();
-        assert!(err.contains("its call is over") && err.contains("copy what you want"), "{err}");
+        assert!(
+            err.contains("its call is over") && err.contains("copy what you want"),
+            "{err}"
+        );
         assert!(err.contains("s.lua:3:"), "names the line: {err}");
     }
 
@@ -184,21 +190,13 @@ mod tests {
             .process(&mut en, vec![Event::gauge("loop", 1.0)])
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("instruction budget of 1000000 exceeded"),
-            "{err}"
-        );
+        assert!(err.contains("instruction budget of 1000000 exceeded"), "{err}");
         let err = h
             .process(&mut en, vec![Event::gauge("hog", 1.0)])
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory") || err.contains("budget"), "{err}");
-        assert_eq!(
-            h.process(&mut en, vec![Event::gauge("fine", 1.0)])
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(h.process(&mut en, vec![Event::gauge("fine", 1.0)]).unwrap().len(), 1);
     }
 
     #[test]
@@ -213,8 +211,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..50_000u64 {
             out.clear();
-            en.process(Event::gauge("x", i), &mut out, h.context())
-                .unwrap();
+            en.process(Event::gauge("x", i), &mut out, h.context()).unwrap();
         }
         let used = en.vm.state.lua.used_memory();
         assert!(used < 512 << 10, "{used} bytes");
@@ -229,10 +226,7 @@ mod tests {
             .to_string();
         assert!(err.contains("s.lua:2:"), "{err}");
         let (_d, cfg) = script("function process(e) return e end\nthis is not lua\n");
-        let err = LuaEngine::build(cfg, h.context())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = LuaEngine::build(cfg, h.context()).err().unwrap().to_string();
         assert!(err.contains("s.lua:2:"), "{err}");
     }
 }

@@ -139,7 +139,6 @@ fn text(lua: &Lua, s: Option<&str>) -> mlua::Result<Lv> {
     s.map_or(Ok(Lv::Nil), |s| lua.create_string(s).map(Lv::String))
 }
 
-
 /// `event.KEY`
 fn read(lua: &Lua, part: Part, call: u32, slot: u32, e: &Event, key: &str) -> mlua::Result<Lv> {
     match part {
@@ -259,7 +258,10 @@ pub fn install(lua: &Lua, lent: &SharedLent) -> mlua::Result<()> {
         let t = lua.create_table()?;
         match part {
             Part::Tags => e.tags.iter().try_for_each(|(k, v)| t.set(k.as_str(), v.as_str()))?,
-            Part::Fields => e.fields.iter().try_for_each(|(k, v)| t.set(k.as_str(), field_to_lua(lua, v)?))?,
+            Part::Fields => e
+                .fields
+                .iter()
+                .try_for_each(|(k, v)| t.set(k.as_str(), field_to_lua(lua, v)?))?,
             Part::Event => {
                 for k in ["name", "time", "host", "kind", "state", "description", "ttl"] {
                     t.set(k, read(lua, part, 0, 0, e, k)?)?;

@@ -58,9 +58,7 @@ fn run(argv: &[String], timeout: Duration) -> Result<vane_core::exec::Output, Sc
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let (stdout, stderr) = reader
-        .join()
-        .map_err(|_| fail("reader thread failed".into()))?;
+    let (stdout, stderr) = reader.join().map_err(|_| fail("reader thread failed".into()))?;
     Ok(vane_core::exec::Output {
         code: status.code(),
         stdout,

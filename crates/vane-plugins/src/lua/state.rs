@@ -79,27 +79,14 @@ fn script_path(ctx: &Context, script: &Path) -> PathBuf {
 
 impl LuaState {
     fn new(cfg: &LuaConfig) -> mlua::Result<LuaState> {
-        let libs = StdLib::TABLE
-            | StdLib::STRING
-            | StdLib::MATH
-            | StdLib::UTF8
-            | StdLib::COROUTINE
-            | StdLib::OS;
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         let g = lua.globals();
         for name in ["dofile", "loadfile", "require", "package", "io", "debug"] {
             g.set(name, mlua::Nil)?;
         }
         let os: Table = g.get("os")?;
-        for name in [
-            "execute",
-            "exit",
-            "remove",
-            "rename",
-            "tmpname",
-            "getenv",
-            "setlocale",
-        ] {
+        for name in ["execute", "exit", "remove", "rename", "tmpname", "getenv", "setlocale"] {
             os.set(name, mlua::Nil)?;
         }
         // `load` may compile text, never precompiled bytecode; a job's
@@ -119,24 +106,19 @@ impl LuaState {
         // their views), each with a finalizer: the generational collector
         // frees them in minor collections, where the incremental one let
         // finalizers fall behind the rate they are made at.
-        lua.load("collectgarbage('generational')")
-            .set_name("=sandbox")
-            .exec()?;
+        lua.load("collectgarbage('generational')").set_name("=sandbox").exec()?;
         let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
         let b = budget.clone();
         let limit = cfg.instructions;
-        lua.set_global_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            move |_, _| {
-                if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
-                    Err(mlua::Error::RuntimeError(format!(
-                        "instruction budget of {limit} exceeded (a runaway script?)"
-                    )))
-                } else {
-                    Ok(VmState::Continue)
-                }
-            },
-        )?;
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+            if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
+                Err(mlua::Error::RuntimeError(format!(
+                    "instruction budget of {limit} exceeded (a runaway script?)"
+                )))
+            } else {
+                Ok(VmState::Continue)
+            }
+        })?;
         let current = Arc::new(Mutex::new(Current::default()));
         let base = lua.create_table()?;
         for (name, level) in [("log", 0), ("warn", 1), ("report_error", 2)] {
@@ -215,9 +197,8 @@ impl Vm {
     /// it shares with other jobs running the same script.
     pub fn new(cfg: &LuaConfig, ctx: &Context, shared: bool) -> Result<Vm, BuildError> {
         let path = script_path(ctx, &cfg.script);
-        let code = std::fs::read_to_string(&path).map_err(|e| {
-            BuildError::stop(format!("cannot read Lua script {}: {e}", path.display()))
-        })?;
+        let code = std::fs::read_to_string(&path)
+            .map_err(|e| BuildError::stop(format!("cannot read Lua script {}: {e}", path.display())))?;
         let lua_stop = |e: mlua::Error| BuildError::stop(ScriptError::from(e));
         let state = if shared {
             LuaState::shared((path.clone(), cfg.instructions, cfg.memory.0), cfg)
@@ -258,10 +239,7 @@ impl Vm {
         t.set("host", ctx.host())?;
         t.set(
             "config",
-            json_to_lua(
-                lua,
-                cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null),
-            )?,
+            json_to_lua(lua, cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null))?,
         )?;
         let meta = lua.create_table()?;
         meta.set("__index", state.ctx_base.clone())?;
@@ -286,10 +264,7 @@ impl Vm {
 
     /// Whether the script defines a function of this name.
     pub fn has(&self, name: &str) -> bool {
-        matches!(
-            self.env.get::<mlua::Value>(name),
-            Ok(mlua::Value::Function(_))
-        )
+        matches!(self.env.get::<mlua::Value>(name), Ok(mlua::Value::Function(_)))
     }
 
     /// A `BuildError` unless the script defines `name`.
@@ -380,9 +355,7 @@ mod tests {
         let evs = ha.poll(&mut a).await.unwrap();
         assert_eq!(evs[0].get_field("n"), Some(&Value::Int(3)));
         // A state holds at most JOBS_PER_STATE jobs.
-        let more: Vec<_> = (0..JOBS_PER_STATE)
-            .map(|i| build(&format!("j{i}")))
-            .collect();
+        let more: Vec<_> = (0..JOBS_PER_STATE).map(|i| build(&format!("j{i}"))).collect();
         let states = more
             .iter()
             .chain([(ha, a), (hb, b)].iter())

@@ -60,12 +60,7 @@ impl File {
             .append(true)
             .open(&self.cfg.path)
             .await
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot open {}: {e}", self.cfg.path.display()),
-                )
-            })?;
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", self.cfg.path.display())))?;
         self.size = f.metadata().await?.len();
         self.file = Some(f);
         Ok(())
@@ -111,13 +106,7 @@ impl Sink for File {
     }
 
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
-        encode_batch(
-            ctx,
-            &mut self.buf,
-            batch,
-            self.cfg.format,
-            self.cfg.precision.into(),
-        );
+        encode_batch(ctx, &mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
         if self.file.is_none() {
             self.open().await?;
         }

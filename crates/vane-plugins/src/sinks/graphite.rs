@@ -70,9 +70,7 @@ impl Template {
                 "{path}" => Part::Path,
                 "{field}" => Part::Field,
                 "{tags}" => Part::Tags,
-                p if p.starts_with("{tag.") && p.ends_with('}') => {
-                    Part::Tag(p[5..p.len() - 1].to_owned())
-                }
+                p if p.starts_with("{tag.") && p.ends_with('}') => Part::Tag(p[5..p.len() - 1].to_owned()),
                 literal => Part::Literal(literal.to_owned()),
             })
         };
@@ -176,10 +174,7 @@ impl Sink for Graphite {
         let conn = self.conn.as_mut().expect("connected above");
         if let Err(e) = conn.write_all(self.buf.as_bytes()).await {
             self.conn = None;
-            return Err(SinkError::retry(format!(
-                "graphite at {}: {e}",
-                self.cfg.address
-            )));
+            return Err(SinkError::retry(format!("graphite at {}: {e}", self.cfg.address)));
         }
         Ok(())
     }
@@ -204,17 +199,9 @@ mod tests {
             .tag("dc", "par1")
             .tag("cpu", "cpu0");
         let t = default_template();
+        assert_eq!(path(&t, "", &e, "value"), "web-01_example_com.cpu_load.par1.cpu0.value");
         assert_eq!(
-            path(&t, "", &e, "value"),
-            "web-01_example_com.cpu_load.par1.cpu0.value"
-        );
-        assert_eq!(
-            path(
-                "{name}.{tag.cpu}.{tag.missing}.{field}",
-                "servers.",
-                &e,
-                "v"
-            ),
+            path("{name}.{tag.cpu}.{tag.missing}.{field}", "servers.", &e, "v"),
             "servers.cpu_load.cpu0.v"
         );
         let bare = Event::gauge("up", 1.0);

@@ -72,11 +72,7 @@ impl Sink for Http {
                 (s, "application/x-ndjson")
             }
         };
-        let mut req = self
-            .client
-            .post(&self.cfg.url)
-            .header("Content-Type", ctype)
-            .body(body);
+        let mut req = self.client.post(&self.cfg.url).header("Content-Type", ctype).body(body);
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
@@ -90,10 +86,7 @@ impl Sink for Http {
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
-            408 | 429 | 500..=599 => Err(SinkError::retry(format!(
-                "{} answered {status}",
-                self.cfg.url
-            ))),
+            408 | 429 | 500..=599 => Err(SinkError::retry(format!("{} answered {status}", self.cfg.url))),
             _ => {
                 let text = resp.text().await.unwrap_or_default();
                 Err(SinkError::give_up(format!(

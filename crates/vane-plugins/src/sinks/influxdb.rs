@@ -172,17 +172,12 @@ impl Sink for InfluxDb {
         let db = self.cfg.database.replace('"', "\\\"");
         self.query(&format!("CREATE DATABASE \"{db}\"")).await?;
         if let Some(rp) = self.cfg.retention.clone() {
-            let have = self
-                .query(&format!("SHOW RETENTION POLICIES ON \"{db}\""))
-                .await?;
+            let have = self.query(&format!("SHOW RETENTION POLICIES ON \"{db}\"")).await?;
             let exists = have["results"][0]["series"][0]["values"]
                 .as_array()
                 .is_some_and(|rows| rows.iter().any(|r| r[0].as_str() == Some(rp.name.as_str())));
             if exists {
-                ctx.info(format!(
-                    "retention policy {} exists; left as it is",
-                    rp.name
-                ));
+                ctx.info(format!("retention policy {} exists; left as it is", rp.name));
             } else {
                 self.query(&format!(
                     "CREATE RETENTION POLICY \"{}\" ON \"{db}\" DURATION {} REPLICATION {}{}",
@@ -252,10 +247,7 @@ impl Sink for InfluxDb {
                 if let Some(secs) = retry_after.filter(|_| status == 429 || status == 503) {
                     tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
                 }
-                Err(SinkError::retry(format!(
-                    "InfluxDB answered {status}: {}",
-                    text.trim()
-                )))
+                Err(SinkError::retry(format!("InfluxDB answered {status}: {}", text.trim())))
             }
         }
     }
@@ -264,9 +256,7 @@ impl Sink for InfluxDb {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -58,13 +58,7 @@ impl From<OutPrecision> for Precision {
 
 /// Encodes a batch in a format, one event a line, into a cleared `out`;
 /// events line protocol cannot carry (no finite field) are counted as a warning.
-pub fn encode_batch(
-    ctx: &Context,
-    out: &mut String,
-    batch: &[Event],
-    format: Format,
-    precision: Precision,
-) {
+pub fn encode_batch(ctx: &Context, out: &mut String, batch: &[Event], format: Format, precision: Precision) {
     out.clear();
     let mut skipped = 0;
     for e in batch {
@@ -81,8 +75,6 @@ pub fn encode_batch(
         }
     }
     if skipped > 0 {
-        ctx.warn(format!(
-            "{skipped} events had no field line protocol can carry"
-        ));
+        ctx.warn(format!("{skipped} events had no field line protocol can carry"));
     }
 }

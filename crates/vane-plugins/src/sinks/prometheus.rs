@@ -53,9 +53,7 @@ impl Drop for Prometheus {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The exposition of everything fresh.
@@ -69,11 +67,7 @@ pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
         let Some((_, (_, counter, _))) = fresh.first() else {
             continue;
         };
-        let _ = writeln!(
-            out,
-            "# TYPE {name} {}",
-            if *counter { "counter" } else { "gauge" }
-        );
+        let _ = writeln!(out, "# TYPE {name} {}", if *counter { "counter" } else { "gauge" });
         for (labels, (v, _, _)) in fresh {
             out.push_str(name);
             if !labels.is_empty() {
@@ -89,11 +83,7 @@ pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
             let v = if v.is_nan() {
                 "NaN".to_owned()
             } else if v.is_infinite() {
-                if *v > 0.0 {
-                    "+Inf".into()
-                } else {
-                    "-Inf".into()
-                }
+                if *v > 0.0 { "+Inf".into() } else { "-Inf".into() }
             } else {
                 format!("{v}")
             };
@@ -120,12 +110,11 @@ impl Sink for Prometheus {
         let staleness = self.cfg.staleness.get();
         if self.cfg.listen.is_none() {
             let latest = self.latest.clone();
-            let handler: vane_core::http::HttpHandler =
-                Arc::new(move || vane_core::http::HttpResponse {
-                    status: 200,
-                    content_type: "text/plain; version=0.0.4".into(),
-                    body: render(&latest.lock().expect("not poisoned"), staleness),
-                });
+            let handler: vane_core::http::HttpHandler = Arc::new(move || vane_core::http::HttpResponse {
+                status: 200,
+                content_type: "text/plain; version=0.0.4".into(),
+                body: render(&latest.lock().expect("not poisoned"), staleness),
+            });
             match ctx.serve("/metrics", handler) {
                 Some(true) => {
                     ctx.info("serving /metrics on the agent's HTTP port");
@@ -139,11 +128,7 @@ impl Sink for Prometheus {
                 None => {}
             }
         }
-        let addr = self
-            .cfg
-            .listen
-            .clone()
-            .unwrap_or_else(|| "127.0.0.1:9273".into());
+        let addr = self.cfg.listen.clone().unwrap_or_else(|| "127.0.0.1:9273".into());
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| SinkError::retry(format!("cannot listen on {addr}: {e}")))?;
@@ -156,26 +141,23 @@ impl Sink for Prometheus {
                 };
                 let latest = latest.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let latest = latest.clone();
-                            async move {
-                                let (status, body) = if req.uri().path() == "/metrics" {
-                                    let text =
-                                        render(&latest.lock().expect("not poisoned"), staleness);
-                                    (200, text)
-                                } else {
-                                    (404, "not found: try /metrics\n".to_owned())
-                                };
-                                let resp = hyper::Response::builder()
-                                    .status(status)
-                                    .header("Content-Type", "text/plain; version=0.0.4")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .expect("a valid response");
-                                Ok::<_, Infallible>(resp)
-                            }
-                        },
-                    );
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let latest = latest.clone();
+                        async move {
+                            let (status, body) = if req.uri().path() == "/metrics" {
+                                let text = render(&latest.lock().expect("not poisoned"), staleness);
+                                (200, text)
+                            } else {
+                                (404, "not found: try /metrics\n".to_owned())
+                            };
+                            let resp = hyper::Response::builder()
+                                .status(status)
+                                .header("Content-Type", "text/plain; version=0.0.4")
+                                .body(Full::new(Bytes::from(body)))
+                                .expect("a valid response");
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
                     let io = hyper_util::rt::TokioIo::new(sock);
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, svc)
@@ -208,14 +190,12 @@ impl Sink for Prometheus {
                     labels.insert("host".into(), e.host.clone());
                 }
                 for (k, v) in &e.tags {
-                    labels
-                        .entry(sanitize(k, false))
-                        .or_insert_with(|| v.clone());
+                    labels.entry(sanitize(k, false)).or_insert_with(|| v.clone());
                 }
-                latest.entry(name).or_default().insert(
-                    labels.into_iter().collect(),
-                    (value, e.kind == Kind::Counter, now),
-                );
+                latest
+                    .entry(name)
+                    .or_default()
+                    .insert(labels.into_iter().collect(), (value, e.kind == Kind::Counter, now));
             }
         }
         Ok(())

@@ -104,26 +104,19 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
                 labels.insert("host".into(), e.host.clone());
             }
             for (k, v) in &e.tags {
-                labels
-                    .entry(sanitize(k, false))
-                    .or_insert_with(|| v.clone());
+                labels.entry(sanitize(k, false)).or_insert_with(|| v.clone());
             }
-            by.entry(labels.into_iter().collect())
-                .or_default()
-                .push(Sample {
-                    value,
-                    timestamp: e.time.div_euclid(1_000_000),
-                });
+            by.entry(labels.into_iter().collect()).or_default().push(Sample {
+                value,
+                timestamp: e.time.div_euclid(1_000_000),
+            });
         }
     }
     by.into_iter()
         .map(|(labels, mut samples)| {
             samples.sort_by_key(|s| s.timestamp);
             TimeSeries {
-                labels: labels
-                    .into_iter()
-                    .map(|(name, value)| Label { name, value })
-                    .collect(),
+                labels: labels.into_iter().map(|(name, value)| Label { name, value }).collect(),
                 samples,
             }
         })
@@ -214,19 +207,11 @@ mod tests {
         let names: Vec<&str> = ts.iter().map(|t| t.labels[0].value.as_str()).collect();
         assert_eq!(names, vec!["disk", "disk_free"]);
         assert_eq!(
-            ts[0]
-                .labels
-                .iter()
-                .map(|l| l.name.as_str())
-                .collect::<Vec<_>>(),
+            ts[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
             vec!["__name__", "host", "path"]
         );
         assert_eq!(
-            ts[0]
-                .samples
-                .iter()
-                .map(|s| s.timestamp)
-                .collect::<Vec<_>>(),
+            ts[0].samples.iter().map(|s| s.timestamp).collect::<Vec<_>>(),
             vec![1, 2]
         );
     }

@@ -181,10 +181,7 @@ impl Sink for Riemann {
             }
             Ok(Err(e)) => {
                 self.conn = None;
-                Err(SinkError::retry(format!(
-                    "riemann at {}: {e}",
-                    self.cfg.address
-                )))
+                Err(SinkError::retry(format!("riemann at {}: {e}", self.cfg.address)))
             }
             Err(_) => {
                 self.conn = None;

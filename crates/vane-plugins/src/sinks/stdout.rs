@@ -38,13 +38,7 @@ impl Build for Stdout {
 
 impl Sink for Stdout {
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
-        encode_batch(
-            ctx,
-            &mut self.buf,
-            batch,
-            self.cfg.format,
-            self.cfg.precision.into(),
-        );
+        encode_batch(ctx, &mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
         self.out.write_all(self.buf.as_bytes()).await?;
         self.out.flush().await?;
         Ok(())

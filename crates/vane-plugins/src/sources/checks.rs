@@ -73,9 +73,7 @@ impl Build for HttpCheck {
 
     fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self, BuildError> {
         let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| {
-                BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method))
-            })?;
+            .map_err(|_| BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
         let regex = cfg
             .body_regex
             .as_deref()
@@ -103,8 +101,7 @@ impl Build for HttpCheck {
 
 impl Source for HttpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into()))
-            .tag("url", self.cfg.url.clone());
+        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into())).tag("url", self.cfg.url.clone());
         let mut req = self.client.request(self.method.clone(), &self.cfg.url);
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
@@ -162,10 +159,7 @@ impl Source for HttpCheck {
                     why = format!("{why}: {s}");
                     src = s.source();
                 }
-                e = e
-                    .field("up", 0i64)
-                    .field("status", 0i64)
-                    .field("time", secs);
+                e = e.field("up", 0i64).field("status", 0i64).field("time", secs);
                 e.state = Some(State::Critical);
                 e.description = Some(why);
             }
@@ -187,9 +181,7 @@ pub fn not_after(der: &[u8]) -> Option<i64> {
             if n == 0 || n > 4 || b.len() < n {
                 return None;
             }
-            let v = b[..n]
-                .iter()
-                .fold(0usize, |a, x| (a << 8) | usize::from(*x));
+            let v = b[..n].iter().fold(0usize, |a, x| (a << 8) | usize::from(*x));
             b = &b[n..];
             v
         };
@@ -266,12 +258,11 @@ impl Build for TcpCheck {
 
 impl Source for TcpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "tcp".into()))
-            .tag("address", self.cfg.address.clone());
+        let mut e =
+            Event::new(self.cfg.name.clone().unwrap_or_else(|| "tcp".into())).tag("address", self.cfg.address.clone());
         let limit = self.cfg.timeout.get();
         let start = Instant::now();
-        let connected =
-            tokio::time::timeout(limit, tokio::net::TcpStream::connect(&self.cfg.address)).await;
+        let connected = tokio::time::timeout(limit, tokio::net::TcpStream::connect(&self.cfg.address)).await;
         let mut sock = match connected {
             Ok(Ok(s)) => s,
             Ok(Err(err)) => return Ok(vec![down(e, err.to_string())]),

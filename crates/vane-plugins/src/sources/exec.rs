@@ -62,11 +62,7 @@ fn program_name(argv: &[String]) -> String {
         .unwrap_or_default()
 }
 
-fn command(
-    argv: &[String],
-    env: &BTreeMap<String, String>,
-    cwd: &Option<PathBuf>,
-) -> Result<Command, BuildError> {
+fn command(argv: &[String], env: &BTreeMap<String, String>, cwd: &Option<PathBuf>) -> Result<Command, BuildError> {
     let mut c = Command::from_argv(argv).map_err(BuildError::stop)?;
     c.env = env.clone();
     c.cwd = cwd.clone();
@@ -102,16 +98,14 @@ impl Source for Exec {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let out = ctx.exec(&self.cmd).await?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let (events, bad) =
-            formats::decode_text(self.format, &text, out.code, &self.name, now_ns());
+        let (events, bad) = formats::decode_text(self.format, &text, out.code, &self.name, now_ns());
         report_bad(ctx, &self.cmd.program, &bad);
         if self.format != Format::Nagios && out.code != Some(0) {
             let err = String::from_utf8_lossy(&out.stderr);
             ctx.report_error(format!(
                 "{} exited with {}: {}",
                 self.cmd.program,
-                out.code
-                    .map_or("a signal".to_owned(), |c| format!("status {c}")),
+                out.code.map_or("a signal".to_owned(), |c| format!("status {c}")),
                 err.lines().next().unwrap_or("").trim()
             ));
         }
@@ -163,10 +157,7 @@ fn signal_group(pgid: u32, sig: i32) {
 
 impl Execd {
     /// Runs the child once until it exits or the agent stops.
-    async fn run_once(
-        &self,
-        ctx: &Context,
-    ) -> Result<Option<std::process::ExitStatus>, ServiceError> {
+    async fn run_once(&self, ctx: &Context) -> Result<Option<std::process::ExitStatus>, ServiceError> {
         let mut c = tokio::process::Command::new(&self.cmd.program);
         c.args(&self.cmd.args)
             .envs(&self.cmd.env)
@@ -277,9 +268,7 @@ impl Service for Execd {
             let started = std::time::Instant::now();
             match self.run_once(&ctx).await {
                 Ok(None) => return Ok(()),
-                Ok(Some(st)) => {
-                    ctx.report_error(format!("{} exited ({st}); restarting", self.cmd.program))
-                }
+                Ok(Some(st)) => ctx.report_error(format!("{} exited ({st}); restarting", self.cmd.program)),
                 Err(e) => ctx.report_error(e),
             }
             if started.elapsed() > Duration::from_secs(60) {
@@ -363,18 +352,11 @@ mod tests {
         // The child announces itself with its first event.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while h.take_emitted().is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the child never wrote"
-            );
+            assert!(std::time::Instant::now() < deadline, "the child never wrote");
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         h.stop();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
@@ -383,9 +365,6 @@ mod tests {
             .unwrap();
         let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = st.rsplit(") ").next().and_then(|s| s.chars().next());
-        assert!(
-            st.is_empty() || state == Some('Z'),
-            "child {pid} survived: {st}"
-        );
+        assert!(st.is_empty() || state == Some('Z'), "child {pid} survived: {st}");
     }
 }

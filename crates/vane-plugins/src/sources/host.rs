@@ -13,11 +13,7 @@ fn proc_err(what: &str, e: procfs::ProcError) -> SourceError {
 }
 
 fn pct(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        100.0 * part / whole
-    } else {
-        0.0
-    }
+    if whole > 0.0 { 100.0 * part / whole } else { 0.0 }
 }
 
 // ------------------------------------------------------------------ cpu
@@ -112,9 +108,7 @@ impl Source for Cpu {
                 }
                 format!("cpu{}", i - 1)
             };
-            let mut times = Event::new("cpu_time")
-                .tag("cpu", name.clone())
-                .kind(Kind::Counter);
+            let mut times = Event::new("cpu_time").tag("cpu", name.clone()).kind(Kind::Counter);
             for (f, v) in CPU_FIELDS.iter().zip(t) {
                 times = times.field(*f, *v);
             }
@@ -167,10 +161,7 @@ impl Source for Memory {
                 .field("buffers", m.buffers)
                 .field("cached", m.cached)
                 .field("used_percent", pct(used as f64, m.mem_total as f64))
-                .field(
-                    "available_percent",
-                    pct(available as f64, m.mem_total as f64),
-                ),
+                .field("available_percent", pct(available as f64, m.mem_total as f64)),
         ])
     }
 }
@@ -406,9 +397,7 @@ impl Source for Disk {
         let wanted: Vec<(String, String, String)> = mounts
             .into_iter()
             .filter(|m| !self.cfg.ignore_fs.contains(&m.fs_vfstype))
-            .filter(|m| {
-                self.cfg.mount_points.is_empty() || self.cfg.mount_points.contains(&m.fs_file)
-            })
+            .filter(|m| self.cfg.mount_points.is_empty() || self.cfg.mount_points.contains(&m.fs_file))
             .filter(|m| seen.insert(m.fs_file.clone()))
             .map(|m| (m.fs_file, m.fs_spec, m.fs_vfstype))
             .collect();
@@ -601,12 +590,10 @@ mod tests {
         assert_eq!(usage[0].get_tag("cpu"), Some("cpu-total"));
         let active = f(usage[0], "usage_active");
         assert!((0.0..=100.0).contains(&active), "{active}");
-        let sum: f64 = [
-            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
-        ]
-        .iter()
-        .map(|k| f(usage[0], &format!("usage_{k}")))
-        .sum();
+        let sum: f64 = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+            .iter()
+            .map(|k| f(usage[0], &format!("usage_{k}")))
+            .sum();
         assert!(sum == 0.0 || (sum - 100.0).abs() < 0.01, "{sum}");
     }
 
@@ -649,9 +636,6 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].get_tag("interface"), Some("lo"));
         let io = poll::<Diskio>(DiskioConfig::default()).await;
-        assert!(
-            io.iter()
-                .all(|e| !e.get_tag("name").unwrap().starts_with("loop"))
-        );
+        assert!(io.iter().all(|e| !e.get_tag("name").unwrap().starts_with("loop")));
     }
 }

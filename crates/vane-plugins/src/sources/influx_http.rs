@@ -95,21 +95,15 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
         .and_then(|i| i.collect())
         .map_err(|e| format!("tls.cert {}: {e}", t.cert.display()))?;
     if certs.is_empty() {
-        return Err(format!(
-            "tls.cert {}: no certificate in it",
-            t.cert.display()
-        ));
+        return Err(format!("tls.cert {}: no certificate in it", t.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&t.key)
-        .map_err(|e| format!("tls.key {}: {e}", t.key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| format!("tls: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| format!("tls.key {}: {e}", t.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls: {e}"))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -117,17 +111,9 @@ impl Build for InfluxListener {
     type Config = InfluxListenerConfig;
 
     fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let tls = cfg
-            .tls
-            .as_ref()
-            .map(load_tls)
-            .transpose()
-            .map_err(BuildError::stop)?;
+        let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
         Ok(InfluxListener {
-            shared: Arc::new(Shared {
-                cfg,
-                ctx: ctx.clone(),
-            }),
+            shared: Arc::new(Shared { cfg, ctx: ctx.clone() }),
             tls,
         })
     }
@@ -140,10 +126,7 @@ impl Service for InfluxListener {
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", cfg.listen)))?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        ctx.info(format!(
-            "influxdb_listener on {scheme}://{}",
-            listener.local_addr()?
-        ));
+        ctx.info(format!("influxdb_listener on {scheme}://{}", listener.local_addr()?));
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
         let mut conns = tokio::task::JoinSet::new();
         loop {
@@ -160,10 +143,7 @@ impl Service for InfluxListener {
                 _ = ctx.stopping() => break,
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                ctx.warn(format!(
-                    "{peer}: refused: {} connections already",
-                    cfg.max_connections
-                ));
+                ctx.warn(format!("{peer}: refused: {} connections already", cfg.max_connections));
                 continue;
             };
             let shared = self.shared.clone();
@@ -181,23 +161,15 @@ impl Service for InfluxListener {
                 http.timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(timeout);
                 let r = match tls {
-                    Some(acceptor) => {
-                        match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
-                            Ok(Ok(s)) => {
-                                http.serve_connection(hyper_util::rt::TokioIo::new(s), svc)
-                                    .await
-                            }
-                            Ok(Err(e)) => {
-                                shared.ctx.debug(format!("{peer}: TLS: {e}"));
-                                Ok(())
-                            }
-                            Err(_) => Ok(()),
+                    Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+                        Ok(Ok(s)) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                        Ok(Err(e)) => {
+                            shared.ctx.debug(format!("{peer}: TLS: {e}"));
+                            Ok(())
                         }
-                    }
-                    None => {
-                        http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
-                            .await
-                    }
+                        Err(_) => Ok(()),
+                    },
+                    None => http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc).await,
                 };
                 if let Err(e) = r {
                     shared.ctx.debug(format!("{peer}: {e}"));
@@ -223,15 +195,11 @@ fn reply(status: StatusCode, error: Option<&str>) -> Response<Full<Bytes>> {
     if error.is_some() {
         r = r.header("X-Influxdb-Error", error.unwrap_or_default());
     }
-    r.body(Full::new(Bytes::from(body)))
-        .expect("a valid response")
+    r.body(Full::new(Bytes::from(body))).expect("a valid response")
 }
 
 fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
-    req.uri()
-        .query()
-        .map(|q| form_pairs(q.as_bytes()))
-        .unwrap_or_default()
+    req.uri().query().map(|q| form_pairs(q.as_bytes())).unwrap_or_default()
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.
@@ -243,10 +211,7 @@ fn form_pairs(q: &[u8]) -> Vec<(String, String)> {
             match s[i] {
                 b'+' => out.push(b' '),
                 b'%' if i + 2 < s.len() => {
-                    match u8::from_str_radix(
-                        std::str::from_utf8(&s[i + 1..i + 3]).unwrap_or("zz"),
-                        16,
-                    ) {
+                    match u8::from_str_radix(std::str::from_utf8(&s[i + 1..i + 3]).unwrap_or("zz"), 16) {
                         Ok(b) => {
                             out.push(b);
                             i += 2;
@@ -281,10 +246,7 @@ fn authorized(shared: &Shared, req: &Request<Incoming>, params: &[(String, Strin
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            if let Some(t) = v
-                .strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("Token "))
-            {
+            if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Token ")) {
                 Some(t.trim().to_owned())
             } else {
                 let b = v.strip_prefix("Basic ")?;
@@ -294,12 +256,7 @@ fn authorized(shared: &Shared, req: &Request<Incoming>, params: &[(String, Strin
             }
         })
         // InfluxDB 1.x's own way: the password as the `p` parameter.
-        .or_else(|| {
-            params
-                .iter()
-                .find(|(k, _)| k == "p")
-                .map(|(_, v)| v.clone())
-        });
+        .or_else(|| params.iter().find(|(k, _)| k == "p").map(|(_, v)| v.clone()));
     given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
 }
 
@@ -372,10 +329,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     .await
     {
         Err(_) => {
-            return reply(
-                StatusCode::REQUEST_TIMEOUT,
-                Some("body not received in time"),
-            );
+            return reply(StatusCode::REQUEST_TIMEOUT, Some("body not received in time"));
         }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return reply(
@@ -384,10 +338,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             );
         }
         Ok(Err(e)) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                Some(&format!("reading the body: {e}")),
-            );
+            return reply(StatusCode::BAD_REQUEST, Some(&format!("reading the body: {e}")));
         }
         Ok(Ok(b)) => b.to_bytes(),
     };
@@ -402,17 +353,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             Ok(n) if n > max => {
                 return reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    Some(&format!(
-                        "body larger than max_body ({max} bytes) once gunzipped"
-                    )),
+                    Some(&format!("body larger than max_body ({max} bytes) once gunzipped")),
                 );
             }
             Ok(_) => Bytes::from(out),
             Err(e) => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    Some(&format!("bad gzip body: {e}")),
-                );
+                return reply(StatusCode::BAD_REQUEST, Some(&format!("bad gzip body: {e}")));
             }
         }
     } else {
@@ -428,9 +374,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             .find(|(k, _)| k == "q")
             .map(|(_, v)| v.trim().to_ascii_uppercase());
         return match q {
-            Some(q)
-                if q.starts_with("CREATE DATABASE") || q.starts_with("CREATE RETENTION POLICY") =>
-            {
+            Some(q) if q.starts_with("CREATE DATABASE") || q.starts_with("CREATE RETENTION POLICY") => {
                 reply(StatusCode::OK, None)
             }
             _ => reply(
@@ -451,10 +395,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         "ms" => Precision::Milliseconds,
         "s" => Precision::Seconds,
         p => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                Some(&format!("unknown precision {p:?}")),
-            );
+            return reply(StatusCode::BAD_REQUEST, Some(&format!("unknown precision {p:?}")));
         }
     };
     let db = param("db").map(str::to_owned);
@@ -495,11 +436,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
 }
 
 /// The events of a body, the number of bad lines and the first one's error.
-pub fn decode_body(
-    body: &[u8],
-    precision: Precision,
-    now: i64,
-) -> (Vec<Event>, u64, Option<String>) {
+pub fn decode_body(body: &[u8], precision: Precision, now: i64) -> (Vec<Event>, u64, Option<String>) {
     let mut events = Vec::new();
     let mut bad = 0u64;
     let mut first = None;
@@ -527,12 +464,7 @@ pub fn decode_body(
                         if let Some(r) = lineproto::decode(t, precision, now).next() {
                             match r {
                                 Ok(e) => events.push(e),
-                                Err(e) => fail(format!(
-                                    "line {}, column {}: {}",
-                                    i + 1,
-                                    e.column,
-                                    e.message
-                                )),
+                                Err(e) => fail(format!("line {}, column {}: {}", i + 1, e.column, e.message)),
                             }
                         }
                     }
@@ -549,11 +481,7 @@ mod tests {
 
     #[test]
     fn bodies_decode_with_the_first_bad_line_named() {
-        let (evs, bad, first) = decode_body(
-            b"a v=1\nb v=\nc v=3 10\n\xff\xfe\nd v=4",
-            Precision::Seconds,
-            7,
-        );
+        let (evs, bad, first) = decode_body(b"a v=1\nb v=\nc v=3 10\n\xff\xfe\nd v=4", Precision::Seconds, 7);
         assert_eq!(evs.len(), 3);
         assert_eq!(evs[1].time, 10_000_000_000);
         assert_eq!(evs[0].time, 7);

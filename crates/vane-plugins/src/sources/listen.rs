@@ -64,11 +64,7 @@ impl LineDecoder {
             LineFormat::Number => {
                 let t = line.trim();
                 let v: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
-                Ok(Some(
-                    Event::new(self.name.clone())
-                        .field(self.field.clone(), v)
-                        .at(now),
-                ))
+                Ok(Some(Event::new(self.name.clone()).field(self.field.clone(), v).at(now)))
             }
         }
     }
@@ -153,8 +149,9 @@ pub fn line_decoder(
 ) -> Result<LineDecoder, BuildError> {
     let precision = match precision {
         None => Precision::Nanoseconds,
-        Some(p) => Precision::parse(p)
-            .ok_or_else(|| BuildError::stop(format!("precision: unknown {p:?} (ns, us, ms, s)")))?,
+        Some(p) => {
+            Precision::parse(p).ok_or_else(|| BuildError::stop(format!("precision: unknown {p:?} (ns, us, ms, s)")))?
+        }
     };
     let templates = Templates::parse(templates).map_err(BuildError::stop)?;
     Ok(LineDecoder {
@@ -246,9 +243,9 @@ fn take_line(
 
 impl Socket {
     async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = TcpListener::bind(&self.addr).await.map_err(|e| {
-            ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr))
-        })?;
+        let listener = TcpListener::bind(&self.addr)
+            .await
+            .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
         ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
         let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         let mut conns = tokio::task::JoinSet::new();
@@ -285,9 +282,9 @@ impl Socket {
     }
 
     async fn run_udp(self, ctx: Context) -> Result<(), ServiceError> {
-        let sock = UdpSocket::bind(&self.addr).await.map_err(|e| {
-            ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.addr))
-        })?;
+        let sock = UdpSocket::bind(&self.addr)
+            .await
+            .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.addr)))?;
         ctx.info(format!("listening on udp://{}", sock.local_addr()?));
         let mut buf = vec![0u8; self.max_line.min(65_536)];
         let mut out = Vec::new();
@@ -299,15 +296,7 @@ impl Socket {
             let now = now_ns();
             for (i, line) in buf[..n].split(|b| *b == b'\n').enumerate() {
                 if !line.is_empty() {
-                    take_line(
-                        &self.decoder,
-                        &ctx,
-                        &peer,
-                        i as u64 + 1,
-                        line,
-                        now,
-                        &mut out,
-                    );
+                    take_line(&self.decoder, &ctx, &peer, i as u64 + 1, line, now, &mut out);
                 }
             }
             if !out.is_empty() {
@@ -357,12 +346,7 @@ pub async fn serve_lines(
             start += pos + 1;
             n_line += 1;
             if std::mem::take(&mut skipping) || line.len() > max_line {
-                bad_line(
-                    ctx,
-                    &peer,
-                    n_line,
-                    &format!("longer than max_line ({max_line} bytes)"),
-                );
+                bad_line(ctx, &peer, n_line, &format!("longer than max_line ({max_line} bytes)"));
                 continue;
             }
             take_line(dec, ctx, &peer, n_line, line, now, &mut out);
@@ -380,12 +364,7 @@ pub async fn serve_lines(
             if skipping || !buf.is_empty() {
                 n_line += 1;
                 if skipping {
-                    bad_line(
-                        ctx,
-                        &peer,
-                        n_line,
-                        &format!("longer than max_line ({max_line} bytes)"),
-                    );
+                    bad_line(ctx, &peer, n_line, &format!("longer than max_line ({max_line} bytes)"));
                 } else {
                     take_line(dec, ctx, &peer, n_line, &buf, now, &mut out);
                 }
@@ -396,8 +375,7 @@ pub async fn serve_lines(
         if !out.is_empty() {
             // The next read likely brings as many: no growing from empty.
             let cap = out.len();
-            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap)))
-                .await;
+            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap))).await;
         }
     }
 }
@@ -438,14 +416,8 @@ impl Build for Statsd {
     type Config = StatsdConfig;
 
     fn build(cfg: StatsdConfig, _: &Context) -> Result<Self, BuildError> {
-        if let Some(p) = cfg
-            .percentiles
-            .iter()
-            .find(|p| !(**p > 0.0 && **p <= 100.0))
-        {
-            return Err(BuildError::stop(format!(
-                "percentiles: {p} is not in (0, 100]"
-            )));
+        if let Some(p) = cfg.percentiles.iter().find(|p| !(**p > 0.0 && **p <= 100.0)) {
+            return Err(BuildError::stop(format!("percentiles: {p} is not in (0, 100]")));
         }
         if cfg.flush.get().is_zero() {
             return Err(BuildError::stop("flush: must be more than 0"));
@@ -457,9 +429,9 @@ impl Build for Statsd {
 impl Service for Statsd {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         use vane_core::formats::statsd::Aggregator;
-        let sock = UdpSocket::bind(&self.cfg.listen).await.map_err(|e| {
-            ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen))
-        })?;
+        let sock = UdpSocket::bind(&self.cfg.listen)
+            .await
+            .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen)))?;
         ctx.info(format!("statsd listening on udp://{}", sock.local_addr()?));
         let mut agg = Aggregator::new(self.cfg.percentiles.clone());
         let mut tick = tokio::time::interval(self.cfg.flush.get());
@@ -535,10 +507,7 @@ mod tests {
         assert_eq!(n.decode("  ", 7).unwrap(), None);
 
         let j = decoder(LineFormat::Json);
-        let e = j
-            .decode(r#"{"name":"m","fields":{"v":1}}"#, 9)
-            .unwrap()
-            .unwrap();
+        let e = j.decode(r#"{"name":"m","fields":{"v":1}}"#, 9).unwrap().unwrap();
         assert_eq!((e.name.as_str(), e.time), ("m", 9));
         assert!(j.decode("{", 9).is_err());
 
@@ -549,10 +518,7 @@ mod tests {
         assert_eq!(i.decode("# comment", 0).unwrap(), None);
 
         let g = decoder(LineFormat::Graphite);
-        let e = g
-            .decode("servers.db1.load 3 1700000000", 0)
-            .unwrap()
-            .unwrap();
+        let e = g.decode("servers.db1.load 3 1700000000", 0).unwrap().unwrap();
         assert_eq!((e.host.as_str(), e.name.as_str()), ("db1", "load"));
     }
 
@@ -562,12 +528,7 @@ mod tests {
         let bad = |p: Option<&str>, t: &[String]| {
             line_decoder(LineFormat::Influx, p, t, None, "value".into(), h.context()).err()
         };
-        assert!(
-            bad(Some("weeks"), &[])
-                .unwrap()
-                .to_string()
-                .contains("precision")
-        );
+        assert!(bad(Some("weeks"), &[]).unwrap().to_string().contains("precision"));
         assert!(
             bad(None, &["a*.b".to_owned()])
                 .unwrap()

@@ -90,11 +90,7 @@ impl Source for Ping {
                             .field("rtt_stddev_ms", sd);
                     }
                     e = e.field("up", i64::from(s.received > 0));
-                    e.state = Some(if s.received > 0 {
-                        State::Ok
-                    } else {
-                        State::Critical
-                    });
+                    e.state = Some(if s.received > 0 { State::Ok } else { State::Critical });
                 }
                 Err(why) => {
                     e = e.field("up", 0i64);

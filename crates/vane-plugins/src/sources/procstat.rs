@@ -50,15 +50,9 @@ impl Build for Procstat {
     type Config = ProcstatConfig;
 
     fn build(cfg: ProcstatConfig, _: &Context) -> Result<Self, BuildError> {
-        let chosen = [
-            cfg.name.is_some(),
-            cfg.pattern.is_some(),
-            cfg.pid_file.is_some(),
-        ];
+        let chosen = [cfg.name.is_some(), cfg.pattern.is_some(), cfg.pid_file.is_some()];
         if chosen.iter().filter(|c| **c).count() != 1 {
-            return Err(BuildError::stop(
-                "set exactly one of `name`, `pattern` and `pid_file`",
-            ));
+            return Err(BuildError::stop("set exactly one of `name`, `pattern` and `pid_file`"));
         }
         let pattern = cfg
             .pattern
@@ -114,11 +108,7 @@ impl Source for Procstat {
         }
         let found = out.len() as i64;
         self.last = seen;
-        out.push(
-            Event::new("procstat_lookup")
-                .tag("selector", sel)
-                .field("pids", found),
-        );
+        out.push(Event::new("procstat_lookup").tag("selector", sel).field("pids", found));
         Ok(out)
     }
 }
@@ -136,10 +126,7 @@ impl Procstat {
                 .trim()
                 .parse()
                 .map_err(|_| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
-            return Ok(procfs::process::Process::new(pid)
-                .ok()
-                .into_iter()
-                .collect());
+            return Ok(procfs::process::Process::new(pid).ok().into_iter().collect());
         }
         let all = procfs::process::all_processes().map_err(|e| format!("/proc: {e}"))?;
         let me = std::process::id() as i32;
@@ -150,8 +137,7 @@ impl Procstat {
                 if let Some(n) = &self.cfg.name {
                     p.stat().is_ok_and(|s| &s.comm == n)
                 } else if let Some(re) = &self.pattern {
-                    p.cmdline()
-                        .is_ok_and(|c| !c.is_empty() && re.is_match(&c.join(" ")))
+                    p.cmdline().is_ok_and(|c| !c.is_empty() && re.is_match(&c.join(" ")))
                 } else {
                     false
                 }

@@ -58,8 +58,7 @@ pub fn client(
         .timeout(timeout)
         .tls_danger_accept_invalid_certs(!tls_verify);
     if let Some(ca) = ca {
-        let pem =
-            std::fs::read(ca).map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
         b = b.tls_certs_merge(certs);
@@ -99,9 +98,7 @@ impl Source for Scrape {
         let now = super::listen::now_ns();
         let (mut events, bad) = vane_core::formats::prometheus::parse(&text, now);
         if !bad.is_empty() {
-            ctx.stats()
-                .bad_lines
-                .fetch_add(bad.len() as u64, Ordering::Relaxed);
+            ctx.stats().bad_lines.fetch_add(bad.len() as u64, Ordering::Relaxed);
             let b = &bad[0];
             ctx.warn(format!(
                 "{}: {} bad lines, the first: line {}: {}",
@@ -112,12 +109,7 @@ impl Source for Scrape {
             ));
         }
         if !self.cfg.include.is_empty() {
-            events.retain(|e| {
-                self.cfg
-                    .include
-                    .iter()
-                    .any(|p| e.name.starts_with(p.as_str()))
-            });
+            events.retain(|e| self.cfg.include.iter().any(|p| e.name.starts_with(p.as_str())));
         }
         Ok(events)
     }

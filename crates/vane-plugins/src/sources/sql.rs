@@ -47,10 +47,7 @@ impl Build for Sql {
     type Config = SqlConfig;
 
     fn build(cfg: SqlConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let mut pg: tokio_postgres::Config = cfg
-            .url
-            .parse()
-            .map_err(|e| BuildError::stop(format!("url: {e}")))?;
+        let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| BuildError::stop(format!("url: {e}")))?;
         pg.connect_timeout(cfg.timeout.get());
         pg.application_name("vane");
         Ok(Sql {
@@ -102,14 +99,11 @@ impl Source for Sql {
                     continue;
                 }
                 let is_tag = self.cfg.tags.iter().any(|t| t == name);
-                if !is_tag
-                    && !self.cfg.fields.is_empty()
-                    && !self.cfg.fields.iter().any(|f| f == name)
-                {
+                if !is_tag && !self.cfg.fields.is_empty() && !self.cfg.fields.iter().any(|f| f == name) {
                     continue;
                 }
-                let Some(v) = value(row, i, col.type_())
-                    .map_err(|why| SourceError::stop(format!("column {name}: {why}")))?
+                let Some(v) =
+                    value(row, i, col.type_()).map_err(|why| SourceError::stop(format!("column {name}: {why}")))?
                 else {
                     continue;
                 };
@@ -131,10 +125,7 @@ impl Source for Sql {
                 }
             }
             if e.fields.is_empty() {
-                ctx.warn(format!(
-                    "a row with no field (all NULL or all tags) in {}",
-                    self.name
-                ));
+                ctx.warn(format!("a row with no field (all NULL or all tags) in {}", self.name));
                 continue;
             }
             out.push(e);
@@ -144,17 +135,10 @@ impl Source for Sql {
 }
 
 /// A column's value; `None` for NULL.
-fn value(
-    row: &tokio_postgres::Row,
-    i: usize,
-    ty: &Type,
-) -> std::result::Result<Option<Value>, String> {
+fn value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> std::result::Result<Option<Value>, String> {
     let err = |e: tokio_postgres::Error| e.to_string();
     Ok(match *ty {
-        Type::BOOL => row
-            .try_get::<_, Option<bool>>(i)
-            .map_err(err)?
-            .map(Value::Bool),
+        Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(err)?.map(Value::Bool),
         Type::INT2 => row
             .try_get::<_, Option<i16>>(i)
             .map_err(err)?
@@ -163,10 +147,7 @@ fn value(
             .try_get::<_, Option<i32>>(i)
             .map_err(err)?
             .map(|v| Value::Int(v.into())),
-        Type::INT8 => row
-            .try_get::<_, Option<i64>>(i)
-            .map_err(err)?
-            .map(Value::Int),
+        Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(err)?.map(Value::Int),
         Type::OID => row
             .try_get::<_, Option<u32>>(i)
             .map_err(err)?
@@ -175,14 +156,10 @@ fn value(
             .try_get::<_, Option<f32>>(i)
             .map_err(err)?
             .map(|v| Value::Float(v.into())),
-        Type::FLOAT8 => row
-            .try_get::<_, Option<f64>>(i)
-            .map_err(err)?
-            .map(Value::Float),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => row
-            .try_get::<_, Option<String>>(i)
-            .map_err(err)?
-            .map(Value::Str),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(err)?.map(Value::Float),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            row.try_get::<_, Option<String>>(i).map_err(err)?.map(Value::Str)
+        }
         ref t => {
             return Err(format!(
                 "type {t} is not read; cast it in the query (`::float8`, `::bigint` or `::text`)"

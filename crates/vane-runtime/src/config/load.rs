@@ -27,11 +27,7 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>
 }
 
 /// [`load`], with what validation tolerates.
-pub fn load_with(
-    path: &Path,
-    registry: &Registry,
-    options: Options,
-) -> Result<Config, Vec<ConfigError>> {
+pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<Config, Vec<ConfigError>> {
     let unreadable = |what: &Path, e: std::io::Error| {
         vec![ConfigError::new(
             None,
@@ -47,10 +43,7 @@ pub fn load_with(
         )]
     })?;
     let mut texts = vec![(path.to_path_buf(), path.display().to_string(), text)];
-    let confd = path
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join("conf.d");
+    let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
     if confd.is_dir() {
         let mut extra: Vec<PathBuf> = std::fs::read_dir(&confd)
             .map_err(|e| unreadable(&confd, e))?

@@ -26,11 +26,7 @@ struct Validator<'r> {
 }
 
 /// Resolves and checks the files read (main first).
-pub fn validate(
-    mut files: Vec<File>,
-    registry: &Registry,
-    options: Options,
-) -> Result<Config, Vec<ConfigError>> {
+pub fn validate(mut files: Vec<File>, registry: &Registry, options: Options) -> Result<Config, Vec<ConfigError>> {
     let agent = files
         .first_mut()
         .and_then(|f| f.agent.take())
@@ -40,9 +36,7 @@ pub fn validate(
         registry,
         seen: HashMap::new(),
         errors: Vec::new(),
-        default_interval: agent
-            .interval
-            .map_or(std::time::Duration::from_secs(10), Duration::get),
+        default_interval: agent.interval.map_or(std::time::Duration::from_secs(10), Duration::get),
     };
     let (mut sources, mut engines, mut sinks) = (Vec::new(), Vec::new(), Vec::new());
     for f in &files {
@@ -66,11 +60,7 @@ pub fn validate(
             .iter()
             .map(|(j, _): &(Job<EngineSpec>, _)| (j.id.clone(), Role::Engine)),
     )
-    .chain(
-        sinks
-            .iter()
-            .map(|j: &Job<SinkSpec>| (j.id.clone(), Role::Sink)),
-    )
+    .chain(sinks.iter().map(|j: &Job<SinkSpec>| (j.id.clone(), Role::Sink)))
     .collect();
     let mut fed: Vec<String> = Vec::new();
     for (job, targets) in sources.iter_mut() {
@@ -85,10 +75,7 @@ pub fn validate(
             v.errors.push(ConfigError::new(
                 Some(j.mark.clone()),
                 format!("{}.id", j.path),
-                format!(
-                    "engine `{}` is never fed: no source or engine names it in `next`",
-                    j.id
-                ),
+                format!("engine `{}` is never fed: no source or engine names it in `next`", j.id),
             ));
         }
     }
@@ -105,10 +92,7 @@ pub fn validate(
     }
     Ok(Config {
         host: agent.host.clone().unwrap_or_else(super::defaults::hostname),
-        data_dir: agent
-            .data_dir
-            .clone()
-            .unwrap_or_else(super::defaults::data_dir),
+        data_dir: agent.data_dir.clone().unwrap_or_else(super::defaults::data_dir),
         queue_size: agent.queue_size.unwrap_or(1024).max(1),
         shutdown_timeout: agent
             .shutdown_timeout
@@ -144,17 +128,9 @@ impl Validator<'_> {
         } else {
             self.seen.insert(id.clone(), c.id.mark.clone());
         }
-        let config = c
-            .config
-            .clone()
-            .unwrap_or_else(|| Node::null(c.plugin.mark.clone()));
-        let at_plugin = |message: String| {
-            ConfigError::new(
-                Some(c.plugin.mark.clone()),
-                format!("{path}.plugin"),
-                message,
-            )
-        };
+        let config = c.config.clone().unwrap_or_else(|| Node::null(c.plugin.mark.clone()));
+        let at_plugin =
+            |message: String| ConfigError::new(Some(c.plugin.mark.clone()), format!("{path}.plugin"), message);
         match self.registry.find(&c.plugin, role) {
             Some(p) => {
                 if let Err(e) = p.validate(&config, &format!("{path}.config")) {
@@ -175,10 +151,7 @@ impl Validator<'_> {
                             .suggest(&c.plugin)
                             .map(|s| format!(" (did you mean `{s}`?)"))
                             .unwrap_or_default();
-                        format!(
-                            "unknown plugin `{}`{hint}; `vane plugins` lists them",
-                            *c.plugin
-                        )
+                        format!("unknown plugin `{}`{hint}; `vane plugins` lists them", *c.plugin)
                     }
                 };
                 self.errors.push(at_plugin(message));
@@ -199,11 +172,7 @@ impl Validator<'_> {
     }
 
     /// `next` as written, tags and levels.
-    fn flow(
-        &mut self,
-        f: &Flow,
-        path: &str,
-    ) -> (Targets, Vec<(String, String)>, Option<Arc<Levels>>) {
+    fn flow(&mut self, f: &Flow, path: &str) -> (Targets, Vec<(String, String)>, Option<Arc<Levels>>) {
         let next = match &f.next {
             None => Vec::new(),
             Some(n) => string_list(n, &format!("{path}.next")).unwrap_or_else(|e| {
@@ -220,31 +189,19 @@ impl Validator<'_> {
         };
         let mut level = |n: &Option<Node>, key: &str| {
             let n = n.as_ref()?;
-            level(n, &format!("{path}.{key}"))
-                .map_err(|e| self.errors.push(e))
-                .ok()
+            level(n, &format!("{path}.{key}")).map_err(|e| self.errors.push(e)).ok()
         };
         let (critical, warning, ok) = (
             level(&f.critical, "critical"),
             level(&f.warning, "warning"),
             level(&f.ok, "ok"),
         );
-        let levels = (critical.is_some() || warning.is_some() || ok.is_some()).then(|| {
-            Arc::new(Levels {
-                critical,
-                warning,
-                ok,
-            })
-        });
+        let levels = (critical.is_some() || warning.is_some() || ok.is_some())
+            .then(|| Arc::new(Levels { critical, warning, ok }));
         (next, tags, levels)
     }
 
-    fn source(
-        &mut self,
-        entry: &SourceSection,
-        path: &str,
-        section: &str,
-    ) -> Option<(Job<SourceSpec>, Targets)> {
+    fn source(&mut self, entry: &SourceSection, path: &str, section: &str) -> Option<(Job<SourceSpec>, Targets)> {
         let (common, (flow, own)) = (&entry.0, (&entry.1.0, &entry.1.1));
         let job = self.common(common, Role::Source, path, section);
         let (targets, tags, levels) = self.flow(flow, path);
@@ -261,15 +218,7 @@ impl Validator<'_> {
             interval,
             timeout: own.timeout.map_or(interval, Duration::get),
         };
-        Some((
-            Job {
-                tags,
-                levels,
-                ..job?
-            }
-            .with(spec),
-            targets,
-        ))
+        Some((Job { tags, levels, ..job? }.with(spec), targets))
     }
 
     fn engine(&mut self, entry: &EngineSection, path: &str) -> Option<(Job<EngineSpec>, Targets)> {
@@ -288,15 +237,7 @@ impl Validator<'_> {
             beat: own.beat.map(Duration::get),
             workers: own.workers.unwrap_or(1),
         };
-        Some((
-            Job {
-                tags,
-                levels,
-                ..job?
-            }
-            .with(spec),
-            targets,
-        ))
+        Some((Job { tags, levels, ..job? }.with(spec), targets))
     }
 
     fn sink(&mut self, entry: &SinkSection, path: &str) -> Option<Job<SinkSpec>> {
@@ -304,9 +245,7 @@ impl Validator<'_> {
         let job = self.common(common, Role::Sink, path, "sinks")?;
         let spec = SinkSpec {
             batch_size: own.batch_size.unwrap_or(1000).max(1),
-            batch_wait: own
-                .batch_wait
-                .map_or(std::time::Duration::from_secs(1), Duration::get),
+            batch_wait: own.batch_wait.map_or(std::time::Duration::from_secs(1), Duration::get),
             batch_bytes: own.batch_bytes.map_or(4 << 20, |b| b.0.max(1)),
             buffer: own.buffer.clone().unwrap_or_default(),
             submission_interval: own.submission_interval.map(Duration::get),
@@ -357,11 +296,7 @@ impl Validator<'_> {
 /// Parses a level expression; errors point into the expression.
 fn level(n: &Node, path: &str) -> Result<Expr, ConfigError> {
     let NodeKind::Scalar { text, plain } = &n.kind else {
-        return Err(ConfigError::at(
-            n,
-            path,
-            "expected an expression, like `latency > 0.5`",
-        ));
+        return Err(ConfigError::at(n, path, "expected an expression, like `latency > 0.5`"));
     };
     Expr::parse(text).map_err(|e| {
         let mut mark = n.mark.clone();
@@ -378,21 +313,13 @@ fn level(n: &Node, path: &str) -> Result<Expr, ConfigError> {
 /// One string or a list of strings, with positions.
 fn string_list(n: &Node, path: &str) -> Result<Targets, ConfigError> {
     match &n.kind {
-        NodeKind::Scalar { text, .. } if !n.is_null() => {
-            Ok(vec![(text.clone(), n.mark.clone(), path.to_owned())])
-        }
+        NodeKind::Scalar { text, .. } if !n.is_null() => Ok(vec![(text.clone(), n.mark.clone(), path.to_owned())]),
         NodeKind::Seq(items) => items
             .iter()
             .enumerate()
             .map(|(i, it)| match &it.kind {
-                NodeKind::Scalar { text, .. } => {
-                    Ok((text.clone(), it.mark.clone(), format!("{path}[{i}]")))
-                }
-                _ => Err(ConfigError::at(
-                    it,
-                    format!("{path}[{i}]"),
-                    "expected an id",
-                )),
+                NodeKind::Scalar { text, .. } => Ok((text.clone(), it.mark.clone(), format!("{path}[{i}]"))),
+                _ => Err(ConfigError::at(it, format!("{path}[{i}]"), "expected an id")),
             })
             .collect(),
         _ => Err(ConfigError::at(n, path, "expected an id or a list of ids")),
@@ -405,9 +332,7 @@ fn string_map(n: &Node, path: &str) -> Result<Vec<(String, String)>, ConfigError
         NodeKind::Map(m) => m
             .iter()
             .map(|(k, v)| match (&k.kind, &v.kind) {
-                (NodeKind::Scalar { text: k, .. }, NodeKind::Scalar { text: v, .. }) => {
-                    Ok((k.clone(), v.clone()))
-                }
+                (NodeKind::Scalar { text: k, .. }, NodeKind::Scalar { text: v, .. }) => Ok((k.clone(), v.clone())),
                 _ => Err(ConfigError::at(
                     v,
                     format!("{path}.{}", k.as_str().unwrap_or("?")),
@@ -415,18 +340,13 @@ fn string_map(n: &Node, path: &str) -> Result<Vec<(String, String)>, ConfigError
                 )),
             })
             .collect(),
-        _ => Err(ConfigError::at(
-            n,
-            path,
-            "expected a mapping of tag names to values",
-        )),
+        _ => Err(ConfigError::at(n, path, "expected a mapping of tag names to values")),
     }
 }
 
 /// Engines whose `next` chains lead back to themselves.
 fn find_cycles(engines: &[Job<EngineSpec>]) -> Vec<ConfigError> {
-    let by_id: HashMap<&str, &Job<EngineSpec>> =
-        engines.iter().map(|j| (j.id.as_str(), j)).collect();
+    let by_id: HashMap<&str, &Job<EngineSpec>> = engines.iter().map(|j| (j.id.as_str(), j)).collect();
     let mut errors = Vec::new();
     let mut reported: Vec<String> = Vec::new();
     // 0 = unvisited, 1 = on the current path, 2 = done
@@ -474,14 +394,7 @@ fn find_cycles(engines: &[Job<EngineSpec>]) -> Vec<ConfigError> {
     ids.sort();
     for id in ids {
         if state.get(id).copied().unwrap_or(0) == 0 {
-            visit(
-                id,
-                &by_id,
-                &mut state,
-                &mut Vec::new(),
-                &mut errors,
-                &mut reported,
-            );
+            visit(id, &by_id, &mut state, &mut Vec::new(), &mut errors, &mut reported);
         }
     }
     errors
@@ -521,12 +434,7 @@ mod tests {
     #[derive(Default)]
     struct Eng;
     impl Engine for Eng {
-        fn process(
-            &mut self,
-            e: Event,
-            out: &mut Vec<Event>,
-            _: &Context,
-        ) -> Result<(), EngineError> {
+        fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
             out.push(e);
             Ok(())
         }
@@ -566,21 +474,13 @@ mod tests {
         let text = format!(
             "agent: {{ host: h1, interval: 5s }}\njobs:\n  - {{ id: a, plugin: src, tags: {{ dc: x }}, next: e }}\n  - {{ id: b, plugin: src, interval: 1m }}\nengines:\n  - {{ id: e, plugin: eng, beat: 1s, next: [out] }}\n{SINK}"
         );
-        let c = super::super::from_texts(
-            &[(PathBuf::from("m"), "m".into(), text)],
-            &registry(),
-            &|_| None,
-        )
-        .unwrap();
+        let c = super::super::from_texts(&[(PathBuf::from("m"), "m".into(), text)], &registry(), &|_| None).unwrap();
         assert_eq!(c.host, "h1");
         let a = c.source("a").unwrap();
         assert_eq!(a.spec.interval, std::time::Duration::from_secs(5));
         assert_eq!(a.next, vec!["e".to_owned()]);
         assert_eq!(a.tags, vec![("dc".to_owned(), "x".to_owned())]);
-        assert_eq!(
-            c.source("b").unwrap().spec.timeout,
-            std::time::Duration::from_secs(60)
-        );
+        assert_eq!(c.source("b").unwrap().spec.timeout, std::time::Duration::from_secs(60));
     }
 
     #[test]
@@ -687,9 +587,7 @@ mod tests {
         ]);
         assert_eq!(
             got,
-            vec![
-                "conf.d/b.yaml:1:8: agent: `agent` belongs in the main config file, not in conf.d",
-            ]
+            vec!["conf.d/b.yaml:1:8: agent: `agent` belongs in the main config file, not in conf.d",]
         );
         let got = check(&[
             ("main", &main),
@@ -710,9 +608,7 @@ mod tests {
 
     #[test]
     fn the_default_config_reads_with_the_builtins_it_names() {
-        let node =
-            vane_core::node::yaml::parse("d", super::super::defaults::DEFAULT_CONFIG, &|_| None)
-                .unwrap();
+        let node = vane_core::node::yaml::parse("d", super::super::defaults::DEFAULT_CONFIG, &|_| None).unwrap();
         let f: File = vane_core::node::from_node(&node, "").unwrap();
         assert_eq!((f.sources.len(), f.sinks.len()), (9, 1));
     }
@@ -725,16 +621,10 @@ mod tests {
         let texts = [(PathBuf::from("m"), "m".to_owned(), text)];
         let strict = super::super::from_texts(&texts, &registry(), &|_| None).unwrap_err();
         assert_eq!(strict.len(), 1, "{strict:?}");
-        let options = Options {
-            unfed_engines: true,
-        };
-        let c =
-            super::super::load::from_texts_with(&texts, &registry(), &|_| None, options).unwrap();
+        let options = Options { unfed_engines: true };
+        let c = super::super::load::from_texts_with(&texts, &registry(), &|_| None, options).unwrap();
         assert_eq!(
-            c.sources
-                .iter()
-                .map(|j| j.path.as_str())
-                .collect::<Vec<_>>(),
+            c.sources.iter().map(|j| j.path.as_str()).collect::<Vec<_>>(),
             ["sources[0]", "jobs[0]"]
         );
         assert_eq!(c.engine("e").unwrap().spec.workers, 1);

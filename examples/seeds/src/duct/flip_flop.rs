@@ -25,11 +25,7 @@ mod tests {
         let (h, mut flip) = Harness::build::<FlipFlop>("flip", "").unwrap();
         let mut got = Vec::new();
         for _ in 0..4 {
-            got.push(
-                h.poll(&mut flip).await.unwrap()[0]
-                    .get_field("value")
-                    .cloned(),
-            );
+            got.push(h.poll(&mut flip).await.unwrap()[0].get_field("value").cloned());
         }
         assert_eq!(got, [0.0, 1.0, 0.0, 1.0].map(|v| Some(Value::Float(v))));
     }

@@ -38,10 +38,7 @@ impl Service for NumberProxy {
                 let mut lines = tokio::io::BufReader::new(sock).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     match line.trim().parse::<f64>() {
-                        Ok(n) => {
-                            ctx.emit(ctx.event(State::Ok, format!("Number: {n}"), n))
-                                .await
-                        }
+                        Ok(n) => ctx.emit(ctx.event(State::Ok, format!("Number: {n}"), n)).await,
                         Err(_) => ctx.warn(format!("not a number: {line:?}")),
                     }
                 }
@@ -63,8 +60,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let (h, proxy) =
-            Harness::build::<NumberProxy>("numbers", &format!("listen: 127.0.0.1:{port}")).unwrap();
+        let (h, proxy) = Harness::build::<NumberProxy>("numbers", &format!("listen: 127.0.0.1:{port}")).unwrap();
         let client = std::thread::spawn(move || {
             loop {
                 if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -75,23 +71,13 @@ mod tests {
             }
         });
         let got = h
-            .run_until(Box::new(proxy), std::time::Duration::from_secs(10), |e| {
-                e.len() >= 2
-            })
+            .run_until(Box::new(proxy), std::time::Duration::from_secs(10), |e| e.len() >= 2)
             .await
             .unwrap();
         client.join().unwrap();
-        let values: Vec<f64> = got
-            .iter()
-            .filter_map(|e| e.get_field("value")?.as_f64())
-            .collect();
+        let values: Vec<f64> = got.iter().filter_map(|e| e.get_field("value")?.as_f64()).collect();
         assert_eq!(values, [1.5, 42.0]);
         assert_eq!(got[1].description.as_deref(), Some("Number: 42"));
-        assert_eq!(
-            h.stats()
-                .warnings
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
+        assert_eq!(h.stats().warnings.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

@@ -10,11 +10,7 @@ pub struct ProcessCount;
 impl Source for ProcessCount {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let out = ctx
-            .exec(
-                &Command::new("/bin/ps")
-                    .arg("-e")
-                    .timeout(Duration::from_secs(10)),
-            )
+            .exec(&Command::new("/bin/ps").arg("-e").timeout(Duration::from_secs(10)))
             .await?;
         let count = String::from_utf8_lossy(&out.stdout)
             .trim()
@@ -41,9 +37,6 @@ mod tests {
         let n = e.get_field("value").and_then(Value::as_f64).unwrap();
         // This test's process and cargo's are there at least.
         assert!(n >= 2.0, "{n}");
-        assert_eq!(
-            e.description.as_deref(),
-            Some(format!("Process count {n}").as_str())
-        );
+        assert_eq!(e.description.as_deref(), Some(format!("Process count {n}").as_str()));
     }
 }
