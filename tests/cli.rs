@@ -1,111 +1,20 @@
 //! Integration tests that run the real `vane` binary as a user would.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
+use vane_test_support::{Vane, drain, figure, signal, text, wait_exit, wait_for_file, wait_log, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn vane(args: &[&str]) -> Output {
-    Command::new(VANE)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("vane runs")
+    VANE.output(args)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill only sends a signal to the child we started.
-    let r = unsafe { kill(child.id() as i32, sig) };
-    assert_eq!(r, 0, "signal sent");
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-/// Waits for the child to exit, up to `limit`; kills it and fails otherwise.
-fn wait_exit(child: &mut Child, limit: Duration) -> (i32, Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return (st.code().unwrap_or(-1), start.elapsed());
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("vane did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until `cond` holds on the file's text (the agent writing is the signal).
-fn wait_for_file(path: &Path, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let t = std::fs::read_to_string(path).unwrap_or_default();
-        if cond(&t) {
-            return t;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "condition on {} not met within {limit:?}; it holds:\n{t}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-type Log = std::io::Lines<BufReader<std::process::ChildStderr>>;
-
-/// Starts `vane run -c CONFIG` with its log on a pipe.
-fn start(config: &Path) -> (Child, Log) {
-    let mut child = Command::new(VANE)
-        .args(["run", "-c", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = BufReader::new(child.stderr.take().unwrap()).lines();
-    (child, log)
-}
-
-/// Reads the log until a line contains `needle`.
-fn wait_log(log: &mut Log, needle: &str) {
-    let found = log.any(|l| l.is_ok_and(|l| l.contains(needle)));
-    assert!(found, "vane never logged {needle:?}");
-}
-
-/// Keeps reading the log in the background so the agent never blocks on it.
-fn drain(log: Log) {
-    std::thread::spawn(move || log.for_each(drop));
-}
-
-/// The largest value of a field of the `vane_job` events of one job in a
-/// line-protocol file written by the `internal` source.
-fn figure(text: &str, job: &str, field: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
-        .filter_map(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-        .filter_map(|e| e.get_field(field).and_then(|v| v.as_f64()))
-        .fold(0.0, f64::max) as u64
+/// The largest value of a field of the `vane_job` events of one job.
+fn counter(text: &str, job: &str, field: &str) -> u64 {
+    figure(text, job, field) as u64
 }
 
 #[test]
@@ -140,7 +49,8 @@ fn version_and_plugins_list() {
 
 #[test]
 fn run_without_config_writes_host_metrics_as_line_protocol() {
-    let mut child = Command::new(VANE)
+    let mut child = VANE
+        .command(&[])
         .arg("run")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -168,7 +78,7 @@ fn run_without_config_writes_host_metrics_as_line_protocol() {
         assert!(ev.time > 1_600_000_000_000_000_000, "time stamped: {line}");
         want.retain(|w| *w != ev.name);
     }
-    signal(&child, SIGTERM);
+    signal(&child, libc::SIGTERM);
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert!(want.is_empty(), "never saw: {want:?}");
     assert_eq!(code, 0);
@@ -287,7 +197,8 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
             s = stats.display()
         ),
     );
-    let mut child = Command::new(VANE)
+    let mut child = VANE
+        .command(&[])
         .args(["run", "-c", p.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -296,14 +207,14 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
     // The panicking job is restarted after a backoff of about a second and
     // panics again; meanwhile the healthy job keeps its pace.
     let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
-        figure(t, "boom", "restarts") >= 1
-            && figure(t, "boom", "panics") >= 2
-            && figure(t, "stuck", "poll_timeouts") >= 3
-            && figure(t, "crash", "panics") >= 1
-            && figure(t, "err", "poll_errors") >= 5
+        counter(t, "boom", "restarts") >= 1
+            && counter(t, "boom", "panics") >= 2
+            && counter(t, "stuck", "poll_timeouts") >= 3
+            && counter(t, "crash", "panics") >= 1
+            && counter(t, "err", "poll_errors") >= 5
     });
-    let hello_polls = figure(&t, "ok", "polls");
-    signal(&child, SIGTERM);
+    let hello_polls = counter(&t, "ok", "polls");
+    signal(&child, libc::SIGTERM);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
@@ -340,11 +251,11 @@ fn sigint_stops_cleanly_and_flushes() {
     );
     // Nothing reaches `out` before shutdown (huge batches); the internal
     // source tells how many polls the job has made meanwhile.
-    let (mut child, log) = start(&p);
+    let (mut child, log) = VANE.start_piped(&p);
     drain(log);
-    let t = wait_for_file(&stats, Duration::from_secs(20), |t| figure(t, "h", "polls") >= 5);
-    let polled = figure(&t, "h", "polls");
-    signal(&child, SIGINT);
+    let t = wait_for_file(&stats, Duration::from_secs(20), |t| counter(t, "h", "polls") >= 5);
+    let polled = counter(&t, "h", "polls");
+    signal(&child, libc::SIGINT);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -365,7 +276,7 @@ fn a_second_signal_exits_at_once() {
     let fifo = dir.path().join("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: c is a valid path.
-    assert_eq!(unsafe { mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let p = write(
         dir.path(),
         "v.yaml",
@@ -375,20 +286,16 @@ fn a_second_signal_exits_at_once() {
         ),
     );
     // The signal handlers are in place once the agent says it is starting.
-    let (mut child, mut log) = start(&p);
+    let (mut child, mut log) = VANE.start_piped(&p);
     wait_log(&mut log, "starting");
-    signal(&child, SIGTERM);
+    signal(&child, libc::SIGTERM);
     // The shutdown is under way, and stuck on the sink.
     wait_log(&mut log, "stopping");
     drain(log);
-    signal(&child, SIGTERM);
+    signal(&child, libc::SIGTERM);
     let (code, took) = wait_exit(&mut child, Duration::from_secs(5));
     assert_eq!(code, 130);
     assert!(took < Duration::from_secs(3), "took {took:?}");
-}
-
-unsafe extern "C" {
-    fn mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
 }
 
 #[test]
@@ -412,12 +319,12 @@ fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
     );
     let check = vane(&["check", "-c", p.to_str().unwrap()]);
     assert!(check.status.success(), "{}", text(&check.stderr));
-    let (mut child, log) = start(&p);
+    let (mut child, log) = VANE.start_piped(&p);
     drain(log);
     let t = wait_for_file(&out, Duration::from_secs(20), |t| {
         t.lines().filter(|l| l.contains("alert=repeat")).count() >= 2
     });
-    signal(&child, SIGTERM);
+    signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).0, 0);
     let alerts: Vec<vane_core::event::Event> = t
         .lines()
@@ -441,7 +348,6 @@ fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
 
 #[test]
 fn engine_runs_alone_on_standard_input() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let p = write(
         dir.path(),
@@ -451,19 +357,11 @@ fn engine_runs_alone_on_standard_input() {
          engines:\n  - { id: r, plugin: rate, config: { mode: delta } }\n\
          sinks:\n  - { id: out, plugin: stdout }\n",
     );
-    let mut child = Command::new(VANE)
-        .args(["engine", "r", "-c", p.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let input = "bytes,kind=counter value=100u 1000000000\n\
                  not line protocol\n\
                  {\"name\":\"bytes\",\"kind\":\"counter\",\"fields\":{\"value\":250},\"time\":2000000000}\n\
                  bytes,kind=counter value=40u 3000000000\n";
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = VANE.engine(&p, "r", input);
     assert!(out.status.success());
     // 100 -> 250 is 150; 250 -> 40 is a reset: 40.
     assert_eq!(

@@ -4,38 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use vane_core::event::{Event, State};
+use vane_test_support::{Vane, write};
 
-const VANE: &str = env!("CARGO_BIN_EXE_vane");
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 const PLUGINS: &str = "/usr/lib/nagios/plugins";
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
-/// `vane test JOB` on a config of exec jobs; the events it printed.
-fn test_job(config: &Path, job: &str) -> Vec<Event> {
-    let out = Command::new(VANE)
-        .args(["test", job, "-c", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "vane test {job}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
-        .collect()
-}
 
 fn check_job(id: &str, argv: &[&str]) -> String {
     let args: Vec<String> = argv.iter().map(|a| format!("\"{a}\"")).collect();
@@ -111,32 +88,32 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
     cfg += "sinks:\n  - { id: out, plugin: stdout }\n";
     let p = write(dir.path(), "v.yaml", &cfg);
 
-    let load = test_job(&p, "load");
+    let load = VANE.poll(&p, "load");
     assert_eq!(load[0].name, "check_load");
     assert_eq!(load[0].state, Some(State::Ok));
     assert!(load[0].description.as_deref().unwrap().starts_with("LOAD OK"));
     assert!(f(&load[0], "load1") >= 0.0);
     assert_eq!(f(&load[0], "load1_warn"), 1000.0);
 
-    let disk = test_job(&p, "disk");
+    let disk = VANE.poll(&p, "disk");
     assert_eq!(disk[0].state, Some(State::Ok));
     // check_disk reports bytes used of `/` with its size as the maximum.
     let used = f(&disk[0], "/");
     assert!(used > 0.0 && used <= f(&disk[0], "/_max"), "{:?}", disk[0]);
 
-    let procs = test_job(&p, "procs");
+    let procs = VANE.poll(&p, "procs");
     assert!(f(&procs[0], "procs") >= 1.0);
-    let users = test_job(&p, "users");
+    let users = VANE.poll(&p, "users");
     assert_eq!(users[0].state, Some(State::Ok));
     assert!(f(&users[0], "users") >= 0.0);
 
-    let tcp_ev = test_job(&p, "tcp");
+    let tcp_ev = VANE.poll(&p, "tcp");
     assert_eq!(tcp_ev[0].state, Some(State::Ok), "{:?}", tcp_ev[0]);
     assert!(f(&tcp_ev[0], "time") < 5.0);
-    let closed = test_job(&p, "tcp_closed");
+    let closed = VANE.poll(&p, "tcp_closed");
     assert_eq!(closed[0].state, Some(State::Critical));
 
-    let http = test_job(&p, "http");
+    let http = VANE.poll(&p, "http");
     assert_eq!(http[0].state, Some(State::Ok), "{:?}", http[0]);
     assert!(f(&http[0], "size") > 0.0);
     assert!(f(&http[0], "time") >= 0.0);
@@ -148,7 +125,7 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
         (2, State::Critical, "CRITICAL: on fire"),
         (3, State::Unknown, "UNKNOWN: no idea"),
     ] {
-        let ev = test_job(&p, &format!("dummy{code}"));
+        let ev = VANE.poll(&p, &format!("dummy{code}"));
         assert_eq!(ev[0].state, Some(st));
         assert_eq!(ev[0].description.as_deref(), Some(text));
     }
@@ -191,7 +168,8 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
             stats = stats.display()
         ),
     );
-    let mut child = Command::new(VANE)
+    let mut child = VANE
+        .command(&[])
         .args(["run", "-c", p.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -2,14 +2,14 @@
 //! installed by scripts/install-test-deps.sh): vane writes to the relay,
 //! the relay forwards to a listener of this test, which counts every line.
 
-mod support;
-
-use support::agent::{free_port, signal, start, stop};
+use vane_test_support::{Vane, free_port, signal, stop};
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn every_value_reaches_graphite_through_a_real_relay() {
@@ -64,7 +64,7 @@ fn every_value_reaches_graphite_through_a_real_relay() {
         ),
     )
     .unwrap();
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let (sock, _) = dest.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut lines = BufReader::new(sock).lines();

@@ -3,14 +3,14 @@
 //! event arrives once the retry succeeds, with the bearer token from the
 //! environment.
 
-mod support;
-
-use support::agent::{start_with, stop};
+use vane_test_support::{Vane, stop};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn batches_arrive_as_json_after_a_retry_with_the_token() {
@@ -63,7 +63,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
         ),
     )
     .unwrap();
-    let agent = start_with(&cfg, &[("HOOK_TOKEN", "s3cret")]);
+    let agent = VANE.start_with(&cfg, &[("HOOK_TOKEN", "s3cret")]);
     let mut values = Vec::new();
     while values.len() < 5 {
         let (auth, events) = rx

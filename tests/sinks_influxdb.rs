@@ -3,13 +3,13 @@
 //! dead-lettered points, and the delivery promise across outages and a
 //! SIGKILL of the agent.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::agent::{figure, start, stop, wait_until, write};
-use support::influx::Influx;
+use vane_test_support::influx::Influx;
+use vane_test_support::{Vane, figure_in, stop, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 /// Timestamps start an hour ago: inside the 14-day retention policy.
 fn base() -> i64 {
@@ -57,7 +57,7 @@ fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
             )
         ),
     );
-    let child = start(&cfg);
+    let child = VANE.start(&cfg);
     wait_until(Duration::from_secs(60), "10,000 points", || {
         influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 10_000.0
     });
@@ -94,7 +94,7 @@ fn rejected_points_go_to_the_dead_letter_file_and_delivery_goes_on() {
             sink(&influx, "").replace("batch_wait: 200ms", "batch_wait: 50ms")
         ),
     );
-    let child = start(&cfg);
+    let child = VANE.start(&cfg);
     wait_until(Duration::from_secs(60), "the two good points", || {
         influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 2.0
     });
@@ -120,7 +120,7 @@ fn an_outage_of_thirty_seconds_loses_nothing() {
             sink(&influx, "")
         ),
     );
-    let child = start(&cfg);
+    let child = VANE.start(&cfg);
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
     wait_until(Duration::from_secs(60), "the first points", || {
         count(&influx) >= 4_000.0
@@ -159,13 +159,13 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
         ),
     );
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
-    let child = start(&with_gen);
+    let child = VANE.start(&with_gen);
     wait_until(Duration::from_secs(60), "the first points", || {
         count(&influx) >= 10_000.0
     });
     influx.pause();
     // Everything the generator made is in the disk buffer, or was delivered.
-    let buffered = || figure(&stats, "influx", "buffer_events") + figure(&stats, "influx", "events_out");
+    let buffered = || figure_in(&stats, "influx", "buffer_events") + figure_in(&stats, "influx", "events_out");
     wait_until(Duration::from_secs(60), "100,000 events buffered or delivered", || {
         buffered() >= 100_000.0
     });
@@ -182,7 +182,7 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
             sink(&influx, disk)
         ),
     );
-    let child = start(&again);
+    let child = VANE.start(&again);
     influx.resume();
     wait_until(Duration::from_secs(120), "all 100,000 points after the restart", || {
         count(&influx) == 100_000.0
@@ -213,8 +213,8 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
             st = stats.display()
         ),
     );
-    let figure = |field: &str| figure(&stats, "influx", field);
-    let mut child = start(&with_gen);
+    let figure = |field: &str| figure_in(&stats, "influx", field);
+    let mut child = VANE.start(&with_gen);
     wait_until(Duration::from_secs(60), "20,000 events on disk", || {
         figure("buffer_events") >= 20_000.0
     });
@@ -254,7 +254,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
         ),
     );
     std::fs::remove_file(&stats).unwrap();
-    let child = start(&again);
+    let child = VANE.start(&again);
     influx.resume();
     wait_until(Duration::from_secs(60), "the buffer drained", || {
         figure("buffer_skipped") >= 2.0 && figure("buffer_bytes") == 0.0 && figure("events_out") > 0.0
@@ -292,14 +292,14 @@ fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
         )
     };
     let count = || influx.number("SELECT count(v) FROM metrics.two_weeks.m");
-    let failures = || figure(&stats, "influx", "errors");
+    let failures = || figure_in(&stats, "influx", "errors");
     // A wrong password: preparing the database is refused (401) and
     // retried, nothing is written, nothing is given up.
-    let wrong = start(&cfg("nope"));
+    let wrong = VANE.start(&cfg("nope"));
     wait_until(Duration::from_secs(30), "refused attempts", || failures() >= 2.0);
     assert_eq!(count(), 0.0);
     assert_eq!(stop(wrong), Some(0));
-    let right = start(&cfg("s3cret"));
+    let right = VANE.start(&cfg("s3cret"));
     wait_until(Duration::from_secs(60), "1,000 points with the right password", || {
         count() == 1_000.0
     });

@@ -2,13 +2,13 @@
 //! package, installed by scripts/install-test-deps.sh), queried back with
 //! PromQL: exact sample counts and sums per series.
 
-mod support;
-
-use support::agent::{start, stop};
+use vane_test_support::{Vane, stop};
 
 use std::time::{Duration, Instant};
 
-use support::prometheus::Prometheus;
+use vane_test_support::prometheus::Prometheus;
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn samples_arrive_in_prometheus_with_their_labels() {
@@ -35,7 +35,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
         ),
     )
     .unwrap();
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let q200 = "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
     let deadline = Instant::now() + Duration::from_secs(60);
     while prom.value(q200) != Some(150.0) {
@@ -77,7 +77,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
         ),
     )
     .unwrap();
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let get = || -> String {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -138,7 +138,7 @@ fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
         ),
     )
     .unwrap();
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let get = |path: &str| -> String {
         use std::io::{Read, Write};
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {

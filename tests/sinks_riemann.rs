@@ -7,15 +7,15 @@
 //! own message structs. It refuses the first batch (`ok: false`) to make
 //! the sink retry.
 
-mod support;
-
-use support::agent::{start, stop};
+use vane_test_support::{Vane, stop};
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn varint(b: &[u8], i: &mut usize) -> u64 {
     let (mut v, mut shift) = (0u64, 0);
@@ -160,7 +160,7 @@ fn events_reach_a_riemann_server_with_every_attribute() {
         ),
     )
     .unwrap();
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let got = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the batch arrives after the refusal");

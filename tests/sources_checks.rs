@@ -2,15 +2,15 @@
 //! servers on loopback: Python's http.server and `openssl s_server` (HTTPS
 //! with a certificate made for the test, valid 30 days).
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::agent::{events_in, free_port, start, stop, wait_until, write};
-use support::proc::{Killed as Server, self_signed};
 use vane_core::event::{Event, State, Value};
+use vane_test_support::proc::{Killed as Server, self_signed};
+use vane_test_support::{Vane, events_in, free_port, stop, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn wait_port(port: u16) {
     wait_until(Duration::from_secs(20), "the server's port", || {
@@ -90,7 +90,7 @@ fn http_and_tcp_checks_against_real_servers() {
             d = dir.path().display()
         ),
     );
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
     let wanted = ["page", "gone", "wrong", "cert", "untrusted"];
     wait_until(Duration::from_secs(30), "every check reported", || {
@@ -168,7 +168,7 @@ fn ping_reaches_loopback_and_names_an_unknown_host() {
             d = dir.path().display()
         ),
     );
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(30), "three ping events", || {
         events_in(&out).len() >= 3

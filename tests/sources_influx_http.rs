@@ -2,14 +2,14 @@
 //! clients: InfluxDB's Python client (Debian's python3-influxdb) and curl,
 //! over HTTP and HTTPS (a self-signed certificate made with openssl).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::agent::{events_in, free_port, start_logged, stop, wait_for_log, wait_until, write};
 use vane_core::event::Value;
+use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn config(dir: &Path, extra: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
@@ -44,7 +44,7 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, port) = config(dir.path(), "");
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, "influxdb_listener on http://");
     // The client creates its database, then writes 2,000 points in batches
     // of 500, once plain and once gzipped, as any InfluxDB 1.x user would.
@@ -90,7 +90,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, port) = config(dir.path(), "");
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, "influxdb_listener on http://");
     let url = format!("http://127.0.0.1:{port}/write?db=x&precision=s");
     let auth = "Authorization: Token s3cret";
@@ -184,11 +184,11 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
 #[test]
 fn https_with_a_certificate_from_openssl() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = support::proc::self_signed(dir.path());
+    let (cert, key) = vane_test_support::proc::self_signed(dir.path());
     let tls = format!(", tls: {{ cert: {}, key: {} }}", cert.display(), key.display());
     let (cfg, port) = config(dir.path(), &tls);
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, "influxdb_listener on https://");
     let url = format!("https://127.0.0.1:{port}/write?db=x");
     let ca = cert.display().to_string();
@@ -243,7 +243,7 @@ fn a_204_means_the_points_are_on_disk() {
         ),
     );
     let log = dir.path().join("log");
-    let mut agent = start_logged(&first, &log);
+    let mut agent = VANE.start_logged(&first, &log);
     wait_for_log(&log, "influxdb_listener on http://");
     let body: String = (0..1000).map(|i| format!("m n={i}i 1700000000000000000\n")).collect();
     let url = format!("http://127.0.0.1:{port}/write?db=x");
@@ -278,7 +278,7 @@ fn a_204_means_the_points_are_on_disk() {
             d = dir.path().display()
         ),
     );
-    let agent = start_logged(&second, &dir.path().join("log2"));
+    let agent = VANE.start_logged(&second, &dir.path().join("log2"));
     let out = dir.path().join("out.lp");
     // Every request reached the disk-buffered sink (only the small one dropped one).
     wait_until(Duration::from_secs(20), "every point from the disk buffer", || {

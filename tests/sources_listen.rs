@@ -2,16 +2,16 @@
 //! `socat` for TCP (Debian's netcat-openbsd and socat, installed by
 //! scripts/install-test-deps.sh), datagrams for UDP and statsd.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::agent::{events_in, figure, free_port, start_logged, stop, wait_for_log, wait_until, write};
 use vane_core::event::Value;
+use vane_test_support::{Vane, events_in, figure_in, free_port, stop, wait_for_log, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn config(dir: &Path, source: &str) -> std::path::PathBuf {
     write(
@@ -52,7 +52,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
     let mut input = String::new();
     for i in 0..10_000u64 {
@@ -76,7 +76,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
     });
     let stats = dir.path().join("stats.lp");
     wait_until(Duration::from_secs(10), "3 bad lines counted", || {
-        figure(&stats, "lp", "bad_lines") >= 3.0
+        figure_in(&stats, "lp", "bad_lines") >= 3.0
     });
     stop(agent);
     let evs = events_in(&out);
@@ -89,7 +89,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
         })
         .sum();
     assert_eq!(sum, (0..=10_000).sum::<i64>());
-    assert_eq!(figure(&stats, "lp", "bad_lines"), 3.0);
+    assert_eq!(figure_in(&stats, "lp", "bad_lines"), 3.0);
     let log = std::fs::read_to_string(&log).unwrap();
     // Line numbers count every line the connection sent.
     assert!(log.contains("line 102: column"), "{log}");
@@ -115,7 +115,7 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{tcp}"));
     wait_for_log(&log, &format!("listening on udp://127.0.0.1:{udp}"));
     let mut input = String::new();
@@ -168,7 +168,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
         &format!("{{ id: sd, plugin: statsd, next: out, config: {{ listen: \"127.0.0.1:{port}\", flush: 1h }} }}"),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, &format!("statsd listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send = |p: &str| {
@@ -186,7 +186,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
     send("users:alice|s\nusers:bob|s\nusers:alice|s\nnonsense\nbad:1|q");
     let stats = dir.path().join("stats.lp");
     wait_until(Duration::from_secs(10), "2 bad lines counted", || {
-        figure(&stats, "sd", "bad_lines") >= 2.0
+        figure_in(&stats, "sd", "bad_lines") >= 2.0
     });
     stop(agent);
     let evs = events_in(&dir.path().join("out.lp"));
@@ -224,7 +224,7 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, &format!("listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for d in 0..10 {
@@ -236,7 +236,7 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
     wait_until(Duration::from_secs(20), "500 events", || events_in(&out).len() >= 500);
     let stats = dir.path().join("stats.lp");
     wait_until(Duration::from_secs(10), "10 bad lines", || {
-        figure(&stats, "lu", "bad_lines") >= 10.0
+        figure_in(&stats, "lu", "bad_lines") >= 10.0
     });
     stop(agent);
     let evs = events_in(&out);
@@ -257,7 +257,7 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
     let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -2,15 +2,15 @@
 //! test starts: chosen by a pattern, by a pid file, and by a pid file that
 //! does not exist (a process that is gone).
 
-mod support;
-
 use std::process::Command;
 
 use std::time::Duration;
-use support::proc::Killed as Kill;
+use vane_test_support::proc::Killed as Kill;
 
-use support::agent::{events_in, start, stop, wait_until, write};
 use vane_core::event::{State, Value};
+use vane_test_support::{Vane, events_in, stop, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn processes_by_pattern_and_pid_file_and_a_missing_one() {
@@ -36,7 +36,7 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
             d = dir.path().display()
         ),
     );
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
     let busy_pid = busy.0.id().to_string();
     wait_until(Duration::from_secs(30), "the busy process's CPU usage", || {

@@ -2,19 +2,19 @@
 //! prometheus-node-exporter (installed by scripts/install-test-deps.sh) and
 //! a real Prometheus's own /metrics (for histograms).
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::agent::{events_in, free_port, start, stop, wait_until, write};
-use support::prometheus::Prometheus;
 use vane_core::event::{Kind, Value};
+use vane_test_support::prometheus::Prometheus;
+use vane_test_support::{Vane, events_in, free_port, stop, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn node_exporter_and_prometheus_samples_become_events() {
     let port = free_port();
-    let _ne = support::proc::Killed(
+    let _ne = vane_test_support::proc::Killed(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // Debian enables the systemd collector, which fails without systemd.
@@ -26,7 +26,7 @@ fn node_exporter_and_prometheus_samples_become_events() {
     );
     let addr = format!("127.0.0.1:{port}");
     wait_until(Duration::from_secs(20), "node_exporter answers", || {
-        support::http::http_get(&addr, "/metrics").contains("node_load1")
+        vane_test_support::http::http_get(&addr, "/metrics").contains("node_load1")
     });
     let prom = Prometheus::start();
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +43,7 @@ fn node_exporter_and_prometheus_samples_become_events() {
             d = dir.path().display()
         ),
     );
-    let agent = start(&cfg);
+    let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(30), "both scrapes", || {
         let evs = events_in(&out);

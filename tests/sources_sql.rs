@@ -1,13 +1,13 @@
 //! The `sql` source against a real PostgreSQL (Debian's package, started
 //! by the test on loopback in a temporary folder).
 
-mod support;
-
 use std::time::Duration;
 
-use support::agent::{events_in, start_logged, stop, wait_for_log, wait_until, write};
-use support::postgres::Postgres;
 use vane_core::event::Value;
+use vane_test_support::postgres::Postgres;
+use vane_test_support::{Vane, events_in, stop, wait_for_log, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 #[test]
 fn each_row_becomes_an_event_with_tags_fields_and_time() {
@@ -35,7 +35,7 @@ fn each_row_becomes_an_event_with_tags_fields_and_time() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = start_logged(&cfg, &log);
+    let agent = VANE.start_logged(&cfg, &log);
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(30), "3 rows", || events_in(&out).len() >= 3);
     wait_for_log(&log, "column \"nope\" does not exist");

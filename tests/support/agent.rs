@@ -1,58 +1,141 @@
-//! Running the real `vane` binary in tests: write a config, start the
-//! agent, signal it, wait for a condition.
+//! Running the real `vane` binary (or a custom build of it) in tests: write
+//! a config, start the agent, signal it, wait for what it writes.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const VANE: &str = env!("CARGO_BIN_EXE_vane");
-
-pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
-}
+use vane_core::event::Event;
 
 /// A running agent: killed when dropped (the tests' one guard), so a test
 /// that fails half-way leaves no agent behind; `stop` ends it the way an
 /// operator would.
 pub type Agent = super::proc::Killed;
 
-/// `vane run -c CONFIG` with its output discarded.
-pub fn start(config: &Path) -> Agent {
-    start_with(config, &[])
-}
+/// The agent's log, line by line, when it is read through a pipe.
+pub type Log = std::io::Lines<BufReader<std::process::ChildStderr>>;
 
-/// The same, with extra environment variables.
-pub fn start_with(config: &Path, env: &[(&str, &str)]) -> Agent {
-    super::proc::Killed(
-        Command::new(VANE)
-            .args(["run", "-c", config.to_str().unwrap()])
+/// A vane binary: `Vane(env!("CARGO_BIN_EXE_vane"))`.
+#[derive(Clone, Copy)]
+pub struct Vane(pub &'static str);
+
+impl Vane {
+    /// A command for the binary, without the caller's log settings.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.0);
+        c.args(args).env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs the binary to its end.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("vane runs")
+    }
+
+    /// `vane test JOB -c CONFIG`: the events it printed (the test fails if it failed).
+    pub fn poll(&self, config: &Path, job: &str) -> Vec<Event> {
+        let out = self.output(&["test", job, "-c", config.to_str().unwrap()]);
+        assert!(out.status.success(), "vane test {job}: {}", text(&out.stderr));
+        events(&out.stdout)
+    }
+
+    /// `vane run -c CONFIG` with its output discarded.
+    pub fn start(&self, config: &Path) -> Agent {
+        self.start_with(config, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn start_with(&self, config: &Path, env: &[(&str, &str)]) -> Agent {
+        let child = self
+            .command(&["run", "-c", config.to_str().unwrap()])
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    )
-}
+            .unwrap();
+        super::proc::Killed(child)
+    }
 
-/// `vane run -c CONFIG` with its log written to `log`.
-pub fn start_logged(config: &Path, log: &Path) -> Agent {
-    super::proc::Killed(
-        Command::new(VANE)
-            .args(["run", "-c", config.to_str().unwrap()])
+    /// `vane run -c CONFIG` with its log written to `log`.
+    pub fn start_logged(&self, config: &Path, log: &Path) -> Agent {
+        let child = self
+            .command(&["run", "-c", config.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
-            .unwrap(),
-    )
+            .unwrap();
+        super::proc::Killed(child)
+    }
+
+    /// `vane run -c CONFIG` with its log on a pipe.
+    pub fn start_piped(&self, config: &Path) -> (Agent, Log) {
+        let mut child = self
+            .command(&["run", "-c", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = BufReader::new(child.stderr.take().unwrap()).lines();
+        (super::proc::Killed(child), log)
+    }
+
+    /// `vane engine ID -c CONFIG` fed `input`: what it printed, and its log.
+    pub fn engine(&self, config: &Path, id: &str, input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(&["engine", id, "-c", config.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
 }
 
-/// Waits until the agent's log contains `text` (a listener saying it is bound).
+/// Reads the log until a line contains `needle`.
+pub fn wait_log(log: &mut Log, needle: &str) {
+    let found = log.any(|l| l.is_ok_and(|l| l.contains(needle)));
+    assert!(found, "vane never logged {needle:?}");
+}
+
+/// Keeps reading the log in the background so the agent never blocks on it.
+pub fn drain(log: Log) {
+    std::thread::spawn(move || log.for_each(drop));
+}
+
+/// Writes a file (and the folders it is in).
+pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Events in line protocol, one a line.
+pub fn events(lines: &[u8]) -> Vec<Event> {
+    text(lines)
+        .lines()
+        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
+        .collect()
+}
+
+/// The events of a line-protocol file written by a `file` sink.
+pub fn events_in(path: &Path) -> Vec<Event> {
+    events(&std::fs::read(path).unwrap_or_default())
+}
+
+/// Waits until the agent's log file contains `text` (a listener saying it is bound).
 pub fn wait_for_log(log: &Path, text: &str) {
-    wait_until(Duration::from_secs(30), text, || {
-        std::fs::read_to_string(log).unwrap_or_default().contains(text)
-    });
+    wait_for_file(log, Duration::from_secs(30), |t| t.contains(text));
 }
 
 /// A loopback port free at the time of the call.
@@ -64,25 +147,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The events of a line-protocol file written by a `file` sink.
-pub fn events_in(path: &Path) -> Vec<vane_core::event::Event> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
-        .collect()
-}
-
 pub fn signal(child: &Child, sig: i32) {
     // SAFETY: kill only sends a signal to a process this test started.
-    unsafe { kill(child.id() as i32, sig) };
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "signal sent");
 }
 
 /// SIGTERM, then waits; the exit code.
 pub fn stop(mut agent: Agent) -> Option<i32> {
-    signal(&agent, 15);
+    signal(&agent, libc::SIGTERM);
     // Once waited for, the guard's kill is a no-op (std knows it exited).
     agent.wait().ok()?.code()
+}
+
+/// Waits for the child to exit, up to `limit`; fails the test otherwise.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> (i32, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code().unwrap_or(-1), start.elapsed());
+        }
+        assert!(start.elapsed() < limit, "vane did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls `cond` until it holds; fails the test after `limit`.
@@ -90,22 +177,31 @@ pub fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
-/// A field of the latest `vane_job` event of `job` in a line-protocol
-/// file written by the `internal` source (0 until there is one).
-pub fn figure(stats: &Path, job: &str, field: &str) -> f64 {
-    std::fs::read_to_string(stats)
-        .unwrap_or_default()
-        .lines()
+/// Waits until `cond` holds on the file's text (the agent writing is the
+/// signal); the text.
+pub fn wait_for_file(path: &Path, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let what = format!("a condition on {}", path.display());
+    wait_until(limit, &what, || {
+        cond(&std::fs::read_to_string(path).unwrap_or_default())
+    });
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A field of the latest `vane_job` event of `job` in line protocol written
+/// by the `internal` source (0 until there is one).
+pub fn figure(text: &str, job: &str, field: &str) -> f64 {
+    text.lines()
         .rfind(|l| l.starts_with("vane_job,") && l.contains(&format!(",job={job},")))
         .and_then(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
         .and_then(|e| e.get_field(field)?.as_f64())
         .unwrap_or(0.0)
 }
 
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
+/// [`figure`] in a file the `internal` source writes to.
+pub fn figure_in(path: &Path, job: &str, field: &str) -> f64 {
+    figure(&std::fs::read_to_string(path).unwrap_or_default(), job, field)
 }

@@ -13,3 +13,16 @@ pub fn http_get(addr: &str, path: &str) -> String {
     let _ = s.read_to_string(&mut r);
     r
 }
+
+/// `q` for a URL's query: letters and digits as they are, the rest %-encoded.
+pub fn urlencode(q: &str) -> String {
+    q.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

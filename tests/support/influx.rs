@@ -85,7 +85,7 @@ impl Influx {
     pub fn pause(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SAFETY: signals the server we started.
-            unsafe { kill(c.id() as i32, 15) };
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let _ = c.wait();
         }
     }
@@ -95,16 +95,7 @@ impl Influx {
     }
 
     pub fn query(&self, q: &str) -> String {
-        let enc: String = q
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let enc = super::http::urlencode(q);
         match &self.auth {
             Some((u, p)) => self.get(&format!("/query?u={u}&p={p}&q={enc}")),
             None => self.get(&format!("/query?q={enc}")),
@@ -126,8 +117,4 @@ impl Drop for Influx {
     fn drop(&mut self) {
         self.pause();
     }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }

@@ -23,17 +23,13 @@ fn bin(name: &str) -> PathBuf {
 /// server refuses to run as root).
 fn as_owner(program: PathBuf) -> Command {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
         c
     } else {
         Command::new(program)
     }
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
 }
 
 impl Postgres {
@@ -43,7 +39,7 @@ impl Postgres {
         // The server's user must reach and own its folder.
         Command::new("chmod").arg("755").arg(dir.path()).status().unwrap();
         std::fs::create_dir(&data).unwrap();
-        if unsafe { geteuid() } == 0 {
+        if unsafe { libc::geteuid() } == 0 {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
                 .arg(&data)

@@ -59,16 +59,7 @@ impl Prometheus {
 
     /// The value of an instant query with one result, or None.
     pub fn value(&self, promql: &str) -> Option<f64> {
-        let enc: String = promql
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let enc = super::http::urlencode(promql);
         let r = self.get(&format!("/api/v1/query?query={enc}"));
         let body = r.split("\r\n\r\n").nth(1)?;
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -79,11 +70,7 @@ impl Prometheus {
 impl Drop for Prometheus {
     fn drop(&mut self) {
         // SAFETY: signals the server this test started.
-        unsafe { kill(self.child.id() as i32, 15) };
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }

@@ -5,7 +5,7 @@
 //! ```
 //! use vane_core::prelude::*;
 //!
-//! #[derive(Default)]
+//! #[derive(serde::Deserialize)]
 //! struct Random;
 //!
 //! impl Source for Random {

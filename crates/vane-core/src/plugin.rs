@@ -5,7 +5,8 @@
 //! default. Every plugin also implements [`Build`], which turns its typed
 //! config into an instance (the
 //! runtime calls it again to rebuild an instance that panicked or asked to
-//! restart); a plugin without config derives `Default` and needs no `build`.
+//! restart); a plugin that is its own config derives `Deserialize` and needs
+//! no `build`.
 //! Each call's error names what the runtime then does ([`crate::error`]).
 
 use std::future::Future;
@@ -47,12 +48,14 @@ pub trait Build: Sized + Send + 'static {
     fn build(config: Self::Config, ctx: &Context) -> Result<Self, BuildError>;
 }
 
-/// A plugin without config is its `Default`; its `config:` block must be empty.
-impl<T: Default + Send + 'static> Build for T {
-    type Config = ();
+/// A plugin that is its own config is read from its `config:` block and has
+/// nothing more to build: derive `Deserialize` (a unit struct for a plugin
+/// without config; state it keeps between calls is `#[serde(skip)]`).
+impl<T: DeserializeOwned + Send + 'static> Build for T {
+    type Config = T;
 
-    fn build(_: (), _: &Context) -> Result<T, BuildError> {
-        Ok(T::default())
+    fn build(config: T, _: &Context) -> Result<T, BuildError> {
+        Ok(config)
     }
 }
 
@@ -64,7 +67,7 @@ impl<T: Default + Send + 'static> Build for T {
 /// ```
 /// use vane_core::prelude::*;
 ///
-/// #[derive(Default)]
+/// #[derive(serde::Deserialize)]
 /// struct HelloWorld;
 ///
 /// impl Source for HelloWorld {

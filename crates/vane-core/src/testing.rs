@@ -7,7 +7,7 @@
 //! use vane_core::prelude::*;
 //! use vane_core::testing::Harness;
 //!
-//! #[derive(Default)]
+//! #[derive(serde::Deserialize)]
 //! struct HelloWorld;
 //! impl Source for HelloWorld {
 //!     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
@@ -333,7 +333,7 @@ mod tests {
     use crate::prelude::*;
     use std::time::Duration;
 
-    #[derive(Default)]
+    #[derive(serde::Deserialize)]
     struct Doubler;
     impl Engine for Doubler {
         fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
@@ -347,7 +347,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
+    #[derive(serde::Deserialize)]
     struct Ticker;
     impl Service for Ticker {
         async fn run(self, ctx: Context) -> Result<(), ServiceError> {
@@ -360,14 +360,17 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Keeper(Vec<Event>);
+    #[derive(serde::Deserialize)]
+    struct Keeper {
+        #[serde(skip)]
+        kept: Vec<Event>,
+    }
     impl Sink for Keeper {
         async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
             if b.is_empty() {
                 return Err(SinkError::give_up("an empty batch"));
             }
-            self.0.extend_from_slice(b);
+            self.kept.extend_from_slice(b);
             Ok(())
         }
     }
@@ -398,7 +401,7 @@ mod tests {
         h.send(&mut s, &[Event::gauge("y", 2)]).await.unwrap();
         let err = h.send(&mut s, &[]).await.unwrap_err();
         assert_eq!(err.action(), SinkAction::GiveUp);
-        assert_eq!(s.0.len(), 1);
+        assert_eq!(s.kept.len(), 1);
     }
 
     #[test]

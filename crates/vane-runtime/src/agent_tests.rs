@@ -13,17 +13,20 @@ static BINS: LazyLock<Mutex<Bins>> = LazyLock::new(Default::default);
 static ARRIVED: Notify = Notify::const_new();
 
 /// Emits 1, 2, 3 … one per poll.
-#[derive(Default)]
-struct Seq(u64);
+#[derive(serde::Deserialize)]
+struct Seq {
+    #[serde(skip)]
+    n: u64,
+}
 impl Source for Seq {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        self.0 += 1;
-        Ok(vec![Event::counter("seq", self.0)])
+        self.n += 1;
+        Ok(vec![Event::counter("seq", self.n)])
     }
 }
 
 /// Doubles every event; beats a `beat` event.
-#[derive(Default)]
+#[derive(serde::Deserialize)]
 struct Dup;
 impl Engine for Dup {
     fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
@@ -39,7 +42,7 @@ impl Engine for Dup {
 
 /// A long-running source in Tourbillon's shape: wait until ready, then
 /// loop while the agent runs.
-#[derive(Default)]
+#[derive(serde::Deserialize)]
 struct Loop;
 impl Service for Loop {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
@@ -100,13 +103,16 @@ impl Sink for Col {
 }
 
 /// Emits n for eight series (tag s=0..7) per poll.
-#[derive(Default)]
-struct Many(u64);
+#[derive(serde::Deserialize)]
+struct Many {
+    #[serde(skip)]
+    n: u64,
+}
 impl Source for Many {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        self.0 += 1;
+        self.n += 1;
         Ok((0..8)
-            .map(|s| Event::counter("many", self.0).tag("s", s.to_string()))
+            .map(|s| Event::counter("many", self.n).tag("s", s.to_string()))
             .collect())
     }
 }
@@ -174,14 +180,17 @@ impl Sink for Gate {
 static POLLED: LazyLock<Mutex<HashMap<String, u64>>> = LazyLock::new(Default::default);
 
 /// Counts 1, 2, 3 … and remembers how far it got, per job.
-#[derive(Default)]
-struct Numbered(u64);
+#[derive(serde::Deserialize)]
+struct Numbered {
+    #[serde(skip)]
+    n: u64,
+}
 impl Source for Numbered {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
-        self.0 += 1;
-        POLLED.lock().unwrap().insert(ctx.job().to_owned(), self.0);
+        self.n += 1;
+        POLLED.lock().unwrap().insert(ctx.job().to_owned(), self.n);
         ARRIVED.notify_waiters();
-        Ok(vec![Event::counter("n", self.0)])
+        Ok(vec![Event::counter("n", self.n)])
     }
 }
 

@@ -196,7 +196,7 @@ impl Sink for Sends {
 }
 
 /// Counts its polls (the clock other jobs are measured against).
-#[derive(Default)]
+#[derive(serde::Deserialize)]
 struct Clock;
 impl Source for Clock {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {

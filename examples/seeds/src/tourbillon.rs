@@ -30,7 +30,7 @@ pub use vane_plugins::sinks::influxdb::Retention;
 /// Settings of the Tourbillon-style plugin.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TourbillonConfig {
+pub struct Tourbillon {
     pub database: Database,
     /// Time between two collections. Default: 10s.
     #[serde(default = "ten_seconds")]
@@ -39,10 +39,6 @@ pub struct TourbillonConfig {
 
 fn ten_seconds() -> vane_core::Duration {
     vane_core::Duration::from_secs(10)
-}
-
-pub struct Tourbillon {
-    cfg: TourbillonConfig,
 }
 
 /// Sends one InfluxQL statement to InfluxDB 1.x's `/query`; errors carry
@@ -78,20 +74,12 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-impl Build for Tourbillon {
-    type Config = TourbillonConfig;
-
-    fn build(cfg: TourbillonConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Tourbillon { cfg })
-    }
-}
-
 impl Service for Tourbillon {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         // `yield from agent.run_event.wait()`
         ctx.ready().await;
         // `config = agent.config['myplugin_config_file']` — already typed.
-        let db = &self.cfg.database;
+        let db = &self.database;
         // `agent.create_database(**db_config)`: both statements leave an
         // existing database or policy alone.
         let rp = &db.retention;
@@ -115,7 +103,7 @@ impl Service for Tourbillon {
             n += 1;
             ctx.emit(Event::counter("tourbillon_loops", n).tag("database", db.name.clone()))
                 .await;
-            if !ctx.sleep(self.cfg.every.get()).await {
+            if !ctx.sleep(self.every.get()).await {
                 return Ok(());
             }
         }

@@ -4,34 +4,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vane_core::event::{Event, State, Value};
+use vane_test_support::influx::Influx;
+use vane_test_support::{Vane, events, stop, wait_for_file};
 
-const VANE: &str = env!("CARGO_BIN_EXE_vane-seeds");
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane-seeds"));
 const LUA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lua");
 
 fn config(dir: &Path, body: &str) -> PathBuf {
-    let p = dir.join("vane.yaml");
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
-fn events(stdout: &[u8]) -> Vec<Event> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
-        .collect()
-}
-
-fn poll(cfg: &Path, job: &str) -> Vec<Event> {
-    let out = Command::new(VANE)
-        .args(["test", job, "-c", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{job}: {}", String::from_utf8_lossy(&out.stderr));
-    events(&out.stdout)
+    vane_test_support::write(dir, "vane.yaml", body)
 }
 
 fn value(e: &Event) -> f64 {
@@ -39,26 +22,7 @@ fn value(e: &Event) -> f64 {
 }
 
 fn wait_for(path: &Path, cond: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let t = std::fs::read_to_string(path).unwrap_or_default();
-        if cond(&t) {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "not met within 20s:\n{t}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn stop(mut child: std::process::Child) {
-    // SAFETY: signals the agent we started.
-    unsafe { libc_kill(child.id() as i32, 15) };
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
+    wait_for_file(path, Duration::from_secs(20), cond)
 }
 
 #[test]
@@ -76,7 +40,7 @@ fn duct_hello_world_flip_flop_and_process_count_in_rust_and_lua() {
              sinks:\n  - {{ id: out, plugin: stdout }}\n"
         ),
     );
-    let h = poll(&cfg, "hello");
+    let h = VANE.poll(&cfg, "hello");
     assert_eq!(
         (h[0].name.as_str(), value(&h[0]), h[0].state),
         ("hello", 0.0, Some(State::Ok))
@@ -84,14 +48,14 @@ fn duct_hello_world_flip_flop_and_process_count_in_rust_and_lua() {
     assert_eq!(h[0].description.as_deref(), Some("Hello world!"));
     for job in ["flip", "flip_lua"] {
         // One poll per run: the first poll of a fresh instance gives 0.
-        let e = poll(&cfg, job);
+        let e = VANE.poll(&cfg, job);
         assert_eq!(value(&e[0]), 0.0, "{job}");
         assert_eq!(e[0].description.as_deref(), Some("Hello world!"));
     }
-    let ps = Command::new("/bin/ps").arg("-e").output().unwrap();
+    let ps = std::process::Command::new("/bin/ps").arg("-e").output().unwrap();
     let expected = String::from_utf8_lossy(&ps.stdout).trim().lines().count() as f64 - 1.0;
     for job in ["procs", "procs_lua"] {
-        let e = poll(&cfg, job);
+        let e = VANE.poll(&cfg, job);
         let n = value(&e[0]);
         // Processes come and go between the two counts.
         assert!((n - expected).abs() <= 5.0, "{job}: {n} against {expected}");
@@ -113,16 +77,12 @@ fn duct_flip_flop_keeps_its_state_between_polls() {
             out.display()
         ),
     );
-    let child = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = VANE.start(&cfg);
     let t = wait_for(&out, |t| {
         t.lines().filter(|l| l.contains("lang=lua")).count() >= 4
             && t.lines().filter(|l| !l.contains("lang=lua")).count() >= 4
     });
-    stop(child);
+    assert_eq!(stop(child), Some(0));
     for lua in [false, true] {
         let vals: Vec<f64> = events(t.as_bytes())
             .iter()
@@ -138,18 +98,7 @@ fn duct_flip_flop_keeps_its_state_between_polls() {
 fn duct_number_proxy_listens_and_emits_numbers_in_rust_and_lua() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.lp");
-    let (rust, lua) = (
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(),
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port(),
-    );
+    let (rust, lua) = (vane_test_support::free_port(), vane_test_support::free_port());
     let cfg = config(
         dir.path(),
         &format!(
@@ -160,11 +109,7 @@ fn duct_number_proxy_listens_and_emits_numbers_in_rust_and_lua() {
             out.display()
         ),
     );
-    let child = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = VANE.start(&cfg);
     for port in [rust, lua] {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut sock = loop {
@@ -179,7 +124,7 @@ fn duct_number_proxy_listens_and_emits_numbers_in_rust_and_lua() {
         sock.write_all(b"1.5\nnot a number\n42\n-7e1\n").unwrap();
     }
     let t = wait_for(&out, |t| t.lines().count() >= 6);
-    stop(child);
+    assert_eq!(stop(child), Some(0));
     for lang in ["rust", "lua"] {
         let vals: Vec<f64> = events(t.as_bytes())
             .iter()
@@ -204,20 +149,7 @@ fn canopsis_work_and_beat_in_rust_and_lua() {
         ),
     );
     for engine in ["rust", "lua"] {
-        let mut child = Command::new(VANE)
-            .args(["engine", engine, "-c", cfg.to_str().unwrap()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"a v=1 1\nb v=2 2\nc v=3 3\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = VANE.engine(&cfg, engine, "a v=1 1\nb v=2 2\nc v=3 3\n");
         let evs = events(&out.stdout);
         let names: Vec<&str> = evs.iter().map(|e| e.name.as_str()).collect();
         // Three events marked by the work task, then the beat's summary at the end of input.
@@ -251,7 +183,7 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
             out.display()
         ),
     );
-    let cpu = poll(&cfg, "cpu");
+    let cpu = VANE.poll(&cfg, "cpu");
     let counters: Vec<&Event> = cpu.iter().filter(|e| e.name == "cpu").collect();
     let instances: Vec<&Event> = cpu.iter().filter(|e| e.name == "instance").collect();
     assert!(!counters.is_empty() && counters.len() == instances.len());
@@ -269,18 +201,14 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
             .any(|e| e.get_tag("resource_id").unwrap().ends_with(&me)),
         "this test's own process is listed"
     );
-    let child = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = VANE.start(&cfg);
     let t = wait_for(&out, |t| {
         t.lines()
             .filter(|l| l.contains("event_type=compute.instance.delete.start"))
             .count()
             >= 1
     });
-    stop(child);
+    assert_eq!(stop(child), Some(0));
     let samples: Vec<Event> = events(t.as_bytes())
         .into_iter()
         .filter(|e| e.get_tag("event_type").is_some())
@@ -316,16 +244,12 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
             out.display()
         ),
     );
-    let child = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = VANE.start(&cfg);
     let t = wait_for(&out, |t| {
         t.lines().filter(|l| l.starts_with("random_3_value_y")).count() >= 1
             && t.lines().filter(|l| l.starts_with("random_3_value_z")).count() >= 3
     });
-    stop(child);
+    assert_eq!(stop(child), Some(0));
     let evs = events(t.as_bytes());
     let z = evs.iter().filter(|e| e.name == "random_3_value_z").count();
     let x = evs.iter().filter(|e| e.name == "random_3_value_x").count();
@@ -333,13 +257,6 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
     assert!(z >= 3 && z <= x + 2, "z {z}, x {x}");
     assert!(evs.iter().all(|e| e.get_tag("board") == Some("Random Board")));
 }
-
-#[path = "../../../tests/support/http.rs"]
-mod http;
-#[path = "../../../tests/support/influx.rs"]
-#[allow(dead_code)]
-mod influx;
-use influx::Influx;
 
 #[test]
 fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
@@ -365,13 +282,9 @@ fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
     );
     // The database exists already with another policy: it must be left alone.
     assert!(influx.query("CREATE DATABASE metrics").contains("results"));
-    let child = Command::new(VANE)
-        .args(["run", "-c", cfg.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = VANE.start(&cfg);
     let t = wait_for(&out, |t| t.lines().count() >= 3);
-    stop(child);
+    assert_eq!(stop(child), Some(0));
     let loops: Vec<f64> = events(t.as_bytes()).iter().map(value).collect();
     assert_eq!(&loops[..3], &[1.0, 2.0, 3.0]);
     let dbs = influx.query("SHOW DATABASES");

@@ -687,7 +687,7 @@ mod tests {
     }
 
     #[derive(Deserialize, Debug)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "read by serde only: the tests need the keys")]
     struct Inner {
         url: String,
         #[serde(default)]
@@ -695,7 +695,7 @@ mod tests {
     }
 
     #[derive(Deserialize, Debug)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "read by serde only: the tests need the keys")]
     struct Outer {
         name: Spanned<String>,
         inner: Inner,

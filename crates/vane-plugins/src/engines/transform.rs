@@ -9,7 +9,7 @@ use vane_core::prelude::*;
 /// Settings of the `transform` engine; each step is optional.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub struct TransformConfig {
+pub struct Transform {
     /// Event names to rename: `{old: new}`; applied before the prefix.
     #[serde(default)]
     pub rename: BTreeMap<String, String>,
@@ -137,37 +137,25 @@ impl TryFrom<RawConversion> for Conversion {
     }
 }
 
-pub struct Transform {
-    cfg: TransformConfig,
-}
-
-impl Build for Transform {
-    type Config = TransformConfig;
-
-    fn build(cfg: TransformConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Transform { cfg })
-    }
-}
-
 impl Engine for Transform {
     fn process(&mut self, mut ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
-        if let Some(new) = self.cfg.rename.get(&ev.name) {
+        if let Some(new) = self.rename.get(&ev.name) {
             ev.name = new.clone();
         }
-        if !self.cfg.prefix.is_empty() {
-            ev.name.insert_str(0, &self.cfg.prefix);
+        if !self.prefix.is_empty() {
+            ev.name.insert_str(0, &self.prefix);
         }
-        if !self.cfg.remove_tags.is_empty() {
-            ev.tags.retain(|(k, _)| !self.cfg.remove_tags.contains(k));
+        if !self.remove_tags.is_empty() {
+            ev.tags.retain(|(k, _)| !self.remove_tags.contains(k));
         }
-        for (k, v) in &self.cfg.add_tags {
+        for (k, v) in &self.add_tags {
             ev.set_tag(k, v.clone());
         }
-        if let Some(h) = &self.cfg.host {
+        if let Some(h) = &self.host {
             ev.host = h.clone();
         }
         for (k, v) in ev.fields.iter_mut() {
-            if let Some(c) = self.cfg.convert.get(k)
+            if let Some(c) = self.convert.get(k)
                 && let Some(x) = v.as_f64().filter(|_| !matches!(v, Value::Bool(_)))
             {
                 *v = Value::Float(x * c.factor);
@@ -187,7 +175,7 @@ mod tests {
     fn renames_prefixes_and_tags() {
         let h = Harness::new("t");
         let mut t = Transform::build(
-            TransformConfig {
+            Transform {
                 rename: [("load".to_owned(), "system_load".to_owned())].into(),
                 prefix: "web.".into(),
                 add_tags: [("dc".to_owned(), "par1".to_owned())].into(),

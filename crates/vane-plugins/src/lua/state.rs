@@ -12,7 +12,7 @@ use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
 use vane_core::prelude::*;
 
 use super::convert::{events_from_lua, json_to_lua};
-use super::event::{Lent, SharedLent};
+use super::event::SharedLent;
 use super::{LuaConfig, ScriptError};
 
 const HOOK_EVERY: u32 = 1000;

@@ -226,7 +226,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Settings of the `tcp` check.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct TcpCheckConfig {
+pub struct TcpCheck {
     /// `HOST:PORT`.
     pub address: String,
     /// Default: 10s, for connecting and for the whole exchange.
@@ -243,26 +243,12 @@ pub struct TcpCheckConfig {
     pub name: Option<String>,
 }
 
-/// `tcp`: connect time, and optionally a send/expect exchange.
-pub struct TcpCheck {
-    cfg: TcpCheckConfig,
-}
-
-impl Build for TcpCheck {
-    type Config = TcpCheckConfig;
-
-    fn build(cfg: TcpCheckConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(TcpCheck { cfg })
-    }
-}
-
 impl Source for TcpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        let mut e =
-            Event::new(self.cfg.name.clone().unwrap_or_else(|| "tcp".into())).tag("address", self.cfg.address.clone());
-        let limit = self.cfg.timeout.get();
+        let mut e = Event::new(self.name.clone().unwrap_or_else(|| "tcp".into())).tag("address", self.address.clone());
+        let limit = self.timeout.get();
         let start = Instant::now();
-        let connected = tokio::time::timeout(limit, tokio::net::TcpStream::connect(&self.cfg.address)).await;
+        let connected = tokio::time::timeout(limit, tokio::net::TcpStream::connect(&self.address)).await;
         let mut sock = match connected {
             Ok(Ok(s)) => s,
             Ok(Err(err)) => return Ok(vec![down(e, err.to_string())]),
@@ -270,12 +256,12 @@ impl Source for TcpCheck {
         };
         e = e.field("connect_time", start.elapsed().as_secs_f64());
         let mut up = true;
-        if self.cfg.send.is_some() || self.cfg.expect.is_some() {
+        if self.send.is_some() || self.expect.is_some() {
             let exchange = async {
-                if let Some(s) = &self.cfg.send {
+                if let Some(s) = &self.send {
                     sock.write_all(s.as_bytes()).await?;
                 }
-                let Some(want) = &self.cfg.expect else {
+                let Some(want) = &self.expect else {
                     return Ok::<_, std::io::Error>(true);
                 };
                 let mut got = Vec::new();
@@ -301,7 +287,7 @@ impl Source for TcpCheck {
                 Err(_) => false,
             };
             e = e.field("response_time", start.elapsed().as_secs_f64());
-            if self.cfg.expect.is_some() {
+            if self.expect.is_some() {
                 e = e.field("matched", matched);
                 up = matched;
                 if !matched {

@@ -324,7 +324,7 @@ impl Source for Processes {
 /// Settings of the `disk` source.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct DiskConfig {
+pub struct Disk {
     /// Only these mount points. Default: every mount not ignored below.
     #[serde(default)]
     pub mount_points: Vec<String>,
@@ -366,11 +366,6 @@ fn default_ignore_fs() -> Vec<String> {
     .collect()
 }
 
-/// Usage of each mounted file system: bytes and inodes total, used, free.
-pub struct Disk {
-    cfg: DiskConfig,
-}
-
 fn statvfs(path: &str) -> std::io::Result<libc::statvfs> {
     let c = std::ffi::CString::new(path)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
@@ -382,22 +377,14 @@ fn statvfs(path: &str) -> std::io::Result<libc::statvfs> {
     Ok(s)
 }
 
-impl Build for Disk {
-    type Config = DiskConfig;
-
-    fn build(cfg: DiskConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Disk { cfg })
-    }
-}
-
 impl Source for Disk {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let mounts = procfs::mounts().map_err(|e| proc_err("/proc/mounts", e))?;
         let mut seen = std::collections::HashSet::new();
         let wanted: Vec<(String, String, String)> = mounts
             .into_iter()
-            .filter(|m| !self.cfg.ignore_fs.contains(&m.fs_vfstype))
-            .filter(|m| self.cfg.mount_points.is_empty() || self.cfg.mount_points.contains(&m.fs_file))
+            .filter(|m| !self.ignore_fs.contains(&m.fs_vfstype))
+            .filter(|m| self.mount_points.is_empty() || self.mount_points.contains(&m.fs_file))
             .filter(|m| seen.insert(m.fs_file.clone()))
             .map(|m| (m.fs_file, m.fs_spec, m.fs_vfstype))
             .collect();
@@ -455,23 +442,10 @@ impl Source for Disk {
 /// Settings of the `diskio` source.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub struct DiskioConfig {
+pub struct Diskio {
     /// Only these devices (names as in /proc/diskstats). Default: all but loop and ram devices.
     #[serde(default)]
     pub devices: Vec<String>,
-}
-
-/// Cumulative I/O per block device: operations, bytes and time.
-pub struct Diskio {
-    cfg: DiskioConfig,
-}
-
-impl Build for Diskio {
-    type Config = DiskioConfig;
-
-    fn build(cfg: DiskioConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Diskio { cfg })
-    }
 }
 
 impl Source for Diskio {
@@ -480,10 +454,10 @@ impl Source for Diskio {
         Ok(stats
             .into_iter()
             .filter(|d| {
-                if self.cfg.devices.is_empty() {
+                if self.devices.is_empty() {
                     !d.name.starts_with("loop") && !d.name.starts_with("ram")
                 } else {
-                    self.cfg.devices.contains(&d.name)
+                    self.devices.contains(&d.name)
                 }
             })
             .map(|d| {
@@ -509,23 +483,10 @@ impl Source for Diskio {
 /// Settings of the `net` source.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
-pub struct NetConfig {
+pub struct Net {
     /// Only these interfaces. Default: all.
     #[serde(default)]
     pub interfaces: Vec<String>,
-}
-
-/// Cumulative traffic per network interface: bytes, packets, errors, drops.
-pub struct Net {
-    cfg: NetConfig,
-}
-
-impl Build for Net {
-    type Config = NetConfig;
-
-    fn build(cfg: NetConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Net { cfg })
-    }
 }
 
 impl Source for Net {
@@ -534,7 +495,7 @@ impl Source for Net {
             procfs::net::dev_status().map_err(|e| proc_err("/proc/net/dev", e))?;
         let mut names: Vec<&String> = devs
             .keys()
-            .filter(|n| self.cfg.interfaces.is_empty() || self.cfg.interfaces.contains(n))
+            .filter(|n| self.interfaces.is_empty() || self.interfaces.contains(n))
             .collect();
         names.sort();
         Ok(names
@@ -621,7 +582,7 @@ mod tests {
 
     #[tokio::test]
     async fn disk_net_and_diskio_honour_filters() {
-        let d = poll::<Disk>(DiskConfig {
+        let d = poll::<Disk>(Disk {
             mount_points: vec!["/".into()],
             ignore_fs: vec![],
         })
@@ -629,13 +590,13 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].get_tag("path"), Some("/"));
         assert!(f(&d[0], "total") >= f(&d[0], "used"));
-        let n = poll::<Net>(NetConfig {
+        let n = poll::<Net>(Net {
             interfaces: vec!["lo".into()],
         })
         .await;
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].get_tag("interface"), Some("lo"));
-        let io = poll::<Diskio>(DiskioConfig::default()).await;
+        let io = poll::<Diskio>(Diskio::default()).await;
         assert!(io.iter().all(|e| !e.get_tag("name").unwrap().starts_with("loop")));
     }
 }

@@ -431,7 +431,7 @@ mod tests {
     struct Nested {
         timeout: Duration,
     }
-    #[derive(Default)]
+    #[derive(serde::Deserialize)]
     struct Eng;
     impl Engine for Eng {
         fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
@@ -439,7 +439,7 @@ mod tests {
             Ok(())
         }
     }
-    #[derive(Default)]
+    #[derive(serde::Deserialize)]
     struct Snk;
     impl Sink for Snk {
         async fn send(&mut self, _: &[Event], _: &Context) -> Result<(), SinkError> {

@@ -1,9 +1,11 @@
 //! Duct's flip-flop `HelloWorld`: a bit kept between polls, 0 then 1 then 0…
 
+use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Default)]
+#[derive(Deserialize)]
 pub struct FlipFlop {
+    #[serde(skip)]
     bit: bool,
 }
 

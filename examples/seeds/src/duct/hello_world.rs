@@ -1,8 +1,9 @@
 //! Duct's `HelloWorld`: `createEvent('ok', 'Hello world!', 0)` on every poll.
 
+use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Default)]
+#[derive(Deserialize)]
 pub struct HelloWorld;
 
 impl Source for HelloWorld {

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Default)]
+#[derive(Deserialize)]
 pub struct ProcessCount;
 
 impl Source for ProcessCount {
