@@ -60,6 +60,12 @@ impl Service for Loop {
 
 /// Fills two flows from two tasks on their own intervals (Telemetry's shape).
 struct Flows;
+impl Source for Flows {
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        Ok(vec![])
+    }
+}
+
 impl Build for Flows {
     type Config = ();
     fn build(_: (), ctx: &Context) -> Result<Self, BuildError> {
@@ -72,23 +78,12 @@ impl Build for Flows {
         Ok(Flows)
     }
 }
-impl Source for Flows {
-    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        Ok(vec![])
-    }
-}
 
 /// Collects into the global bin its config names.
 struct Col(String);
 #[derive(serde::Deserialize)]
 struct ColConfig {
     bin: String,
-}
-impl Build for Col {
-    type Config = ColConfig;
-    fn build(c: ColConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Col(c.bin))
-    }
 }
 impl Sink for Col {
     async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
@@ -99,6 +94,13 @@ impl Sink for Col {
             .extend_from_slice(b);
         ARRIVED.notify_waiters();
         Ok(())
+    }
+}
+
+impl Build for Col {
+    type Config = ColConfig;
+    fn build(c: ColConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Col(c.bin))
     }
 }
 
@@ -121,16 +123,17 @@ static WORKER_IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsi
 
 /// Tags each event with the instance that processed it.
 struct Who(usize);
-impl Build for Who {
-    type Config = ();
-    fn build(_: (), _: &Context) -> Result<Self, BuildError> {
-        Ok(Who(WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
-    }
-}
 impl Engine for Who {
     fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         out.push(e.tag("worker", self.0.to_string()));
         Ok(())
+    }
+}
+
+impl Build for Who {
+    type Config = ();
+    fn build(_: (), _: &Context) -> Result<Self, BuildError> {
+        Ok(Who(WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
     }
 }
 
@@ -148,12 +151,6 @@ struct Gate(String);
 #[derive(serde::Deserialize)]
 struct GateConfig {
     gate: String,
-}
-impl Build for Gate {
-    type Config = GateConfig;
-    fn build(c: GateConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Gate(c.gate))
-    }
 }
 impl Sink for Gate {
     async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
@@ -174,6 +171,13 @@ impl Sink for Gate {
             .extend_from_slice(b);
         ARRIVED.notify_waiters();
         Ok(())
+    }
+}
+
+impl Build for Gate {
+    type Config = GateConfig;
+    fn build(c: GateConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Gate(c.gate))
     }
 }
 

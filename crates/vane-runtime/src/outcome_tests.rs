@@ -54,16 +54,6 @@ fn step(script: &[String], n: usize) -> &str {
 
 /// A source whose polls follow its script; emits (call, instance).
 struct Polls(Vec<String>, usize);
-impl Build for Polls {
-    type Config = Script;
-    fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
-        let n = with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        });
-        Ok(Polls(c.steps, n))
-    }
-}
 impl Source for Polls {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let n = with_log(ctx.job(), |l| {
@@ -80,15 +70,19 @@ impl Source for Polls {
     }
 }
 
-/// A service that emits once, then ends as its script's first step says.
-struct Runs(Vec<String>);
-impl Build for Runs {
+impl Build for Polls {
     type Config = Script;
     fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
-        with_log(ctx.job(), |l| l.builds += 1);
-        Ok(Runs(c.steps))
+        let n = with_log(ctx.job(), |l| {
+            l.builds += 1;
+            l.builds
+        });
+        Ok(Polls(c.steps, n))
     }
 }
+
+/// A service that emits once, then ends as its script's first step says.
+struct Runs(Vec<String>);
 impl Service for Runs {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let n = with_log(ctx.job(), |l| {
@@ -107,18 +101,17 @@ impl Service for Runs {
     }
 }
 
+impl Build for Runs {
+    type Config = Script;
+    fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
+        with_log(ctx.job(), |l| l.builds += 1);
+        Ok(Runs(c.steps))
+    }
+}
+
 /// An engine that fails on events whose `act` field says so; passes the
 /// rest tagged with its instance number.
 struct Acts(usize);
-impl Build for Acts {
-    type Config = ();
-    fn build(_: (), ctx: &Context) -> Result<Self, BuildError> {
-        Ok(Acts(with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        })))
-    }
-}
 impl Engine for Acts {
     fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         // What a failing call pushed must not get out.
@@ -136,18 +129,22 @@ impl Engine for Acts {
     }
 }
 
+impl Build for Acts {
+    type Config = ();
+    fn build(_: (), ctx: &Context) -> Result<Self, BuildError> {
+        Ok(Acts(with_log(ctx.job(), |l| {
+            l.builds += 1;
+            l.builds
+        })))
+    }
+}
+
 /// A source that emits its list once, in one poll.
 #[derive(serde::Deserialize)]
 struct ListConfig {
     acts: Vec<String>,
 }
 struct List(Option<Vec<String>>);
-impl Build for List {
-    type Config = ListConfig;
-    fn build(c: ListConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(List(Some(c.acts)))
-    }
-}
 impl Source for List {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let acts = self.0.take().unwrap_or_default();
@@ -159,23 +156,15 @@ impl Source for List {
     }
 }
 
-/// A sink whose sends follow its script; keeps what it took.
-struct Sends(Vec<String>);
-impl Build for Sends {
-    type Config = Script;
-    fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
-        let failures = c.steps.iter().take_while(|s| s.starts_with("build_")).count();
-        let builds = with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        });
-        match c.steps.get(builds - 1).map(String::as_str) {
-            Some("build_retry") if builds <= failures => Err(BuildError::retry("scripted")),
-            Some("build_stop") => Err(BuildError::stop("scripted")),
-            _ => Ok(Sends(c.steps[failures..].to_vec())),
-        }
+impl Build for List {
+    type Config = ListConfig;
+    fn build(c: ListConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(List(Some(c.acts)))
     }
 }
+
+/// A sink whose sends follow its script; keeps what it took.
+struct Sends(Vec<String>);
 impl Sink for Sends {
     async fn send(&mut self, b: &[Event], ctx: &Context) -> Result<(), SinkError> {
         let n = with_log(ctx.job(), |l| {
@@ -191,6 +180,22 @@ impl Sink for Sends {
                 with_log(ctx.job(), |l| l.got.extend_from_slice(b));
                 Ok(())
             }
+        }
+    }
+}
+
+impl Build for Sends {
+    type Config = Script;
+    fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
+        let failures = c.steps.iter().take_while(|s| s.starts_with("build_")).count();
+        let builds = with_log(ctx.job(), |l| {
+            l.builds += 1;
+            l.builds
+        });
+        match c.steps.get(builds - 1).map(String::as_str) {
+            Some("build_retry") if builds <= failures => Err(BuildError::retry("scripted")),
+            Some("build_stop") => Err(BuildError::stop("scripted")),
+            _ => Ok(Sends(c.steps[failures..].to_vec())),
         }
     }
 }

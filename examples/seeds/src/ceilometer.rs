@@ -40,17 +40,6 @@ fn proc_cpu(stat: &str) -> Option<(String, u64)> {
     Some((name, utime + stime))
 }
 
-impl Build for CpuPollster {
-    type Config = CpuPollsterConfig;
-
-    fn build(c: CpuPollsterConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(CpuPollster {
-            project: c.project_id.unwrap_or_else(|| "default".into()),
-            names: c.names,
-        })
-    }
-}
-
 impl Source for CpuPollster {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         // SAFETY: sysconf has no preconditions.
@@ -81,6 +70,17 @@ impl Source for CpuPollster {
             out.push(tag(Event::gauge("instance", 1i64)));
         }
         Ok(out)
+    }
+}
+
+impl Build for CpuPollster {
+    type Config = CpuPollsterConfig;
+
+    fn build(c: CpuPollsterConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(CpuPollster {
+            project: c.project_id.unwrap_or_else(|| "default".into()),
+            names: c.names,
+        })
     }
 }
 
@@ -134,14 +134,6 @@ impl InstanceNotifications {
     }
 }
 
-impl Build for InstanceNotifications {
-    type Config = NotificationsConfig;
-
-    fn build(c: NotificationsConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(InstanceNotifications { path: c.path })
-    }
-}
-
 impl Service for InstanceNotifications {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let f = tokio::fs::File::open(&self.path).await?;
@@ -166,5 +158,13 @@ impl Service for InstanceNotifications {
                 Err(e) => ctx.warn(format!("{} line {n}: {e}", self.path.display())),
             }
         }
+    }
+}
+
+impl Build for InstanceNotifications {
+    type Config = NotificationsConfig;
+
+    fn build(c: NotificationsConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(InstanceNotifications { path: c.path })
     }
 }

@@ -32,6 +32,13 @@ fn next(seed: &mut u64) -> f64 {
     (*seed % 10_000) as f64
 }
 
+impl Source for Random {
+    /// All the work is in the tasks.
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        Ok(vec![])
+    }
+}
+
 impl Build for Random {
     type Config = RandomConfig;
 
@@ -50,12 +57,5 @@ impl Build for Random {
             });
         }
         Ok(Random)
-    }
-}
-
-impl Source for Random {
-    /// All the work is in the tasks.
-    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        Ok(vec![])
     }
 }

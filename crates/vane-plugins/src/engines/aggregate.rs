@@ -116,24 +116,6 @@ fn rank(sorted: &[f64], p: f64) -> f64 {
     sorted[r.clamp(1, sorted.len()) - 1]
 }
 
-impl Build for Aggregate {
-    type Config = AggregateConfig;
-
-    fn build(cfg: AggregateConfig, _: &Context) -> Result<Self, BuildError> {
-        let period = cfg.period.get().as_nanos() as i64;
-        if period <= 0 {
-            return Err(BuildError::stop("`period` must be more than zero"));
-        }
-        Ok(Aggregate {
-            cfg,
-            period,
-            open: HashMap::new(),
-            sent: HashMap::new(),
-            now: now_ns,
-        })
-    }
-}
-
 impl Engine for Aggregate {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         let start = ev.time.div_euclid(self.period) * self.period;
@@ -199,6 +181,24 @@ impl Engine for Aggregate {
 
     fn default_beat(&self) -> Option<Duration> {
         Some(self.cfg.period.get())
+    }
+}
+
+impl Build for Aggregate {
+    type Config = AggregateConfig;
+
+    fn build(cfg: AggregateConfig, _: &Context) -> Result<Self, BuildError> {
+        let period = cfg.period.get().as_nanos() as i64;
+        if period <= 0 {
+            return Err(BuildError::stop("`period` must be more than zero"));
+        }
+        Ok(Aggregate {
+            cfg,
+            period,
+            open: HashMap::new(),
+            sent: HashMap::new(),
+            now: now_ns,
+        })
     }
 }
 

@@ -19,17 +19,6 @@ pub struct Coalesce {
     order: Vec<String>,
 }
 
-impl Build for Coalesce {
-    type Config = CoalesceConfig;
-
-    fn build(_: CoalesceConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Coalesce {
-            latest: HashMap::new(),
-            order: Vec::new(),
-        })
-    }
-}
-
 impl Engine for Coalesce {
     fn process(&mut self, ev: Event, _out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let key = ev.series_key();
@@ -50,6 +39,17 @@ impl Engine for Coalesce {
 
     fn default_beat(&self) -> Option<Duration> {
         Some(Duration::from_secs(10))
+    }
+}
+
+impl Build for Coalesce {
+    type Config = CoalesceConfig;
+
+    fn build(_: CoalesceConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Coalesce {
+            latest: HashMap::new(),
+            order: Vec::new(),
+        })
     }
 }
 
@@ -74,17 +74,6 @@ pub struct Dedupe {
     last: HashMap<String, Sent>,
 }
 
-impl Build for Dedupe {
-    type Config = DedupeConfig;
-
-    fn build(c: DedupeConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Dedupe {
-            max_age_ns: c.max_age.get().as_nanos() as i64,
-            last: HashMap::new(),
-        })
-    }
-}
-
 impl Engine for Dedupe {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let key = ev.series_key();
@@ -98,6 +87,17 @@ impl Engine for Dedupe {
         self.last.insert(key, (ev.time, ev.fields.clone(), ev.state));
         out.push(ev);
         Ok(())
+    }
+}
+
+impl Build for Dedupe {
+    type Config = DedupeConfig;
+
+    fn build(c: DedupeConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Dedupe {
+            max_age_ns: c.max_age.get().as_nanos() as i64,
+            last: HashMap::new(),
+        })
     }
 }
 

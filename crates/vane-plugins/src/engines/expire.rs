@@ -25,18 +25,6 @@ pub struct Expire {
     now: fn() -> i64,
 }
 
-impl Build for Expire {
-    type Config = ExpireConfig;
-
-    fn build(c: ExpireConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Expire {
-            default_ttl: c.default_ttl.map(|d| d.get().as_secs_f64()),
-            seen: HashMap::new(),
-            now: now_ns,
-        })
-    }
-}
-
 impl Engine for Expire {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         if let Some(ttl) = ev.ttl.or(self.default_ttl) {
@@ -72,6 +60,18 @@ impl Engine for Expire {
 
     fn default_beat(&self) -> Option<Duration> {
         Some(Duration::from_secs(5))
+    }
+}
+
+impl Build for Expire {
+    type Config = ExpireConfig;
+
+    fn build(c: ExpireConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Expire {
+            default_ttl: c.default_ttl.map(|d| d.get().as_secs_f64()),
+            seen: HashMap::new(),
+            now: now_ns,
+        })
     }
 }
 

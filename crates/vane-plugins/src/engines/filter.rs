@@ -23,19 +23,6 @@ pub struct Filter {
     keep: bool,
 }
 
-impl Build for Filter {
-    type Config = FilterConfig;
-
-    fn build(cfg: FilterConfig, _: &Context) -> Result<Self, BuildError> {
-        let (expr, keep) = match (cfg.keep, cfg.drop) {
-            (Some(e), None) => (e, true),
-            (None, Some(e)) => (e, false),
-            _ => return Err(BuildError::stop("set exactly one of `keep` and `drop`")),
-        };
-        Ok(Filter { expr, keep })
-    }
-}
-
 impl Engine for Filter {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         let hit = self.expr.matches(&ev).unwrap_or_else(|_| {
@@ -52,6 +39,19 @@ impl Engine for Filter {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl Build for Filter {
+    type Config = FilterConfig;
+
+    fn build(cfg: FilterConfig, _: &Context) -> Result<Self, BuildError> {
+        let (expr, keep) = match (cfg.keep, cfg.drop) {
+            (Some(e), None) => (e, true),
+            (None, Some(e)) => (e, false),
+            _ => return Err(BuildError::stop("set exactly one of `keep` and `drop`")),
+        };
+        Ok(Filter { expr, keep })
     }
 }
 

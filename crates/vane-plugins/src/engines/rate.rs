@@ -102,20 +102,6 @@ fn numeric(v: &Value) -> Option<Num> {
     }
 }
 
-impl Build for Rate {
-    type Config = RateConfig;
-
-    fn build(cfg: RateConfig, _: &Context) -> Result<Self, BuildError> {
-        if cfg.wrap_bits != 32 && cfg.wrap_bits != 64 {
-            return Err(BuildError::stop("wrap_bits must be 32 or 64"));
-        }
-        Ok(Rate {
-            cfg,
-            last: HashMap::new(),
-        })
-    }
-}
-
 impl Engine for Rate {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         if self.cfg.only_counters && ev.kind != Kind::Counter {
@@ -167,6 +153,20 @@ impl Engine for Rate {
             out.push(o);
         }
         Ok(())
+    }
+}
+
+impl Build for Rate {
+    type Config = RateConfig;
+
+    fn build(cfg: RateConfig, _: &Context) -> Result<Self, BuildError> {
+        if cfg.wrap_bits != 32 && cfg.wrap_bits != 64 {
+            return Err(BuildError::stop("wrap_bits must be 32 or 64"));
+        }
+        Ok(Rate {
+            cfg,
+            last: HashMap::new(),
+        })
     }
 }
 

@@ -46,20 +46,6 @@ pub struct StateEngine {
     series: HashMap<String, Track>,
 }
 
-impl Build for StateEngine {
-    type Config = StateConfig;
-
-    fn build(cfg: StateConfig, _: &Context) -> Result<Self, BuildError> {
-        if cfg.consecutive == 0 {
-            return Err(BuildError::stop("`consecutive` must be at least 1"));
-        }
-        Ok(StateEngine {
-            cfg,
-            series: HashMap::new(),
-        })
-    }
-}
-
 impl Engine for StateEngine {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let Some(st) = ev.state else {
@@ -113,6 +99,20 @@ impl Engine for StateEngine {
             }
         }
         Ok(())
+    }
+}
+
+impl Build for StateEngine {
+    type Config = StateConfig;
+
+    fn build(cfg: StateConfig, _: &Context) -> Result<Self, BuildError> {
+        if cfg.consecutive == 0 {
+            return Err(BuildError::stop("`consecutive` must be at least 1"));
+        }
+        Ok(StateEngine {
+            cfg,
+            series: HashMap::new(),
+        })
     }
 }
 

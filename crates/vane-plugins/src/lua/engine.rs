@@ -13,6 +13,20 @@ pub struct LuaEngine {
     beat: Option<mlua::Function>,
 }
 
+impl Engine for LuaEngine {
+    fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
+        out.extend(self.vm.call_with_event(&self.process, "process", ev)?);
+        Ok(())
+    }
+
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
+        if let Some(beat) = &self.beat {
+            out.extend(self.vm.call(beat, "beat", mlua::Nil)?);
+        }
+        Ok(())
+    }
+}
+
 impl Build for LuaEngine {
     type Config = LuaConfig;
 
@@ -25,20 +39,6 @@ impl Build for LuaEngine {
             false => None,
         };
         Ok(LuaEngine { vm, process, beat })
-    }
-}
-
-impl Engine for LuaEngine {
-    fn process(&mut self, ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
-        out.extend(self.vm.call_with_event(&self.process, "process", ev)?);
-        Ok(())
-    }
-
-    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
-        if let Some(beat) = &self.beat {
-            out.extend(self.vm.call(beat, "beat", mlua::Nil)?);
-        }
-        Ok(())
     }
 }
 

@@ -50,28 +50,6 @@ pub struct LuaLines {
     max_line: usize,
 }
 
-impl Build for LuaLines {
-    type Config = LuaLinesConfig;
-
-    fn build(c: LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let lc = LuaConfig {
-            script: c.script,
-            settings: c.settings,
-            instructions: c.instructions,
-            memory: c.memory,
-        };
-        let vm = Vm::new(&lc, ctx, false)?;
-        vm.require("line")?;
-        let line = vm.function("line").map_err(BuildError::stop)?;
-        Ok(LuaLines {
-            vm,
-            line,
-            listen: c.listen,
-            max_line: c.max_line.0 as usize,
-        })
-    }
-}
-
 impl Service for LuaLines {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let listener = tokio::net::TcpListener::bind(&self.listen)
@@ -115,5 +93,27 @@ impl Service for LuaLines {
                 _ = ctx.stopping() => return Ok(()),
             }
         }
+    }
+}
+
+impl Build for LuaLines {
+    type Config = LuaLinesConfig;
+
+    fn build(c: LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
+        let lc = LuaConfig {
+            script: c.script,
+            settings: c.settings,
+            instructions: c.instructions,
+            memory: c.memory,
+        };
+        let vm = Vm::new(&lc, ctx, false)?;
+        vm.require("line")?;
+        let line = vm.function("line").map_err(BuildError::stop)?;
+        Ok(LuaLines {
+            vm,
+            line,
+            listen: c.listen,
+            max_line: c.max_line.0 as usize,
+        })
     }
 }

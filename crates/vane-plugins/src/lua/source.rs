@@ -12,6 +12,13 @@ pub struct LuaSource {
     collect: mlua::Function,
 }
 
+impl Source for LuaSource {
+    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
+        let ctx: mlua::Value = self.vm.env.get("ctx").map_err(super::ScriptError::from)?;
+        Ok(self.vm.call(&self.collect, "collect", ctx)?)
+    }
+}
+
 impl Build for LuaSource {
     type Config = LuaConfig;
 
@@ -20,13 +27,6 @@ impl Build for LuaSource {
         vm.require("collect")?;
         let collect = vm.function("collect").map_err(BuildError::stop)?;
         Ok(LuaSource { vm, collect })
-    }
-}
-
-impl Source for LuaSource {
-    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        let ctx: mlua::Value = self.vm.env.get("ctx").map_err(super::ScriptError::from)?;
-        Ok(self.vm.call(&self.collect, "collect", ctx)?)
     }
 }
 

@@ -12,16 +12,16 @@ pub struct BlackholeConfig {}
 
 pub struct Blackhole;
 
+impl Sink for Blackhole {
+    async fn send(&mut self, _: &[Event], _: &Context) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
 impl Build for Blackhole {
     type Config = BlackholeConfig;
 
     fn build(_: BlackholeConfig, _: &Context) -> Result<Self, BuildError> {
         Ok(Blackhole)
-    }
-}
-
-impl Sink for Blackhole {
-    async fn send(&mut self, _: &[Event], _: &Context) -> Result<(), SinkError> {
-        Ok(())
     }
 }

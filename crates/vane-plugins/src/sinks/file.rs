@@ -86,19 +86,6 @@ impl File {
     }
 }
 
-impl Build for File {
-    type Config = FileConfig;
-
-    fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(File {
-            cfg,
-            file: None,
-            size: 0,
-            buf: String::new(),
-        })
-    }
-}
-
 impl Sink for File {
     async fn prepare(&mut self, _: &Context) -> Result<(), SinkError> {
         self.open().await?;
@@ -127,6 +114,19 @@ impl Sink for File {
             f.sync_data().await?;
         }
         Ok(())
+    }
+}
+
+impl Build for File {
+    type Config = FileConfig;
+
+    fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(File {
+            cfg,
+            file: None,
+            size: 0,
+            buf: String::new(),
+        })
     }
 }
 

@@ -134,19 +134,6 @@ pub fn path(template: &str, prefix: &str, e: &Event, field: &str) -> String {
     out
 }
 
-impl Build for Graphite {
-    type Config = GraphiteConfig;
-
-    fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Graphite {
-            template: Template::parse(&cfg.template),
-            cfg,
-            conn: None,
-            buf: String::new(),
-        })
-    }
-}
-
 impl Sink for Graphite {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use std::fmt::Write as _;
@@ -185,6 +172,19 @@ impl Sink for Graphite {
             c.shutdown().await?;
         }
         Ok(())
+    }
+}
+
+impl Build for Graphite {
+    type Config = GraphiteConfig;
+
+    fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Graphite {
+            template: Template::parse(&cfg.template),
+            cfg,
+            conn: None,
+            buf: String::new(),
+        })
     }
 }
 

@@ -46,19 +46,6 @@ pub struct Http {
     client: reqwest::Client,
 }
 
-impl Build for Http {
-    type Config = HttpConfig;
-
-    fn build(cfg: HttpConfig, _: &Context) -> Result<Self, BuildError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Http { cfg, client })
-    }
-}
-
 impl Sink for Http {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         let (body, ctype) = match self.cfg.body {
@@ -96,5 +83,18 @@ impl Sink for Http {
                 )))
             }
         }
+    }
+}
+
+impl Build for Http {
+    type Config = HttpConfig;
+
+    fn build(cfg: HttpConfig, _: &Context) -> Result<Self, BuildError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .build()
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Http { cfg, client })
     }
 }

@@ -143,30 +143,6 @@ impl InfluxDb {
     }
 }
 
-impl Build for InfluxDb {
-    type Config = InfluxConfig;
-
-    fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self, BuildError> {
-        // One crypto provider for the process; a second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        let dead_letter = cfg.dead_letter.clone().unwrap_or_else(|| {
-            ctx.agent_data_dir()
-                .join("deadletter")
-                .join(format!("{}.lp", ctx.job()))
-        });
-        Ok(InfluxDb {
-            cfg,
-            client,
-            dead_letter,
-            body: String::new(),
-        })
-    }
-}
-
 impl Sink for InfluxDb {
     async fn prepare(&mut self, ctx: &Context) -> Result<(), SinkError> {
         let db = self.cfg.database.replace('"', "\\\"");
@@ -250,6 +226,30 @@ impl Sink for InfluxDb {
                 Err(SinkError::retry(format!("InfluxDB answered {status}: {}", text.trim())))
             }
         }
+    }
+}
+
+impl Build for InfluxDb {
+    type Config = InfluxConfig;
+
+    fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self, BuildError> {
+        // One crypto provider for the process; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .build()
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let dead_letter = cfg.dead_letter.clone().unwrap_or_else(|| {
+            ctx.agent_data_dir()
+                .join("deadletter")
+                .join(format!("{}.lp", ctx.job()))
+        });
+        Ok(InfluxDb {
+            cfg,
+            client,
+            dead_letter,
+            body: String::new(),
+        })
     }
 }
 

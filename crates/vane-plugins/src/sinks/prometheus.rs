@@ -93,18 +93,6 @@ pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
     out
 }
 
-impl Build for Prometheus {
-    type Config = PrometheusConfig;
-
-    fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Prometheus {
-            cfg,
-            latest: Arc::new(Mutex::new(BTreeMap::new())),
-            server: None,
-        })
-    }
-}
-
 impl Sink for Prometheus {
     async fn prepare(&mut self, ctx: &Context) -> Result<(), SinkError> {
         let staleness = self.cfg.staleness.get();
@@ -199,5 +187,17 @@ impl Sink for Prometheus {
             }
         }
         Ok(())
+    }
+}
+
+impl Build for Prometheus {
+    type Config = PrometheusConfig;
+
+    fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Prometheus {
+            cfg,
+            latest: Arc::new(Mutex::new(BTreeMap::new())),
+            server: None,
+        })
     }
 }

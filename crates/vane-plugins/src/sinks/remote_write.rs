@@ -123,19 +123,6 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
         .collect()
 }
 
-impl Build for RemoteWrite {
-    type Config = RemoteWriteConfig;
-
-    fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self, BuildError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        Ok(RemoteWrite { cfg, client })
-    }
-}
-
 impl Sink for RemoteWrite {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
@@ -177,6 +164,19 @@ impl Sink for RemoteWrite {
                 text.trim()
             ))),
         }
+    }
+}
+
+impl Build for RemoteWrite {
+    type Config = RemoteWriteConfig;
+
+    fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self, BuildError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout.get())
+            .build()
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(RemoteWrite { cfg, client })
     }
 }
 

@@ -148,14 +148,6 @@ impl Riemann {
     }
 }
 
-impl Build for Riemann {
-    type Config = RiemannConfig;
-
-    fn build(cfg: RiemannConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Riemann { cfg, conn: None })
-    }
-}
-
 impl Sink for Riemann {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
@@ -191,5 +183,13 @@ impl Sink for Riemann {
                 )))
             }
         }
+    }
+}
+
+impl Build for Riemann {
+    type Config = RiemannConfig;
+
+    fn build(cfg: RiemannConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Riemann { cfg, conn: None })
     }
 }

@@ -24,6 +24,15 @@ pub struct Stdout {
     buf: String,
 }
 
+impl Sink for Stdout {
+    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
+        encode_batch(ctx, &mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
+        self.out.write_all(self.buf.as_bytes()).await?;
+        self.out.flush().await?;
+        Ok(())
+    }
+}
+
 impl Build for Stdout {
     type Config = StdoutConfig;
 
@@ -33,14 +42,5 @@ impl Build for Stdout {
             out: tokio::io::stdout(),
             buf: String::new(),
         })
-    }
-}
-
-impl Sink for Stdout {
-    async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
-        encode_batch(ctx, &mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
-        self.out.write_all(self.buf.as_bytes()).await?;
-        self.out.flush().await?;
-        Ok(())
     }
 }

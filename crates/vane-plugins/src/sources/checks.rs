@@ -68,37 +68,6 @@ pub struct HttpCheck {
     regex: Option<regex::Regex>,
 }
 
-impl Build for HttpCheck {
-    type Config = HttpCheckConfig;
-
-    fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self, BuildError> {
-        let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
-        let regex = cfg
-            .body_regex
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
-        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
-            .tls_info(true)
-            .redirect(if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            });
-        let client = b
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        Ok(HttpCheck {
-            cfg,
-            client,
-            method,
-            regex,
-        })
-    }
-}
-
 impl Source for HttpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into())).tag("url", self.cfg.url.clone());
@@ -165,6 +134,37 @@ impl Source for HttpCheck {
             }
         }
         Ok(vec![e])
+    }
+}
+
+impl Build for HttpCheck {
+    type Config = HttpCheckConfig;
+
+    fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self, BuildError> {
+        let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
+        let regex = cfg
+            .body_regex
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
+        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
+            .tls_info(true)
+            .redirect(if cfg.follow_redirects {
+                reqwest::redirect::Policy::limited(10)
+            } else {
+                reqwest::redirect::Policy::none()
+            });
+        let client = b
+            .build()
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(HttpCheck {
+            cfg,
+            client,
+            method,
+            regex,
+        })
     }
 }
 

@@ -21,17 +21,6 @@ pub struct Hello {
     service: String,
 }
 
-impl Build for Hello {
-    type Config = HelloConfig;
-
-    fn build(c: HelloConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Hello {
-            bit: false,
-            service: c.service.unwrap_or_else(|| "hello".into()),
-        })
-    }
-}
-
 impl Source for Hello {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.bit = !self.bit;
@@ -41,6 +30,17 @@ impl Source for Hello {
                 .state(State::Ok)
                 .description("Hello world!"),
         ])
+    }
+}
+
+impl Build for Hello {
+    type Config = HelloConfig;
+
+    fn build(c: HelloConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Hello {
+            bit: false,
+            service: c.service.unwrap_or_else(|| "hello".into()),
+        })
     }
 }
 
@@ -79,17 +79,6 @@ pub struct Chaos {
     polls: u64,
 }
 
-impl Build for Chaos {
-    type Config = ChaosConfig;
-
-    fn build(cfg: ChaosConfig, _: &Context) -> Result<Self, BuildError> {
-        if cfg.mode == Mode::Crash && cfg.after == 0 {
-            panic!("chaos: crashing while being built, as configured");
-        }
-        Ok(Chaos { cfg, polls: 0 })
-    }
-}
-
 impl Source for Chaos {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.polls += 1;
@@ -104,6 +93,17 @@ impl Source for Chaos {
             }
         }
         Ok(vec![Event::counter("chaos", self.polls)])
+    }
+}
+
+impl Build for Chaos {
+    type Config = ChaosConfig;
+
+    fn build(cfg: ChaosConfig, _: &Context) -> Result<Self, BuildError> {
+        if cfg.mode == Mode::Crash && cfg.after == 0 {
+            panic!("chaos: crashing while being built, as configured");
+        }
+        Ok(Chaos { cfg, polls: 0 })
     }
 }
 

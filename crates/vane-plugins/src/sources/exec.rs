@@ -80,20 +80,6 @@ fn report_bad(ctx: &Context, what: &str, bad: &[Bad]) {
     }
 }
 
-impl Build for Exec {
-    type Config = ExecConfig;
-
-    fn build(c: ExecConfig, _: &Context) -> Result<Self, BuildError> {
-        let mut cmd = command(&c.command, &c.env, &c.cwd)?;
-        cmd.timeout = c.timeout.get();
-        Ok(Exec {
-            name: c.name.unwrap_or_else(|| program_name(&c.command)),
-            cmd,
-            format: c.format,
-        })
-    }
-}
-
 impl Source for Exec {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let out = ctx.exec(&self.cmd).await?;
@@ -110,6 +96,20 @@ impl Source for Exec {
             ));
         }
         Ok(events)
+    }
+}
+
+impl Build for Exec {
+    type Config = ExecConfig;
+
+    fn build(c: ExecConfig, _: &Context) -> Result<Self, BuildError> {
+        let mut cmd = command(&c.command, &c.env, &c.cwd)?;
+        cmd.timeout = c.timeout.get();
+        Ok(Exec {
+            name: c.name.unwrap_or_else(|| program_name(&c.command)),
+            cmd,
+            format: c.format,
+        })
     }
 }
 
@@ -246,20 +246,6 @@ impl Execd {
     }
 }
 
-impl Build for Execd {
-    type Config = ExecdConfig;
-
-    fn build(cfg: ExecdConfig, _: &Context) -> Result<Self, BuildError> {
-        if cfg.format == Format::Nagios {
-            return Err(BuildError::stop(
-                "execd reads a stream; nagios output comes from one run: use the exec source",
-            ));
-        }
-        let cmd = command(&cfg.command, &cfg.env, &cfg.cwd)?;
-        Ok(Execd { cfg, cmd })
-    }
-}
-
 impl Service for Execd {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         ctx.ready().await;
@@ -280,6 +266,20 @@ impl Service for Execd {
             }
             wait = (wait * 2).min(Duration::from_secs(60));
         }
+    }
+}
+
+impl Build for Execd {
+    type Config = ExecdConfig;
+
+    fn build(cfg: ExecdConfig, _: &Context) -> Result<Self, BuildError> {
+        if cfg.format == Format::Nagios {
+            return Err(BuildError::stop(
+                "execd reads a stream; nagios output comes from one run: use the exec source",
+            ));
+        }
+        let cmd = command(&cfg.command, &cfg.env, &cfg.cwd)?;
+        Ok(Execd { cfg, cmd })
     }
 }
 

@@ -78,14 +78,6 @@ fn read_cpu() -> Result<Vec<[f64; 10]>> {
     Ok(v)
 }
 
-impl Build for Cpu {
-    type Config = CpuConfig;
-
-    fn build(cfg: CpuConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Cpu { cfg, last: None })
-    }
-}
-
 impl Source for Cpu {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         if self.last.is_none() {
@@ -129,6 +121,14 @@ impl Source for Cpu {
     }
 }
 
+impl Build for Cpu {
+    type Config = CpuConfig;
+
+    fn build(cfg: CpuConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Cpu { cfg, last: None })
+    }
+}
+
 // ------------------------------------------------------------------ memory and swap
 
 /// Settings of sources that take none.
@@ -138,14 +138,6 @@ pub struct NoConfig {}
 
 /// Memory in bytes: total, available, used, free, buffers, cached, and percentages.
 pub struct Memory;
-
-impl Build for Memory {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Memory)
-    }
-}
 
 impl Source for Memory {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
@@ -166,16 +158,16 @@ impl Source for Memory {
     }
 }
 
-/// Swap in bytes: total, used, free and used percentage.
-pub struct Swap;
-
-impl Build for Swap {
+impl Build for Memory {
     type Config = NoConfig;
 
     fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Swap)
+        Ok(Memory)
     }
 }
+
+/// Swap in bytes: total, used, free and used percentage.
+pub struct Swap;
 
 impl Source for Swap {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
@@ -188,6 +180,14 @@ impl Source for Swap {
                 .field("free", m.swap_free)
                 .field("used_percent", pct(used as f64, m.swap_total as f64)),
         ])
+    }
+}
+
+impl Build for Swap {
+    type Config = NoConfig;
+
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Swap)
     }
 }
 
@@ -205,14 +205,6 @@ fn n_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
-impl Build for Load {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Load)
-    }
-}
-
 impl Source for Load {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let l = procfs::LoadAverage::current().map_err(|e| proc_err("/proc/loadavg", e))?;
@@ -223,6 +215,14 @@ impl Source for Load {
                 .field("load15", two_places(l.fifteen))
                 .field("n_cpus", n_cpus()),
         ])
+    }
+}
+
+impl Build for Load {
+    type Config = NoConfig;
+
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Load)
     }
 }
 
@@ -241,14 +241,6 @@ fn count_users() -> u64 {
         .count() as u64
 }
 
-impl Build for System {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(System)
-    }
-}
-
 impl Source for System {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let up = procfs::Uptime::current().map_err(|e| proc_err("/proc/uptime", e))?;
@@ -263,18 +255,18 @@ impl Source for System {
     }
 }
 
+impl Build for System {
+    type Config = NoConfig;
+
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(System)
+    }
+}
+
 // ------------------------------------------------------------------ processes
 
 /// Processes counted by state (running, sleeping, blocked, zombies …) and threads.
 pub struct Processes;
-
-impl Build for Processes {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Processes)
-    }
-}
 
 impl Source for Processes {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
@@ -316,6 +308,14 @@ impl Source for Processes {
                 .field("total", total)
                 .field("total_threads", counts[8]),
         ])
+    }
+}
+
+impl Build for Processes {
+    type Config = NoConfig;
+
+    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Processes)
     }
 }
 

@@ -107,18 +107,6 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-impl Build for InfluxListener {
-    type Config = InfluxListenerConfig;
-
-    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
-        Ok(InfluxListener {
-            shared: Arc::new(Shared { cfg, ctx: ctx.clone() }),
-            tls,
-        })
-    }
-}
-
 impl Service for InfluxListener {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let cfg = &self.shared.cfg;
@@ -179,6 +167,18 @@ impl Service for InfluxListener {
         }
         conns.shutdown().await;
         Ok(())
+    }
+}
+
+impl Build for InfluxListener {
+    type Config = InfluxListenerConfig;
+
+    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
+        let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
+        Ok(InfluxListener {
+            shared: Arc::new(Shared { cfg, ctx: ctx.clone() }),
+            tls,
+        })
     }
 }
 

@@ -13,19 +13,19 @@ pub struct InternalConfig {}
 /// Reports `vane_job`, `vane_queue` and `vane_agent` events.
 pub struct Internal;
 
-impl Build for Internal {
-    type Config = InternalConfig;
-
-    fn build(_: InternalConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Internal)
-    }
-}
-
 impl Source for Internal {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         match ctx.introspect() {
             Some(i) => Ok(i.report(now_ns())),
             None => Err("the runtime offers no figures here".into()),
         }
+    }
+}
+
+impl Build for Internal {
+    type Config = InternalConfig;
+
+    fn build(_: InternalConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Internal)
     }
 }

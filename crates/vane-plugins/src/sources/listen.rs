@@ -173,6 +173,15 @@ pub struct Socket {
     read_timeout: std::time::Duration,
 }
 
+impl Service for Socket {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
+        match self.proto {
+            Proto::Tcp => self.run_tcp(ctx).await,
+            Proto::Udp => self.run_udp(ctx).await,
+        }
+    }
+}
+
 impl Build for Socket {
     type Config = SocketConfig;
 
@@ -193,15 +202,6 @@ impl Build for Socket {
             max_connections: c.max_connections.max(1),
             read_timeout: c.read_timeout.get(),
         })
-    }
-}
-
-impl Service for Socket {
-    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
-        match self.proto {
-            Proto::Tcp => self.run_tcp(ctx).await,
-            Proto::Udp => self.run_udp(ctx).await,
-        }
     }
 }
 
@@ -412,20 +412,6 @@ pub struct Statsd {
     cfg: StatsdConfig,
 }
 
-impl Build for Statsd {
-    type Config = StatsdConfig;
-
-    fn build(cfg: StatsdConfig, _: &Context) -> Result<Self, BuildError> {
-        if let Some(p) = cfg.percentiles.iter().find(|p| !(**p > 0.0 && **p <= 100.0)) {
-            return Err(BuildError::stop(format!("percentiles: {p} is not in (0, 100]")));
-        }
-        if cfg.flush.get().is_zero() {
-            return Err(BuildError::stop("flush: must be more than 0"));
-        }
-        Ok(Statsd { cfg })
-    }
-}
-
 impl Service for Statsd {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         use vane_core::formats::statsd::Aggregator;
@@ -455,6 +441,20 @@ impl Service for Statsd {
                 }
             }
         }
+    }
+}
+
+impl Build for Statsd {
+    type Config = StatsdConfig;
+
+    fn build(cfg: StatsdConfig, _: &Context) -> Result<Self, BuildError> {
+        if let Some(p) = cfg.percentiles.iter().find(|p| !(**p > 0.0 && **p <= 100.0)) {
+            return Err(BuildError::stop(format!("percentiles: {p} is not in (0, 100]")));
+        }
+        if cfg.flush.get().is_zero() {
+            return Err(BuildError::stop("flush: must be more than 0"));
+        }
+        Ok(Statsd { cfg })
     }
 }
 

@@ -44,20 +44,6 @@ pub struct Ping {
     cfg: PingConfig,
 }
 
-impl Build for Ping {
-    type Config = PingConfig;
-
-    fn build(cfg: PingConfig, _: &Context) -> Result<Self, BuildError> {
-        if cfg.hosts.is_empty() {
-            return Err(BuildError::stop("hosts: name at least one"));
-        }
-        if cfg.count == 0 {
-            return Err(BuildError::stop("count: must be at least 1"));
-        }
-        Ok(Ping { cfg })
-    }
-}
-
 impl Source for Ping {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let mut tasks = Vec::new();
@@ -101,6 +87,20 @@ impl Source for Ping {
             out.push(e);
         }
         Ok(out)
+    }
+}
+
+impl Build for Ping {
+    type Config = PingConfig;
+
+    fn build(cfg: PingConfig, _: &Context) -> Result<Self, BuildError> {
+        if cfg.hosts.is_empty() {
+            return Err(BuildError::stop("hosts: name at least one"));
+        }
+        if cfg.count == 0 {
+            return Err(BuildError::stop("count: must be at least 1"));
+        }
+        Ok(Ping { cfg })
     }
 }
 

@@ -46,30 +46,6 @@ fn selector(c: &ProcstatConfig) -> String {
     }
 }
 
-impl Build for Procstat {
-    type Config = ProcstatConfig;
-
-    fn build(cfg: ProcstatConfig, _: &Context) -> Result<Self, BuildError> {
-        let chosen = [cfg.name.is_some(), cfg.pattern.is_some(), cfg.pid_file.is_some()];
-        if chosen.iter().filter(|c| **c).count() != 1 {
-            return Err(BuildError::stop("set exactly one of `name`, `pattern` and `pid_file`"));
-        }
-        let pattern = cfg
-            .pattern
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| BuildError::stop(format!("pattern: {e}")))?;
-        Ok(Procstat {
-            cfg,
-            pattern,
-            last: HashMap::new(),
-            tps: procfs::ticks_per_second() as f64,
-            page: procfs::page_size(),
-        })
-    }
-}
-
 impl Source for Procstat {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let pids = self.find()?;
@@ -110,6 +86,30 @@ impl Source for Procstat {
         self.last = seen;
         out.push(Event::new("procstat_lookup").tag("selector", sel).field("pids", found));
         Ok(out)
+    }
+}
+
+impl Build for Procstat {
+    type Config = ProcstatConfig;
+
+    fn build(cfg: ProcstatConfig, _: &Context) -> Result<Self, BuildError> {
+        let chosen = [cfg.name.is_some(), cfg.pattern.is_some(), cfg.pid_file.is_some()];
+        if chosen.iter().filter(|c| **c).count() != 1 {
+            return Err(BuildError::stop("set exactly one of `name`, `pattern` and `pid_file`"));
+        }
+        let pattern = cfg
+            .pattern
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| BuildError::stop(format!("pattern: {e}")))?;
+        Ok(Procstat {
+            cfg,
+            pattern,
+            last: HashMap::new(),
+            tps: procfs::ticks_per_second() as f64,
+            page: procfs::page_size(),
+        })
     }
 }
 

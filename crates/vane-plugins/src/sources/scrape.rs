@@ -66,17 +66,6 @@ pub fn client(
     Ok(b)
 }
 
-impl Build for Scrape {
-    type Config = ScrapeConfig;
-
-    fn build(cfg: ScrapeConfig, _: &Context) -> Result<Self, BuildError> {
-        let client = client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Scrape { cfg, client })
-    }
-}
-
 impl Source for Scrape {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let mut req = self
@@ -112,5 +101,16 @@ impl Source for Scrape {
             events.retain(|e| self.cfg.include.iter().any(|p| e.name.starts_with(p.as_str())));
         }
         Ok(events)
+    }
+}
+
+impl Build for Scrape {
+    type Config = ScrapeConfig;
+
+    fn build(cfg: ScrapeConfig, _: &Context) -> Result<Self, BuildError> {
+        let client = client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
+            .build()
+            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(Scrape { cfg, client })
     }
 }

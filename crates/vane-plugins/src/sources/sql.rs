@@ -43,22 +43,6 @@ pub struct Sql {
     client: Option<tokio_postgres::Client>,
 }
 
-impl Build for Sql {
-    type Config = SqlConfig;
-
-    fn build(cfg: SqlConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| BuildError::stop(format!("url: {e}")))?;
-        pg.connect_timeout(cfg.timeout.get());
-        pg.application_name("vane");
-        Ok(Sql {
-            name: cfg.name.clone().unwrap_or_else(|| ctx.job().to_owned()),
-            cfg,
-            pg,
-            client: None,
-        })
-    }
-}
-
 impl Source for Sql {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -131,6 +115,22 @@ impl Source for Sql {
             out.push(e);
         }
         Ok(out)
+    }
+}
+
+impl Build for Sql {
+    type Config = SqlConfig;
+
+    fn build(cfg: SqlConfig, ctx: &Context) -> Result<Self, BuildError> {
+        let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| BuildError::stop(format!("url: {e}")))?;
+        pg.connect_timeout(cfg.timeout.get());
+        pg.application_name("vane");
+        Ok(Sql {
+            name: cfg.name.clone().unwrap_or_else(|| ctx.job().to_owned()),
+            cfg,
+            pg,
+            client: None,
+        })
     }
 }
 

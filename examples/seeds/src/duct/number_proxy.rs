@@ -15,15 +15,6 @@ pub struct NumberProxy {
     listen: String,
 }
 
-impl Build for NumberProxy {
-    type Config = NumberProxyConfig;
-    fn build(c: NumberProxyConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(NumberProxy {
-            listen: c.listen.unwrap_or_else(|| "127.0.0.1:8000".into()),
-        })
-    }
-}
-
 impl Service for NumberProxy {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let listener = tokio::net::TcpListener::bind(&self.listen).await?;
@@ -44,6 +35,15 @@ impl Service for NumberProxy {
                 }
             });
         }
+    }
+}
+
+impl Build for NumberProxy {
+    type Config = NumberProxyConfig;
+    fn build(c: NumberProxyConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(NumberProxy {
+            listen: c.listen.unwrap_or_else(|| "127.0.0.1:8000".into()),
+        })
     }
 }
 
