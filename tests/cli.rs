@@ -39,35 +39,17 @@ fn version_and_plugins_list() {
         "file",
         "transform",
     ] {
-        assert!(
-            s.lines().any(|l| l.split_whitespace().next() == Some(name)),
-            "{name} missing from:\n{s}"
-        );
+        assert!(s.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name} missing from:\n{s}");
     }
     assert!(s.contains("config: path, format, precision, rotate_size, keep"));
 }
 
 #[test]
 fn run_without_config_writes_host_metrics_as_line_protocol() {
-    let mut child = VANE
-        .command(&[])
-        .arg("run")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = VANE.command(&[]).arg("run").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut want: Vec<&str> = vec![
-        "cpu",
-        "cpu_time",
-        "mem",
-        "swap",
-        "disk",
-        "net",
-        "system_load",
-        "processes",
-        "system",
-    ];
+    let mut want: Vec<&str> =
+        vec!["cpu", "cpu_time", "mem", "swap", "disk", "net", "system_load", "processes", "system"];
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !want.is_empty() && Instant::now() < deadline {
@@ -92,11 +74,7 @@ fn check_accepts_a_good_config_with_conf_d() {
         "vane.yaml",
         "jobs:\n  - { id: hello, plugin: hello }\nsinks:\n  - { id: out, plugin: stdout }\n",
     );
-    write(
-        dir.path(),
-        "conf.d/extra.yaml",
-        "jobs:\n  - { id: cpu, plugin: cpu, interval: 5s, next: out }\n",
-    );
+    write(dir.path(), "conf.d/extra.yaml", "jobs:\n  - { id: cpu, plugin: cpu, interval: 5s, next: out }\n");
     let out = vane(&["check", "-c", main.to_str().unwrap()]);
     assert_eq!(text(&out.stderr), "");
     assert!(out.status.success());
@@ -111,11 +89,7 @@ fn check_names_file_line_column_and_key_path() {
         "vane.yaml",
         "agent:\n  host: web-01\njobs:\n  - id: d\n    plugin: disk\n    config:\n      mount_point: [/]\n  - { id: x, plugin: cpuu }\nsinks:\n  - id: out\n    plugin: file\n    config: { path: /tmp/x, format: xml }\n",
     );
-    write(
-        dir.path(),
-        "conf.d/more.yaml",
-        "jobs:\n  - { id: d, plugin: load, next: nowhere }\n",
-    );
+    write(dir.path(), "conf.d/more.yaml", "jobs:\n  - { id: d, plugin: load, next: nowhere }\n");
     let out = vane(&["check", "-c", main.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let f = main.display().to_string();
@@ -158,10 +132,7 @@ fn test_polls_one_job_once() {
     let s = text(&out.stdout);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 1, "{s}");
-    assert!(
-        lines[0].starts_with("hello,host=box1,team=ops,state=ok value=0.0,description=\"Hello world!\" "),
-        "{s}"
-    );
+    assert!(lines[0].starts_with("hello,host=box1,team=ops,state=ok value=0.0,description=\"Hello world!\" "), "{s}");
     let out = vane(&["test", "out", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("`out` is a sink, not a source"));
@@ -221,10 +192,7 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
     let lines = std::fs::read_to_string(&out).unwrap();
     let hellos = lines.lines().filter(|l| l.starts_with("hello,")).count() as u64;
     // Every poll of the healthy job reached the sink, through all of it.
-    assert!(
-        hellos >= hello_polls && hello_polls >= 20,
-        "{hellos} lines, {hello_polls} polls"
-    );
+    assert!(hellos >= hello_polls && hello_polls >= 20, "{hellos} lines, {hello_polls} polls");
     let booms = lines.lines().filter(|l| l.starts_with("chaos,")).count();
     assert!(booms >= 2, "the panicking job worked between panics: {booms}");
 }
@@ -321,15 +289,12 @@ fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
     assert!(check.status.success(), "{}", text(&check.stderr));
     let (mut child, log) = VANE.start_piped(&p);
     drain(log);
-    let t = wait_for_file(&out, Duration::from_secs(20), |t| {
-        t.lines().filter(|l| l.contains("alert=repeat")).count() >= 2
-    });
+    let t =
+        wait_for_file(&out, Duration::from_secs(20), |t| t.lines().filter(|l| l.contains("alert=repeat")).count() >= 2);
     signal(&child, libc::SIGTERM);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).0, 0);
-    let alerts: Vec<vane_core::event::Event> = t
-        .lines()
-        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
-        .collect();
+    let alerts: Vec<vane_core::event::Event> =
+        t.lines().map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap()).collect();
     let first = &alerts[0];
     assert_eq!(first.name, "chaos");
     assert_eq!(first.get_tag("alert"), Some("transition"));
@@ -339,10 +304,7 @@ fn a_chain_source_rate_state_sink_alerts_through_the_real_binary() {
     assert!((5.0..=40.0).contains(&rate), "rate {rate}/s");
     assert_eq!(first.description.as_deref(), Some("critical: value > 5"));
     // Only one transition: the rate stays critical; the rest are repeats.
-    let transitions = alerts
-        .iter()
-        .filter(|e| e.get_tag("alert") == Some("transition"))
-        .count();
+    let transitions = alerts.iter().filter(|e| e.get_tag("alert") == Some("transition")).count();
     assert_eq!(transitions, 1);
 }
 
@@ -369,10 +331,7 @@ fn engine_runs_alone_on_standard_input() {
         "bytes,host=h1,kind=delta value=150.0 2000000000\nbytes,host=h1,kind=delta value=40.0 3000000000\n"
     );
     let err = text(&out.stderr);
-    assert!(
-        err.contains("input line 2: column 9: missing '=' after field key \"line\""),
-        "{err}"
-    );
+    assert!(err.contains("input line 2: column 9: missing '=' after field key \"line\""), "{err}");
     assert!(err.contains("events_in=3 events_out=2 bad_lines=1"), "{err}");
     let out = vane(&["engine", "nope", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -382,9 +341,7 @@ fn engine_runs_alone_on_standard_input() {
 #[test]
 fn the_readme_configuration_is_valid() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("### Configuration\n\n```yaml\n")
-        .expect("the README shows a config");
+    let start = readme.find("### Configuration\n\n```yaml\n").expect("the README shows a config");
     let body = &readme[start..];
     let body = &body[body.find("```yaml\n").unwrap() + 8..];
     let yaml = &body[..body.find("```").unwrap()];

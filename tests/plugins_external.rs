@@ -24,10 +24,7 @@ fn check_job(id: &str, argv: &[&str]) -> String {
 }
 
 fn f(e: &Event, k: &str) -> f64 {
-    e.get_field(k)
-        .unwrap_or_else(|| panic!("no field {k} in {e:?}"))
-        .as_f64()
-        .unwrap()
+    e.get_field(k).unwrap_or_else(|| panic!("no field {k} in {e:?}")).as_f64().unwrap()
 }
 
 /// A loopback HTTP server answering `n` requests with 200 and a body.
@@ -66,22 +63,8 @@ fn real_nagios_checks_become_events_with_states_and_perfdata() {
     cfg += &check_job("procs", &["check_procs", "-w", "100000", "-c", "200000"]);
     cfg += &check_job("users", &["check_users", "-w", "1000", "-c", "2000"]);
     cfg += &check_job("tcp", &["check_tcp", "-H", "127.0.0.1", "-p", &tcp_port.to_string()]);
-    cfg += &check_job(
-        "tcp_closed",
-        &["check_tcp", "-H", "127.0.0.1", "-p", &closed_port.to_string()],
-    );
-    cfg += &check_job(
-        "http",
-        &[
-            "check_http",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &http_port.to_string(),
-            "-s",
-            "vane test page",
-        ],
-    );
+    cfg += &check_job("tcp_closed", &["check_tcp", "-H", "127.0.0.1", "-p", &closed_port.to_string()]);
+    cfg += &check_job("http", &["check_http", "-H", "127.0.0.1", "-p", &http_port.to_string(), "-s", "vane test page"]);
     for (code, text) in [(0, "all good"), (1, "getting warm"), (2, "on fire"), (3, "no idea")] {
         cfg += &check_job(&format!("dummy{code}"), &["check_dummy", &code.to_string(), text]);
     }
@@ -217,11 +200,7 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
     assert_eq!(status.code(), Some(0));
     let logs: Vec<String> = rx.try_iter().collect();
     assert!(logs.iter().any(|l| l.contains("to stderr")), "child stderr is logged");
-    assert!(
-        logs.iter()
-            .any(|l| l.contains("line 3: line of 3000000 bytes is longer than max_line")),
-        "{logs:#?}"
-    );
+    assert!(logs.iter().any(|l| l.contains("line 3: line of 3000000 bytes is longer than max_line")), "{logs:#?}");
     // No child outlives the agent.
     for pid in std::fs::read_to_string(&pids).unwrap().lines() {
         let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

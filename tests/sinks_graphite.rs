@@ -37,10 +37,7 @@ fn every_value_reaches_graphite_through_a_real_relay() {
         .expect("carbon-c-relay runs (scripts/install-test-deps.sh installs it)");
     // The relay must not be probed before it says it is ready.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("startup sequence complete")
-    {
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("startup sequence complete") {
         assert!(Instant::now() < deadline, "carbon-c-relay did not start");
         std::thread::sleep(Duration::from_millis(50));
     }

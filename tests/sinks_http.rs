@@ -43,10 +43,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
             let mut body = vec![0u8; len];
             r.read_exact(&mut body).unwrap();
             let status = if i == 0 { "503 Service Unavailable" } else { "200 OK" };
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
+            let _ = write!(conn, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             if i > 0 {
                 let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
                 let _ = tx.send((auth, events));
@@ -66,9 +63,7 @@ fn batches_arrive_as_json_after_a_retry_with_the_token() {
     let agent = VANE.start_with(&cfg, &[("HOOK_TOKEN", "s3cret")]);
     let mut values = Vec::new();
     while values.len() < 5 {
-        let (auth, events) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the batch arrives after the retry");
+        let (auth, events) = rx.recv_timeout(Duration::from_secs(30)).expect("the batch arrives after the retry");
         assert_eq!(auth, "Bearer s3cret");
         for e in events {
             assert_eq!(e["name"], "m");

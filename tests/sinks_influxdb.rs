@@ -51,10 +51,8 @@ fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
             dir.path().display(),
             script_path.display(),
             // Gzipped bodies, in batches cut at 64 KiB.
-            sink(&influx, "    batch_bytes: 64KiB\n").replace(
-                "      database: metrics\n",
-                "      database: metrics\n      gzip: true\n"
-            )
+            sink(&influx, "    batch_bytes: 64KiB\n")
+                .replace("      database: metrics\n", "      database: metrics\n      gzip: true\n")
         ),
     );
     let child = VANE.start(&cfg);
@@ -122,15 +120,11 @@ fn an_outage_of_thirty_seconds_loses_nothing() {
     );
     let child = VANE.start(&cfg);
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
-    wait_until(Duration::from_secs(60), "the first points", || {
-        count(&influx) >= 4_000.0
-    });
+    wait_until(Duration::from_secs(60), "the first points", || count(&influx) >= 4_000.0);
     influx.pause();
     std::thread::sleep(Duration::from_secs(30)); // the outage itself
     influx.resume();
-    wait_until(Duration::from_secs(120), "all 100,000 points", || {
-        count(&influx) == 100_000.0
-    });
+    wait_until(Duration::from_secs(120), "all 100,000 points", || count(&influx) == 100_000.0);
     stop(child);
     // InfluxDB keeps one point per series and time: a batch sent twice
     // (at-least-once) cannot inflate the count, and none is missing.
@@ -160,15 +154,11 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     );
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
     let child = VANE.start(&with_gen);
-    wait_until(Duration::from_secs(60), "the first points", || {
-        count(&influx) >= 10_000.0
-    });
+    wait_until(Duration::from_secs(60), "the first points", || count(&influx) >= 10_000.0);
     influx.pause();
     // Everything the generator made is in the disk buffer, or was delivered.
     let buffered = || figure_in(&stats, "influx", "buffer_events") + figure_in(&stats, "influx", "events_out");
-    wait_until(Duration::from_secs(60), "100,000 events buffered or delivered", || {
-        buffered() >= 100_000.0
-    });
+    wait_until(Duration::from_secs(60), "100,000 events buffered or delivered", || buffered() >= 100_000.0);
     let mut child = child;
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();
@@ -176,17 +166,11 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     let again = write(
         dir.path(),
         "again.yaml",
-        &format!(
-            "agent: {{ data_dir: {} }}\nsinks:\n{}",
-            dir.path().display(),
-            sink(&influx, disk)
-        ),
+        &format!("agent: {{ data_dir: {} }}\nsinks:\n{}", dir.path().display(), sink(&influx, disk)),
     );
     let child = VANE.start(&again);
     influx.resume();
-    wait_until(Duration::from_secs(120), "all 100,000 points after the restart", || {
-        count(&influx) == 100_000.0
-    });
+    wait_until(Duration::from_secs(120), "all 100,000 points after the restart", || count(&influx) == 100_000.0);
     stop(child);
     assert_eq!(influx.number("SELECT sum(v) FROM metrics.two_weeks.m"), 4_999_950_000.0);
 }
@@ -215,9 +199,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     );
     let figure = |field: &str| figure_in(&stats, "influx", field);
     let mut child = VANE.start(&with_gen);
-    wait_until(Duration::from_secs(60), "20,000 events on disk", || {
-        figure("buffer_events") >= 20_000.0
-    });
+    wait_until(Duration::from_secs(60), "20,000 events on disk", || figure("buffer_events") >= 20_000.0);
     child.kill().unwrap();
     child.wait().unwrap();
     // Damage one record in the middle of the oldest segment, and tear the
@@ -235,12 +217,7 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     std::fs::write(&segs[0], &bytes).unwrap();
     let last = segs.last().unwrap();
     let len = std::fs::metadata(last).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(last)
-        .unwrap()
-        .set_len(len - 7)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(len - 7).unwrap();
     // Restarted without the generator and with InfluxDB up.
     let again = write(
         dir.path(),
@@ -300,8 +277,6 @@ fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
     assert_eq!(count(), 0.0);
     assert_eq!(stop(wrong), Some(0));
     let right = VANE.start(&cfg("s3cret"));
-    wait_until(Duration::from_secs(60), "1,000 points with the right password", || {
-        count() == 1_000.0
-    });
+    wait_until(Duration::from_secs(60), "1,000 points with the right password", || count() == 1_000.0);
     stop(right);
 }

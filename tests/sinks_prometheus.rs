@@ -39,33 +39,19 @@ fn samples_arrive_in_prometheus_with_their_labels() {
     let q200 = "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
     let deadline = Instant::now() + Duration::from_secs(60);
     while prom.value(q200) != Some(150.0) {
-        assert!(
-            Instant::now() < deadline,
-            "150 samples of code 200: {:?}",
-            prom.value(q200)
-        );
+        assert!(Instant::now() < deadline, "150 samples of code 200: {:?}", prom.value(q200));
         std::thread::sleep(Duration::from_millis(200));
     }
     stop(agent);
     // Even i went to code 200, odd i to code 500: sums 0+2+…+298 and 1+3+…+299.
-    assert_eq!(
-        prom.value("sum_over_time(http_requests_count{code=\"200\"}[10m])"),
-        Some(22_350.0)
-    );
-    assert_eq!(
-        prom.value("sum_over_time(http_requests_count{code=\"500\"}[10m])"),
-        Some(22_500.0)
-    );
+    assert_eq!(prom.value("sum_over_time(http_requests_count{code=\"200\"}[10m])"), Some(22_350.0));
+    assert_eq!(prom.value("sum_over_time(http_requests_count{code=\"500\"}[10m])"), Some(22_500.0));
     assert_eq!(prom.value("sum(count_over_time(http_requests_ok[10m]))"), Some(300.0));
 }
 
 #[test]
 fn a_real_prometheus_scrapes_the_latest_values() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("v.yaml");
     // Two readings of room a: only the latest (21.5) is served.
@@ -123,11 +109,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
 
 #[test]
 fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("v.yaml");
     std::fs::write(
@@ -151,18 +133,11 @@ fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !get("/metrics").contains("temp{host=\"web-01\",room=\"a\"} 21.5") {
-        assert!(
-            Instant::now() < deadline,
-            "/metrics on the agent's port: {}",
-            get("/metrics")
-        );
+        assert!(Instant::now() < deadline, "/metrics on the agent's port: {}", get("/metrics"));
         std::thread::sleep(Duration::from_millis(50));
     }
     let health = get("/health");
-    assert!(
-        health.starts_with("HTTP/1.0 200") && health.ends_with("{\"status\":\"ok\"}\n"),
-        "{health}"
-    );
+    assert!(health.starts_with("HTTP/1.0 200") && health.ends_with("{\"status\":\"ok\"}\n"), "{health}");
     assert!(get("/nope").starts_with("HTTP/1.0 404"));
     assert_eq!(stop(agent), Some(0));
 }

@@ -135,11 +135,8 @@ fn events_reach_a_riemann_server_with_every_attribute() {
                     })
                     .collect();
                 // Msg { ok = 2 (bool), error = 3 (string) }
-                let answer: Vec<u8> = if first {
-                    vec![0x10, 0x00, 0x1a, 0x04, b'b', b'u', b's', b'y']
-                } else {
-                    vec![0x10, 0x01]
-                };
+                let answer: Vec<u8> =
+                    if first { vec![0x10, 0x00, 0x1a, 0x04, b'b', b'u', b's', b'y'] } else { vec![0x10, 0x01] };
                 c.write_all(&(answer.len() as u32).to_be_bytes()).unwrap();
                 c.write_all(&answer).unwrap();
                 if !first {
@@ -161,9 +158,7 @@ fn events_reach_a_riemann_server_with_every_attribute() {
     )
     .unwrap();
     let agent = VANE.start(&cfg);
-    let got = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the batch arrives after the refusal");
+    let got = rx.recv_timeout(Duration::from_secs(30)).expect("the batch arrives after the refusal");
     stop(agent);
     assert_eq!(got.len(), 2, "{got:?}");
     let used = got.iter().find(|g| g.service == "disk used").unwrap();

@@ -51,16 +51,11 @@ fn openssl_https(dir: &Path) -> (Server, u16, String) {
 }
 
 fn last<'a>(evs: &'a [Event], tag: &str, value: &str) -> &'a Event {
-    evs.iter()
-        .rev()
-        .find(|e| e.get_tag(tag) == Some(value))
-        .unwrap_or_else(|| panic!("no event with {tag}={value}"))
+    evs.iter().rev().find(|e| e.get_tag(tag) == Some(value)).unwrap_or_else(|| panic!("no event with {tag}={value}"))
 }
 
 fn num(e: &Event, f: &str) -> f64 {
-    e.get_field(f)
-        .and_then(Value::as_f64)
-        .unwrap_or_else(|| panic!("{f} in {e:?}"))
+    e.get_field(f).and_then(Value::as_f64).unwrap_or_else(|| panic!("{f} in {e:?}"))
 }
 
 #[test]
@@ -105,14 +100,9 @@ fn http_and_tcp_checks_against_real_servers() {
     let page = if page.get_field("body_match") == Some(&Value::Bool(true)) {
         page
     } else {
-        evs.iter()
-            .find(|e| e.name == "http" && e.get_field("body_match") == Some(&Value::Bool(true)))
-            .unwrap()
+        evs.iter().find(|e| e.name == "http" && e.get_field("body_match") == Some(&Value::Bool(true))).unwrap()
     };
-    assert_eq!(
-        (num(page, "status"), num(page, "up"), num(page, "size")),
-        (200.0, 1.0, 17.0)
-    );
+    assert_eq!((num(page, "status"), num(page, "up"), num(page, "size")), (200.0, 1.0, 17.0));
     assert!(num(page, "time") > 0.0);
     assert_eq!(page.state, Some(State::Ok));
     let wrong = evs
@@ -136,22 +126,13 @@ fn http_and_tcp_checks_against_real_servers() {
         .find(|e| e.get_tag("url") == Some(&format!("https://localhost:{tls}/")) && e.get_field("cert_days").is_none())
         .expect("the check without the CA");
     assert_eq!(num(untrusted, "up"), 0.0);
-    assert!(
-        untrusted.description.as_deref().unwrap_or("").contains("certificate"),
-        "{untrusted:?}"
-    );
+    assert!(untrusted.description.as_deref().unwrap_or("").contains("certificate"), "{untrusted:?}");
     let port = last(&evs, "address", &format!("127.0.0.1:{web}"));
-    assert_eq!(
-        (num(port, "up"), port.get_field("matched")),
-        (1.0, Some(&Value::Bool(true)))
-    );
+    assert_eq!((num(port, "up"), port.get_field("matched")), (1.0, Some(&Value::Bool(true))));
     assert!(num(port, "connect_time") <= num(port, "response_time"));
     let shut = last(&evs, "address", &format!("127.0.0.1:{closed}"));
     assert_eq!((num(shut, "up"), shut.state), (0.0, Some(State::Critical)));
-    assert!(
-        shut.description.as_deref().unwrap_or("").contains("refused"),
-        "{shut:?}"
-    );
+    assert!(shut.description.as_deref().unwrap_or("").contains("refused"), "{shut:?}");
 }
 
 #[test]
@@ -170,9 +151,7 @@ fn ping_reaches_loopback_and_names_an_unknown_host() {
     );
     let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(30), "three ping events", || {
-        events_in(&out).len() >= 3
-    });
+    wait_until(Duration::from_secs(30), "three ping events", || events_in(&out).len() >= 3);
     stop(agent);
     let evs = events_in(&out);
     for host in ["127.0.0.1", "localhost"] {
@@ -189,11 +168,5 @@ fn ping_reaches_loopback_and_names_an_unknown_host() {
     }
     let bad = last(&evs, "url", "no-such-host.invalid");
     assert_eq!((num(bad, "up"), bad.state), (0.0, Some(State::Critical)));
-    assert!(
-        bad.description
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("no-such-host.invalid: "),
-        "{bad:?}"
-    );
+    assert!(bad.description.as_deref().unwrap_or("").starts_with("no-such-host.invalid: "), "{bad:?}");
 }

@@ -58,15 +58,10 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
          \x20   assert c.write_points(pts, batch_size=500)\n\
          \x20   assert c.write(['mem used=7i'], params={{'db': 'telemetry'}}, protocol='line')\n"
     );
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 runs");
+    let out = Command::new("/usr/bin/python3").args(["-c", &script]).output().expect("python3 runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let path = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(20), "2,002 events", || {
-        events_in(&path).len() >= 2002
-    });
+    wait_until(Duration::from_secs(20), "2,002 events", || events_in(&path).len() >= 2002);
     stop(agent);
     let evs = events_in(&path);
     assert_eq!(evs.len(), 2002);
@@ -95,27 +90,15 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     let url = format!("http://127.0.0.1:{port}/write?db=x&precision=s");
     let auth = "Authorization: Token s3cret";
     // A partial write: the good lines are kept, the first bad one is named.
-    let (code, body) = curl(&[
-        "-H",
-        auth,
-        "--data-binary",
-        "a v=1 1700000000\nb v=\nc v=3 1700000000\nd x",
-        &url,
-    ]);
+    let (code, body) = curl(&["-H", auth, "--data-binary", "a v=1 1700000000\nb v=\nc v=3 1700000000\nd x", &url]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("line 2, column 5: missing field value"), "{body}");
     assert!(body.contains("dropped=2"), "{body}");
     // No token, a wrong one: 401, nothing taken.
     assert_eq!(curl(&["--data-binary", "z v=1", &url]).0, 401);
-    assert_eq!(
-        curl(&["-H", "Authorization: Bearer nope", "--data-binary", "z v=1", &url]).0,
-        401
-    );
+    assert_eq!(curl(&["-H", "Authorization: Bearer nope", "--data-binary", "z v=1", &url]).0, 401);
     // Basic auth with the token as password, as InfluxDB clients send it.
-    assert_eq!(
-        curl(&["-u", "anyone:s3cret", "--data-binary", "e v=5 1700000000", &url]).0,
-        204
-    );
+    assert_eq!(curl(&["-u", "anyone:s3cret", "--data-binary", "e v=5 1700000000", &url]).0, 204);
     // A body past max_body (64KiB): 413, before or after gunzipping.
     let big = dir.path().join("big.lp");
     std::fs::write(&big, "y v=1\n".repeat(20_000)).unwrap();
@@ -123,15 +106,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     assert_eq!(curl(&["-H", auth, "--data-binary", &at_big, &url]).0, 413);
     assert!(Command::new("gzip").arg("-k").arg(&big).status().unwrap().success());
     let at_gz = format!("@{}.gz", big.display());
-    let (code, body) = curl(&[
-        "-H",
-        auth,
-        "-H",
-        "Content-Encoding: gzip",
-        "--data-binary",
-        &at_gz,
-        &url,
-    ]);
+    let (code, body) = curl(&["-H", auth, "-H", "Content-Encoding: gzip", "--data-binary", &at_gz, &url]);
     assert_eq!(code, 413, "{body}");
     assert!(body.contains("once gunzipped"), "{body}");
     // A gzipped body within bounds.
@@ -139,32 +114,8 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     std::fs::write(&small, "g v=6 1700000000\n").unwrap();
     assert!(Command::new("gzip").arg(&small).status().unwrap().success());
     let at_small = format!("@{}.gz", small.display());
-    assert_eq!(
-        curl(&[
-            "-H",
-            auth,
-            "-H",
-            "Content-Encoding: gzip",
-            "--data-binary",
-            &at_small,
-            &url
-        ])
-        .0,
-        204
-    );
-    assert_eq!(
-        curl(&[
-            "-H",
-            auth,
-            "-H",
-            "Content-Encoding: gzip",
-            "--data-binary",
-            "not gzip",
-            &url
-        ])
-        .0,
-        400
-    );
+    assert_eq!(curl(&["-H", auth, "-H", "Content-Encoding: gzip", "--data-binary", &at_small, &url]).0, 204);
+    assert_eq!(curl(&["-H", auth, "-H", "Content-Encoding: gzip", "--data-binary", "not gzip", &url]).0, 400);
     assert_eq!(curl(&["-I", &format!("http://127.0.0.1:{port}/ping")]).0, 204);
     // What Telegraf's influxdb output sends before writing: the statement as a form body.
     let query = format!("http://127.0.0.1:{port}/query");
@@ -192,26 +143,11 @@ fn https_with_a_certificate_from_openssl() {
     wait_for_log(&log, "influxdb_listener on https://");
     let url = format!("https://127.0.0.1:{port}/write?db=x");
     let ca = cert.display().to_string();
-    let (code, body) = curl(&[
-        "--cacert",
-        &ca,
-        "-H",
-        "Authorization: Bearer s3cret",
-        "--data-binary",
-        "t v=1",
-        &url,
-    ]);
+    let (code, body) = curl(&["--cacert", &ca, "-H", "Authorization: Bearer s3cret", "--data-binary", "t v=1", &url]);
     assert_eq!(code, 204, "{body}");
     // Plain HTTP on the TLS port gets nowhere.
     assert_ne!(
-        curl(&[
-            "-H",
-            "Authorization: Bearer s3cret",
-            "--data-binary",
-            "t v=2",
-            &url.replace("https", "http")
-        ])
-        .0,
+        curl(&["-H", "Authorization: Bearer s3cret", "--data-binary", "t v=2", &url.replace("https", "http")]).0,
         204
     );
     let path = dir.path().join("out.lp");
@@ -281,9 +217,7 @@ fn a_204_means_the_points_are_on_disk() {
     let agent = VANE.start_logged(&second, &dir.path().join("log2"));
     let out = dir.path().join("out.lp");
     // Every request reached the disk-buffered sink (only the small one dropped one).
-    wait_until(Duration::from_secs(20), "every point from the disk buffer", || {
-        events_in(&out).len() >= sent * 1000
-    });
+    wait_until(Duration::from_secs(20), "every point from the disk buffer", || events_in(&out).len() >= sent * 1000);
     stop(agent);
     let evs = events_in(&out);
     assert_eq!(evs.len(), sent * 1000);

@@ -56,11 +56,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
     wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
     let mut input = String::new();
     for i in 0..10_000u64 {
-        input.push_str(&format!(
-            "m,host=h{} v={i}i,f=0.5 {}\n",
-            i % 7,
-            1_700_000_000_000_000_000u64 + i
-        ));
+        input.push_str(&format!("m,host=h{} v={i}i,f=0.5 {}\n", i % 7, 1_700_000_000_000_000_000u64 + i));
         match i {
             100 => input.push_str("m,host=x v=\n"),                    // no value
             200 => input.push_str(&format!("{}\n", "y".repeat(5000))), // longer than max_line
@@ -71,13 +67,9 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
     input.push_str("m v=10000i"); // the last line has no newline
     client(&["nc", "-N", "127.0.0.1", &port.to_string()], input.as_bytes());
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(30), "10,001 events in the file", || {
-        events_in(&out).len() >= 10_001
-    });
+    wait_until(Duration::from_secs(30), "10,001 events in the file", || events_in(&out).len() >= 10_001);
     let stats = dir.path().join("stats.lp");
-    wait_until(Duration::from_secs(10), "3 bad lines counted", || {
-        figure_in(&stats, "lp", "bad_lines") >= 3.0
-    });
+    wait_until(Duration::from_secs(10), "3 bad lines counted", || figure_in(&stats, "lp", "bad_lines") >= 3.0);
     stop(agent);
     let evs = events_in(&out);
     assert_eq!(evs.len(), 10_001);
@@ -122,21 +114,12 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
     for i in 0..1000 {
         input.push_str(&format!("servers.web{}.cpu.user {i} 1700000000\n", i % 3));
     }
-    client(
-        &["socat", "-u", "STDIN", &format!("TCP:127.0.0.1:{tcp}")],
-        input.as_bytes(),
-    );
+    client(&["socat", "-u", "STDIN", &format!("TCP:127.0.0.1:{tcp}")], input.as_bytes());
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     // A datagram may carry several lines.
-    sock.send_to(
-        b"app.requests.count 5 1700000000\nservers.db1.disk.free 7 1700000000\n",
-        ("127.0.0.1", udp),
-    )
-    .unwrap();
+    sock.send_to(b"app.requests.count 5 1700000000\nservers.db1.disk.free 7 1700000000\n", ("127.0.0.1", udp)).unwrap();
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(30), "1,002 events", || {
-        events_in(&out).len() >= 1002
-    });
+    wait_until(Duration::from_secs(30), "1,002 events", || events_in(&out).len() >= 1002);
     stop(agent);
     let evs = events_in(&out);
     assert_eq!(evs.len(), 1002);
@@ -144,18 +127,12 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
     assert_eq!(cpu.len(), 1000);
     let sum: f64 = cpu.iter().map(|e| e.get_field("user").unwrap().as_f64().unwrap()).sum();
     assert_eq!(sum, (0..1000).sum::<i32>() as f64);
-    assert!(
-        cpu.iter()
-            .all(|e| e.get_tag("region") == Some("eu") && e.host.starts_with("web"))
-    );
+    assert!(cpu.iter().all(|e| e.get_tag("region") == Some("eu") && e.host.starts_with("web")));
     assert_eq!(cpu[0].time, 1_700_000_000_000_000_000);
     let app = evs.iter().find(|e| e.name == "app.requests.count").unwrap();
     assert_eq!(app.get_field("value"), Some(&Value::Float(5.0)));
     let disk = evs.iter().find(|e| e.name == "disk").unwrap();
-    assert_eq!(
-        (disk.host.as_str(), disk.get_field("free")),
-        ("db1", Some(&Value::Float(7.0)))
-    );
+    assert_eq!((disk.host.as_str(), disk.get_field("free")), ("db1", Some(&Value::Float(7.0))));
 }
 
 #[test]
@@ -185,9 +162,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
     }
     send("users:alice|s\nusers:bob|s\nusers:alice|s\nnonsense\nbad:1|q");
     let stats = dir.path().join("stats.lp");
-    wait_until(Duration::from_secs(10), "2 bad lines counted", || {
-        figure_in(&stats, "sd", "bad_lines") >= 2.0
-    });
+    wait_until(Duration::from_secs(10), "2 bad lines counted", || figure_in(&stats, "sd", "bad_lines") >= 2.0);
     stop(agent);
     let evs = events_in(&dir.path().join("out.lp"));
     let get = |name: &str, field: &str| {
@@ -198,10 +173,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
             .unwrap_or_else(|| panic!("{name} {field} in {evs:?}"))
     };
     assert_eq!(get("hits", "value"), 20.0);
-    assert_eq!(
-        evs.iter().find(|e| e.name == "hits").unwrap().get_tag("env"),
-        Some("prod")
-    );
+    assert_eq!(evs.iter().find(|e| e.name == "hits").unwrap().get_tag("env"), Some("prod"));
     assert_eq!(get("temp", "value"), 22.0);
     assert_eq!(
         ["count", "min", "max", "mean", "p50", "p90", "p99"].map(|f| get("lat", f)),
@@ -229,15 +201,12 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for d in 0..10 {
         let lines: String = (0..50).map(|i| format!("u,d={d} v={i}i 1700000000\n")).collect();
-        sock.send_to(format!("{lines}bad line\n").as_bytes(), ("127.0.0.1", port))
-            .unwrap();
+        sock.send_to(format!("{lines}bad line\n").as_bytes(), ("127.0.0.1", port)).unwrap();
     }
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(20), "500 events", || events_in(&out).len() >= 500);
     let stats = dir.path().join("stats.lp");
-    wait_until(Duration::from_secs(10), "10 bad lines", || {
-        figure_in(&stats, "lu", "bad_lines") >= 10.0
-    });
+    wait_until(Duration::from_secs(10), "10 bad lines", || figure_in(&stats, "lu", "bad_lines") >= 10.0);
     stop(agent);
     let evs = events_in(&out);
     assert_eq!(evs.len(), 500);
@@ -263,9 +232,7 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
     b.write_all(b"m v=1\n").unwrap();
     let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(10), "the first event", || {
-        events_in(&out).len() == 1
-    });
+    wait_until(Duration::from_secs(10), "the first event", || events_in(&out).len() == 1);
     // Both slots are taken: the third connection is closed at once.
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -277,8 +244,6 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
     assert_eq!(a.read(&mut [0u8; 1]).unwrap_or(0), 0, "closed when idle");
     let mut d = TcpStream::connect(("127.0.0.1", port)).unwrap();
     d.write_all(b"m v=2\n").unwrap();
-    wait_until(Duration::from_secs(10), "the second event", || {
-        events_in(&out).len() == 2
-    });
+    wait_until(Duration::from_secs(10), "the second event", || events_in(&out).len() == 2);
     stop(agent);
 }

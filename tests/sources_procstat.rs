@@ -16,9 +16,7 @@ const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("{}.{}", 3000 + std::process::id() % 1000, std::process::id());
-    let _sleepers: Vec<Kill> = (0..2)
-        .map(|_| Kill(Command::new("sleep").arg(&marker).spawn().unwrap()))
-        .collect();
+    let _sleepers: Vec<Kill> = (0..2).map(|_| Kill(Command::new("sleep").arg(&marker).spawn().unwrap())).collect();
     let busy = Kill(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
     let pid_file = dir.path().join("busy.pid");
     std::fs::write(&pid_file, format!("{}\n", busy.0.id())).unwrap();
@@ -40,9 +38,7 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     let out = dir.path().join("out.lp");
     let busy_pid = busy.0.id().to_string();
     wait_until(Duration::from_secs(30), "the busy process's CPU usage", || {
-        events_in(&out)
-            .iter()
-            .any(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
+        events_in(&out).iter().any(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
     });
     stop(agent);
     let evs = events_in(&out);
@@ -55,15 +51,9 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     assert_eq!(lookup(&marker).get_field("pids"), Some(&Value::Int(2)));
     assert_eq!(lookup("busy.pid").get_field("pids"), Some(&Value::Int(1)));
     let gone = lookup("none.pid");
-    assert_eq!(
-        (gone.get_field("pids"), gone.state),
-        (Some(&Value::Int(0)), Some(State::Critical))
-    );
-    let b = evs
-        .iter()
-        .rev()
-        .find(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some())
-        .unwrap();
+    assert_eq!((gone.get_field("pids"), gone.state), (Some(&Value::Int(0)), Some(State::Critical)));
+    let b =
+        evs.iter().rev().find(|e| e.get_tag("pid") == Some(&busy_pid) && e.get_field("cpu_usage").is_some()).unwrap();
     assert_eq!(b.get_tag("process_name"), Some("sh"));
     let num = |f: &str| b.get_field(f).and_then(Value::as_f64).unwrap_or_else(|| panic!("{f}"));
     assert!(num("cpu_usage") > 10.0, "a busy loop: {}", num("cpu_usage"));

@@ -59,29 +59,16 @@ fn node_exporter_and_prometheus_samples_become_events() {
     // A gauge, and the load it reports is the kernel's (within a scrape's drift).
     let load = evs.iter().find(|e| e.name == "node_load1").unwrap();
     assert_eq!(load.kind, Kind::Gauge);
-    let proc_load: f64 = std::fs::read_to_string("/proc/loadavg")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let proc_load: f64 = std::fs::read_to_string("/proc/loadavg").unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((load.get_field("value").unwrap().as_f64().unwrap() - proc_load).abs() < 1.0);
     // A counter with labels: one series per CPU and mode.
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let idle: Vec<_> = evs
-        .iter()
-        .filter(|e| e.name == "node_cpu_seconds_total" && e.get_tag("mode") == Some("idle"))
-        .collect();
+    let idle: Vec<_> =
+        evs.iter().filter(|e| e.name == "node_cpu_seconds_total" && e.get_tag("mode") == Some("idle")).collect();
     assert_eq!(idle.len(), cpus);
-    assert!(
-        idle.iter()
-            .all(|e| e.kind == Kind::Counter && e.get_tag("cpu").is_some())
-    );
+    assert!(idle.iter().all(|e| e.kind == Kind::Counter && e.get_tag("cpu").is_some()));
     // A summary: quantiles as gauges with a `quantile` tag, _sum and _count as counters.
-    let q = evs
-        .iter()
-        .find(|e| e.name == "go_gc_duration_seconds" && e.get_tag("quantile") == Some("0.5"));
+    let q = evs.iter().find(|e| e.name == "go_gc_duration_seconds" && e.get_tag("quantile") == Some("0.5"));
     assert!(q.is_some(), "the summary's median");
     let count = evs.iter().find(|e| e.name == "go_gc_duration_seconds_count").unwrap();
     assert_eq!(count.kind, Kind::Counter);

@@ -55,18 +55,11 @@ fn every_file_says_why_it_exists() {
         .into_iter()
         .filter(|f| {
             let text = std::fs::read_to_string(f).unwrap();
-            !text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| l.starts_with("//!"))
+            !text.lines().find(|l| !l.trim().is_empty()).is_some_and(|l| l.starts_with("//!"))
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a `//!` first line:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "files without a `//!` first line:\n{}", missing.join("\n"));
 }
 
 #[test]

@@ -122,10 +122,7 @@ pub fn text(b: &[u8]) -> String {
 
 /// Events in line protocol, one a line.
 pub fn events(lines: &[u8]) -> Vec<Event> {
-    text(lines)
-        .lines()
-        .map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap())
-        .collect()
+    text(lines).lines().map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap()).collect()
 }
 
 /// The events of a line-protocol file written by a `file` sink.
@@ -140,11 +137,7 @@ pub fn wait_for_log(log: &Path, text: &str) {
 
 /// A loopback port free at the time of the call.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn signal(child: &Child, sig: i32) {
@@ -185,9 +178,7 @@ pub fn wait_until(limit: Duration, what: &str, cond: impl Fn() -> bool) {
 /// signal); the text.
 pub fn wait_for_file(path: &Path, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
     let what = format!("a condition on {}", path.display());
-    wait_until(limit, &what, || {
-        cond(&std::fs::read_to_string(path).unwrap_or_default())
-    });
+    wait_until(limit, &what, || cond(&std::fs::read_to_string(path).unwrap_or_default()));
     std::fs::read_to_string(path).unwrap_or_default()
 }
 

@@ -16,13 +16,5 @@ pub fn http_get(addr: &str, path: &str) -> String {
 
 /// `q` for a URL's query: letters and digits as they are, the rest %-encoded.
 pub fn urlencode(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    q.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

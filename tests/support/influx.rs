@@ -15,11 +15,7 @@ pub struct Influx {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Influx {
@@ -31,9 +27,7 @@ impl Influx {
     pub fn start_with_auth(user: &str, password: &str) -> Influx {
         let mut i = Influx::start_conf(true);
         // The first user can be made without credentials.
-        let made = i.query(&format!(
-            "CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
-        ));
+        let made = i.query(&format!("CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"));
         assert!(made.contains("results"), "{made}");
         i.auth = Some((user.to_owned(), password.to_owned()));
         i
@@ -54,13 +48,7 @@ impl Influx {
             ),
         )
         .unwrap();
-        let mut influx = Influx {
-            child: None,
-            conf,
-            addr: format!("127.0.0.1:{http}"),
-            auth: None,
-            _dir: dir,
-        };
+        let mut influx = Influx { child: None, conf, addr: format!("127.0.0.1:{http}"), auth: None, _dir: dir };
         influx.resume();
         influx
     }

@@ -40,19 +40,11 @@ impl Postgres {
         Command::new("chmod").arg("755").arg(dir.path()).status().unwrap();
         std::fs::create_dir(&data).unwrap();
         if unsafe { libc::geteuid() } == 0 {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&data)
-                .status()
-                .unwrap();
+            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data).status().unwrap();
             assert!(ok.success());
         }
-        let out = as_owner(bin("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["--auth=trust", "-U", "postgres"])
-            .output()
-            .unwrap();
+        let out =
+            as_owner(bin("initdb")).arg("-D").arg(&data).args(["--auth=trust", "-U", "postgres"]).output().unwrap();
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         let port = super::agent::free_port();
         let out = as_owner(bin("pg_ctl"))
@@ -65,11 +57,7 @@ impl Postgres {
             .args(["-w", "start"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
         Postgres { dir, port }
     }
 

@@ -24,11 +24,7 @@ impl Prometheus {
 
     fn with_config(yaml: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let conf = dir.path().join("prometheus.yml");
         std::fs::write(&conf, yaml).unwrap();
         let child = Command::new("prometheus")
@@ -40,11 +36,7 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus runs (scripts/install-test-deps.sh installs it)");
-        let p = Prometheus {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        };
+        let p = Prometheus { child, addr: format!("127.0.0.1:{port}"), _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !p.get("/-/ready").contains(" 200 ") {
             assert!(Instant::now() < deadline, "prometheus did not get ready");

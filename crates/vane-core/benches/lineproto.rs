@@ -30,10 +30,7 @@ fn bench(c: &mut Criterion) {
         encode_into(&mut text, e, Precision::Nanoseconds);
     }
     let mut g = c.benchmark_group("lineproto");
-    g.throughput(Throughput::ElementsAndBytes {
-        elements: events.len() as u64,
-        bytes: text.len() as u64,
-    });
+    g.throughput(Throughput::ElementsAndBytes { elements: events.len() as u64, bytes: text.len() as u64 });
     g.bench_function("encode 10k events", |b| {
         let mut out = String::with_capacity(text.len());
         b.iter(|| {
@@ -46,9 +43,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode 10k lines", |b| {
         b.iter(|| {
-            let n = decode(black_box(&text), Precision::Nanoseconds, 0)
-                .filter(|r| r.is_ok())
-                .count();
+            let n = decode(black_box(&text), Precision::Nanoseconds, 0).filter(|r| r.is_ok()).count();
             assert_eq!(n, 10_000);
             n
         })

@@ -18,10 +18,7 @@ pub struct Batch {
 
 impl From<Vec<Event>> for Batch {
     fn from(events: Vec<Event>) -> Batch {
-        Batch {
-            events,
-            acks: Vec::new(),
-        }
+        Batch { events, acks: Vec::new() }
     }
 }
 
@@ -49,10 +46,7 @@ impl Ack {
     /// An acknowledgement and where its outcome arrives.
     pub fn new() -> (Ack, oneshot::Receiver<bool>) {
         let (tx, rx) = oneshot::channel();
-        let inner = AckInner {
-            failed: AtomicBool::new(false),
-            done: Mutex::new(Some(tx)),
-        };
+        let inner = AckInner { failed: AtomicBool::new(false), done: Mutex::new(Some(tx)) };
         (Ack(Arc::new(inner)), rx)
     }
 

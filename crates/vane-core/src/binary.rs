@@ -103,11 +103,7 @@ impl Reader<'_> {
     }
 
     fn bytes(&mut self, n: usize) -> R<&[u8]> {
-        let end = self
-            .i
-            .checked_add(n)
-            .filter(|e| *e <= self.b.len())
-            .ok_or("truncated")?;
+        let end = self.i.checked_add(n).filter(|e| *e <= self.b.len()).ok_or("truncated")?;
         let s = &self.b[self.i..end];
         self.i = end;
         Ok(s)

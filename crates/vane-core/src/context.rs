@@ -100,13 +100,7 @@ impl Context {
     pub async fn emit_acked(&self, events: Vec<Event>) -> bool {
         let (ack, done) = Ack::new();
         JobStats::add(&self.inner.stats.events_out, events.len() as u64);
-        self.inner
-            .outlet
-            .send_batch(Batch {
-                events,
-                acks: vec![ack],
-            })
-            .await;
+        self.inner.outlet.send_batch(Batch { events, acks: vec![ack] }).await;
         done.await.unwrap_or(false)
     }
 

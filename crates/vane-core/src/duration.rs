@@ -53,17 +53,13 @@ impl FromStr for Duration {
         let mut rest = t;
         let mut total = 0f64;
         while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
+            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
             if num_len == 0 {
                 return Err(bad("expected a number, like 500ms, 10s, 1m or 1h30m"));
             }
             let n: f64 = rest[..num_len].parse().map_err(|_| bad("expected a number"))?;
             rest = &rest[num_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
             let unit = &rest[..unit_len];
             if unit.is_empty() {
                 return Err(bad("a duration needs a unit, like 500ms, 10s, 1m or 1h"));

@@ -33,10 +33,7 @@ pub struct Error<A> {
 impl<A: Copy> Error<A> {
     /// An error with an outcome.
     pub fn new(action: A, e: impl Into<BoxError>) -> Error<A> {
-        Error {
-            inner: e.into(),
-            action,
-        }
+        Error { inner: e.into(), action }
     }
 
     /// What the runtime is to do.
@@ -47,10 +44,7 @@ impl<A: Copy> Error<A> {
     /// The same error for another role or call (a helper's error returned
     /// from `build`, say).
     pub fn with<B: Copy>(self, action: B) -> Error<B> {
-        Error {
-            inner: self.inner,
-            action,
-        }
+        Error { inner: self.inner, action }
     }
 
     /// The error, without the outcome.

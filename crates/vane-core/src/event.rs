@@ -175,19 +175,13 @@ impl From<&str> for Value {
 
 /// The current time in nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 impl Event {
     /// An event with a name and nothing else; add fields with [`Event::field`].
     pub fn new(name: impl Into<String>) -> Event {
-        Event {
-            name: name.into(),
-            ..Event::default()
-        }
+        Event { name: name.into(), ..Event::default() }
     }
 
     /// A gauge with one field called `value`.

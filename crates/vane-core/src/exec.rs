@@ -35,9 +35,8 @@ impl Command {
 
     /// From an argument list whose first item is the program.
     pub fn from_argv(argv: &[String]) -> io::Result<Command> {
-        let (p, rest) = argv
-            .split_first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+        let (p, rest) =
+            argv.split_first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
         Ok(Command::new(p.clone()).args(rest.iter().cloned()))
     }
 
@@ -81,11 +80,7 @@ pub async fn run(cmd: &Command) -> io::Result<Output> {
     let mut c = tokio::process::Command::new(&cmd.program);
     c.args(&cmd.args)
         .envs(&cmd.env)
-        .stdin(if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -93,9 +88,7 @@ pub async fn run(cmd: &Command) -> io::Result<Output> {
     if let Some(d) = &cmd.cwd {
         c.current_dir(d);
     }
-    let mut child = c
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", cmd.program)))?;
+    let mut child = c.spawn().map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", cmd.program)))?;
     let pgid = child.id().map(|p| p as libc::pid_t);
     let mut stdin = child.stdin.take();
     let input = cmd.stdin.clone();
@@ -121,11 +114,7 @@ pub async fn run(cmd: &Command) -> io::Result<Output> {
         };
         let ((), (), ()) = tokio::join!(feed, read_o, read_e);
         let status = child.wait().await?;
-        io::Result::Ok(Output {
-            code: status.code(),
-            stdout: o,
-            stderr: e,
-        })
+        io::Result::Ok(Output { code: status.code(), stdout: o, stderr: e })
     };
     match tokio::time::timeout(cmd.timeout, work).await {
         Ok(r) => r,
@@ -154,9 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn captures_output_and_exit_code() {
-        let out = run(&Command::new("sh").args(["-c", "echo hi; echo err >&2; exit 3"]))
-            .await
-            .unwrap();
+        let out = run(&Command::new("sh").args(["-c", "echo hi; echo err >&2; exit 3"])).await.unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, b"hi\n");
         assert_eq!(out.stderr, b"err\n");
@@ -178,11 +165,7 @@ mod tests {
         let pidfile = dir.join("grandchild.pid");
         // The grandchild would outlive a kill of the shell alone.
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
-        let err = run(&Command::new("sh")
-            .args(["-c", &script])
-            .timeout(Duration::from_millis(300)))
-        .await
-        .unwrap_err();
+        let err = run(&Command::new("sh").args(["-c", &script]).timeout(Duration::from_millis(300))).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         // Killed processes may linger as zombies until reaped: check the state.

@@ -115,22 +115,12 @@ impl Expr {
     /// Parses an expression.
     pub fn parse(text: &str) -> Result<Expr, ParseError> {
         let toks = lex(text)?;
-        let mut p = Parser {
-            toks,
-            pos: 0,
-            len: text.chars().count(),
-        };
+        let mut p = Parser { toks, pos: 0, len: text.chars().count() };
         let root = p.expr(0)?;
         if let Some(t) = p.toks.get(p.pos) {
-            return Err(ParseError {
-                column: t.col,
-                message: format!("unexpected {}", t.tok),
-            });
+            return Err(ParseError { column: t.col, message: format!("unexpected {}", t.tok) });
         }
-        Ok(Expr {
-            root,
-            source: text.to_owned(),
-        })
+        Ok(Expr { root, source: text.to_owned() })
     }
 
     pub fn source(&self) -> &str {
@@ -142,9 +132,7 @@ impl Expr {
         match eval(&self.root, ev)? {
             V::Bool(b) => Ok(b),
             V::Num(n) => Ok(n != 0.0),
-            V::Str(s) => Err(EvalError::Type(format!(
-                "the expression gives the string {s:?}, not true or false"
-            ))),
+            V::Str(s) => Err(EvalError::Type(format!("the expression gives the string {s:?}, not true or false"))),
         }
     }
 
@@ -181,10 +169,7 @@ fn lookup<'a>(ev: &'a Event, name: &str) -> Result<V<'a>, EvalError> {
     match name {
         "name" => Ok(V::Str(&ev.name)),
         "host" => Ok(V::Str(&ev.host)),
-        "state" => ev
-            .state
-            .map(|s| V::Str(s.as_str()))
-            .ok_or_else(|| EvalError::Missing(name.into())),
+        "state" => ev.state.map(|s| V::Str(s.as_str())).ok_or_else(|| EvalError::Missing(name.into())),
         _ => Err(EvalError::Missing(name.into())),
     }
 }
@@ -200,10 +185,7 @@ fn truth(v: &V<'_>, op: &str) -> Result<bool, EvalError> {
     match v {
         V::Bool(b) => Ok(*b),
         V::Num(n) => Ok(*n != 0.0),
-        other => Err(EvalError::Type(format!(
-            "`{op}` needs true or false, got {}",
-            other.kind()
-        ))),
+        other => Err(EvalError::Type(format!("`{op}` needs true or false, got {}", other.kind()))),
     }
 }
 
@@ -299,18 +281,14 @@ struct Spanned {
     col: usize,
 }
 
-const SYMBOLS: &[&str] = &[
-    "==", "!=", "<=", ">=", "=~", "!~", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "(", ")", ",", "!",
-];
+const SYMBOLS: &[&str] =
+    &["==", "!=", "<=", ">=", "=~", "!~", "&&", "||", "<", ">", "+", "-", "*", "/", "%", "(", ")", ",", "!"];
 
 fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    let err = |col: usize, m: String| ParseError {
-        column: col,
-        message: m,
-    };
+    let err = |col: usize, m: String| ParseError { column: col, message: m };
     while i < chars.len() {
         let c = chars[i];
         let col = i + 1;
@@ -351,10 +329,8 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
             out.push(Spanned { tok: Tok::Str(s), col });
         } else if c == '`' {
             let start = i + 1;
-            let end = chars[start..]
-                .iter()
-                .position(|&c| c == '`')
-                .ok_or_else(|| err(col, "unterminated `name`".into()))?;
+            let end =
+                chars[start..].iter().position(|&c| c == '`').ok_or_else(|| err(col, "unterminated `name`".into()))?;
             let s: String = chars[start..start + end].iter().collect();
             i = start + end + 1;
             out.push(Spanned { tok: Tok::Name(s), col });
@@ -372,10 +348,7 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
                 .find(|s| rest.starts_with(**s))
                 .ok_or_else(|| err(col, format!("unexpected character {c:?}")))?;
             i += sym.chars().count();
-            out.push(Spanned {
-                tok: Tok::Sym(sym),
-                col,
-            });
+            out.push(Spanned { tok: Tok::Sym(sym), col });
         }
     }
     Ok(out)
@@ -419,10 +392,7 @@ impl Parser {
 
     fn fail<T>(&self, message: impl Into<String>) -> Result<T, ParseError> {
         let column = self.toks.get(self.pos).map_or(self.end_col(), |t| t.col);
-        Err(ParseError {
-            column,
-            message: message.into(),
-        })
+        Err(ParseError { column, message: message.into() })
     }
 
     fn expr(&mut self, min: u8) -> Result<Node, ParseError> {
@@ -448,10 +418,7 @@ impl Parser {
                         // The regex crate draws a multi-line picture; keep its last line.
                         let text = e.to_string();
                         let why = text.lines().last().unwrap_or("").trim_start_matches("error: ");
-                        ParseError {
-                            column: col,
-                            message: format!("bad regular expression: {why}"),
-                        }
+                        ParseError { column: col, message: format!("bad regular expression: {why}") }
                     })?;
                     self.pos += 1;
                     lhs = Node::Match(Box::new(lhs), Box::new(re), !negate);
@@ -513,11 +480,7 @@ impl Parser {
                     self.pos -= 1;
                     return self.fail(format!(
                         "`{n}` takes {}",
-                        if matches!(func, Func::Abs) {
-                            "one argument"
-                        } else {
-                            "one or more arguments"
-                        }
+                        if matches!(func, Func::Abs) { "one argument" } else { "one or more arguments" }
                     ));
                 }
                 Node::Call(func, args)

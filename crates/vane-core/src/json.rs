@@ -145,9 +145,7 @@ impl<'de> Deserialize<'de> for Event {
         let state = match j.state.as_deref() {
             None => None,
             Some(s) => Some(State::parse(s).ok_or_else(|| {
-                de::Error::custom(format!(
-                    "unknown state {s:?}: expected ok, warning, critical or unknown"
-                ))
+                de::Error::custom(format!("unknown state {s:?}: expected ok, warning, critical or unknown"))
             })?),
         };
         Ok(Event {

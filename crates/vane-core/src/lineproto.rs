@@ -247,24 +247,14 @@ pub struct ParseError {
 /// decoding goes on with the next line. Points without a timestamp get
 /// `default_time` (0 leaves them for the runtime to stamp).
 pub fn decode(input: &str, precision: Precision, default_time: i64) -> Decoder<'_> {
-    Decoder {
-        src: input,
-        pos: 0,
-        line: 1,
-        precision,
-        default_time,
-    }
+    Decoder { src: input, pos: 0, line: 1, precision, default_time }
 }
 
 /// Decodes a single line (no trailing newline needed).
 pub fn decode_line(line: &str, precision: Precision) -> Result<Event, ParseError> {
     match decode(line, precision, 0).next() {
         Some(r) => r,
-        None => Err(ParseError {
-            line: 1,
-            column: 1,
-            message: "empty line".into(),
-        }),
+        None => Err(ParseError { line: 1, column: 1, message: "empty line".into() }),
     }
 }
 
@@ -283,10 +273,7 @@ struct Fail {
 }
 
 fn fail<T>(at: usize, message: impl fmt::Display) -> Result<T, Fail> {
-    Err(Fail {
-        at,
-        message: message.to_string(),
-    })
+    Err(Fail { at, message: message.to_string() })
 }
 
 impl Iterator for Decoder<'_> {
@@ -316,12 +303,7 @@ impl Iterator for Decoder<'_> {
                 continue;
             }
             let line_no = self.line;
-            let mut p = LineParser {
-                b,
-                src: self.src,
-                i,
-                newlines: 0,
-            };
+            let mut p = LineParser { b, src: self.src, i, newlines: 0 };
             return Some(match p.line(self.precision, self.default_time) {
                 Ok(ev) => {
                     self.pos = p.i + 1;
@@ -330,20 +312,13 @@ impl Iterator for Decoder<'_> {
                 }
                 Err(f) => {
                     // Column within the line where the error was found.
-                    let line_start = self.src[..f.at.min(b.len())]
-                        .rfind('\n')
-                        .map_or(0, |n| n + 1)
-                        .max(start);
+                    let line_start = self.src[..f.at.min(b.len())].rfind('\n').map_or(0, |n| n + 1).max(start);
                     let nl_before = self.src[start..line_start].matches('\n').count();
                     let column = self.src[line_start..f.at.min(b.len())].chars().count() + 1;
                     let end = memchr(b'\n', b, f.at.min(b.len())).unwrap_or(b.len());
                     self.line += self.src[start..end].matches('\n').count() + 1;
                     self.pos = end + 1;
-                    Err(ParseError {
-                        line: line_no + nl_before,
-                        column,
-                        message: f.message,
-                    })
+                    Err(ParseError { line: line_no + nl_before, column, message: f.message })
                 }
             });
         }
@@ -484,9 +459,7 @@ impl<'a> LineParser<'a> {
             }
             let tok = &self.src[at..self.i];
             if !tok.is_empty() {
-                let t: i64 = tok
-                    .parse()
-                    .or_else(|_| fail(at, format!("invalid timestamp {tok:?}")))?;
+                let t: i64 = tok.parse().or_else(|_| fail(at, format!("invalid timestamp {tok:?}")))?;
                 time = t
                     .checked_mul(precision.factor())
                     .ok_or(())
@@ -549,12 +522,9 @@ impl<'a> LineParser<'a> {
         if tok.is_empty() {
             return fail(at, "missing field value");
         }
-        parse_scalar(tok).ok_or(()).or_else(|_| {
-            fail(
-                at,
-                format!("invalid field value {tok:?}: not a number, boolean or string"),
-            )
-        })
+        parse_scalar(tok)
+            .ok_or(())
+            .or_else(|_| fail(at, format!("invalid field value {tok:?}: not a number, boolean or string")))
     }
 }
 
@@ -573,10 +543,7 @@ fn parse_scalar(tok: &str) -> Option<Value> {
         return tok[..tok.len() - 1].parse().ok().map(Value::Uint);
     }
     // Only digits, sign, point and exponent: rejects "inf", "NaN" and friends.
-    if !bytes
-        .iter()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'))
-    {
+    if !bytes.iter().all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')) {
         return None;
     }
     tok.parse::<f64>().ok().filter(|f| f.is_finite()).map(Value::Float)
@@ -642,16 +609,9 @@ mod tests {
 
     #[test]
     fn reserved_attributes_travel_as_tags_and_fields() {
-        let e = Event::counter("disk", 5u64)
-            .host("web-01")
-            .state(State::Warning)
-            .description("nearly full")
-            .ttl(30.0);
+        let e = Event::counter("disk", 5u64).host("web-01").state(State::Warning).description("nearly full").ttl(30.0);
         let line = encode(&e, Precision::Nanoseconds);
-        assert_eq!(
-            line,
-            r#"disk,host=web-01,kind=counter,state=warning value=5u,description="nearly full",ttl=30.0"#
-        );
+        assert_eq!(line, r#"disk,host=web-01,kind=counter,state=warning value=5u,description="nearly full",ttl=30.0"#);
         assert_eq!(dec(&line), e);
     }
 
@@ -663,10 +623,7 @@ mod tests {
             assert_eq!(dec(&line), e, "{line}");
         }
         // An ordinary backslash is written as InfluxDB writes it.
-        assert_eq!(
-            encode(&Event::new("a\\b").field("v", 1i64), Precision::Nanoseconds),
-            "a\\b v=1i"
-        );
+        assert_eq!(encode(&Event::new("a\\b").field("v", 1i64), Precision::Nanoseconds), "a\\b v=1i");
     }
 
     #[test]
@@ -702,11 +659,7 @@ mod tests {
     fn errors_name_line_and_column() {
         let input = "ok v=1\n\n# comment\nbad,t v=1\nm v=nope\nm v=1 12x\nm\nm v=\"open\nlast v=2";
         let out: Vec<_> = decode(input, Precision::Nanoseconds, 0).collect();
-        let errs: Vec<_> = out
-            .iter()
-            .filter_map(|r| r.as_ref().err())
-            .map(|e| (e.line, e.column))
-            .collect();
+        let errs: Vec<_> = out.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.line, e.column)).collect();
         assert_eq!(errs, vec![(4, 6), (5, 5), (6, 7), (7, 2), (8, 5)]);
         assert_eq!(out[0].as_ref().unwrap().name, "ok");
         assert!(out[1].as_ref().unwrap_err().message.contains("tag key"));
@@ -751,9 +704,7 @@ mod tests {
 
     #[test]
     fn default_time_fills_missing_timestamp() {
-        let e: Vec<_> = decode("a v=1\nb v=1 9", Precision::Nanoseconds, 42)
-            .map(Result::unwrap)
-            .collect();
+        let e: Vec<_> = decode("a v=1\nb v=1 9", Precision::Nanoseconds, 42).map(Result::unwrap).collect();
         assert_eq!((e[0].time, e[1].time), (42, 9));
     }
 
@@ -767,22 +718,14 @@ mod tests {
 
         fn key() -> impl Strategy<Value = String> {
             ident().prop_filter("reserved", |k| {
-                ![
-                    reserved::HOST,
-                    reserved::KIND,
-                    reserved::STATE,
-                    reserved::DESCRIPTION,
-                    reserved::TTL,
-                ]
-                .contains(&k.as_str())
+                ![reserved::HOST, reserved::KIND, reserved::STATE, reserved::DESCRIPTION, reserved::TTL]
+                    .contains(&k.as_str())
             })
         }
 
         fn value() -> impl Strategy<Value = Value> {
             prop_oneof![
-                any::<f64>()
-                    .prop_filter("finite", |f| f.is_finite())
-                    .prop_map(Value::Float),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
                 any::<i64>().prop_map(Value::Int),
                 any::<u64>().prop_map(Value::Uint),
                 any::<bool>().prop_map(Value::Bool),

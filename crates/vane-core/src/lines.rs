@@ -28,14 +28,7 @@ pub struct LimitedLines<R> {
 
 impl<R: AsyncRead + Unpin> LimitedLines<R> {
     pub fn new(inner: R, max: usize) -> Self {
-        LimitedLines {
-            inner,
-            buf: Vec::with_capacity(8192),
-            start: 0,
-            max: max.max(1),
-            skipping: None,
-            eof: false,
-        }
+        LimitedLines { inner, buf: Vec::with_capacity(8192), start: 0, max: max.max(1), skipping: None, eof: false }
     }
 
     /// The next line; `None` at the end of the stream.
@@ -46,9 +39,7 @@ impl<R: AsyncRead + Unpin> LimitedLines<R> {
                 let line = self.take(end);
                 self.start = end + 1;
                 if let Some(skipped) = self.skipping.take() {
-                    return Ok(Some(Line::TooLong {
-                        bytes: skipped + line.len(),
-                    }));
+                    return Ok(Some(Line::TooLong { bytes: skipped + line.len() }));
                 }
                 return Ok(Some(line.into_line()));
             }

@@ -123,6 +123,16 @@ pub trait Sink: Send + 'static {
     }
 }
 
+/// A long-running source made of a function of its config and its context
+/// (Tourbillon's `def myplugin(agent)`; [`crate::registry::Registry::service_fn`]).
+pub struct FnService(pub(crate) Box<dyn FnOnce(Context) -> crate::BoxFuture<'static, Result<(), ServiceError>> + Send>);
+
+impl Service for FnService {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
+        (self.0)(ctx).await
+    }
+}
+
 /// An engine's per-event task as a function (Canopsis's `work`): the event
 /// changed, or `None` to drop it.
 pub type Work = fn(Event, &Context) -> Result<Option<Event>, EngineError>;

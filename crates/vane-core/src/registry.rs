@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::error::BuildError;
+use crate::error::ServiceError;
 use crate::instance::Instance;
 use crate::node::{ConfigError, Node, from_node, struct_fields};
-use crate::plugin::{Beat, Build, Engine, FnEngine, Service, Sink, Source, Work};
+use crate::plugin::{Beat, Build, Engine, FnEngine, FnService, Service, Sink, Source, Work};
 
 /// The role a plugin plays, which is also the config section its jobs are
 /// declared in (`sources:`, `engines:`, `sinks:`).
@@ -142,6 +143,24 @@ impl Registry {
         self.typed::<T::Config>(name, description, Role::Source, true, f)
     }
 
+    /// Registers a long-running source made of a function: it gets its
+    /// typed config (checked like any plugin's) and its context, and returns
+    /// when the agent stops (Tourbillon's plugin shape).
+    pub fn service_fn<C, F, Fut>(&mut self, name: &str, description: &str, f: F) -> &mut Self
+    where
+        C: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(C, Context) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), ServiceError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let build: Factory = Arc::new(move |n, path, _| {
+            let config = from_node::<C>(n, path).map_err(BuildError::stop)?;
+            let f = f.clone();
+            Ok(Instance::Service(Box::new(FnService(Box::new(move |ctx| Box::pin(f(config, ctx)))))))
+        });
+        self.typed::<C>(name, description, Role::Source, true, build)
+    }
+
     /// Registers an engine.
     pub fn engine<T: Engine + Build>(&mut self, name: &str, description: &str) -> &mut Self {
         let f = factory::<T>(|s, _| Instance::Engine(Box::new(s)));
@@ -187,10 +206,7 @@ impl Registry {
         if !valid_name(&p.name) {
             self.problems.push(Problem::InvalidName(p.name));
         } else if self.index.contains_key(&(p.name.clone(), p.role)) {
-            self.problems.push(Problem::Duplicate {
-                name: p.name,
-                role: p.role,
-            });
+            self.problems.push(Problem::Duplicate { name: p.name, role: p.role });
         } else {
             self.index.insert((p.name.clone(), p.role), self.plugins.len());
             self.plugins.push(p);
@@ -200,11 +216,7 @@ impl Registry {
 
     /// Fails with every registration problem (duplicate or invalid names).
     pub fn finish(&self) -> Result<(), RegistryError> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(RegistryError(self.problems.clone()))
-        }
+        if self.problems.is_empty() { Ok(()) } else { Err(RegistryError(self.problems.clone())) }
     }
 
     /// The plugin of this name in a role.
@@ -236,8 +248,7 @@ impl Registry {
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.starts_with(|c: char| c.is_ascii_lowercase())
-        && n.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
         && !n.ends_with('.')
 }
 

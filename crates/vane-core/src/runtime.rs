@@ -66,19 +66,13 @@ pub struct LifecycleControl {
 
 impl Default for LifecycleControl {
     fn default() -> Self {
-        LifecycleControl {
-            ready: watch::channel(false).0,
-            stop: watch::channel(false).0,
-        }
+        LifecycleControl { ready: watch::channel(false).0, stop: watch::channel(false).0 }
     }
 }
 
 impl LifecycleControl {
     pub fn lifecycle(&self) -> Lifecycle {
-        Lifecycle {
-            ready: self.ready.subscribe(),
-            stop: self.stop.subscribe(),
-        }
+        Lifecycle { ready: self.ready.subscribe(), stop: self.stop.subscribe() }
     }
 
     pub fn set_ready(&self) {

@@ -16,9 +16,8 @@ impl FromStr for ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: expected a number, like 512, 64KiB or 1GiB"))?;
+        let n: f64 =
+            num.parse().map_err(|_| format!("invalid size {s:?}: expected a number, like 512, 64KiB or 1GiB"))?;
         let f: u64 = match unit.trim() {
             "" | "B" => 1,
             "KB" | "kB" => 1000,

@@ -85,13 +85,7 @@ fn snippet(text: &str) -> Result<Node, BuildError> {
 impl Harness {
     /// A ready harness for a job called `job` on host `test-host`.
     pub fn new(job: &str) -> Harness {
-        Harness::with(
-            job,
-            "test-host",
-            std::env::temp_dir(),
-            Node::null(Mark::default()),
-            None,
-        )
+        Harness::with(job, "test-host", std::env::temp_dir(), Node::null(Mark::default()), None)
     }
 
     pub fn with(
@@ -152,10 +146,7 @@ impl Harness {
     pub fn source(registry: &Registry, name: &str, config: &str) -> Result<(Harness, Box<dyn DynSource>), BuildError> {
         match Harness::plugin(registry, Role::Source, name, config)? {
             (h, Instance::Source(s)) => Ok((h, s)),
-            (_, i) => Err(BuildError::stop(format!(
-                "`{name}` is a {}, not a polled source",
-                i.role()
-            ))),
+            (_, i) => Err(BuildError::stop(format!("`{name}` is a {}, not a polled source", i.role()))),
         }
     }
 
@@ -167,10 +158,7 @@ impl Harness {
     ) -> Result<(Harness, Box<dyn DynService>), BuildError> {
         match Harness::plugin(registry, Role::Source, name, config)? {
             (h, Instance::Service(s)) => Ok((h, s)),
-            (_, i) => Err(BuildError::stop(format!(
-                "`{name}` is a {}, not a long-running one",
-                i.role()
-            ))),
+            (_, i) => Err(BuildError::stop(format!("`{name}` is a {}, not a long-running one", i.role()))),
         }
     }
 
@@ -267,9 +255,7 @@ impl Harness {
             Err(_) => {
                 self.stop();
                 run.abort();
-                return Err(ServiceError::stop(format!(
-                    "the condition did not hold within {limit:?}"
-                )));
+                return Err(ServiceError::stop(format!("the condition did not hold within {limit:?}")));
             }
         }
         self.stop();
@@ -377,9 +363,7 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::new();
-        r.engine::<Doubler>("double", "")
-            .service::<Ticker>("ticker", "")
-            .sink::<Keeper>("keep", "");
+        r.engine::<Doubler>("double", "").service::<Ticker>("ticker", "").sink::<Keeper>("keep", "");
         r
     }
 
@@ -391,10 +375,7 @@ mod tests {
         assert_eq!(h.beat(&mut *e).unwrap()[0].name, "double");
 
         let (h, svc) = Harness::service(&r, "ticker", "").unwrap();
-        let got = h
-            .run_until(svc, Duration::from_secs(5), |e| e.len() >= 3)
-            .await
-            .unwrap();
+        let got = h.run_until(svc, Duration::from_secs(5), |e| e.len() >= 3).await.unwrap();
         assert!(got.len() >= 3 && got[0].host == "test-host", "{got:?}");
 
         let (h, mut s) = Harness::build::<Keeper>("k", "").unwrap();

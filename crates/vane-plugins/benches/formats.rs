@@ -15,13 +15,7 @@ const N: usize = 10_000;
 fn graphite_text() -> String {
     (0..N)
         .map(|i| {
-            format!(
-                "servers.web-{:02}.cpu.cpu{}.usage_user {} {}\n",
-                i % 50,
-                i % 8,
-                i as f64 * 0.37,
-                1_700_000_000 + i
-            )
+            format!("servers.web-{:02}.cpu.cpu{}.usage_user {} {}\n", i % 50, i % 8, i as f64 * 0.37, 1_700_000_000 + i)
         })
         .collect()
 }
@@ -68,29 +62,20 @@ fn events() -> Vec<Event> {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("formats");
     // Items and the bytes of text read or written.
-    let per = |bytes: usize| Throughput::ElementsAndBytes {
-        elements: N as u64,
-        bytes: bytes as u64,
-    };
+    let per = |bytes: usize| Throughput::ElementsAndBytes { elements: N as u64, bytes: bytes as u64 };
 
     let text = graphite_text();
     g.throughput(per(text.len()));
     g.bench_function("graphite parse 10k lines", |b| {
         b.iter(|| {
-            let n = text
-                .lines()
-                .filter(|l| graphite::parse_line(black_box(l), 0).is_ok())
-                .count();
+            let n = text.lines().filter(|l| graphite::parse_line(black_box(l), 0).is_ok()).count();
             assert_eq!(n, N);
         })
     });
     let templates = graphite::Templates::parse(&["servers.* _.host.name.cpu.field", "host.name.field"]).unwrap();
     g.bench_function("graphite parse 10k lines with templates", |b| {
         b.iter(|| {
-            let n = text
-                .lines()
-                .filter(|l| templates.parse_line(black_box(l), 0).is_ok())
-                .count();
+            let n = text.lines().filter(|l| templates.parse_line(black_box(l), 0).is_ok()).count();
             assert_eq!(n, N);
         })
     });
@@ -99,10 +84,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(per(text.len()));
     g.bench_function("statsd parse 10k lines", |b| {
         b.iter(|| {
-            let n = text
-                .lines()
-                .filter(|l| statsd::parse_line(black_box(l)).is_ok())
-                .count();
+            let n = text.lines().filter(|l| statsd::parse_line(black_box(l)).is_ok()).count();
             assert_eq!(n, N);
         })
     });
@@ -154,10 +136,7 @@ fn bench(c: &mut Criterion) {
     let series: BTreeMap<_, _> = (0..N)
         .map(|i| {
             (
-                vec![
-                    ("cpu".to_owned(), format!("cpu{i}")),
-                    ("host".to_owned(), "web-01".to_owned()),
-                ],
+                vec![("cpu".to_owned(), format!("cpu{i}")), ("host".to_owned(), "web-01".to_owned())],
                 (i as f64 * 0.37, false, now),
             )
         })

@@ -14,46 +14,31 @@ pub fn register(r: &mut Registry) {
     #[cfg(feature = "host")]
     {
         use sources::host::*;
-        r.source::<Cpu>(
-            "cpu",
-            "CPU time per core and in total: counters in seconds and usage in percent",
-        )
-        .source::<Memory>(
-            "memory",
-            "memory in bytes: total, available, used, free, buffers, cached",
-        )
-        .source::<Swap>("swap", "swap in bytes: total, used, free")
-        .source::<Disk>("disk", "usage of each mounted file system: bytes and inodes")
-        .source::<Diskio>("diskio", "cumulative I/O per block device: operations, bytes, time")
-        .source::<Net>(
-            "net",
-            "cumulative traffic per network interface: bytes, packets, errors",
-        )
-        .source::<Load>("load", "load averages over 1, 5 and 15 minutes")
-        .source::<Processes>("processes", "processes counted by state, and threads")
-        .source::<System>("system", "uptime, boot time, logged-in users, CPUs")
-        .source::<sources::procstat::Procstat>(
-            "procstat",
-            "CPU, memory, descriptors, threads and I/O of processes chosen by name, pattern or pid file",
-        );
+        r.source::<Cpu>("cpu", "CPU time per core and in total: counters in seconds and usage in percent")
+            .source::<Memory>("memory", "memory in bytes: total, available, used, free, buffers, cached")
+            .source::<Swap>("swap", "swap in bytes: total, used, free")
+            .source::<Disk>("disk", "usage of each mounted file system: bytes and inodes")
+            .source::<Diskio>("diskio", "cumulative I/O per block device: operations, bytes, time")
+            .source::<Net>("net", "cumulative traffic per network interface: bytes, packets, errors")
+            .source::<Load>("load", "load averages over 1, 5 and 15 minutes")
+            .source::<Processes>("processes", "processes counted by state, and threads")
+            .source::<System>("system", "uptime, boot time, logged-in users, CPUs")
+            .source::<sources::procstat::Procstat>(
+                "procstat",
+                "CPU, memory, descriptors, threads and I/O of processes chosen by name, pattern or pid file",
+            );
     }
     r.source::<sources::demo::Hello>("hello", "a metric flipping between 0 and 1 (Duct's HelloWorld)")
         .source::<sources::demo::Chaos>(
-            "chaos",
-            "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
-        );
+        "chaos",
+        "misbehaves on purpose (panics, hangs, errors) to test isolation and alerting",
+    );
     r.source::<sources::exec::Exec>(
         "exec",
         "runs a program each poll and reads its output: influx, json, prometheus, graphite or nagios",
     )
-    .service::<sources::exec::Execd>(
-        "execd",
-        "keeps a program running and reads events from its output as they come",
-    )
-    .source::<sources::ping::Ping>(
-        "ping",
-        "ICMP echo: packets sent and received, loss, round-trip min/avg/max/stddev",
-    )
+    .service::<sources::exec::Execd>("execd", "keeps a program running and reads events from its output as they come")
+    .source::<sources::ping::Ping>("ping", "ICMP echo: packets sent and received, loss, round-trip min/avg/max/stddev")
     .service::<sources::listen::Socket>(
         "socket",
         "lines over TCP or UDP: line protocol, Graphite plaintext (with templates), JSON or bare numbers",
@@ -100,10 +85,7 @@ pub fn register(r: &mut Registry) {
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",
     );
     #[cfg(feature = "sql")]
-    r.source::<sources::sql::Sql>(
-        "sql",
-        "a PostgreSQL query each poll: every row an event, columns as tags or fields",
-    );
+    r.source::<sources::sql::Sql>("sql", "a PostgreSQL query each poll: every row an event, columns as tags or fields");
     #[cfg(feature = "lua")]
     {
         r.source::<lua::LuaSource>("lua", "a source written in Lua: collect(ctx)")
@@ -121,10 +103,7 @@ pub fn register(r: &mut Registry) {
         "transform",
         "rewrites events: name prefix and renames, tags added or removed, host, unit conversion",
     )
-    .engine::<engines::rate::Rate>(
-        "rate",
-        "per-second rate (or delta) of cumulative counters, across resets and wraps",
-    )
+    .engine::<engines::rate::Rate>("rate", "per-second rate (or delta) of cumulative counters, across resets and wraps")
     .engine::<engines::rate::Rate>("derivative", "the same as rate")
     .engine::<engines::aggregate::Aggregate>(
         "aggregate",
@@ -137,10 +116,7 @@ pub fn register(r: &mut Registry) {
         "state",
         "alerts on state changes (with flap damping), repeats critical ones on each beat",
     )
-    .engine::<engines::expire::Expire>(
-        "expire",
-        "emits an expired event for each series not refreshed within its ttl",
-    )
+    .engine::<engines::expire::Expire>("expire", "emits an expired event for each series not refreshed within its ttl")
     .sink::<sinks::graphite::Graphite>(
         "graphite",
         "Graphite plaintext over TCP, paths from a template of host, name, tags and field",
@@ -150,8 +126,13 @@ pub fn register(r: &mut Registry) {
         "takes every batch and keeps nothing (benchmarks, trying a pipeline)",
     )
     .sink::<sinks::stdout::Stdout>("stdout", "writes events to standard output as line protocol or JSON")
-    .sink::<sinks::file::File>(
-        "file",
-        "appends events to a file as line protocol or JSON, rotating by size",
-    );
+    .sink::<sinks::file::File>("file", "appends events to a file as line protocol or JSON, rotating by size");
+}
+
+/// A registry of the built-ins, for their tests.
+#[cfg(test)]
+pub(crate) fn registry() -> Registry {
+    let mut r = Registry::new();
+    register(&mut r);
+    r
 }

@@ -38,11 +38,7 @@ pub enum StartError {
     #[error("cannot listen on {addr} (agent.http): {source}")]
     Http { addr: String, source: std::io::Error },
     #[error("sink `{id}` cannot open its disk buffer in {}: {source}", dir.display())]
-    Buffer {
-        id: String,
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    Buffer { id: String, dir: PathBuf, source: std::io::Error },
 }
 
 /// What shutdown left behind.
@@ -98,10 +94,8 @@ struct Agent {
 
 impl Agent {
     fn new(config: Config, registry: Arc<Registry>) -> Agent {
-        let stats: HashMap<String, Arc<JobStats>> = config
-            .jobs()
-            .map(|(id, _, _)| (id.to_owned(), Arc::new(JobStats::default())))
-            .collect();
+        let stats: HashMap<String, Arc<JobStats>> =
+            config.jobs().map(|(id, _, _)| (id.to_owned(), Arc::new(JobStats::default()))).collect();
         let jobs = config
             .jobs()
             .map(|(id, plugin, role)| (id.to_owned(), plugin.to_owned(), role.as_str(), stats[id].clone()))
@@ -124,16 +118,8 @@ impl Agent {
 
     /// A queue for every engine and sink, their depths reported by `internal`.
     fn queues(&self) -> Queues {
-        let mut q = Queues {
-            txs: HashMap::new(),
-            rxs: HashMap::new(),
-        };
-        let ids = self
-            .config
-            .engines
-            .iter()
-            .map(|j| &j.id)
-            .chain(self.config.sinks.iter().map(|j| &j.id));
+        let mut q = Queues { txs: HashMap::new(), rxs: HashMap::new() };
+        let ids = self.config.engines.iter().map(|j| &j.id).chain(self.config.sinks.iter().map(|j| &j.id));
         for id in ids {
             let (tx, rx) = queue(self.config.queue_size);
             self.introspection.add_queue(id, &tx);
@@ -151,10 +137,7 @@ impl Agent {
         crate::http::serve(addr, table.clone(), self.life.lifecycle())
             .await
             .map(Some)
-            .map_err(|source| StartError::Http {
-                addr: addr.clone(),
-                source,
-            })
+            .map_err(|source| StartError::Http { addr: addr.clone(), source })
     }
 
     /// A job's route: its `next`, or every sink; a sink's goes nowhere.
@@ -165,11 +148,7 @@ impl Agent {
             _ => job.next.iter().map(|id| queues.txs[id].clone()).collect(),
         };
         let stats = self.stats[&job.id].clone();
-        Arc::new(Route {
-            prepare: Prepare::new(job, self.host.clone(), stats.clone()),
-            targets,
-            stats,
-        })
+        Arc::new(Route { prepare: Prepare::new(job, self.host.clone(), stats.clone()), targets, stats })
     }
 
     /// A fresh context for an instance of `job`, with its own task spawner.
@@ -214,11 +193,9 @@ impl Agent {
     ) -> Result<Option<T>, StartError> {
         match self.build(job, role, ctx) {
             Ok(inst) => Ok(Some(take(inst).expect("validated role"))),
-            Err(e) if e.action() == BuildAction::Stop => Err(StartError::Build {
-                role,
-                id: job.id.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) if e.action() == BuildAction::Stop => {
+                Err(StartError::Build { role, id: job.id.clone(), reason: e.to_string() })
+            }
             Err(e) => {
                 ctx.report_error(format!("cannot be built yet: {e}; retrying"));
                 Ok(None)
@@ -244,13 +221,7 @@ impl Agent {
                 Instance::Sink(s) => Ok(s),
                 other => Err(BuildError::stop(format!("a {} is not a sink", other.role()))),
             });
-            let task = SinkTask {
-                job: Arc::new(job.clone()),
-                ctx,
-                build,
-                store: self.open_store(job)?,
-                prepared: tx,
-            };
+            let task = SinkTask { job: Arc::new(job.clone()), ctx, build, store: self.open_store(job)?, prepared: tx };
             set.spawn(task.run(first, queues.rxs.remove(&job.id).expect("a queue per sink")));
         }
         Ok((set, prepared))
@@ -288,12 +259,7 @@ impl Agent {
             Instance::Engine(e) => Ok(e),
             other => Err(BuildError::stop(format!("a {} is not an engine", other.role()))),
         });
-        EngineTask {
-            job: Arc::new(job.clone()),
-            ctx,
-            route,
-            build,
-        }
+        EngineTask { job: Arc::new(job.clone()), ctx, route, build }
     }
 
     fn start_sources(self: &Arc<Self>, queues: &Queues) -> JoinSet<()> {
@@ -321,13 +287,7 @@ impl Agent {
                 let safe: String = job
                     .id
                     .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
                     .collect();
                 let dir = self.config.data_dir.join("buffers").join(safe);
                 let d = Disk::open(&dir, b.max_bytes(), b.when_full).map_err(|source| StartError::Buffer {
@@ -373,10 +333,7 @@ impl Agent {
         tracing::info!("stopping: sources stop, engines drain, sinks flush");
         self.life.stop();
         let grace = self.config.shutdown_timeout;
-        let mut report = Report {
-            stats: self.stats.clone(),
-            ..Report::default()
-        };
+        let mut report = Report { stats: self.stats.clone(), ..Report::default() };
         report.aborted += drain(&mut sources, grace).await;
         for h in self.all_tasks.lock().expect("not poisoned").drain(..) {
             h.abort();
@@ -387,10 +344,7 @@ impl Agent {
             h.abort();
         }
         if report.aborted > 0 {
-            tracing::warn!(
-                aborted = report.aborted,
-                "some tasks did not finish within the shutdown timeout"
-            );
+            tracing::warn!(aborted = report.aborted, "some tasks did not finish within the shutdown timeout");
         }
         report
     }

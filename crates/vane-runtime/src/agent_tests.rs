@@ -79,28 +79,21 @@ impl Build for Flows {
     }
 }
 
+/// Keeps a batch in the global bin `name`, and says so.
+fn keep(name: &str, b: &[Event]) {
+    BINS.lock().unwrap().entry(name.to_owned()).or_default().extend_from_slice(b);
+    ARRIVED.notify_waiters();
+}
+
 /// Collects into the global bin its config names.
-struct Col(String);
 #[derive(serde::Deserialize)]
-struct ColConfig {
+struct Col {
     bin: String,
 }
 impl Sink for Col {
     async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
-        BINS.lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .extend_from_slice(b);
-        ARRIVED.notify_waiters();
+        keep(&self.bin, b);
         Ok(())
-    }
-}
-
-impl Build for Col {
-    type Config = ColConfig;
-    fn build(c: ColConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Col(c.bin))
     }
 }
 
@@ -113,9 +106,7 @@ struct Many {
 impl Source for Many {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.n += 1;
-        Ok((0..8)
-            .map(|s| Event::counter("many", self.n).tag("s", s.to_string()))
-            .collect())
+        Ok((0..8).map(|s| Event::counter("many", self.n).tag("s", s.to_string())).collect())
     }
 }
 
@@ -147,37 +138,20 @@ fn gate(name: &str, open: bool) {
     GATES.lock().unwrap().insert(name.to_owned(), open);
 }
 
-struct Gate(String);
 #[derive(serde::Deserialize)]
-struct GateConfig {
+struct Gate {
     gate: String,
 }
 impl Sink for Gate {
     async fn send(&mut self, b: &[Event], _: &Context) -> Result<(), SinkError> {
-        if !GATES.lock().unwrap().get(&self.0).copied().unwrap_or(false) {
+        if !GATES.lock().unwrap().get(&self.gate).copied().unwrap_or(false) {
             let first = b.first().and_then(|e| e.get_field("value")).and_then(|v| v.as_f64());
-            ATTEMPTED
-                .lock()
-                .unwrap()
-                .entry(self.0.clone())
-                .or_default()
-                .insert(first.unwrap_or(-1.0) as i64);
+            let mut attempted = ATTEMPTED.lock().unwrap();
+            attempted.entry(self.gate.clone()).or_default().insert(first.unwrap_or(-1.0) as i64);
             return Err("the backend is down".into());
         }
-        BINS.lock()
-            .unwrap()
-            .entry(self.0.clone())
-            .or_default()
-            .extend_from_slice(b);
-        ARRIVED.notify_waiters();
+        keep(&self.gate, b);
         Ok(())
-    }
-}
-
-impl Build for Gate {
-    type Config = GateConfig;
-    fn build(c: GateConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Gate(c.gate))
     }
 }
 
@@ -303,11 +277,8 @@ async fn services_and_tasks_feed_every_sink_and_stop_cleanly() {
         n
     };
     assert_eq!(names(&a), names(&b));
-    let svc: Vec<f64> = a
-        .iter()
-        .filter(|e| e.name == "svc")
-        .map(|e| e.get_field("value").unwrap().as_f64().unwrap())
-        .collect();
+    let svc: Vec<f64> =
+        a.iter().filter(|e| e.name == "svc").map(|e| e.get_field("value").unwrap().as_f64().unwrap()).collect();
     assert!(svc.windows(2).all(|w| w[1] == w[0] + 1.0), "{svc:?}");
 }
 
@@ -329,10 +300,7 @@ async fn workers_split_series_and_keep_their_order() {
     }
     assert_eq!(by_series.len(), 8);
     for (s, (_, ns)) in &by_series {
-        assert!(
-            ns.windows(2).all(|w| w[1] == w[0] + 1.0),
-            "series {s} out of order: {ns:?}"
-        );
+        assert!(ns.windows(2).all(|w| w[1] == w[0] + 1.0), "series {s} out of order: {ns:?}");
     }
     let workers: std::collections::HashSet<&String> = by_series.values().map(|(w, _)| w).collect();
     assert!(workers.len() > 1, "eight series all went to one worker");
@@ -352,11 +320,7 @@ async fn a_failing_backend_is_retried_until_every_event_arrives_in_order() {
     opener.await.unwrap();
     assert_eq!(report.aborted, 0);
     let got = numbers("flaky");
-    assert_eq!(
-        got,
-        (1..=got.len() as u64).collect::<Vec<_>>(),
-        "nothing lost, in order"
-    );
+    assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>(), "nothing lost, in order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,12 +336,7 @@ async fn a_dead_sink_does_not_slow_a_healthy_one() {
     let got = numbers("healthy");
     assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>());
     // The healthy sink kept up with the source all along.
-    assert!(
-        got.len() as u64 + 10 >= polled("both_src"),
-        "{} of {}",
-        got.len(),
-        polled("both_src")
-    );
+    assert!(got.len() as u64 + 10 >= polled("both_src"), "{} of {}", got.len(), polled("both_src"));
     assert!(numbers("dead").is_empty());
     // The dead sink was still retrying when the agent stopped.
     assert_eq!(report.aborted, 1);
@@ -424,11 +383,7 @@ async fn submission_interval_sends_the_latest_of_each_series_once_per_interval()
         // about 20 polls happen per 100 ms, only the latest goes out.
         assert!(vals.windows(2).all(|w| w[1] > w[0]), "series {s}: {vals:?}");
         let last = *vals.last().unwrap();
-        assert!(
-            (vals.len() as f64) < last / 2.0,
-            "coalesced: {} sent of {last} made",
-            vals.len()
-        );
+        assert!((vals.len() as f64) < last / 2.0, "coalesced: {} sent of {last} made", vals.len());
     }
 }
 
@@ -443,10 +398,7 @@ async fn retry_for_bounds_how_long_a_batch_is_retried() {
         \x20 - { id: ok, plugin: t.gate, batch_wait: 5ms, config: { gate: bounded_ok } }\n";
     // The failing sink gives each batch up after 300 ms and moves on to
     // the next; unbounded, it would retry its first batch forever.
-    run_until(text, || {
-        ATTEMPTED.lock().unwrap().get("never").is_some_and(|a| a.len() >= 3)
-    })
-    .await;
+    run_until(text, || ATTEMPTED.lock().unwrap().get("never").is_some_and(|a| a.len() >= 3)).await;
     assert!(numbers("never").is_empty());
     assert!(!numbers("bounded_ok").is_empty());
 }

@@ -65,12 +65,7 @@ pub struct BufferConfig {
 
 impl Default for BufferConfig {
     fn default() -> Self {
-        BufferConfig {
-            kind: Kind::Memory,
-            max_size: None,
-            when_full: WhenFull::Block,
-            fsync: None,
-        }
+        BufferConfig { kind: Kind::Memory, max_size: None, when_full: WhenFull::Block, fsync: None }
     }
 }
 
@@ -126,11 +121,7 @@ pub fn size_of(batch: &[Event]) -> u64 {
 
 fn encoded_size(e: &Event) -> usize {
     let tags: usize = e.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let fields: usize = e
-        .fields
-        .iter()
-        .map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len))
-        .sum();
+    let fields: usize = e.fields.iter().map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len)).sum();
     e.name.len() + e.host.len() + tags + fields + 28
 }
 
@@ -167,14 +158,7 @@ pub struct Memory {
 
 impl Memory {
     pub fn new(max: u64, when_full: WhenFull) -> Memory {
-        Memory {
-            batches: VecDeque::new(),
-            taken: None,
-            bytes: 0,
-            events: 0,
-            max,
-            when_full,
-        }
+        Memory { batches: VecDeque::new(), taken: None, bytes: 0, events: 0, max, when_full }
     }
 }
 
@@ -202,11 +186,7 @@ impl Store for Memory {
         self.bytes += size;
         self.events += n;
         self.batches.push_back((batch, size));
-        Ok(if dropped > 0 {
-            Pushed::Dropped(dropped)
-        } else {
-            Pushed::Stored
-        })
+        Ok(if dropped > 0 { Pushed::Dropped(dropped) } else { Pushed::Stored })
     }
 
     fn take(&mut self) -> io::Result<Option<Vec<Event>>> {
@@ -344,10 +324,7 @@ impl Disk {
         if self.write_len >= SEGMENT_MAX {
             self.writer.sync_data()?;
             let next = self.segments.back().copied().unwrap_or(0) + 1;
-            self.writer = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(seg_path(&self.dir, next))?;
+            self.writer = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, next))?;
             self.segments.push_back(next);
             self.write_len = 0;
         }
@@ -515,11 +492,7 @@ impl Store for Disk {
         self.append(&mut bytes)?;
         self.scratch = bytes;
         self.events_hint += batch.len() as u64;
-        Ok(if dropped > 0 {
-            Pushed::Dropped(dropped)
-        } else {
-            Pushed::Stored
-        })
+        Ok(if dropped > 0 { Pushed::Dropped(dropped) } else { Pushed::Stored })
     }
 
     fn take(&mut self) -> io::Result<Option<Vec<Event>>> {

@@ -133,11 +133,7 @@ impl EngineTask {
         out.truncate(before);
         stats.events_dropped.fetch_add(dropped, Relaxed);
         let then = if restart { "; the engine is rebuilt" } else { "" };
-        let lost = if dropped > 0 {
-            "the event is dropped"
-        } else {
-            "its output is dropped"
-        };
+        let lost = if dropped > 0 { "the event is dropped" } else { "its output is dropped" };
         self.ctx.report_error(format!("{what} failed ({lost}{then}): {why}"));
         if restart {
             *engine = self.rebuild().await;
@@ -165,10 +161,7 @@ impl EngineTask {
                 }
             };
             let wait = backoff.next_wait();
-            self.ctx.report_error(format!(
-                "cannot be built: {why}; retrying in {:.1}s",
-                wait.as_secs_f64()
-            ));
+            self.ctx.report_error(format!("cannot be built: {why}; retrying in {:.1}s", wait.as_secs_f64()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.ctx.stopping() => return None,
@@ -194,10 +187,7 @@ pub async fn partition(mut rx: Rx, workers: Vec<Tx>) {
         // Acknowledgements follow every worker's share.
         for (w, part) in workers.iter().zip(parts.iter_mut()) {
             if !part.is_empty() || !acks.is_empty() {
-                let batch = Batch {
-                    events: std::mem::take(part),
-                    acks: acks.clone(),
-                };
+                let batch = Batch { events: std::mem::take(part), acks: acks.clone() };
                 let _ = w.send(batch).await;
             }
         }

@@ -67,12 +67,7 @@ impl Backoff {
     pub fn new(first: Duration, max: Duration) -> Backoff {
         static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
         let seed = SEEDS.fetch_add(0x6a09_e667_f3bc_c909, std::sync::atomic::Ordering::Relaxed) | 1;
-        Backoff {
-            first,
-            max,
-            next: first,
-            seed,
-        }
+        Backoff { first, max, next: first, seed }
     }
 
     /// The next wait; grows until reset.

@@ -39,11 +39,7 @@ impl RouteTable {
         let handler = self.0.lock().expect("not poisoned").get(path).cloned();
         match handler {
             Some(h) => h(),
-            None => HttpResponse {
-                status: 404,
-                content_type: "text/plain".into(),
-                body: format!("no route {path}\n"),
-            },
+            None => HttpResponse { status: 404, content_type: "text/plain".into(), body: format!("no route {path}\n") },
         }
     }
 }
@@ -79,9 +75,7 @@ pub async fn serve(
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(sock);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
             });
         }
     }))

@@ -23,11 +23,8 @@ pub struct Levels {
 impl Levels {
     /// The state for an event, and why it is unknown when a name was missing.
     pub fn judge(&self, ev: &Event) -> (State, Option<String>) {
-        for (expr, state) in [
-            (&self.critical, State::Critical),
-            (&self.warning, State::Warning),
-            (&self.ok, State::Ok),
-        ] {
+        for (expr, state) in [(&self.critical, State::Critical), (&self.warning, State::Warning), (&self.ok, State::Ok)]
+        {
             let Some(e) = expr else { continue };
             match e.matches(ev) {
                 Ok(true) => return (state, None),
@@ -35,11 +32,7 @@ impl Levels {
                 Err(err) => return (State::Unknown, Some(format!("{} ({})", err, e.source()))),
             }
         }
-        if self.ok.is_some() {
-            (State::Unknown, None)
-        } else {
-            (State::Ok, None)
-        }
+        if self.ok.is_some() { (State::Unknown, None) } else { (State::Ok, None) }
     }
 
     /// Sets an event's state; a missing name makes it `unknown` (counted). A
@@ -94,11 +87,7 @@ mod tests {
 
     #[test]
     fn apply_explains_and_keeps_a_sources_critical_verdict() {
-        let l = Levels {
-            critical: Some(Expr::parse("value > 10").unwrap()),
-            warning: None,
-            ok: None,
-        };
+        let l = Levels { critical: Some(Expr::parse("value > 10").unwrap()), warning: None, ok: None };
         let stats = JobStats::default();
         let mut e = Event::gauge("x", 11.0);
         l.apply(&mut e, &stats);

@@ -148,11 +148,7 @@ struct List(Option<Vec<String>>);
 impl Source for List {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let acts = self.0.take().unwrap_or_default();
-        Ok(acts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Event::counter("e", i as u64).tag("act", a.as_str()))
-            .collect())
+        Ok(acts.iter().enumerate().map(|(i, a)| Event::counter("e", i as u64).tag("act", a.as_str())).collect())
     }
 }
 
@@ -234,10 +230,7 @@ fn values(events: &[Event], name: &str) -> Vec<(u64, String)> {
         .iter()
         .filter(|e| e.name == name)
         .map(|e| {
-            (
-                e.get_field("value").unwrap().as_f64().unwrap() as u64,
-                e.get_tag("instance").unwrap_or("").to_owned(),
-            )
+            (e.get_field("value").unwrap().as_f64().unwrap() as u64, e.get_tag("instance").unwrap_or("").to_owned())
         })
         .collect()
 }
@@ -261,20 +254,10 @@ async fn a_source_poll_retries_restarts_and_stops_as_it_asks() {
     .unwrap();
     let got = values(&log("s").got, "n");
     // Retry: the same instance polls again; restart and panic: a new one.
-    assert_eq!(
-        got,
-        [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]
-    );
+    assert_eq!(got, [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]);
     assert_eq!((log("p").calls, log("p").builds), (8, 3), "polled no more after stop");
     let st = &report.stats["p"];
-    assert_eq!(
-        (
-            st.poll_errors.load(Relaxed),
-            st.panics.load(Relaxed),
-            st.restarts.load(Relaxed)
-        ),
-        (3, 1, 2)
-    );
+    assert_eq!((st.poll_errors.load(Relaxed), st.panics.load(Relaxed), st.restarts.load(Relaxed)), (3, 1, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,11 +270,7 @@ async fn a_service_restarts_or_stops_as_it_asks() {
     // enough for the other to have been restarted, had it asked.
     run_until(text, || log("r_again").calls >= 3).await.unwrap();
     assert_eq!(log("r_again").builds, log("r_again").calls, "rebuilt for each run");
-    assert_eq!(
-        (log("r_stop").calls, log("r_stop").builds),
-        (1, 1),
-        "ran once, never again"
-    );
+    assert_eq!((log("r_stop").calls, log("r_stop").builds), (1, 1), "ran once, never again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,19 +282,9 @@ async fn an_engine_skips_or_restarts_as_it_asks_and_drops_what_the_failing_call_
     let report = run_until(text, || log("es").got.len() >= 4).await.unwrap();
     let got = log("es").got;
     assert!(got.iter().all(|e| e.name == "e"), "nothing half made got out: {got:?}");
-    assert_eq!(
-        values(&got, "e"),
-        [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]
-    );
+    assert_eq!(values(&got, "e"), [(0, "1".into()), (2, "1".into()), (4, "2".into()), (6, "3".into())]);
     let st = &report.stats["a"];
-    assert_eq!(
-        (
-            st.events_dropped.load(Relaxed),
-            st.restarts.load(Relaxed),
-            st.panics.load(Relaxed)
-        ),
-        (3, 2, 1)
-    );
+    assert_eq!((st.events_dropped.load(Relaxed), st.restarts.load(Relaxed), st.panics.load(Relaxed)), (3, 2, 1));
     assert_eq!(st.errors.load(Relaxed), 3);
 }
 

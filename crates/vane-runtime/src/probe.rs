@@ -39,41 +39,22 @@ pub async fn poll_once(config: &Config, registry: &Registry, id: &str) -> Result
             Some(role) => ProbeError::NotASource { id: id.into(), role },
             None => ProbeError::Unknown {
                 id: id.into(),
-                known: config
-                    .sources
-                    .iter()
-                    .map(|j| j.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: config.sources.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
             },
         });
     };
     let plugin = registry.find(&job.plugin, Role::Source).expect("validated plugin");
-    let introspect: Arc<dyn Introspect> = Arc::new(Introspection {
-        started: std::time::Instant::now(),
-        jobs: vec![],
-        queues: Default::default(),
-    });
-    let h = Harness::with(
-        &job.id,
-        &config.host,
-        config.data_dir.clone(),
-        job.config.clone(),
-        Some(introspect),
-    );
-    let inst = plugin
-        .build(&job.config, &job.path, h.context())
-        .map_err(|e| ProbeError::Build(e.to_string()))?;
+    let introspect: Arc<dyn Introspect> =
+        Arc::new(Introspection { started: std::time::Instant::now(), jobs: vec![], queues: Default::default() });
+    let h = Harness::with(&job.id, &config.host, config.data_dir.clone(), job.config.clone(), Some(introspect));
+    let inst = plugin.build(&job.config, &job.path, h.context()).map_err(|e| ProbeError::Build(e.to_string()))?;
     let mut events = match inst {
         Instance::Source(mut s) => tokio::time::timeout(job.spec.timeout, h.poll(&mut *s))
             .await
             .map_err(|_| ProbeError::Timeout(job.spec.timeout))?
             .map_err(|e| ProbeError::Poll(e.to_string()))?,
         _ => {
-            return Err(ProbeError::LongRunning {
-                id: id.into(),
-                plugin: job.plugin.clone(),
-            });
+            return Err(ProbeError::LongRunning { id: id.into(), plugin: job.plugin.clone() });
         }
     };
     h.run_tasks_once().await;

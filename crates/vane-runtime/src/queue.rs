@@ -45,26 +45,15 @@ pub struct Slot {
 
 impl Slot {
     pub fn send(self, batch: Batch) {
-        self.permit.send(Queued {
-            batch,
-            _room: Some(self.room),
-        });
+        self.permit.send(Queued { batch, _room: Some(self.room) });
     }
 }
 
 impl Tx {
     /// Sends a batch, waiting for room; gives it back if the queue is closed.
     pub async fn send(&self, batch: Batch) -> Result<(), Batch> {
-        let room = self
-            .room
-            .clone()
-            .acquire_many_owned(room_for(batch.events.len()))
-            .await
-            .ok();
-        self.inner
-            .send(Queued { batch, _room: room })
-            .await
-            .map_err(|e| e.0.batch)
+        let room = self.room.clone().acquire_many_owned(room_for(batch.events.len())).await.ok();
+        self.inner.send(Queued { batch, _room: room }).await.map_err(|e| e.0.batch)
     }
 
     /// Room for a batch of `events` events, if there is some now.

@@ -26,22 +26,12 @@ pub struct Prepare {
 impl Prepare {
     /// The preparation of `job`'s events on an agent of host `host`.
     pub fn new<S>(job: &Job<S>, host: Arc<str>, stats: Arc<JobStats>) -> Prepare {
-        Prepare {
-            host,
-            tags: job.tags.clone(),
-            levels: job.levels.clone(),
-            stats,
-        }
+        Prepare { host, tags: job.tags.clone(), levels: job.levels.clone(), stats }
     }
 
     /// Only stamping: for events that enter from outside any job.
     pub fn stamp_only(host: Arc<str>, stats: Arc<JobStats>) -> Prepare {
-        Prepare {
-            host,
-            tags: Vec::new(),
-            levels: None,
-            stats,
-        }
+        Prepare { host, tags: Vec::new(), levels: None, stats }
     }
 
     /// Stamps time and host where unset, adds the job's tags where absent,
@@ -79,15 +69,8 @@ impl Route {
         let last = self.targets.len().saturating_sub(1);
         let mut events = Some(events);
         for (i, t) in self.targets.iter().enumerate() {
-            let events = if i == last {
-                events.take().unwrap_or_default()
-            } else {
-                events.clone().unwrap_or_default()
-            };
-            let batch = Batch {
-                events,
-                acks: acks.clone(),
-            };
+            let events = if i == last { events.take().unwrap_or_default() } else { events.clone().unwrap_or_default() };
+            let batch = Batch { events, acks: acks.clone() };
             if let Err(b) = t.send(batch).await {
                 self.stats.events_dropped.fetch_add(n, Relaxed);
                 b.acks.iter().for_each(Ack::fail);

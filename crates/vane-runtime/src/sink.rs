@@ -67,16 +67,8 @@ impl SinkTask {
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         };
-        let delivery = Delivery {
-            job: &self.job,
-            ctx: &self.ctx,
-            shared: &shared,
-            build: &self.build,
-        };
-        tokio::join!(
-            intake(&self.job, &self.ctx, &shared, rx),
-            delivery.run(first, self.prepared)
-        );
+        let delivery = Delivery { job: &self.job, ctx: &self.ctx, shared: &shared, build: &self.build };
+        tokio::join!(intake(&self.job, &self.ctx, &shared, rx), delivery.run(first, self.prepared));
     }
 }
 
@@ -88,9 +80,7 @@ fn report(ctx: &Context, s: &mut dyn Store) {
     let (records, bytes) = s.take_skipped();
     if records > 0 {
         stats.buffer_skipped.fetch_add(records, Relaxed);
-        ctx.report_error(format!(
-            "buffer: skipped {records} corrupt or torn records ({bytes} bytes)"
-        ));
+        ctx.report_error(format!("buffer: skipped {records} corrupt or torn records ({bytes} bytes)"));
     }
 }
 
@@ -296,10 +286,7 @@ impl Delivery<'_> {
                 Err(p) => format!("panicked while building: {p}"),
             };
             let wait = backoff.next_wait();
-            self.ctx.report_error(format!(
-                "cannot be built: {why}; retrying in {:.1}s",
-                wait.as_secs_f64()
-            ));
+            self.ctx.report_error(format!("cannot be built: {why}; retrying in {:.1}s", wait.as_secs_f64()));
             // The agent does not wait for a sink that cannot be built yet.
             if let Some(p) = prepared.take() {
                 let _ = p.send(());
@@ -318,8 +305,7 @@ impl Delivery<'_> {
             let err = match CatchUnwind(sink.prepare(self.ctx)).await {
                 Ok(Ok(())) => break,
                 Ok(Err(e)) if e.action() == SinkAction::GiveUp => {
-                    self.ctx
-                        .report_error(format!("prepare failed: {e}; going on without it"));
+                    self.ctx.report_error(format!("prepare failed: {e}; going on without it"));
                     break;
                 }
                 Ok(Err(e)) if e.action() == SinkAction::Stop => {
@@ -331,8 +317,7 @@ impl Delivery<'_> {
                 Err(p) => format!("panicked: {p}"),
             };
             let wait = backoff.next_wait();
-            self.ctx
-                .report_error(format!("prepare failed: {err}; retrying in {:.1}s", wait.as_secs_f64()));
+            self.ctx.report_error(format!("prepare failed: {err}; retrying in {:.1}s", wait.as_secs_f64()));
             // The agent does not wait for a backend that is down.
             if let Some(p) = prepared.take() {
                 let _ = p.send(());
@@ -419,15 +404,14 @@ impl Delivery<'_> {
                             tokio::time::sleep(wait).await;
                             continue;
                         }
-                        SinkAction::Retry => self.ctx.report_error(format!(
-                            "send failing for longer than retry_for, {n} events given up: {e}"
-                        )),
-                        SinkAction::GiveUp => self
+                        SinkAction::Retry => self
                             .ctx
-                            .report_error(format!("send failed for good, {n} events given up: {e}")),
+                            .report_error(format!("send failing for longer than retry_for, {n} events given up: {e}")),
+                        SinkAction::GiveUp => {
+                            self.ctx.report_error(format!("send failed for good, {n} events given up: {e}"))
+                        }
                         SinkAction::Stop => {
-                            self.ctx
-                                .report_error(format!("send failed, the sink stops; {n} events given up: {e}"));
+                            self.ctx.report_error(format!("send failed, the sink stops; {n} events given up: {e}"));
                             stop = true;
                         }
                     }

@@ -66,12 +66,7 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
 ) -> Result<Summary, StandaloneError> {
     let job = config.engine(id).ok_or_else(|| StandaloneError::Unknown {
         id: id.into(),
-        known: config
-            .engines
-            .iter()
-            .map(|j| j.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: config.engines.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
     })?;
     let job = Arc::new(job.clone());
     let host: Arc<str> = Arc::from(config.host.as_str());
@@ -100,12 +95,7 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
         stats: stats.clone(),
         lifecycle: life.lifecycle(),
         outlet: route.clone(),
-        spawner: Arc::new(TaskSpawner::new(
-            Arc::from(id),
-            stats.clone(),
-            life.lifecycle(),
-            tasks.clone(),
-        )),
+        spawner: Arc::new(TaskSpawner::new(Arc::from(id), stats.clone(), life.lifecycle(), tasks.clone())),
         introspect: None,
         routes: None,
     });
@@ -120,10 +110,7 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
     let first = match build(&ctx) {
         Ok(e) => Some(e),
         Err(e) if e.action() == BuildAction::Stop => {
-            return Err(StandaloneError::Build {
-                id: id.into(),
-                reason: e.to_string(),
-            });
+            return Err(StandaloneError::Build { id: id.into(), reason: e.to_string() });
         }
         Err(e) => {
             ctx.report_error(format!("cannot be built yet: {e}; retrying"));
@@ -138,11 +125,8 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
         life.stop();
         tasks.lock().expect("not poisoned").drain(..).for_each(|t| t.abort());
     };
-    let (read, (), written) = tokio::join!(
-        read(input, feed, &mut summary, err),
-        engine_then_stop,
-        write(out_rx, format, out)
-    );
+    let (read, (), written) =
+        tokio::join!(read(input, feed, &mut summary, err), engine_then_stop, write(out_rx, format, out));
     read?;
     summary.events_out = written.map_err(StandaloneError::Write)?;
     summary.events_in = stats.events_in.load(Relaxed);
@@ -161,12 +145,7 @@ async fn read<R: AsyncBufRead + Unpin>(
     let mut line = Vec::new();
     loop {
         line.clear();
-        if input
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(StandaloneError::Read)?
-            == 0
-        {
+        if input.read_until(b'\n', &mut line).await.map_err(StandaloneError::Read)? == 0 {
             return Ok(());
         }
         summary.lines += 1;

@@ -28,13 +28,7 @@ pub struct TaskSpawner {
 
 impl TaskSpawner {
     pub fn new(job: Arc<str>, stats: Arc<JobStats>, life: Lifecycle, all: AllTasks) -> TaskSpawner {
-        TaskSpawner {
-            job,
-            stats,
-            life,
-            own: Mutex::new(Vec::new()),
-            all,
-        }
+        TaskSpawner { job, stats, life, own: Mutex::new(Vec::new()), all }
     }
 
     /// Ends every task this instance added.
@@ -74,10 +68,7 @@ impl Spawner for TaskSpawner {
                     }
                     Err(_) => {
                         stats.poll_timeouts.fetch_add(1, Relaxed);
-                        stats.report_error(
-                            &job,
-                            format!("task {name} timed out after {}", vane_core::Duration(every)),
-                        );
+                        stats.report_error(&job, format!("task {name} timed out after {}", vane_core::Duration(every)));
                     }
                 }
             }

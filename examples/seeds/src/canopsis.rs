@@ -11,10 +11,7 @@ pub fn my_awesome_work(event: Event, _: &Context) -> Result<Option<Event>, Engin
 }
 
 pub fn my_awesome_beat(ctx: &Context) -> Result<Vec<Event>, EngineError> {
-    Ok(vec![Event::counter(
-        "awesome_seen",
-        ctx.stats().events_in.load(Relaxed),
-    )])
+    Ok(vec![Event::counter("awesome_seen", ctx.stats().events_in.load(Relaxed))])
 }
 
 #[cfg(test)]
@@ -25,9 +22,7 @@ mod tests {
     #[test]
     fn work_marks_every_event_and_beat_reports() {
         let (h, mut e) = Harness::engine(&crate::registry(), "org.canopsis.awesome", "").unwrap();
-        let out = h
-            .process(&mut *e, vec![Event::gauge("a", 1), Event::gauge("b", 2)])
-            .unwrap();
+        let out = h.process(&mut *e, vec![Event::gauge("a", 1), Event::gauge("b", 2)]).unwrap();
         assert!(out.iter().all(|e| e.get_tag("awesome") == Some("yes")));
         // Outside the agent nothing counts what arrives; the beat reads the job's counter.
         h.stats().events_in.store(2, Relaxed);

@@ -77,10 +77,7 @@ impl Build for CpuPollster {
     type Config = CpuPollsterConfig;
 
     fn build(c: CpuPollsterConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(CpuPollster {
-            project: c.project_id.unwrap_or_else(|| "default".into()),
-            names: c.names,
-        })
+        Ok(CpuPollster { project: c.project_id.unwrap_or_else(|| "default".into()), names: c.names })
     }
 }
 
@@ -99,11 +96,8 @@ pub struct InstanceNotifications {
 
 impl InstanceNotifications {
     /// The notifications this plugin wants.
-    pub const EVENT_TYPES: [&'static str; 3] = [
-        "compute.instance.create.end",
-        "compute.instance.exists",
-        "compute.instance.delete.start",
-    ];
+    pub const EVENT_TYPES: [&'static str; 3] =
+        ["compute.instance.create.end", "compute.instance.exists", "compute.instance.delete.start"];
 
     /// Samples for one notification; none when its type is not wanted.
     pub fn process_notification(n: &serde_json::Value) -> std::result::Result<Vec<Event>, String> {
@@ -121,11 +115,7 @@ impl InstanceNotifications {
                 .tag("event_type", kind)
         };
         let mut out = vec![tag(Event::gauge("instance", 1i64))];
-        for (field, name) in [
-            ("memory_mb", "memory"),
-            ("vcpus", "vcpus"),
-            ("root_gb", "disk.root.size"),
-        ] {
+        for (field, name) in [("memory_mb", "memory"), ("vcpus", "vcpus"), ("root_gb", "disk.root.size")] {
             if let Some(v) = p[field].as_f64() {
                 out.push(tag(Event::gauge(name, v)));
             }

@@ -28,9 +28,10 @@ pub fn register(r: &mut Registry) {
             "Ceilometer's InstanceNotifications, from JSON lines",
         )
         .source::<telemetry::Random>("com.telemetryapp.random", "the Telemetry Agent's random flows")
-        .service::<tourbillon::Tourbillon>(
+        .service_fn(
             "org.tourbillon.example",
-            "Tourbillon's plugin: ready, own config, InfluxDB database and policy, loop",
+            "Tourbillon's plugin: ready, its own config, a loop; its sink creates the database and policy",
+            tourbillon::tourbillon,
         );
 }
 

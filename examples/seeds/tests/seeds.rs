@@ -41,10 +41,7 @@ fn duct_hello_world_flip_flop_and_process_count_in_rust_and_lua() {
         ),
     );
     let h = VANE.poll(&cfg, "hello");
-    assert_eq!(
-        (h[0].name.as_str(), value(&h[0]), h[0].state),
-        ("hello", 0.0, Some(State::Ok))
-    );
+    assert_eq!((h[0].name.as_str(), value(&h[0]), h[0].state), ("hello", 0.0, Some(State::Ok)));
     assert_eq!(h[0].description.as_deref(), Some("Hello world!"));
     for job in ["flip", "flip_lua"] {
         // One poll per run: the first poll of a fresh instance gives 0.
@@ -84,11 +81,8 @@ fn duct_flip_flop_keeps_its_state_between_polls() {
     });
     assert_eq!(stop(child), Some(0));
     for lua in [false, true] {
-        let vals: Vec<f64> = events(t.as_bytes())
-            .iter()
-            .filter(|e| (e.get_tag("lang") == Some("lua")) == lua)
-            .map(value)
-            .collect();
+        let vals: Vec<f64> =
+            events(t.as_bytes()).iter().filter(|e| (e.get_tag("lang") == Some("lua")) == lua).map(value).collect();
         let expect: Vec<f64> = (0..vals.len()).map(|i| (i % 2) as f64).collect();
         assert_eq!(vals, expect, "lua: {lua}");
     }
@@ -126,11 +120,8 @@ fn duct_number_proxy_listens_and_emits_numbers_in_rust_and_lua() {
     let t = wait_for(&out, |t| t.lines().count() >= 6);
     assert_eq!(stop(child), Some(0));
     for lang in ["rust", "lua"] {
-        let vals: Vec<f64> = events(t.as_bytes())
-            .iter()
-            .filter(|e| e.get_tag("lang") == Some(lang))
-            .map(value)
-            .collect();
+        let vals: Vec<f64> =
+            events(t.as_bytes()).iter().filter(|e| e.get_tag("lang") == Some(lang)).map(value).collect();
         assert_eq!(vals, vec![1.5, 42.0, -70.0], "{lang}");
     }
 }
@@ -188,35 +179,20 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
     let instances: Vec<&Event> = cpu.iter().filter(|e| e.name == "instance").collect();
     assert!(!counters.is_empty() && counters.len() == instances.len());
     assert!(counters.iter().all(|e| e.kind == vane_core::event::Kind::Counter));
-    assert!(
-        instances
-            .iter()
-            .all(|e| value(e) == 1.0 && e.get_tag("project_id") == Some("p-9"))
-    );
+    assert!(instances.iter().all(|e| value(e) == 1.0 && e.get_tag("project_id") == Some("p-9")));
     // Our own process is among them, with our uid.
     let me = format!("-{}", std::process::id());
     assert!(
-        counters
-            .iter()
-            .any(|e| e.get_tag("resource_id").unwrap().ends_with(&me)),
+        counters.iter().any(|e| e.get_tag("resource_id").unwrap().ends_with(&me)),
         "this test's own process is listed"
     );
     let child = VANE.start(&cfg);
-    let t = wait_for(&out, |t| {
-        t.lines()
-            .filter(|l| l.contains("event_type=compute.instance.delete.start"))
-            .count()
-            >= 1
-    });
+    let t =
+        wait_for(&out, |t| t.lines().filter(|l| l.contains("event_type=compute.instance.delete.start")).count() >= 1);
     assert_eq!(stop(child), Some(0));
-    let samples: Vec<Event> = events(t.as_bytes())
-        .into_iter()
-        .filter(|e| e.get_tag("event_type").is_some())
-        .collect();
-    let got: Vec<(String, String, f64)> = samples
-        .iter()
-        .map(|e| (e.get_tag("event_type").unwrap().to_owned(), e.name.clone(), value(e)))
-        .collect();
+    let samples: Vec<Event> = events(t.as_bytes()).into_iter().filter(|e| e.get_tag("event_type").is_some()).collect();
+    let got: Vec<(String, String, f64)> =
+        samples.iter().map(|e| (e.get_tag("event_type").unwrap().to_owned(), e.name.clone(), value(e))).collect();
     let want = [
         ("compute.instance.create.end", "instance", 1.0),
         ("compute.instance.create.end", "memory", 512.0),
@@ -259,36 +235,30 @@ fn telemetry_random_fills_flows_from_tasks_coalesced_per_interval() {
 }
 
 #[test]
-fn tourbillon_creates_its_database_and_policy_then_loops_until_stopped() {
+fn tourbillon_waits_for_its_database_and_policy_then_loops_until_stopped() {
     let influx = Influx::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.lp");
-    // The plugin's own file in conf.d, as Tourbillon reads `myplugin.conf`.
-    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
-    std::fs::write(
-        dir.path().join("conf.d/tourbillon.yaml"),
-        format!(
-            "jobs:\n  - id: tourbillon\n    plugin: org.tourbillon.example\n    config:\n      every: 50ms\n      database:\n        influxdb: \"{}\"\n        name: metrics\n        retention: {{ name: two_weeks, duration: 14d, default: true }}\n",
+    // The plugin's own file in conf.d, as Tourbillon reads `myplugin.conf`:
+    // its job, and the sink that creates its database and policy.
+    vane_test_support::write(
+        dir.path(),
+        "conf.d/tourbillon.yaml",
+        &format!(
+            "sources:\n  - {{ id: tourbillon, plugin: org.tourbillon.example, config: 50ms, next: influx }}\n\
+             sinks:\n  - id: influx\n    plugin: influxdb\n    batch_wait: 10ms\n    config:\n      url: http://{}\n      database: metrics\n      retention: {{ name: two_weeks, duration: 14d, default: true }}\n",
             influx.addr
         ),
-    )
-    .unwrap();
-    let cfg = config(
-        dir.path(),
-        &format!(
-            "sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n",
-            out.display()
-        ),
     );
+    let cfg = config(dir.path(), "agent: { shutdown_timeout: 2s }\n");
     // The database exists already with another policy: it must be left alone.
     assert!(influx.query("CREATE DATABASE metrics").contains("results"));
     let child = VANE.start(&cfg);
-    let t = wait_for(&out, |t| t.lines().count() >= 3);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while influx.number("SELECT count(value) FROM metrics.two_weeks.tourbillon_loop") < 3.0 {
+        assert!(Instant::now() < deadline, "the loops never arrived in InfluxDB");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(stop(child), Some(0));
-    let loops: Vec<f64> = events(t.as_bytes()).iter().map(value).collect();
-    assert_eq!(&loops[..3], &[1.0, 2.0, 3.0]);
-    let dbs = influx.query("SHOW DATABASES");
-    assert!(dbs.contains("\"metrics\""), "{dbs}");
     let rps = influx.query("SHOW RETENTION POLICIES ON metrics");
     // name, duration, shard group duration, replicas, default
     assert!(rps.contains("[\"two_weeks\",\"336h0m0s\",\"24h0m0s\",1,true]"), "{rps}");

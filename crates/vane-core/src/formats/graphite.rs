@@ -13,9 +13,7 @@ pub fn parse_line(line: &str, default_time: i64) -> Result<Event, String> {
     let time = match w.next() {
         None | Some("-1") => default_time,
         Some(t) => {
-            let secs: f64 = t
-                .parse()
-                .map_err(|_| format!("{path}: timestamp {t:?} is not a number"))?;
+            let secs: f64 = t.parse().map_err(|_| format!("{path}: timestamp {t:?} is not a number"))?;
             (secs * 1e9) as i64
         }
     };
@@ -95,24 +93,15 @@ impl Template {
                 .ok_or_else(|| format!("{kv:?}: expected TAG=VALUE"))?;
             tag_list.push((k.to_owned(), v.to_owned()));
         }
-        let filter = filter
-            .map(|f| f.split('.').map(str::to_owned).collect())
-            .unwrap_or_default();
-        Ok(Template {
-            filter,
-            parts,
-            greedy,
-            tags: tag_list,
-        })
+        let filter = filter.map(|f| f.split('.').map(str::to_owned).collect()).unwrap_or_default();
+        Ok(Template { filter, parts, greedy, tags: tag_list })
     }
 
     /// Whether the filter matches `path` (segment by segment; a shorter
     /// filter matches longer paths by their first segments).
     pub fn matches(&self, path: &str) -> bool {
         let mut segs = path.split('.');
-        self.filter
-            .iter()
-            .all(|f| segs.next().is_some_and(|s| f == "*" || f == s))
+        self.filter.iter().all(|f| segs.next().is_some_and(|s| f == "*" || f == s))
     }
 
     /// Applies the template to an event whose name is the whole path.
@@ -191,10 +180,7 @@ mod tests {
     #[test]
     fn parses_lines() {
         let e = parse_line("servers.web01.load 1.5 1700000000", 0).unwrap();
-        assert_eq!(
-            (e.name.as_str(), e.time),
-            ("servers.web01.load", 1_700_000_000_000_000_000)
-        );
+        assert_eq!((e.name.as_str(), e.time), ("servers.web01.load", 1_700_000_000_000_000_000));
         assert_eq!(parse_line("a 2", 9).unwrap().time, 9);
         assert!(parse_line("a x 1", 0).unwrap_err().contains("not a number"));
         assert!(parse_line("a 1 2 3", 0).is_err());
@@ -206,10 +192,7 @@ mod tests {
 
     #[test]
     fn templates_make_name_host_tags_and_field() {
-        let e = apply(
-            &["servers.* _.host.name.field region=eu"],
-            "servers.web01.cpu.user 12 1",
-        );
+        let e = apply(&["servers.* _.host.name.field region=eu"], "servers.web01.cpu.user 12 1");
         assert_eq!(e.name, "cpu");
         assert_eq!(e.host, "web01");
         assert_eq!(e.fields, vec![("user".to_owned(), Value::Float(12.0))]);
@@ -217,10 +200,7 @@ mod tests {
         // The first matching filter wins; the rest of a path goes to a greedy part.
         let specs = ["stats.* _.dc.name*", "dc.name.field*"];
         let e = apply(&specs, "stats.par.nginx.requests.total 3");
-        assert_eq!(
-            (e.name.as_str(), e.get_tag("dc")),
-            ("nginx.requests.total", Some("par"))
-        );
+        assert_eq!((e.name.as_str(), e.get_tag("dc")), ("nginx.requests.total", Some("par")));
         let e = apply(&specs, "lon.disk.free.bytes 3");
         assert_eq!(e.name, "disk");
         assert_eq!(e.get_tag("dc"), Some("lon"));

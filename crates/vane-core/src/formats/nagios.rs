@@ -60,13 +60,8 @@ pub fn state_of(code: Option<i32>) -> State {
 
 /// Parses a plugin's standard output.
 pub fn parse(stdout: &str, code: Option<i32>) -> Check {
-    let mut c = Check {
-        state: state_of(code),
-        text: String::new(),
-        long_text: Vec::new(),
-        perf: Vec::new(),
-        bad: Vec::new(),
-    };
+    let mut c =
+        Check { state: state_of(code), text: String::new(), long_text: Vec::new(), perf: Vec::new(), bad: Vec::new() };
     let mut perf_mode = false;
     for (i, line) in stdout.lines().enumerate() {
         let n = i + 1;
@@ -109,10 +104,7 @@ fn perfdata(s: &str, line: usize, c: &mut Check) {
             loop {
                 match b.get(i) {
                     None => {
-                        c.bad.push(Bad {
-                            line,
-                            message: format!("unterminated label '{label}"),
-                        });
+                        c.bad.push(Bad { line, message: format!("unterminated label '{label}") });
                         return;
                     }
                     Some('\'') if b.get(i + 1) == Some(&'\'') => {
@@ -141,10 +133,7 @@ fn perfdata(s: &str, line: usize, c: &mut Check) {
         }
         let item: String = b[start..i].iter().collect();
         let Some(rest) = item.strip_prefix('=') else {
-            c.bad.push(Bad {
-                line,
-                message: format!("perfdata item {label:?} has no `=value`"),
-            });
+            c.bad.push(Bad { line, message: format!("perfdata item {label:?} has no `=value`") });
             continue;
         };
         match perf_item(&label, rest) {
@@ -186,30 +175,15 @@ fn perf_item(label: &str, rest: &str) -> Result<Option<Perf>, String> {
         .find(|ch: char| !(ch.is_ascii_digit() || matches!(ch, '.' | '-' | '+' | 'e' | 'E')))
         .unwrap_or(first.len());
     let (num, uom) = first.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("perfdata {label:?}: value {first:?} is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| format!("perfdata {label:?}: value {first:?} is not a number"))?;
     let (factor, counter) = unit(uom).ok_or_else(|| format!("perfdata {label:?}: unknown unit {uom:?}"))?;
     // Thresholds may be ranges (`10:20`, `@5`); only plain numbers are kept.
-    let mut num_at = |_: &str| {
-        parts
-            .next()
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .map(|v| v * factor)
-    };
+    let mut num_at = |_: &str| parts.next().and_then(|t| t.trim().parse::<f64>().ok()).map(|v| v * factor);
     let warn = num_at("warn");
     let crit = num_at("crit");
     let min = num_at("min");
     let max = num_at("max");
-    Ok(Some(Perf {
-        label: label.to_owned(),
-        value: value * factor,
-        counter,
-        warn,
-        crit,
-        min,
-        max,
-    }))
+    Ok(Some(Perf { label: label.to_owned(), value: value * factor, counter, warn, crit, min, max }))
 }
 
 impl Check {

@@ -61,9 +61,7 @@ fn kind_of(name: &str, types: &HashMap<String, String>) -> Kind {
 }
 
 fn sample(line: &str, default_time: i64) -> Result<Event, String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c.is_whitespace())
-        .ok_or("a sample needs a value")?;
+    let name_end = line.find(|c: char| c == '{' || c.is_whitespace()).ok_or("a sample needs a value")?;
     let name = &line[..name_end];
     if name.is_empty()
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
@@ -112,9 +110,7 @@ fn labels<'a>(mut s: &'a str, ev: &mut Event) -> Result<&'a str, String> {
             return Err(format!("invalid label name {key:?}"));
         }
         let r = s[eq + 1..].trim_start();
-        let r = r
-            .strip_prefix('"')
-            .ok_or_else(|| format!("label {key}: value must be quoted"))?;
+        let r = r.strip_prefix('"').ok_or_else(|| format!("label {key}: value must be quoted"))?;
         let mut val = String::new();
         let mut chars = r.char_indices();
         let end = loop {

@@ -49,9 +49,7 @@ pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
     let ty = parts.next().ok_or("expected `|type` after the value")?;
     let kind = match ty {
         "c" => Type::Counter,
-        "g" => Type::Gauge {
-            delta: raw.starts_with(['+', '-']),
-        },
+        "g" => Type::Gauge { delta: raw.starts_with(['+', '-']) },
         "ms" | "h" | "d" => Type::Timer,
         "s" => Type::Set,
         t => {
@@ -91,14 +89,7 @@ pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
             return Err(format!("unexpected {p:?} (expected `@rate` or `#tags`)"));
         }
     }
-    Ok(Sample {
-        name,
-        kind,
-        value,
-        raw,
-        rate,
-        tags,
-    })
+    Ok(Sample { name, kind, value, raw, rate, tags })
 }
 
 type Key = (String, Vec<(String, String)>);

@@ -19,18 +19,11 @@ impl de::Error for ConfigError {
 
 /// Reads a typed value from a node; `path` is the node's own key path.
 pub fn from_node<T: DeserializeOwned>(node: &Node, path: &str) -> Result<T, ConfigError> {
-    T::deserialize(NodeDe {
-        node,
-        path: path.to_owned(),
-    })
+    T::deserialize(NodeDe { node, path: path.to_owned() })
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 const NODE_MAGIC: &str = "$vane::node::Node";
@@ -89,10 +82,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
             }
             fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
                 let mark = CAPTURED_MARK.with(|c| c.borrow_mut().take()).unwrap_or_default();
-                Ok(Spanned {
-                    value: T::deserialize(d)?,
-                    mark,
-                })
+                Ok(Spanned { value: T::deserialize(d)?, mark })
             }
         }
         d.deserialize_newtype_struct(SPANNED_MAGIC, V(std::marker::PhantomData))
@@ -141,11 +131,7 @@ fn split<A: DeserializeOwned, B: DeserializeOwned>(node: &Node, path: &str) -> R
         NodeKind::Map(m) => m,
         _ if node.is_null() => &[],
         _ => {
-            return Err(ConfigError::at(
-                node,
-                path,
-                format!("expected a mapping, found {}", node.describe()),
-            ));
+            return Err(ConfigError::at(node, path, format!("expected a mapping, found {}", node.describe())));
         }
     };
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -163,10 +149,7 @@ fn split<A: DeserializeOwned, B: DeserializeOwned>(node: &Node, path: &str) -> R
             ));
         }
     }
-    Ok(Flat(
-        from_node(&Node::map(node.mark.clone(), a), path)?,
-        from_node(&Node::map(node.mark.clone(), b), path)?,
-    ))
+    Ok(Flat(from_node(&Node::map(node.mark.clone(), a), path)?, from_node(&Node::map(node.mark.clone(), b), path)?))
 }
 
 /// Both key lists as one, made once per pair (serde wants `'static` keys).
@@ -206,10 +189,7 @@ impl NodeDe<'_> {
     fn scalar(&self, want: &str) -> Result<&str, ConfigError> {
         match &self.node.kind {
             NodeKind::Scalar { text, .. } if !self.node.is_null() || want == "a string" => Ok(text),
-            _ => Err(self.locate(ConfigError::custom(format!(
-                "expected {want}, found {}",
-                self.node.describe()
-            )))),
+            _ => Err(self.locate(ConfigError::custom(format!("expected {want}, found {}", self.node.describe())))),
         }
     }
 
@@ -336,10 +316,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         if self.node.is_null() {
             v.visit_unit().map_err(|e| self.locate(e))
         } else {
-            Err(self.locate(ConfigError::custom(format!(
-                "expected nothing, found {}",
-                self.node.describe()
-            ))))
+            Err(self.locate(ConfigError::custom(format!("expected nothing, found {}", self.node.describe()))))
         }
     }
 
@@ -351,9 +328,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         if name == FLAT_MAGIC {
             CAPTURED_FLAT.with(|c| *c.borrow_mut() = Some((self.node.clone(), self.path.clone())));
             // The parts' own errors, with their positions, come back stashed.
-            return v
-                .visit_unit()
-                .map_err(|e| FLAT_ERROR.with(|f| f.borrow_mut().take()).unwrap_or(e));
+            return v.visit_unit().map_err(|e| FLAT_ERROR.with(|f| f.borrow_mut().take()).unwrap_or(e));
         }
         if name == NODE_MAGIC {
             CAPTURED_NODE.with(|c| *c.borrow_mut() = Some(self.node.clone()));
@@ -369,19 +344,13 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ConfigError> {
         match &self.node.kind {
             NodeKind::Seq(items) => {
-                let r = v.visit_seq(Seq {
-                    items: items.iter().enumerate(),
-                    path: &self.path,
-                });
+                let r = v.visit_seq(Seq { items: items.iter().enumerate(), path: &self.path });
                 r.map_err(|e| self.locate(e))
             }
             _ if self.node.is_null() => v
                 .visit_seq(de::value::SeqDeserializer::new(std::iter::empty::<()>()))
                 .map_err(|e: ConfigError| self.locate(e)),
-            _ => Err(self.locate(ConfigError::custom(format!(
-                "expected a list, found {}",
-                self.node.describe()
-            )))),
+            _ => Err(self.locate(ConfigError::custom(format!("expected a list, found {}", self.node.describe())))),
         }
     }
 
@@ -427,11 +396,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                 }
                 v.visit_enum(text.as_str().into_deserializer())
             }
-            NodeKind::Map(m) if m.len() == 1 => v.visit_enum(Enum {
-                key: &m[0].0,
-                value: &m[0].1,
-                path: &self.path,
-            }),
+            NodeKind::Map(m) if m.len() == 1 => v.visit_enum(Enum { key: &m[0].0, value: &m[0].1, path: &self.path }),
             _ => {
                 return Err(self.locate(ConfigError::custom(format!(
                     "expected one of {}, found {}",
@@ -463,10 +428,9 @@ impl NodeDe<'_> {
             NodeKind::Map(m) => m,
             _ if self.node.is_null() => &empty,
             _ => {
-                return Err(self.locate(ConfigError::custom(format!(
-                    "expected a mapping, found {}",
-                    self.node.describe()
-                ))));
+                return Err(
+                    self.locate(ConfigError::custom(format!("expected a mapping, found {}", self.node.describe())))
+                );
             }
         };
         let mut seen: Vec<&str> = Vec::new();
@@ -478,18 +442,10 @@ impl NodeDe<'_> {
             }
             seen.push(name);
             if let Some(fields) = fields.filter(|f| !f.is_empty() && !f.contains(&name)) {
-                return Err(ConfigError::at(
-                    k,
-                    kpath,
-                    format!("unknown key `{name}`, expected {}", one_of(fields)),
-                ));
+                return Err(ConfigError::at(k, kpath, format!("unknown key `{name}`, expected {}", one_of(fields))));
             }
         }
-        let r = v.visit_map(Map {
-            entries: entries.iter(),
-            value: None,
-            path: &self.path,
-        });
+        let r = v.visit_map(Map { entries: entries.iter(), value: None, path: &self.path });
         r.map_err(|e| self.locate(e))
     }
 }
@@ -528,12 +484,7 @@ impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de> for Seq<
             None => Ok(None),
             Some((i, node)) => {
                 let path = format!("{}[{i}]", self.path);
-                seed.deserialize(NodeDe {
-                    node,
-                    path: path.clone(),
-                })
-                .map(Some)
-                .map_err(|e| locate(node, &path, e))
+                seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| locate(node, &path, e))
             }
         }
     }
@@ -553,12 +504,8 @@ impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for Map<'
             None => Ok(None),
             Some((k, v)) => {
                 let kpath = join(self.path, k.as_str().unwrap_or("?"));
-                let key = seed
-                    .deserialize(NodeDe {
-                        node: k,
-                        path: kpath.clone(),
-                    })
-                    .map_err(|e| locate(k, &kpath, e))?;
+                let key =
+                    seed.deserialize(NodeDe { node: k, path: kpath.clone() }).map_err(|e| locate(k, &kpath, e))?;
                 self.value = Some((v, kpath));
                 Ok(Some(key))
             }
@@ -567,11 +514,7 @@ impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for Map<'
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, ConfigError> {
         let (node, path) = self.value.take().expect("value after key");
-        seed.deserialize(NodeDe {
-            node,
-            path: path.clone(),
-        })
-        .map_err(|e| locate(node, &path, e))
+        seed.deserialize(NodeDe { node, path: path.clone() }).map_err(|e| locate(node, &path, e))
     }
 }
 
@@ -588,10 +531,7 @@ impl<'de, 'a> de::EnumAccess<'de> for Enum<'a> {
     fn variant_seed<V: de::DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), ConfigError> {
         let name = self.key.as_str().unwrap_or("?");
         let path = join(self.path, name);
-        let v = seed.deserialize(NodeDe {
-            node: self.key,
-            path: path.clone(),
-        })?;
+        let v = seed.deserialize(NodeDe { node: self.key, path: path.clone() })?;
         Ok((v, NodeDe { node: self.value, path }))
     }
 }
@@ -669,21 +609,11 @@ mod tests {
     use crate::Duration;
 
     fn mark(line: u32, column: u32) -> Mark {
-        Mark {
-            file: "t.yaml".into(),
-            line,
-            column,
-        }
+        Mark { file: "t.yaml".into(), line, column }
     }
 
     fn s(line: u32, col: u32, t: &str) -> Node {
-        Node {
-            mark: mark(line, col),
-            kind: NodeKind::Scalar {
-                text: t.into(),
-                plain: true,
-            },
-        }
+        Node { mark: mark(line, col), kind: NodeKind::Scalar { text: t.into(), plain: true } }
     }
 
     #[derive(Deserialize, Debug)]
@@ -712,16 +642,10 @@ mod tests {
                     s(2, 1, "inner"),
                     Node::map(
                         mark(3, 3),
-                        vec![
-                            (s(3, 3, inner_key), s(3, 8, "http://x")),
-                            (s(4, 3, "timeout"), s(4, 12, timeout)),
-                        ],
+                        vec![(s(3, 3, inner_key), s(3, 8, "http://x")), (s(4, 3, "timeout"), s(4, 12, timeout))],
                     ),
                 ),
-                (
-                    s(5, 1, "raw"),
-                    Node::map(mark(5, 6), vec![(s(5, 6, "a"), s(5, 9, "1"))]),
-                ),
+                (s(5, 1, "raw"), Node::map(mark(5, 6), vec![(s(5, 6, "a"), s(5, 9, "1"))])),
             ],
         )
     }
@@ -771,32 +695,20 @@ mod tests {
 
     #[test]
     fn flat_reads_two_parts_from_one_mapping_with_positions() {
-        let n = Node::map(
-            mark(1, 1),
-            vec![(s(1, 1, "timeout"), s(1, 10, "5s")), (s(2, 1, "id"), s(2, 5, "a"))],
-        );
+        let n = Node::map(mark(1, 1), vec![(s(1, 1, "timeout"), s(1, 10, "5s")), (s(2, 1, "id"), s(2, 5, "a"))]);
         let Flat(h, t): Flat<Head, Tail> = from_node(&n, "jobs[0]").unwrap();
         assert_eq!((h.id.value.as_str(), h.id.mark.line), ("a", 2));
         assert_eq!(t.timeout, Some(Duration::from_secs(5)));
         // A key neither part knows lists both parts' keys, at its position.
         let bad = Node::map(mark(1, 1), vec![(s(3, 3, "idd"), s(3, 8, "a"))]);
         let e = from_node::<Flat<Head, Tail>>(&bad, "jobs[0]").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "t.yaml:3:3: jobs[0].idd: unknown key `idd`, expected one of `id`, `timeout`"
-        );
+        assert_eq!(e.to_string(), "t.yaml:3:3: jobs[0].idd: unknown key `idd`, expected one of `id`, `timeout`");
         // A part's own error keeps its position and path.
-        let bad = Node::map(
-            mark(1, 1),
-            vec![(s(1, 1, "id"), s(1, 5, "a")), (s(2, 1, "timeout"), s(2, 10, "5"))],
-        );
+        let bad = Node::map(mark(1, 1), vec![(s(1, 1, "id"), s(1, 5, "a")), (s(2, 1, "timeout"), s(2, 10, "5"))]);
         let e = from_node::<Flat<Head, Tail>>(&bad, "jobs[0]").unwrap_err();
         assert_eq!((e.mark, e.path.as_str()), (Some(mark(2, 10)), "jobs[0].timeout"));
         // Nested, and listed as one struct.
-        assert_eq!(
-            struct_fields::<Flat<Head, Flat<Tail, Inner>>>(),
-            &["id", "timeout", "url", "timeout"]
-        );
+        assert_eq!(struct_fields::<Flat<Head, Flat<Tail, Inner>>>(), &["id", "timeout", "url", "timeout"]);
         let missing = from_node::<Flat<Head, Tail>>(&Node::map(mark(4, 1), vec![]), "x");
         assert_eq!(missing.unwrap_err().to_string(), "t.yaml:4:1: x: missing field `id`");
     }

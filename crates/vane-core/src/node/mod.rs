@@ -50,30 +50,15 @@ pub enum NodeKind {
 
 impl Node {
     pub fn null(mark: Mark) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Scalar {
-                text: String::new(),
-                plain: true,
-            },
-        }
+        Node { mark, kind: NodeKind::Scalar { text: String::new(), plain: true } }
     }
 
     pub fn map(mark: Mark, entries: Vec<(Node, Node)>) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Map(entries),
-        }
+        Node { mark, kind: NodeKind::Map(entries) }
     }
 
     pub fn string(mark: Mark, text: impl Into<String>) -> Node {
-        Node {
-            mark,
-            kind: NodeKind::Scalar {
-                text: text.into(),
-                plain: false,
-            },
-        }
+        Node { mark, kind: NodeKind::Scalar { text: text.into(), plain: false } }
     }
 
     pub fn is_null(&self) -> bool {
@@ -119,11 +104,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(mark: Option<Mark>, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            mark,
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { mark, path: path.into(), message: message.into() }
     }
 
     pub fn at(node: &Node, path: impl Into<String>, message: impl Into<String>) -> Self {

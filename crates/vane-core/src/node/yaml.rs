@@ -14,38 +14,18 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ConfigError> {
     let file: Arc<str> = Arc::from(file);
-    let mut b = Builder {
-        file: file.clone(),
-        anchors: HashMap::new(),
-        stack: Vec::new(),
-        root: None,
-        env,
-        docs: 0,
-    };
+    let mut b = Builder { file: file.clone(), anchors: HashMap::new(), stack: Vec::new(), root: None, env, docs: 0 };
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             ConfigError::new(
-                Some(Mark {
-                    file: file.clone(),
-                    line: e.marker().line() as u32,
-                    column: e.marker().col() as u32 + 1,
-                }),
+                Some(Mark { file: file.clone(), line: e.marker().line() as u32, column: e.marker().col() as u32 + 1 }),
                 "",
                 format!("invalid YAML: {}", e.info()),
             )
         })?;
         b.event(ev, span)?;
     }
-    Ok(b.root.unwrap_or_else(|| {
-        Node::map(
-            Mark {
-                file,
-                line: 1,
-                column: 1,
-            },
-            vec![],
-        )
-    }))
+    Ok(b.root.unwrap_or_else(|| Node::map(Mark { file, line: 1, column: 1 }, vec![])))
 }
 
 enum Open {
@@ -64,11 +44,7 @@ struct Builder<'e> {
 
 impl Builder<'_> {
     fn mark(&self, span: Span) -> Mark {
-        Mark {
-            file: self.file.clone(),
-            line: span.start.line() as u32,
-            column: span.start.col() as u32 + 1,
-        }
+        Mark { file: self.file.clone(), line: span.start.line() as u32, column: span.start.col() as u32 + 1 }
     }
 
     fn event(&mut self, ev: Event<'_>, span: Span) -> Result<(), ConfigError> {
@@ -86,13 +62,7 @@ impl Builder<'_> {
             Event::Scalar(text, style, anchor, _) => {
                 let mark = self.mark(span);
                 let text = interpolate(&text, &mark, self.env)?;
-                let node = Node {
-                    mark,
-                    kind: NodeKind::Scalar {
-                        text,
-                        plain: style == ScalarStyle::Plain,
-                    },
-                };
+                let node = Node { mark, kind: NodeKind::Scalar { text, plain: style == ScalarStyle::Plain } };
                 self.push(node, anchor);
             }
             Event::Alias(id) => {
@@ -105,10 +75,7 @@ impl Builder<'_> {
                 self.push(node, 0);
             }
             Event::SequenceStart(anchor, _) => {
-                let n = Node {
-                    mark: self.mark(span),
-                    kind: NodeKind::Seq(vec![]),
-                };
+                let n = Node { mark: self.mark(span), kind: NodeKind::Seq(vec![]) };
                 self.stack.push(Open::Seq(n, anchor, vec![]));
             }
             Event::MappingStart(anchor, _) => {
@@ -160,9 +127,8 @@ fn interpolate(text: &str, mark: &Mark, env: &dyn Fn(&str) -> Option<String>) ->
             out.push_str("${");
             rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body
-                .find('}')
-                .ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value"))?;
+            let end =
+                body.find('}').ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value"))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -214,13 +180,7 @@ mod tests {
         assert_eq!((items[0].mark.line, items[0].mark.column), (3, 5));
         let c = items[1].get("c").unwrap();
         assert_eq!((c.mark.line, c.mark.column), (4, 9));
-        assert_eq!(
-            c.kind,
-            NodeKind::Scalar {
-                text: "q".into(),
-                plain: false
-            }
-        );
+        assert_eq!(c.kind, NodeKind::Scalar { text: "q".into(), plain: false });
     }
 
     #[test]

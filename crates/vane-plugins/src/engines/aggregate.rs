@@ -121,9 +121,7 @@ impl Engine for Aggregate {
         let start = ev.time.div_euclid(self.period) * self.period;
         let key = ev.series_key();
         if self.sent.get(&key).is_some_and(|s| start <= *s) {
-            ctx.stats()
-                .events_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.stats().events_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
         if let Some(w) = self.open.get(&key) {
@@ -133,17 +131,12 @@ impl Engine for Aggregate {
                 out.push(self.close(w));
             } else if start < w.start {
                 // Older than the open window, newer than the last one sent.
-                ctx.stats()
-                    .events_dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.stats().events_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
         }
-        let w = self.open.entry(key).or_insert_with(|| Window {
-            start,
-            template: ev.same_series(),
-            values: Vec::new(),
-        });
+        let w =
+            self.open.entry(key).or_insert_with(|| Window { start, template: ev.same_series(), values: Vec::new() });
         for (k, v) in &ev.fields {
             if !self.cfg.fields.is_empty() && !self.cfg.fields.contains(k) {
                 continue;
@@ -164,12 +157,8 @@ impl Engine for Aggregate {
 
     fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let cutoff = (self.now)() - self.cfg.grace.get().as_nanos() as i64;
-        let mut due: Vec<String> = self
-            .open
-            .iter()
-            .filter(|(_, w)| w.start + self.period <= cutoff)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mut due: Vec<String> =
+            self.open.iter().filter(|(_, w)| w.start + self.period <= cutoff).map(|(k, _)| k.clone()).collect();
         due.sort();
         for k in due {
             let w = self.open.remove(&k).expect("listed above");
@@ -192,13 +181,7 @@ impl Build for Aggregate {
         if period <= 0 {
             return Err(BuildError::stop("`period` must be more than zero"));
         }
-        Ok(Aggregate {
-            cfg,
-            period,
-            open: HashMap::new(),
-            sent: HashMap::new(),
-            now: now_ns,
-        })
+        Ok(Aggregate { cfg, period, open: HashMap::new(), sent: HashMap::new(), now: now_ns })
     }
 }
 
@@ -222,10 +205,7 @@ mod tests {
     }
 
     fn f(e: &Event, k: &str) -> f64 {
-        e.get_field(k)
-            .unwrap_or_else(|| panic!("no {k} in {e:?}"))
-            .as_f64()
-            .unwrap()
+        e.get_field(k).unwrap_or_else(|| panic!("no {k} in {e:?}")).as_f64().unwrap()
     }
 
     #[test]
@@ -235,16 +215,10 @@ mod tests {
         let mut out = Vec::new();
         // Window [10 s, 20 s): 1..=10 in a shuffled order, then one event at 21 s closes it.
         for (i, v) in [7, 3, 10, 1, 5, 9, 2, 8, 4, 6].iter().enumerate() {
-            a.process(
-                Event::gauge("lat", *v as f64).at(10 * S + i as i64),
-                &mut out,
-                h.context(),
-            )
-            .unwrap();
+            a.process(Event::gauge("lat", *v as f64).at(10 * S + i as i64), &mut out, h.context()).unwrap();
         }
         assert!(out.is_empty());
-        a.process(Event::gauge("lat", 100.0).at(21 * S), &mut out, h.context())
-            .unwrap();
+        a.process(Event::gauge("lat", 100.0).at(21 * S), &mut out, h.context()).unwrap();
         assert_eq!(out.len(), 1);
         let e = &out[0];
         assert_eq!(e.time, 10 * S);
@@ -266,23 +240,14 @@ mod tests {
         let mut out = Vec::new();
         a.beat(&mut out, h.context()).unwrap();
         assert!(out.is_empty(), "no window, no event");
-        a.process(Event::gauge("x", 1.0).at(5 * S), &mut out, h.context())
-            .unwrap();
-        a.process(Event::gauge("x", 1.0).at(35 * S), &mut out, h.context())
-            .unwrap();
+        a.process(Event::gauge("x", 1.0).at(5 * S), &mut out, h.context()).unwrap();
+        a.process(Event::gauge("x", 1.0).at(35 * S), &mut out, h.context()).unwrap();
         // The gap between (windows 10 s and 20 s) produced nothing.
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].time, 0);
         // Out of order: an event for the window already sent.
-        a.process(Event::gauge("x", 1.0).at(7 * S), &mut out, h.context())
-            .unwrap();
-        assert_eq!(
-            h.context()
-                .stats()
-                .events_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
+        a.process(Event::gauge("x", 1.0).at(7 * S), &mut out, h.context()).unwrap();
+        assert_eq!(h.context().stats().events_dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
         a.beat(&mut out, h.context()).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!((out[1].time, f(&out[1], "value_count")), (30 * S, 1.0));
@@ -294,8 +259,7 @@ mod tests {
         a.now = || 1_000 * S;
         let mut out = Vec::new();
         for (host, v) in [("a", 1.0), ("b", 10.0), ("a", 2.0)] {
-            a.process(Event::gauge("x", v).host(host).at(S), &mut out, h.context())
-                .unwrap();
+            a.process(Event::gauge("x", v).host(host).at(S), &mut out, h.context()).unwrap();
         }
         a.beat(&mut out, h.context()).unwrap();
         let sums: Vec<(String, f64)> = out.iter().map(|e| (e.host.clone(), f(e, "value_sum"))).collect();

@@ -46,10 +46,7 @@ impl Build for Coalesce {
     type Config = CoalesceConfig;
 
     fn build(_: CoalesceConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Coalesce {
-            latest: HashMap::new(),
-            order: Vec::new(),
-        })
+        Ok(Coalesce { latest: HashMap::new(), order: Vec::new() })
     }
 }
 
@@ -94,10 +91,7 @@ impl Build for Dedupe {
     type Config = DedupeConfig;
 
     fn build(c: DedupeConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Dedupe {
-            max_age_ns: c.max_age.get().as_nanos() as i64,
-            last: HashMap::new(),
-        })
+        Ok(Dedupe { max_age_ns: c.max_age.get().as_nanos() as i64, last: HashMap::new() })
     }
 }
 
@@ -112,15 +106,12 @@ mod tests {
         let mut c = Coalesce::build(CoalesceConfig {}, h.context()).unwrap();
         let mut out = Vec::new();
         for (host, v) in [("a", 1.0), ("b", 2.0), ("a", 3.0)] {
-            c.process(Event::gauge("x", v).host(host), &mut out, h.context())
-                .unwrap();
+            c.process(Event::gauge("x", v).host(host), &mut out, h.context()).unwrap();
         }
         assert!(out.is_empty());
         c.beat(&mut out, h.context()).unwrap();
-        let got: Vec<(String, f64)> = out
-            .iter()
-            .map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap()))
-            .collect();
+        let got: Vec<(String, f64)> =
+            out.iter().map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
         assert_eq!(got, vec![("a".into(), 3.0), ("b".into(), 2.0)]);
         out.clear();
         c.beat(&mut out, h.context()).unwrap();
@@ -130,15 +121,12 @@ mod tests {
     #[test]
     fn dedupe_drops_identical_repeats_until_max_age() {
         let h = Harness::new("d");
-        let cfg = DedupeConfig {
-            max_age: vane_core::Duration::from_secs(60),
-        };
+        let cfg = DedupeConfig { max_age: vane_core::Duration::from_secs(60) };
         let mut d = Dedupe::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
         let s = 1_000_000_000i64;
         for (t, v) in [(0, 1.0), (10, 1.0), (20, 2.0), (30, 2.0), (90, 2.0)] {
-            d.process(Event::gauge("x", v).at(t * s + 1), &mut out, h.context())
-                .unwrap();
+            d.process(Event::gauge("x", v).at(t * s + 1), &mut out, h.context()).unwrap();
         }
         let times: Vec<i64> = out.iter().map(|e| e.time / s).collect();
         assert_eq!(times, vec![0, 20, 90]);

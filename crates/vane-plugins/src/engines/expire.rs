@@ -36,12 +36,8 @@ impl Engine for Expire {
 
     fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         let now = (self.now)();
-        let mut gone: Vec<String> = self
-            .seen
-            .iter()
-            .filter(|(_, (t, ttl, _))| (now - t) as f64 / 1e9 > *ttl)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mut gone: Vec<String> =
+            self.seen.iter().filter(|(_, (t, ttl, _))| (now - t) as f64 / 1e9 > *ttl).map(|(k, _)| k.clone()).collect();
         gone.sort();
         for k in gone {
             let (t, ttl, mut e) = self.seen.remove(&k).expect("listed above");
@@ -67,11 +63,7 @@ impl Build for Expire {
     type Config = ExpireConfig;
 
     fn build(c: ExpireConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Expire {
-            default_ttl: c.default_ttl.map(|d| d.get().as_secs_f64()),
-            seen: HashMap::new(),
-            now: now_ns,
-        })
+        Ok(Expire { default_ttl: c.default_ttl.map(|d| d.get().as_secs_f64()), seen: HashMap::new(), now: now_ns })
     }
 }
 
@@ -89,17 +81,14 @@ mod tests {
     #[test]
     fn expires_series_past_their_ttl_once() {
         let h = Harness::new("e");
-        let cfg = ExpireConfig {
-            default_ttl: Some(vane_core::Duration::from_secs(10)),
-        };
+        let cfg = ExpireConfig { default_ttl: Some(vane_core::Duration::from_secs(10)) };
         let mut x = Expire::build(cfg, h.context()).unwrap();
         x.now = clock;
         let s = 1_000_000_000;
         let mut out = Vec::new();
         CLOCK.store(0, Ordering::SeqCst);
         x.process(Event::gauge("a", 1.0), &mut out, h.context()).unwrap(); // default ttl 10 s
-        x.process(Event::gauge("b", 1.0).ttl(30.0), &mut out, h.context())
-            .unwrap();
+        x.process(Event::gauge("b", 1.0).ttl(30.0), &mut out, h.context()).unwrap();
         CLOCK.store(5 * s, Ordering::SeqCst);
         x.process(Event::gauge("a", 2.0), &mut out, h.context()).unwrap(); // refreshed
         out.clear();

@@ -26,17 +26,13 @@ pub struct Filter {
 impl Engine for Filter {
     fn process(&mut self, ev: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError> {
         let hit = self.expr.matches(&ev).unwrap_or_else(|_| {
-            ctx.stats()
-                .levels_unknown
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.stats().levels_unknown.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             false
         });
         if hit == self.keep {
             out.push(ev);
         } else {
-            ctx.stats()
-                .events_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.stats().events_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }
@@ -63,26 +59,10 @@ mod tests {
     #[test]
     fn keeps_or_drops_by_expression() {
         let h = Harness::new("f");
-        let evs = [
-            Event::gauge("a", 1.0),
-            Event::gauge("b", 5.0),
-            Event::new("c").field("other", 1.0),
-        ];
+        let evs = [Event::gauge("a", 1.0), Event::gauge("b", 5.0), Event::new("c").field("other", 1.0)];
         for (cfg, want) in [
-            (
-                FilterConfig {
-                    keep: Some(Expr::parse("value > 2").unwrap()),
-                    drop: None,
-                },
-                vec!["b"],
-            ),
-            (
-                FilterConfig {
-                    keep: None,
-                    drop: Some(Expr::parse("value > 2").unwrap()),
-                },
-                vec!["a", "c"],
-            ),
+            (FilterConfig { keep: Some(Expr::parse("value > 2").unwrap()), drop: None }, vec!["b"]),
+            (FilterConfig { keep: None, drop: Some(Expr::parse("value > 2").unwrap()) }, vec!["a", "c"]),
         ] {
             let mut f = Filter::build(cfg, h.context()).unwrap();
             let mut out = Vec::new();

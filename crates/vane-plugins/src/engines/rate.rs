@@ -64,11 +64,8 @@ impl Rate {
     fn diff(&self, prev: Num, now: Num) -> f64 {
         match (prev, now) {
             (Num::U(p), Num::U(n)) if n < p => {
-                let max: u128 = if self.cfg.wrap_bits >= 64 {
-                    u64::MAX as u128
-                } else {
-                    (1u128 << self.cfg.wrap_bits) - 1
-                };
+                let max: u128 =
+                    if self.cfg.wrap_bits >= 64 { u64::MAX as u128 } else { (1u128 << self.cfg.wrap_bits) - 1 };
                 // Near the top of its range: wrapped. Otherwise: reset to zero.
                 if (p as u128) <= max && (p as u128) > max / 2 {
                     ((max - p as u128) + n as u128 + 1) as f64
@@ -123,13 +120,8 @@ impl Engine for Rate {
             return Ok(());
         };
         if ev.time <= *t0 {
-            ctx.stats()
-                .events_dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ctx.warn(format!(
-                "{}: sample at {} is not newer than the previous one at {t0}; dropped",
-                ev.name, ev.time
-            ));
+            ctx.stats().events_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.warn(format!("{}: sample at {} is not newer than the previous one at {t0}; dropped", ev.name, ev.time));
             return Ok(());
         }
         let secs = (ev.time - t0) as f64 / 1e9;
@@ -163,10 +155,7 @@ impl Build for Rate {
         if cfg.wrap_bits != 32 && cfg.wrap_bits != 64 {
             return Err(BuildError::stop("wrap_bits must be 32 or 64"));
         }
-        Ok(Rate {
-            cfg,
-            last: HashMap::new(),
-        })
+        Ok(Rate { cfg, last: HashMap::new() })
     }
 }
 
@@ -177,13 +166,7 @@ mod tests {
 
     fn engine(mode: Mode, wrap_bits: u32) -> (Harness, Rate) {
         let h = Harness::new("r");
-        let cfg = RateConfig {
-            mode,
-            fields: vec![],
-            only_counters: true,
-            suffix: String::new(),
-            wrap_bits,
-        };
+        let cfg = RateConfig { mode, fields: vec![], only_counters: true, suffix: String::new(), wrap_bits };
         let r = Rate::build(cfg, h.context()).unwrap();
         (h, r)
     }
@@ -191,26 +174,17 @@ mod tests {
     fn run(h: &Harness, r: &mut Rate, samples: &[(i64, Value)]) -> Vec<f64> {
         let mut out = Vec::new();
         for (t, v) in samples {
-            let e = Event::new("bytes")
-                .kind(Kind::Counter)
-                .field("v", v.clone())
-                .at(t * 1_000_000_000);
+            let e = Event::new("bytes").kind(Kind::Counter).field("v", v.clone()).at(t * 1_000_000_000);
             r.process(e, &mut out, h.context()).unwrap();
         }
-        out.iter()
-            .map(|e| e.get_field("v").unwrap().as_f64().unwrap())
-            .collect()
+        out.iter().map(|e| e.get_field("v").unwrap().as_f64().unwrap()).collect()
     }
 
     #[test]
     fn per_second_rate_with_a_reset() {
         let (h, mut r) = engine(Mode::Rate, 64);
         // 100 -> 300 in 2 s = 100/s; 300 -> 50: reset, 50 in 5 s = 10/s.
-        let got = run(
-            &h,
-            &mut r,
-            &[(10, Value::Uint(100)), (12, Value::Uint(300)), (17, Value::Uint(50))],
-        );
+        let got = run(&h, &mut r, &[(10, Value::Uint(100)), (12, Value::Uint(300)), (17, Value::Uint(50))]);
         assert_eq!(got, vec![100.0, 10.0]);
     }
 
@@ -235,19 +209,10 @@ mod tests {
         let got = run(
             &h,
             &mut r,
-            &[
-                (10, Value::Float(1.0)),
-                (9, Value::Float(5.0)),
-                (10, Value::Float(6.0)),
-                (14, Value::Float(9.0)),
-            ],
+            &[(10, Value::Float(1.0)), (9, Value::Float(5.0)), (10, Value::Float(6.0)), (14, Value::Float(9.0))],
         );
         assert_eq!(got, vec![2.0]);
-        let dropped = h
-            .context()
-            .stats()
-            .events_dropped
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let dropped = h.context().stats().events_dropped.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(dropped, 2);
     }
 
@@ -261,10 +226,8 @@ mod tests {
             let e = Event::counter("c", v).host(host).at(t);
             r.process(e, &mut out, h.context()).unwrap();
         }
-        let deltas: Vec<(String, f64)> = out[1..]
-            .iter()
-            .map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap()))
-            .collect();
+        let deltas: Vec<(String, f64)> =
+            out[1..].iter().map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
         assert_eq!(deltas, vec![("a".into(), 1.0), ("b".into(), 50.0)]);
         assert_eq!(out[1].kind, Kind::Delta);
     }

@@ -69,8 +69,7 @@ impl Engine for StateEngine {
             t.candidate = Some((st, n));
             if n >= self.cfg.consecutive {
                 let mut a = ev.clone().tag("alert", "transition");
-                a.fields
-                    .push(("previous_state".into(), Value::Str(t.current.as_str().into())));
+                a.fields.push(("previous_state".into(), Value::Str(t.current.as_str().into())));
                 if a.description.is_none() {
                     a.description = Some(format!("{} → {}", t.current, st));
                 }
@@ -109,10 +108,7 @@ impl Build for StateEngine {
         if cfg.consecutive == 0 {
             return Err(BuildError::stop("`consecutive` must be at least 1"));
         }
-        Ok(StateEngine {
-            cfg,
-            series: HashMap::new(),
-        })
+        Ok(StateEngine { cfg, series: HashMap::new() })
     }
 }
 
@@ -123,16 +119,11 @@ mod tests {
 
     fn alerts(consecutive: u32, states: &[State]) -> Vec<(String, String)> {
         let h = Harness::new("s");
-        let cfg = StateConfig {
-            consecutive,
-            repeat_critical: true,
-            pass: false,
-        };
+        let cfg = StateConfig { consecutive, repeat_critical: true, pass: false };
         let mut e = StateEngine::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
         for s in states {
-            e.process(Event::gauge("svc", 1.0).state(*s), &mut out, h.context())
-                .unwrap();
+            e.process(Event::gauge("svc", 1.0).state(*s), &mut out, h.context()).unwrap();
         }
         out.iter()
             .map(|a| {
@@ -161,17 +152,11 @@ mod tests {
     #[test]
     fn beat_repeats_critical_series_only() {
         let h = Harness::new("s");
-        let cfg = StateConfig {
-            consecutive: 1,
-            repeat_critical: true,
-            pass: true,
-        };
+        let cfg = StateConfig { consecutive: 1, repeat_critical: true, pass: true };
         let mut e = StateEngine::build(cfg, h.context()).unwrap();
         let mut out = Vec::new();
-        e.process(Event::gauge("a", 1.0).state(State::Critical), &mut out, h.context())
-            .unwrap();
-        e.process(Event::gauge("b", 1.0).state(State::Warning), &mut out, h.context())
-            .unwrap();
+        e.process(Event::gauge("a", 1.0).state(State::Critical), &mut out, h.context()).unwrap();
+        e.process(Event::gauge("b", 1.0).state(State::Warning), &mut out, h.context()).unwrap();
         assert_eq!(out.len(), 4, "two alerts and the two events");
         out.clear();
         e.beat(&mut out, h.context()).unwrap();

@@ -173,38 +173,18 @@ mod tests {
 
     #[test]
     fn renames_prefixes_and_tags() {
-        let h = Harness::new("t");
-        let mut t = Transform::build(
-            Transform {
-                rename: [("load".to_owned(), "system_load".to_owned())].into(),
-                prefix: "web.".into(),
-                add_tags: [("dc".to_owned(), "par1".to_owned())].into(),
-                remove_tags: vec!["tmp".into()],
-                host: Some("web-01".into()),
-                convert: [(
-                    "latency".to_owned(),
-                    Conversion::try_from(RawConversion {
-                        from: Unit::Ms,
-                        to: Unit::S,
-                    })
-                    .unwrap(),
-                )]
-                .into(),
-            },
-            h.context(),
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let ev = Event::gauge("load", 1.0)
-            .tag("tmp", "x")
-            .tag("dc", "old")
-            .field("latency", 250i64);
-        t.process(ev, &mut out, h.context()).unwrap();
+        let config = "rename: { load: system_load }\nprefix: web.\nadd_tags: { dc: par1 }\n\
+                      remove_tags: [tmp]\nhost: web-01\nconvert: { latency: { from: ms, to: s } }";
+        let (h, mut t) = Harness::engine(&crate::registry(), "transform", config).unwrap();
+        let ev = Event::gauge("load", 1.0).tag("tmp", "x").tag("dc", "old").field("latency", 250i64);
+        let out = h.process(&mut *t, vec![ev]).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "web.system_load");
         assert_eq!(out[0].tags, vec![("dc".to_owned(), "par1".to_owned())]);
         assert_eq!(out[0].host, "web-01");
         assert_eq!(out[0].get_field("latency"), Some(&Value::Float(0.25)));
+        let bad = Harness::engine(&crate::registry(), "transform", "convert: { x: { from: ms, to: MB } }");
+        assert!(bad.err().unwrap().to_string().contains("cannot convert"));
     }
 
     #[test]

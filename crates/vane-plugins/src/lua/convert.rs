@@ -62,20 +62,14 @@ pub fn events_from_lua(v: Lv, lent: &SharedLent) -> Result<Vec<Event>, ScriptErr
                         }
                     }
                     other => {
-                        return Err(ScriptError(format!(
-                            "a list item is a {}, not an event",
-                            other.type_name()
-                        )));
+                        return Err(ScriptError(format!("a list item is a {}, not an event", other.type_name())));
                     }
                 }
             }
         }
         Lv::LightUserData(h) => out.push(take(h)?),
         other => {
-            return Err(ScriptError(format!(
-                "a {} instead of an event, a list of events or nil",
-                other.type_name()
-            )));
+            return Err(ScriptError(format!("a {} instead of an event, a list of events or nil", other.type_name())));
         }
     }
     Ok(out)

@@ -67,16 +67,8 @@ mod tests {
                return e\n\
              end\n",
         );
-        let ev = Event::new("m")
-            .tag("z", "1")
-            .tag("a", "2")
-            .field("u", 5u64)
-            .field("f", 1.5);
-        let inputs = vec![
-            ev,
-            Event::new("d").field("drop", true),
-            Event::new("t").field("twice", true),
-        ];
+        let ev = Event::new("m").tag("z", "1").tag("a", "2").field("u", 5u64).field("f", 1.5);
+        let inputs = vec![ev, Event::new("d").field("drop", true), Event::new("t").field("twice", true)];
         let out = h.process(&mut en, inputs).unwrap();
         let names: Vec<&str> = out.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, vec!["m", "t", "t"]);
@@ -115,10 +107,7 @@ mod tests {
         assert_eq!(out[1].name, "new");
         // What was copied into a table outlives the call.
         let kept = h.beat(&mut en).unwrap();
-        assert_eq!(
-            (kept[0].name.as_str(), kept[0].get_field("v")),
-            ("c_x", Some(&Value::Int(3)))
-        );
+        assert_eq!((kept[0].name.as_str(), kept[0].get_field("v")), ("c_x", Some(&Value::Int(3))));
     }
 
     #[test]
@@ -134,43 +123,25 @@ mod tests {
         // Dropped by the script, its handle kept: stale on the next call.
         assert_eq!(h.process(&mut en, vec![Event::gauge("a", 1)]).unwrap().len(), 0);
         let err = h.process(&mut en, vec![Event::gauge("b", 1)]).unwrap_err().to_string();
-        assert!(
-            err.contains("its call is over") && err.contains("copy what you want"),
-            "{err}"
-        );
+        assert!(err.contains("its call is over") && err.contains("copy what you want"), "{err}");
         assert!(err.contains("s.lua:3:"), "names the line: {err}");
     }
 
     #[test]
     fn the_sandbox_keeps_the_host_out_of_reach() {
         for (code, want) in [
-            (
-                "function process(e) os.execute('true') return e end",
-                "attempt to call a nil value (field 'execute')",
-            ),
-            (
-                "function process(e) io.open('/etc/passwd') return e end",
-                "attempt to index a nil value (global 'io')",
-            ),
-            (
-                "function process(e) require('os') return e end",
-                "attempt to call a nil value (global 'require')",
-            ),
+            ("function process(e) os.execute('true') return e end", "attempt to call a nil value (field 'execute')"),
+            ("function process(e) io.open('/etc/passwd') return e end", "attempt to index a nil value (global 'io')"),
+            ("function process(e) require('os') return e end", "attempt to call a nil value (global 'require')"),
             (
                 "function process(e) local f, err = load(string.dump(function() end)) error(err) end",
                 "attempt to load a binary chunk",
             ),
         ] {
             let (_d, h, mut en) = engine(code);
-            let err = h
-                .process(&mut en, vec![Event::gauge("x", 1.0)])
-                .unwrap_err()
-                .to_string();
+            let err = h.process(&mut en, vec![Event::gauge("x", 1.0)]).unwrap_err().to_string();
             assert!(err.contains(want), "{code}: {err}");
-            assert!(
-                err.contains("s.lua:1:") || want.contains("binary"),
-                "names file and line: {err}"
-            );
+            assert!(err.contains("s.lua:1:") || want.contains("binary"), "names file and line: {err}");
         }
     }
 
@@ -186,15 +157,9 @@ mod tests {
         cfg.instructions = 1_000_000;
         let h = Harness::new("e");
         let mut en = LuaEngine::build(cfg, h.context()).unwrap();
-        let err = h
-            .process(&mut en, vec![Event::gauge("loop", 1.0)])
-            .unwrap_err()
-            .to_string();
+        let err = h.process(&mut en, vec![Event::gauge("loop", 1.0)]).unwrap_err().to_string();
         assert!(err.contains("instruction budget of 1000000 exceeded"), "{err}");
-        let err = h
-            .process(&mut en, vec![Event::gauge("hog", 1.0)])
-            .unwrap_err()
-            .to_string();
+        let err = h.process(&mut en, vec![Event::gauge("hog", 1.0)]).unwrap_err().to_string();
         assert!(err.contains("memory") || err.contains("budget"), "{err}");
         assert_eq!(h.process(&mut en, vec![Event::gauge("fine", 1.0)]).unwrap().len(), 1);
     }
@@ -220,10 +185,7 @@ mod tests {
     #[test]
     fn script_errors_name_file_and_line() {
         let (_d, h, mut en) = engine("function process(e)\n  return e.fields.nope.deeper\nend\n");
-        let err = h
-            .process(&mut en, vec![Event::gauge("x", 1.0)])
-            .unwrap_err()
-            .to_string();
+        let err = h.process(&mut en, vec![Event::gauge("x", 1.0)]).unwrap_err().to_string();
         assert!(err.contains("s.lua:2:"), "{err}");
         let (_d, cfg) = script("function process(e) return e end\nthis is not lua\n");
         let err = LuaEngine::build(cfg, h.context()).err().unwrap().to_string();

@@ -258,10 +258,7 @@ pub fn install(lua: &Lua, lent: &SharedLent) -> mlua::Result<()> {
         let t = lua.create_table()?;
         match part {
             Part::Tags => e.tags.iter().try_for_each(|(k, v)| t.set(k.as_str(), v.as_str()))?,
-            Part::Fields => e
-                .fields
-                .iter()
-                .try_for_each(|(k, v)| t.set(k.as_str(), field_to_lua(lua, v)?))?,
+            Part::Fields => e.fields.iter().try_for_each(|(k, v)| t.set(k.as_str(), field_to_lua(lua, v)?))?,
             Part::Event => {
                 for k in ["name", "time", "host", "kind", "state", "description", "ttl"] {
                     t.set(k, read(lua, part, 0, 0, e, k)?)?;

@@ -23,9 +23,7 @@ pub fn lua_exec(lua: &Lua, (argv, timeout): (Vec<String>, Option<f64>)) -> mlua:
 
 fn run(argv: &[String], timeout: Duration) -> Result<vane_core::exec::Output, ScriptError> {
     let fail = |m: String| ScriptError(m);
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| fail("ctx.exec needs a program".into()))?;
+    let (prog, args) = argv.split_first().ok_or_else(|| fail("ctx.exec needs a program".into()))?;
     let mut child = std::process::Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -59,9 +57,5 @@ fn run(argv: &[String], timeout: Duration) -> Result<vane_core::exec::Output, Sc
         std::thread::sleep(Duration::from_millis(5));
     };
     let (stdout, stderr) = reader.join().map_err(|_| fail("reader thread failed".into()))?;
-    Ok(vane_core::exec::Output {
-        code: status.code(),
-        stdout,
-        stderr,
-    })
+    Ok(vane_core::exec::Output { code: status.code(), stdout, stderr })
 }

@@ -2,32 +2,26 @@
 //! `line(text)` turns into events. The socket is vane's (scripts have none);
 //! the meaning of each line is the script's.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use vane_core::ByteSize;
+use vane_core::node::Flat;
 use vane_core::prelude::*;
 
 use super::state::Vm;
-use super::{LuaConfig, ScriptError, sixty_four_mib, ten_million};
+use super::{LuaConfig, ScriptError};
 
-/// Settings of the `lua_lines` source: a Lua script handling the lines
-/// received on a TCP port.
+/// Settings of the `lua_lines` source: the script's (as the `lua` source
+/// and engine take them), and the listener's.
+pub type LuaLinesConfig = Flat<LuaConfig, ListenerConfig>;
+
+/// The listener of `lua_lines`.
 #[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct LuaLinesConfig {
+pub struct ListenerConfig {
     /// Where to listen. Default: 127.0.0.1:8000.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// The script; it defines `line(text)`.
-    pub script: PathBuf,
-    #[serde(default)]
-    pub settings: Option<serde_json::Value>,
-    #[serde(default = "ten_million")]
-    pub instructions: u64,
-    #[serde(default = "sixty_four_mib")]
-    pub memory: ByteSize,
     /// Longest line; longer ones are skipped and counted. Default: 64KiB.
     #[serde(default = "sixty_four_kib")]
     pub max_line: ByteSize,
@@ -99,21 +93,10 @@ impl Service for LuaLines {
 impl Build for LuaLines {
     type Config = LuaLinesConfig;
 
-    fn build(c: LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let lc = LuaConfig {
-            script: c.script,
-            settings: c.settings,
-            instructions: c.instructions,
-            memory: c.memory,
-        };
-        let vm = Vm::new(&lc, ctx, false)?;
+    fn build(Flat(script, listener): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
+        let vm = Vm::new(&script, ctx, false)?;
         vm.require("line")?;
         let line = vm.function("line").map_err(BuildError::stop)?;
-        Ok(LuaLines {
-            vm,
-            line,
-            listen: c.listen,
-            max_line: c.max_line.0 as usize,
-        })
+        Ok(LuaLines { vm, line, listen: listener.listen, max_line: listener.max_line.0 as usize })
     }
 }

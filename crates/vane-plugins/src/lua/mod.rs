@@ -41,7 +41,7 @@ use serde::Deserialize;
 use vane_core::ByteSize;
 
 pub use engine::LuaEngine;
-pub use lines::{LuaLines, LuaLinesConfig};
+pub use lines::{ListenerConfig, LuaLines, LuaLinesConfig};
 pub use source::LuaSource;
 
 /// Settings of the `lua` source and engine.
@@ -61,11 +61,11 @@ pub struct LuaConfig {
     pub memory: ByteSize,
 }
 
-pub(crate) fn ten_million() -> u64 {
+fn ten_million() -> u64 {
     10_000_000
 }
 
-pub(crate) fn sixty_four_mib() -> ByteSize {
+fn sixty_four_mib() -> ByteSize {
     ByteSize(64 << 20)
 }
 

@@ -70,11 +70,7 @@ fn script_path(ctx: &Context, script: &Path) -> PathBuf {
         return script.to_path_buf();
     }
     let file = ctx.config().mark.file.to_string();
-    Path::new(&file)
-        .parent()
-        .map(|d| d.join(script))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| script.to_path_buf())
+    Path::new(&file).parent().map(|d| d.join(script)).filter(|p| p.exists()).unwrap_or_else(|| script.to_path_buf())
 }
 
 impl LuaState {
@@ -112,9 +108,7 @@ impl LuaState {
         let limit = cfg.instructions;
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
             if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
-                Err(mlua::Error::RuntimeError(format!(
-                    "instruction budget of {limit} exceeded (a runaway script?)"
-                )))
+                Err(mlua::Error::RuntimeError(format!("instruction budget of {limit} exceeded (a runaway script?)")))
             } else {
                 Ok(VmState::Continue)
             }
@@ -208,13 +202,7 @@ impl Vm {
         .map_err(lua_stop)?;
         let script = path.display().to_string();
         let env = Vm::globals(&state, cfg, ctx).map_err(lua_stop)?;
-        let vm = Vm {
-            state,
-            env,
-            ctx: ctx.clone(),
-            per_call: cfg.instructions as i64,
-            script,
-        };
+        let vm = Vm { state, env, ctx: ctx.clone(), per_call: cfg.instructions as i64, script };
         let chunk = vm
             .state
             .lua
@@ -237,10 +225,7 @@ impl Vm {
         let t = lua.create_table()?;
         t.set("job", ctx.job())?;
         t.set("host", ctx.host())?;
-        t.set(
-            "config",
-            json_to_lua(lua, cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null))?,
-        )?;
+        t.set("config", json_to_lua(lua, cfg.settings.as_ref().unwrap_or(&serde_json::Value::Null))?)?;
         let meta = lua.create_table()?;
         meta.set("__index", state.ctx_base.clone())?;
         t.set_metatable(Some(meta))?;
@@ -271,10 +256,7 @@ impl Vm {
     pub fn require(&self, name: &str) -> Result<(), BuildError> {
         match self.has(name) {
             true => Ok(()),
-            false => Err(BuildError::stop(format!(
-                "{} defines no `{name}` function",
-                self.script
-            ))),
+            false => Err(BuildError::stop(format!("{} defines no `{name}` function", self.script))),
         }
     }
 

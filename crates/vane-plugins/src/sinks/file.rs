@@ -121,12 +121,7 @@ impl Build for File {
     type Config = FileConfig;
 
     fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(File {
-            cfg,
-            file: None,
-            size: 0,
-            buf: String::new(),
-        })
+        Ok(File { cfg, file: None, size: 0, buf: String::new() })
     }
 }
 
@@ -139,22 +134,12 @@ mod tests {
     async fn appends_and_rotates_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/out.lp");
-        let h = Harness::new("f");
-        let mut s = File::build(
-            FileConfig {
-                path: path.clone(),
-                format: Format::Influx,
-                precision: OutPrecision::S,
-                rotate_size: ByteSize(26),
-                keep: 2,
-            },
-            h.context(),
-        )
-        .unwrap();
-        s.prepare(h.context()).await.unwrap();
+        let config = format!("path: {}\nprecision: s\nrotate_size: 26\nkeep: 2", path.display());
+        let (h, mut s) = Harness::sink(&crate::registry(), "file", &config).unwrap();
+        h.prepare(&mut *s).await.unwrap();
         for i in 0..5i64 {
             let e = Event::gauge("m", i).at(1_000_000_000 * (i + 1));
-            s.send(&[e], h.context()).await.unwrap();
+            h.send(&mut *s, &[e]).await.unwrap();
         }
         // Each line is 13 bytes ("m value=0i 1\n"): two lines fill a file of 26.
         let cur = std::fs::read_to_string(&path).unwrap();

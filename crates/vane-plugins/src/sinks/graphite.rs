@@ -102,11 +102,7 @@ impl Template {
             }
             first = false;
             for c in v.chars() {
-                out.push(if c.is_whitespace() || (c == '.' && !keep_dots) {
-                    '_'
-                } else {
-                    c
-                });
+                out.push(if c.is_whitespace() || (c == '.' && !keep_dots) { '_' } else { c });
             }
         };
         for part in &self.0 {
@@ -179,12 +175,7 @@ impl Build for Graphite {
     type Config = GraphiteConfig;
 
     fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Graphite {
-            template: Template::parse(&cfg.template),
-            cfg,
-            conn: None,
-            buf: String::new(),
-        })
+        Ok(Graphite { template: Template::parse(&cfg.template), cfg, conn: None, buf: String::new() })
     }
 }
 
@@ -194,16 +185,10 @@ mod tests {
 
     #[test]
     fn templates_build_paths() {
-        let e = Event::gauge("cpu load", 1.0)
-            .host("web-01.example.com")
-            .tag("dc", "par1")
-            .tag("cpu", "cpu0");
+        let e = Event::gauge("cpu load", 1.0).host("web-01.example.com").tag("dc", "par1").tag("cpu", "cpu0");
         let t = default_template();
         assert_eq!(path(&t, "", &e, "value"), "web-01_example_com.cpu_load.par1.cpu0.value");
-        assert_eq!(
-            path("{name}.{tag.cpu}.{tag.missing}.{field}", "servers.", &e, "v"),
-            "servers.cpu_load.cpu0.v"
-        );
+        assert_eq!(path("{name}.{tag.cpu}.{tag.missing}.{field}", "servers.", &e, "v"), "servers.cpu_load.cpu0.v");
         let bare = Event::gauge("up", 1.0);
         assert_eq!(path(&t, "", &bare, "value"), "up.value");
         let relayed = Event::gauge("servers.web 1.load", 1.0);

@@ -66,21 +66,14 @@ impl Sink for Http {
         if let Some(t) = &self.cfg.bearer_token {
             req = req.bearer_auth(t);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
+        let resp = req.send().await.map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),
             408 | 429 | 500..=599 => Err(SinkError::retry(format!("{} answered {status}", self.cfg.url))),
             _ => {
                 let text = resp.text().await.unwrap_or_default();
-                Err(SinkError::give_up(format!(
-                    "{} refused the batch ({status}): {}",
-                    self.cfg.url,
-                    text.trim()
-                )))
+                Err(SinkError::give_up(format!("{} refused the batch ({status}): {}", self.cfg.url, text.trim())))
             }
         }
     }

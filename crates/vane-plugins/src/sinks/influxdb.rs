@@ -125,20 +125,10 @@ impl InfluxDb {
         if let Some(dir) = self.dead_letter.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.dead_letter)?;
-        writeln!(
-            f,
-            "# {} rejected: {}",
-            vane_core::event::now_ns(),
-            reason.replace('\n', " ")
-        )?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.dead_letter)?;
+        writeln!(f, "# {} rejected: {}", vane_core::event::now_ns(), reason.replace('\n', " "))?;
         f.write_all(lines.as_bytes())?;
-        ctx.stats()
-            .events_dropped
-            .fetch_add(lines.lines().count() as u64, Relaxed);
+        ctx.stats().events_dropped.fetch_add(lines.lines().count() as u64, Relaxed);
         Ok(())
     }
 }
@@ -177,11 +167,8 @@ impl Sink for InfluxDb {
         if self.body.is_empty() {
             return Ok(());
         }
-        let mut path = format!(
-            "/write?db={}&precision={}",
-            urlencode(&self.cfg.database),
-            precision_param(self.cfg.precision)
-        );
+        let mut path =
+            format!("/write?db={}&precision={}", urlencode(&self.cfg.database), precision_param(self.cfg.precision));
         if let Some(rp) = &self.cfg.retention {
             path.push_str(&format!("&rp={}", urlencode(&rp.name)));
         }
@@ -193,16 +180,10 @@ impl Sink for InfluxDb {
         } else {
             req.body(self.body.clone())
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
+        let resp = req.send().await.map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after =
+            resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
         let text = resp.text().await.unwrap_or_default();
         match status {
             200..=299 => Ok(()),
@@ -239,21 +220,16 @@ impl Build for InfluxDb {
             .timeout(cfg.timeout.get())
             .build()
             .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        let dead_letter = cfg.dead_letter.clone().unwrap_or_else(|| {
-            ctx.agent_data_dir()
-                .join("deadletter")
-                .join(format!("{}.lp", ctx.job()))
-        });
-        Ok(InfluxDb {
-            cfg,
-            client,
-            dead_letter,
-            body: String::new(),
-        })
+        let dead_letter = cfg
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| ctx.agent_data_dir().join("deadletter").join(format!("{}.lp", ctx.job())));
+        Ok(InfluxDb { cfg, client, dead_letter, body: String::new() })
     }
 }
 
-fn urlencode(s: &str) -> String {
+/// A query value %-encoded (unreserved characters as they are).
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

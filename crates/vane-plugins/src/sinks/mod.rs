@@ -33,15 +33,12 @@ pub enum Format {
 
 /// Timestamp precision of line protocol output.
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum OutPrecision {
     #[default]
-    #[serde(rename = "ns")]
     Ns,
-    #[serde(rename = "us")]
     Us,
-    #[serde(rename = "ms")]
     Ms,
-    #[serde(rename = "s")]
     S,
 }
 

@@ -60,10 +60,7 @@ fn escape(v: &str) -> String {
 pub fn render(latest: &Latest, staleness: std::time::Duration) -> String {
     let mut out = String::new();
     for (name, series) in latest {
-        let fresh: Vec<_> = series
-            .iter()
-            .filter(|(_, (_, _, t))| t.elapsed() <= staleness)
-            .collect();
+        let fresh: Vec<_> = series.iter().filter(|(_, (_, _, t))| t.elapsed() <= staleness).collect();
         let Some((_, (_, counter, _))) = fresh.first() else {
             continue;
         };
@@ -147,9 +144,7 @@ impl Sink for Prometheus {
                         }
                     });
                     let io = hyper_util::rt::TokioIo::new(sock);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
                 });
             }
         }));
@@ -165,14 +160,8 @@ impl Sink for Prometheus {
                     Value::Str(_) => continue,
                     v => v.as_f64().unwrap_or(0.0),
                 };
-                let name = sanitize(
-                    &if field == "value" {
-                        e.name.clone()
-                    } else {
-                        format!("{}_{field}", e.name)
-                    },
-                    true,
-                );
+                let name =
+                    sanitize(&if field == "value" { e.name.clone() } else { format!("{}_{field}", e.name) }, true);
                 let mut labels: BTreeMap<String, String> = BTreeMap::new();
                 if !e.host.is_empty() {
                     labels.insert("host".into(), e.host.clone());
@@ -194,10 +183,6 @@ impl Build for Prometheus {
     type Config = PrometheusConfig;
 
     fn build(cfg: PrometheusConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Prometheus {
-            cfg,
-            latest: Arc::new(Mutex::new(BTreeMap::new())),
-            server: None,
-        })
+        Ok(Prometheus { cfg, latest: Arc::new(Mutex::new(BTreeMap::new())), server: None })
     }
 }

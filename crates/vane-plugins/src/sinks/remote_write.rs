@@ -70,13 +70,7 @@ pub struct RemoteWrite {
 pub fn sanitize(s: &str, metric: bool) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || (metric && c == ':') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || (metric && c == ':') { c } else { '_' })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -93,11 +87,7 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
                 Value::Str(_) => continue,
                 v => v.as_f64().unwrap_or(0.0),
             };
-            let name = if field == "value" {
-                e.name.clone()
-            } else {
-                format!("{}_{field}", e.name)
-            };
+            let name = if field == "value" { e.name.clone() } else { format!("{}_{field}", e.name) };
             let mut labels: BTreeMap<String, String> = BTreeMap::new();
             labels.insert("__name__".into(), sanitize(&name, true));
             if !e.host.is_empty() {
@@ -106,19 +96,15 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
             for (k, v) in &e.tags {
                 labels.entry(sanitize(k, false)).or_insert_with(|| v.clone());
             }
-            by.entry(labels.into_iter().collect()).or_default().push(Sample {
-                value,
-                timestamp: e.time.div_euclid(1_000_000),
-            });
+            by.entry(labels.into_iter().collect())
+                .or_default()
+                .push(Sample { value, timestamp: e.time.div_euclid(1_000_000) });
         }
     }
     by.into_iter()
         .map(|(labels, mut samples)| {
             samples.sort_by_key(|s| s.timestamp);
-            TimeSeries {
-                labels: labels.into_iter().map(|(name, value)| Label { name, value }).collect(),
-                samples,
-            }
+            TimeSeries { labels: labels.into_iter().map(|(name, value)| Label { name, value }).collect(), samples }
         })
         .collect()
 }
@@ -126,9 +112,7 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
 impl Sink for RemoteWrite {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
-        let req = WriteRequest {
-            timeseries: series(batch),
-        };
+        let req = WriteRequest { timeseries: series(batch) };
         if req.timeseries.is_empty() {
             return Ok(());
         }
@@ -145,24 +129,13 @@ impl Sink for RemoteWrite {
         if let Some(t) = &self.cfg.bearer_token {
             r = r.bearer_auth(t);
         }
-        let resp = r
-            .send()
-            .await
-            .map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
+        let resp = r.send().await.map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         match status {
             200..=299 => Ok(()),
-            400 => Err(SinkError::give_up(format!(
-                "{} refused the samples: {}",
-                self.cfg.url,
-                text.trim()
-            ))),
-            _ => Err(SinkError::retry(format!(
-                "{} answered {status}: {}",
-                self.cfg.url,
-                text.trim()
-            ))),
+            400 => Err(SinkError::give_up(format!("{} refused the samples: {}", self.cfg.url, text.trim()))),
+            _ => Err(SinkError::retry(format!("{} answered {status}: {}", self.cfg.url, text.trim()))),
         }
     }
 }
@@ -191,28 +164,14 @@ mod tests {
         assert_eq!(sanitize("a:b", true), "a:b");
         assert_eq!(sanitize("a:b", false), "a_b");
         let batch = vec![
-            Event::gauge("disk", 2.0)
-                .host("h")
-                .tag("path", "/")
-                .field("free", 5i64)
-                .at(2_000_000),
-            Event::gauge("disk", 1.0)
-                .host("h")
-                .tag("path", "/")
-                .field("note", "skip")
-                .at(1_000_000),
+            Event::gauge("disk", 2.0).host("h").tag("path", "/").field("free", 5i64).at(2_000_000),
+            Event::gauge("disk", 1.0).host("h").tag("path", "/").field("note", "skip").at(1_000_000),
         ];
         let ts = series(&batch);
         assert_eq!(ts.len(), 2);
         let names: Vec<&str> = ts.iter().map(|t| t.labels[0].value.as_str()).collect();
         assert_eq!(names, vec!["disk", "disk_free"]);
-        assert_eq!(
-            ts[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
-            vec!["__name__", "host", "path"]
-        );
-        assert_eq!(
-            ts[0].samples.iter().map(|s| s.timestamp).collect::<Vec<_>>(),
-            vec![1, 2]
-        );
+        assert_eq!(ts[0].labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), vec!["__name__", "host", "path"]);
+        assert_eq!(ts[0].samples.iter().map(|s| s.timestamp).collect::<Vec<_>>(), vec![1, 2]);
     }
 }

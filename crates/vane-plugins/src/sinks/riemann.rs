@@ -98,11 +98,7 @@ pub fn to_riemann(batch: &[Event], tags: &[String]) -> Vec<RiemannEvent> {
                 },
                 v => (None, v.as_f64()),
             };
-            let service = if field == "value" {
-                e.name.clone()
-            } else {
-                format!("{} {field}", e.name)
-            };
+            let service = if field == "value" { e.name.clone() } else { format!("{} {field}", e.name) };
             out.push(RiemannEvent {
                 time: Some(e.time.div_euclid(1_000_000_000)),
                 time_micros: Some(e.time.div_euclid(1_000)),
@@ -112,14 +108,7 @@ pub fn to_riemann(batch: &[Event], tags: &[String]) -> Vec<RiemannEvent> {
                 description: e.description.clone(),
                 tags: tags.to_vec(),
                 ttl: e.ttl.map(|t| t as f32),
-                attributes: e
-                    .tags
-                    .iter()
-                    .map(|(k, v)| Attribute {
-                        key: k.clone(),
-                        value: Some(v.clone()),
-                    })
-                    .collect(),
+                attributes: e.tags.iter().map(|(k, v)| Attribute { key: k.clone(), value: Some(v.clone()) }).collect(),
                 metric_sint64: sint,
                 metric_d: d,
             });
@@ -151,11 +140,7 @@ impl Riemann {
 impl Sink for Riemann {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
-        let msg = Msg {
-            ok: None,
-            error: None,
-            events: to_riemann(batch, &self.cfg.tags),
-        };
+        let msg = Msg { ok: None, error: None, events: to_riemann(batch, &self.cfg.tags) };
         if msg.events.is_empty() {
             return Ok(());
         }
@@ -177,10 +162,7 @@ impl Sink for Riemann {
             }
             Err(_) => {
                 self.conn = None;
-                Err(SinkError::retry(format!(
-                    "riemann at {}: no answer in time",
-                    self.cfg.address
-                )))
+                Err(SinkError::retry(format!("riemann at {}: no answer in time", self.cfg.address)))
             }
         }
     }

@@ -37,10 +37,6 @@ impl Build for Stdout {
     type Config = StdoutConfig;
 
     fn build(cfg: StdoutConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Stdout {
-            cfg,
-            out: tokio::io::stdout(),
-            buf: String::new(),
-        })
+        Ok(Stdout { cfg, out: tokio::io::stdout(), buf: String::new() })
     }
 }

@@ -82,11 +82,8 @@ impl Source for HttpCheck {
         let result = async {
             let resp = req.send().await?;
             let status = resp.status().as_u16();
-            let cert = resp
-                .extensions()
-                .get::<reqwest::tls::TlsInfo>()
-                .and_then(|t| t.peer_certificate())
-                .and_then(not_after);
+            let cert =
+                resp.extensions().get::<reqwest::tls::TlsInfo>().and_then(|t| t.peer_certificate()).and_then(not_after);
             let body = resp.bytes().await?;
             Ok::<_, reqwest::Error>((status, cert, body))
         }
@@ -99,10 +96,7 @@ impl Source for HttpCheck {
                 } else {
                     self.cfg.expect_status.contains(&status)
                 };
-                e = e
-                    .field("status", i64::from(status))
-                    .field("time", secs)
-                    .field("size", body.len() as i64);
+                e = e.field("status", i64::from(status)).field("time", secs).field("size", body.len() as i64);
                 if let Some(re) = &self.regex {
                     let matched = re.is_match(&String::from_utf8_lossy(&body));
                     up &= matched;
@@ -149,22 +143,15 @@ impl Build for HttpCheck {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
-        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
-            .tls_info(true)
-            .redirect(if cfg.follow_redirects {
+        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?.tls_info(true).redirect(
+            if cfg.follow_redirects {
                 reqwest::redirect::Policy::limited(10)
             } else {
                 reqwest::redirect::Policy::none()
-            });
-        let client = b
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
-        Ok(HttpCheck {
-            cfg,
-            client,
-            method,
-            regex,
-        })
+            },
+        );
+        let client = b.build().map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        Ok(HttpCheck { cfg, client, method, regex })
     }
 }
 

@@ -25,11 +25,7 @@ impl Source for Hello {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.bit = !self.bit;
         let v = if self.bit { 0.0 } else { 1.0 };
-        Ok(vec![
-            Event::gauge(self.service.clone(), v)
-                .state(State::Ok)
-                .description("Hello world!"),
-        ])
+        Ok(vec![Event::gauge(self.service.clone(), v).state(State::Ok).description("Hello world!")])
     }
 }
 
@@ -37,10 +33,7 @@ impl Build for Hello {
     type Config = HelloConfig;
 
     fn build(c: HelloConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Hello {
-            bit: false,
-            service: c.service.unwrap_or_else(|| "hello".into()),
-        })
+        Ok(Hello { bit: false, service: c.service.unwrap_or_else(|| "hello".into()) })
     }
 }
 
@@ -114,10 +107,10 @@ mod tests {
 
     #[tokio::test]
     async fn hello_flips() {
-        let h = Harness::new("hello");
-        let mut s = Hello::build(HelloConfig::default(), h.context()).unwrap();
-        let a = h.poll(&mut s).await.unwrap();
-        let b = h.poll(&mut s).await.unwrap();
+        let (h, mut s) = Harness::source(&crate::registry(), "hello", "service: greeting").unwrap();
+        let a = h.poll(&mut *s).await.unwrap();
+        let b = h.poll(&mut *s).await.unwrap();
+        assert_eq!(a[0].name, "greeting");
         assert_eq!(a[0].get_field("value"), Some(&Value::Float(0.0)));
         assert_eq!(b[0].get_field("value"), Some(&Value::Float(1.0)));
         assert_eq!(a[0].state, Some(State::Ok));
@@ -127,10 +120,7 @@ mod tests {
     #[tokio::test]
     async fn chaos_errors_after_n_polls() {
         let h = Harness::new("c");
-        let cfg = ChaosConfig {
-            mode: Mode::Error,
-            after: 1,
-        };
+        let cfg = ChaosConfig { mode: Mode::Error, after: 1 };
         let mut s = Chaos::build(cfg, h.context()).unwrap();
         assert!(h.poll(&mut s).await.is_ok());
         let e = h.poll(&mut s).await.unwrap_err();

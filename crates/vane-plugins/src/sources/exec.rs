@@ -57,9 +57,7 @@ pub struct Exec {
 }
 
 fn program_name(argv: &[String]) -> String {
-    argv.first()
-        .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
-        .unwrap_or_default()
+    argv.first().map(|p| p.rsplit('/').next().unwrap_or(p).to_owned()).unwrap_or_default()
 }
 
 fn command(argv: &[String], env: &BTreeMap<String, String>, cwd: &Option<PathBuf>) -> Result<Command, BuildError> {
@@ -105,11 +103,7 @@ impl Build for Exec {
     fn build(c: ExecConfig, _: &Context) -> Result<Self, BuildError> {
         let mut cmd = command(&c.command, &c.env, &c.cwd)?;
         cmd.timeout = c.timeout.get();
-        Ok(Exec {
-            name: c.name.unwrap_or_else(|| program_name(&c.command)),
-            cmd,
-            format: c.format,
-        })
+        Ok(Exec { name: c.name.unwrap_or_else(|| program_name(&c.command)), cmd, format: c.format })
     }
 }
 
@@ -169,9 +163,8 @@ impl Execd {
         if let Some(d) = &self.cmd.cwd {
             c.current_dir(d);
         }
-        let mut child = c
-            .spawn()
-            .map_err(|e| ServiceError::restart(format!("cannot run {}: {e}", self.cmd.program)))?;
+        let mut child =
+            c.spawn().map_err(|e| ServiceError::restart(format!("cannot run {}: {e}", self.cmd.program)))?;
         let pgid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -304,14 +297,7 @@ mod tests {
     #[tokio::test]
     async fn reads_line_protocol_and_keeps_good_lines_around_bad_ones() {
         let h = Harness::new("x");
-        let mut e = exec(
-            &[
-                "sh",
-                "-c",
-                "echo 'a v=1i'; echo 'oops'; echo 'b msg=\"'\"$GREETING\"'\"'",
-            ],
-            Format::Influx,
-        );
+        let mut e = exec(&["sh", "-c", "echo 'a v=1i'; echo 'oops'; echo 'b msg=\"'\"$GREETING\"'\"'"], Format::Influx);
         let evs = h.poll(&mut e).await.unwrap();
         let names: Vec<&str> = evs.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, vec!["a", "b"]);
@@ -333,10 +319,8 @@ mod tests {
     async fn a_child_ignoring_sigterm_is_killed_when_the_agent_stops() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
-        let script = format!(
-            "trap '' TERM; echo $$ > {}; echo 'up v=1i'; while true; do sleep 0.05; done",
-            pidfile.display()
-        );
+        let script =
+            format!("trap '' TERM; echo $$ > {}; echo 'up v=1i'; while true; do sleep 0.05; done", pidfile.display());
         let h = Harness::new("d");
         let cfg = ExecdConfig {
             command: vec!["sh".into(), "-c".into(), script],
@@ -358,11 +342,7 @@ mod tests {
         }
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         h.stop();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("run returns after SIGKILL")
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("run returns after SIGKILL").unwrap().unwrap();
         let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = st.rsplit(") ").next().and_then(|s| s.chars().next());
         assert!(st.is_empty() || state == Some('Z'), "child {pid} survived: {st}");

@@ -57,18 +57,8 @@ fn cpu_times(c: &procfs::CpuTime, tps: f64) -> [f64; 10] {
     ]
 }
 
-const CPU_FIELDS: [&str; 10] = [
-    "user",
-    "nice",
-    "system",
-    "idle",
-    "iowait",
-    "irq",
-    "softirq",
-    "steal",
-    "guest",
-    "guest_nice",
-];
+const CPU_FIELDS: [&str; 10] =
+    ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"];
 
 fn read_cpu() -> Result<Vec<[f64; 10]>> {
     let ks = procfs::KernelStats::current().map_err(|e| proc_err("/proc/stat", e))?;
@@ -236,9 +226,7 @@ fn count_users() -> u64 {
     let Ok(b) = std::fs::read("/var/run/utmp") else {
         return 0;
     };
-    b.chunks_exact(RECORD)
-        .filter(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS)
-        .count() as u64
+    b.chunks_exact(RECORD).filter(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS).count() as u64
 }
 
 impl Source for System {
@@ -493,10 +481,8 @@ impl Source for Net {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         let devs: HashMap<String, procfs::net::DeviceStatus> =
             procfs::net::dev_status().map_err(|e| proc_err("/proc/net/dev", e))?;
-        let mut names: Vec<&String> = devs
-            .keys()
-            .filter(|n| self.interfaces.is_empty() || self.interfaces.contains(n))
-            .collect();
+        let mut names: Vec<&String> =
+            devs.keys().filter(|n| self.interfaces.is_empty() || self.interfaces.contains(n)).collect();
         names.sort();
         Ok(names
             .into_iter()
@@ -530,18 +516,12 @@ mod tests {
     }
 
     fn f(e: &Event, k: &str) -> f64 {
-        e.get_field(k)
-            .and_then(Value::as_f64)
-            .unwrap_or_else(|| panic!("no field {k}"))
+        e.get_field(k).and_then(Value::as_f64).unwrap_or_else(|| panic!("no field {k}"))
     }
 
     #[tokio::test]
     async fn cpu_reports_counters_and_percentages_per_core_and_total() {
-        let ev = poll::<Cpu>(CpuConfig {
-            percpu: true,
-            totalcpu: true,
-        })
-        .await;
+        let ev = poll::<Cpu>(CpuConfig { percpu: true, totalcpu: true }).await;
         let cores = n_cpus() as usize;
         let times: Vec<_> = ev.iter().filter(|e| e.name == "cpu_time").collect();
         let usage: Vec<_> = ev.iter().filter(|e| e.name == "cpu").collect();
@@ -582,18 +562,11 @@ mod tests {
 
     #[tokio::test]
     async fn disk_net_and_diskio_honour_filters() {
-        let d = poll::<Disk>(Disk {
-            mount_points: vec!["/".into()],
-            ignore_fs: vec![],
-        })
-        .await;
+        let d = poll::<Disk>(Disk { mount_points: vec!["/".into()], ignore_fs: vec![] }).await;
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].get_tag("path"), Some("/"));
         assert!(f(&d[0], "total") >= f(&d[0], "used"));
-        let n = poll::<Net>(Net {
-            interfaces: vec!["lo".into()],
-        })
-        .await;
+        let n = poll::<Net>(Net { interfaces: vec!["lo".into()] }).await;
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].get_tag("interface"), Some("lo"));
         let io = poll::<Diskio>(Diskio::default()).await;

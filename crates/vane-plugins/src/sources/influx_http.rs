@@ -146,8 +146,7 @@ impl Service for InfluxListener {
                     })
                 };
                 let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(timeout);
+                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(timeout);
                 let r = match tls {
                     Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
                         Ok(Ok(s)) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
@@ -175,10 +174,7 @@ impl Build for InfluxListener {
 
     fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
         let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
-        Ok(InfluxListener {
-            shared: Arc::new(Shared { cfg, ctx: ctx.clone() }),
-            tls,
-        })
+        Ok(InfluxListener { shared: Arc::new(Shared { cfg, ctx: ctx.clone() }), tls })
     }
 }
 
@@ -295,10 +291,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         (_, "/ping") => return reply(StatusCode::METHOD_NOT_ALLOWED, Some("use GET or HEAD")),
         (_, "/write" | "/query") => {}
         _ => {
-            return reply(
-                StatusCode::NOT_FOUND,
-                Some("not found: vane serves /write, /query and /ping"),
-            );
+            return reply(StatusCode::NOT_FOUND, Some("not found: vane serves /write, /query and /ping"));
         }
     }
     if !authorized(shared, &req, &params) {
@@ -312,44 +305,29 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .is_some_and(|n| n > max as u64)
     {
-        return reply(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Some(&format!("body larger than max_body ({max} bytes)")),
-        );
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, Some(&format!("body larger than max_body ({max} bytes)")));
     }
-    let gzip = req
-        .headers()
-        .get(hyper::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let gzip =
+        req.headers().get(hyper::header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let method = req.method().clone();
-    let body = match tokio::time::timeout(
-        shared.cfg.read_timeout.get(),
-        Limited::new(req.into_body(), max).collect(),
-    )
-    .await
-    {
-        Err(_) => {
-            return reply(StatusCode::REQUEST_TIMEOUT, Some("body not received in time"));
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Some(&format!("body larger than max_body ({max} bytes)")),
-            );
-        }
-        Ok(Err(e)) => {
-            return reply(StatusCode::BAD_REQUEST, Some(&format!("reading the body: {e}")));
-        }
-        Ok(Ok(b)) => b.to_bytes(),
-    };
+    let body =
+        match tokio::time::timeout(shared.cfg.read_timeout.get(), Limited::new(req.into_body(), max).collect()).await {
+            Err(_) => {
+                return reply(StatusCode::REQUEST_TIMEOUT, Some("body not received in time"));
+            }
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return reply(StatusCode::PAYLOAD_TOO_LARGE, Some(&format!("body larger than max_body ({max} bytes)")));
+            }
+            Ok(Err(e)) => {
+                return reply(StatusCode::BAD_REQUEST, Some(&format!("reading the body: {e}")));
+            }
+            Ok(Ok(b)) => b.to_bytes(),
+        };
     // Some clients mark an empty body as gzipped.
     let body = if gzip && !body.is_empty() {
         let mut out = Vec::new();
         // Read one byte past the limit to tell a body that is too large.
-        match flate2::read::GzDecoder::new(&body[..])
-            .take(max as u64 + 1)
-            .read_to_end(&mut out)
-        {
+        match flate2::read::GzDecoder::new(&body[..]).take(max as u64 + 1).read_to_end(&mut out) {
             Ok(n) if n > max => {
                 return reply(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -369,10 +347,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         if method == hyper::Method::POST {
             all.extend(form_pairs(&body));
         }
-        let q = all
-            .iter()
-            .find(|(k, _)| k == "q")
-            .map(|(_, v)| v.trim().to_ascii_uppercase());
+        let q = all.iter().find(|(k, _)| k == "q").map(|(_, v)| v.trim().to_ascii_uppercase());
         return match q {
             Some(q) if q.starts_with("CREATE DATABASE") || q.starts_with("CREATE RETENTION POLICY") => {
                 reply(StatusCode::OK, None)
@@ -402,10 +377,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     let (events, bad, first) = decode_body(&body, precision, now_ns());
     if bad > 0 {
         ctx.stats().bad_lines.fetch_add(bad, Ordering::Relaxed);
-        ctx.warn(format!(
-            "/write: {bad} bad lines, the first: {}",
-            first.as_deref().unwrap_or("")
-        ));
+        ctx.warn(format!("/write: {bad} bad lines, the first: {}", first.as_deref().unwrap_or("")));
     }
     let mut events = events;
     if let (Some(tag), Some(db)) = (&shared.cfg.db_tag, &db) {
@@ -428,10 +400,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
     match first {
         None => reply(StatusCode::NO_CONTENT, None),
-        Some(first) => reply(
-            StatusCode::BAD_REQUEST,
-            Some(&format!("partial write: {first} (dropped={bad})")),
-        ),
+        Some(first) => reply(StatusCode::BAD_REQUEST, Some(&format!("partial write: {first} (dropped={bad})"))),
     }
 }
 

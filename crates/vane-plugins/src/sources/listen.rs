@@ -129,9 +129,7 @@ fn parse_listen(s: &str) -> Result<(Proto, String), BuildError> {
         Some(("tcp", a)) => (Proto::Tcp, a),
         Some(("udp", a)) => (Proto::Udp, a),
         Some((p, _)) => {
-            return Err(BuildError::stop(format!(
-                "listen: unknown protocol {p:?} (expected tcp:// or udp://)"
-            )));
+            return Err(BuildError::stop(format!("listen: unknown protocol {p:?} (expected tcp:// or udp://)")));
         }
         None => (Proto::Tcp, s),
     };
@@ -154,13 +152,7 @@ pub fn line_decoder(
         }
     };
     let templates = Templates::parse(templates).map_err(BuildError::stop)?;
-    Ok(LineDecoder {
-        format,
-        precision,
-        templates,
-        name: name.unwrap_or_else(|| ctx.job().to_owned()),
-        field,
-    })
+    Ok(LineDecoder { format, precision, templates, name: name.unwrap_or_else(|| ctx.job().to_owned()), field })
 }
 
 /// Lines over TCP or UDP, each decoded into an event.
@@ -190,14 +182,7 @@ impl Build for Socket {
         Ok(Socket {
             proto,
             addr,
-            decoder: Arc::new(line_decoder(
-                c.format,
-                c.precision.as_deref(),
-                &c.templates,
-                c.name,
-                c.field,
-                ctx,
-            )?),
+            decoder: Arc::new(line_decoder(c.format, c.precision.as_deref(), &c.templates, c.name, c.field, ctx)?),
             max_line: (c.max_line.0 as usize).max(1),
             max_connections: c.max_connections.max(1),
             read_timeout: c.read_timeout.get(),
@@ -209,10 +194,7 @@ impl Build for Socket {
 const BATCH: usize = 4096;
 
 pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 /// Counts and logs a bad line.
@@ -351,8 +333,7 @@ pub async fn serve_lines(
             }
             take_line(dec, ctx, &peer, n_line, line, now, &mut out);
             if out.len() >= BATCH {
-                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH)))
-                    .await;
+                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).await;
             }
         }
         buf.drain(..start);
@@ -486,15 +467,8 @@ mod tests {
 
     fn decoder(format: LineFormat) -> LineDecoder {
         let h = Harness::new("np");
-        line_decoder(
-            format,
-            Some("s"),
-            &["servers.* _.host.name".to_owned()],
-            None,
-            "value".into(),
-            h.context(),
-        )
-        .unwrap()
+        line_decoder(format, Some("s"), &["servers.* _.host.name".to_owned()], None, "value".into(), h.context())
+            .unwrap()
     }
 
     #[test]
@@ -529,12 +503,28 @@ mod tests {
             line_decoder(LineFormat::Influx, p, t, None, "value".into(), h.context()).err()
         };
         assert!(bad(Some("weeks"), &[]).unwrap().to_string().contains("precision"));
-        assert!(
-            bad(None, &["a*.b".to_owned()])
-                .unwrap()
-                .to_string()
-                .contains("templates[0]")
-        );
+        assert!(bad(None, &["a*.b".to_owned()]).unwrap().to_string().contains("templates[0]"));
         assert!(parse_listen("sctp://x:1").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_socket_takes_lines_over_tcp_and_counts_the_bad_ones() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!("listen: tcp://127.0.0.1:{port}\nformat: number\nname: n");
+        let (h, socket) = Harness::service(&crate::registry(), "socket", &config).unwrap();
+        let client = std::thread::spawn(move || {
+            use std::io::Write;
+            loop {
+                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    return s.write_all(b"1\n2.5\nthree\n4\n").unwrap();
+                }
+                std::thread::yield_now();
+            }
+        });
+        let got = h.run_until(socket, std::time::Duration::from_secs(10), |e| e.len() >= 3).await.unwrap();
+        client.join().unwrap();
+        let values: Vec<f64> = got.iter().filter_map(|e| e.get_field("value")?.as_f64()).collect();
+        assert_eq!(values, [1.0, 2.5, 4.0]);
+        assert_eq!(h.stats().bad_lines.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

@@ -126,23 +126,14 @@ impl Stats {
             let var = rtts_ms.iter().map(|r| (r - avg).powi(2)).sum::<f64>() / n as f64;
             (min, avg, max, var.sqrt())
         });
-        Stats {
-            sent,
-            received,
-            loss,
-            rtt,
-        }
+        Stats { sent, received, loss, rtt }
     }
 }
 
 fn checksum(b: &[u8]) -> u16 {
     let mut sum = 0u32;
     for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
+        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
         sum += u32::from(w);
     }
     while sum > 0xffff {
@@ -208,9 +199,7 @@ fn ping_host(
     let dest = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(addr).to_be(),
-        },
+        sin_addr: libc::in_addr { s_addr: u32::from(addr).to_be() },
         sin_zero: [0; 8],
     };
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize];
@@ -241,11 +230,7 @@ fn ping_host(
             next += 1;
             continue;
         }
-        let deadline = if next < count {
-            start + every * next
-        } else {
-            start + every * (count - 1) + wait
-        };
+        let deadline = if next < count { start + every * next } else { start + every * (count - 1) + wait };
         if now >= deadline {
             if next >= count {
                 break;

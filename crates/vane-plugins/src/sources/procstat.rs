@@ -75,9 +75,7 @@ impl Source for Procstat {
                 e = e.field("fds", n as i64);
             }
             if let Ok(io) = p.io() {
-                e = e
-                    .field("read_bytes", io.read_bytes as i64)
-                    .field("write_bytes", io.write_bytes as i64);
+                e = e.field("read_bytes", io.read_bytes as i64).field("write_bytes", io.write_bytes as i64);
             }
             seen.insert(p.pid, (cpu, now));
             out.push(e);
@@ -122,10 +120,8 @@ impl Procstat {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
                 Err(e) => return Err(format!("{}: {e}", f.display()).into()),
             };
-            let pid: i32 = text
-                .trim()
-                .parse()
-                .map_err(|_| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
+            let pid: i32 =
+                text.trim().parse().map_err(|_| format!("{}: {:?} is not a pid", f.display(), text.trim()))?;
             return Ok(procfs::process::Process::new(pid).ok().into_iter().collect());
         }
         let all = procfs::process::all_processes().map_err(|e| format!("/proc: {e}"))?;

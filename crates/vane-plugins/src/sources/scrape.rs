@@ -54,9 +54,7 @@ pub fn client(
     tls_verify: bool,
 ) -> Result<reqwest::ClientBuilder, BuildError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder()
-        .timeout(timeout)
-        .tls_danger_accept_invalid_certs(!tls_verify);
+    let mut b = reqwest::Client::builder().timeout(timeout).tls_danger_accept_invalid_certs(!tls_verify);
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -68,10 +66,7 @@ pub fn client(
 
 impl Source for Scrape {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
-        let mut req = self
-            .client
-            .get(&self.cfg.url)
-            .header("Accept", "text/plain;version=0.0.4");
+        let mut req = self.client.get(&self.cfg.url).header("Accept", "text/plain;version=0.0.4");
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
@@ -89,13 +84,7 @@ impl Source for Scrape {
         if !bad.is_empty() {
             ctx.stats().bad_lines.fetch_add(bad.len() as u64, Ordering::Relaxed);
             let b = &bad[0];
-            ctx.warn(format!(
-                "{}: {} bad lines, the first: line {}: {}",
-                self.cfg.url,
-                bad.len(),
-                b.line,
-                b.message
-            ));
+            ctx.warn(format!("{}: {} bad lines, the first: line {}: {}", self.cfg.url, bad.len(), b.line, b.message));
         }
         if !self.cfg.include.is_empty() {
             events.retain(|e| self.cfg.include.iter().any(|p| e.name.starts_with(p.as_str())));

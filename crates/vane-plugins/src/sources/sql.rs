@@ -46,11 +46,8 @@ pub struct Sql {
 impl Source for Sql {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            let (client, conn) = self
-                .pg
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| format!("connecting: {}", describe(&e)))?;
+            let (client, conn) =
+                self.pg.connect(tokio_postgres::NoTls).await.map_err(|e| format!("connecting: {}", describe(&e)))?;
             let job_ctx = ctx.clone();
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -75,10 +72,7 @@ impl Source for Sql {
                         .try_get::<_, Option<std::time::SystemTime>>(i)
                         .map_err(|e| SourceError::stop(format!("time column {name}: {e}")))?
                     {
-                        e.time = t
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_nanos() as i64)
-                            .unwrap_or(0);
+                        e.time = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
                     }
                     continue;
                 }
@@ -125,12 +119,7 @@ impl Build for Sql {
         let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| BuildError::stop(format!("url: {e}")))?;
         pg.connect_timeout(cfg.timeout.get());
         pg.application_name("vane");
-        Ok(Sql {
-            name: cfg.name.clone().unwrap_or_else(|| ctx.job().to_owned()),
-            cfg,
-            pg,
-            client: None,
-        })
+        Ok(Sql { name: cfg.name.clone().unwrap_or_else(|| ctx.job().to_owned()), cfg, pg, client: None })
     }
 }
 
@@ -139,31 +128,17 @@ fn value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> std::result::Result<
     let err = |e: tokio_postgres::Error| e.to_string();
     Ok(match *ty {
         Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(err)?.map(Value::Bool),
-        Type::INT2 => row
-            .try_get::<_, Option<i16>>(i)
-            .map_err(err)?
-            .map(|v| Value::Int(v.into())),
-        Type::INT4 => row
-            .try_get::<_, Option<i32>>(i)
-            .map_err(err)?
-            .map(|v| Value::Int(v.into())),
+        Type::INT2 => row.try_get::<_, Option<i16>>(i).map_err(err)?.map(|v| Value::Int(v.into())),
+        Type::INT4 => row.try_get::<_, Option<i32>>(i).map_err(err)?.map(|v| Value::Int(v.into())),
         Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(err)?.map(Value::Int),
-        Type::OID => row
-            .try_get::<_, Option<u32>>(i)
-            .map_err(err)?
-            .map(|v| Value::Int(v.into())),
-        Type::FLOAT4 => row
-            .try_get::<_, Option<f32>>(i)
-            .map_err(err)?
-            .map(|v| Value::Float(v.into())),
+        Type::OID => row.try_get::<_, Option<u32>>(i).map_err(err)?.map(|v| Value::Int(v.into())),
+        Type::FLOAT4 => row.try_get::<_, Option<f32>>(i).map_err(err)?.map(|v| Value::Float(v.into())),
         Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(err)?.map(Value::Float),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
             row.try_get::<_, Option<String>>(i).map_err(err)?.map(Value::Str)
         }
         ref t => {
-            return Err(format!(
-                "type {t} is not read; cast it in the query (`::float8`, `::bigint` or `::text`)"
-            ));
+            return Err(format!("type {t} is not read; cast it in the query (`::float8`, `::bigint` or `::text`)"));
         }
     })
 }

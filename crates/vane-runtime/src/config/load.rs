@@ -29,19 +29,10 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>
 /// [`load`], with what validation tolerates.
 pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<Config, Vec<ConfigError>> {
     let unreadable = |what: &Path, e: std::io::Error| {
-        vec![ConfigError::new(
-            None,
-            "",
-            format!("cannot read {}: {e}", what.display()),
-        )]
+        vec![ConfigError::new(None, "", format!("cannot read {}: {e}", what.display()))]
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError::new(
-            None,
-            "",
-            format!("cannot read config file {}: {e}", path.display()),
-        )]
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![ConfigError::new(None, "", format!("cannot read config file {}: {e}", path.display()))])?;
     let mut texts = vec![(path.to_path_buf(), path.display().to_string(), text)];
     let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
     if confd.is_dir() {
@@ -61,11 +52,7 @@ pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<C
 
 /// Parses and validates the built-in default config.
 pub fn default_config(registry: &Registry) -> Result<Config, Vec<ConfigError>> {
-    let texts = [(
-        PathBuf::from("<built-in>"),
-        "<built-in config>".into(),
-        DEFAULT_CONFIG.into(),
-    )];
+    let texts = [(PathBuf::from("<built-in>"), "<built-in config>".into(), DEFAULT_CONFIG.into())];
     from_texts(&texts, registry, &env_lookup)
 }
 

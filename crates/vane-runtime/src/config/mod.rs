@@ -115,18 +115,9 @@ impl Config {
 
     /// Every job's id, plugin and role, sources first.
     pub fn jobs(&self) -> impl Iterator<Item = (&str, &str, Role)> {
-        let sources = self
-            .sources
-            .iter()
-            .map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Source));
-        let engines = self
-            .engines
-            .iter()
-            .map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Engine));
-        let sinks = self
-            .sinks
-            .iter()
-            .map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Sink));
+        let sources = self.sources.iter().map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Source));
+        let engines = self.engines.iter().map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Engine));
+        let sinks = self.sinks.iter().map(|j| (j.id.as_str(), j.plugin.as_str(), Role::Sink));
         sources.chain(engines).chain(sinks)
     }
 

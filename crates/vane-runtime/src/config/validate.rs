@@ -27,11 +27,7 @@ struct Validator<'r> {
 
 /// Resolves and checks the files read (main first).
 pub fn validate(mut files: Vec<File>, registry: &Registry, options: Options) -> Result<Config, Vec<ConfigError>> {
-    let agent = files
-        .first_mut()
-        .and_then(|f| f.agent.take())
-        .map(|s| s.value)
-        .unwrap_or_default();
+    let agent = files.first_mut().and_then(|f| f.agent.take()).map(|s| s.value).unwrap_or_default();
     let mut v = Validator {
         registry,
         seen: HashMap::new(),
@@ -52,16 +48,11 @@ pub fn validate(mut files: Vec<File>, registry: &Registry, options: Options) -> 
             sinks.extend(v.sink(entry, &format!("sinks[{i}]")));
         }
     }
-    let roles: HashMap<String, Role> = (sources
-        .iter()
-        .map(|(j, _): &(Job<SourceSpec>, _)| (j.id.clone(), Role::Source)))
-    .chain(
-        engines
-            .iter()
-            .map(|(j, _): &(Job<EngineSpec>, _)| (j.id.clone(), Role::Engine)),
-    )
-    .chain(sinks.iter().map(|j: &Job<SinkSpec>| (j.id.clone(), Role::Sink)))
-    .collect();
+    let roles: HashMap<String, Role> =
+        (sources.iter().map(|(j, _): &(Job<SourceSpec>, _)| (j.id.clone(), Role::Source)))
+            .chain(engines.iter().map(|(j, _): &(Job<EngineSpec>, _)| (j.id.clone(), Role::Engine)))
+            .chain(sinks.iter().map(|j: &Job<SinkSpec>| (j.id.clone(), Role::Sink)))
+            .collect();
     let mut fed: Vec<String> = Vec::new();
     for (job, targets) in sources.iter_mut() {
         v.resolve_next(&mut job.next, targets, &roles, &mut fed);
@@ -94,9 +85,7 @@ pub fn validate(mut files: Vec<File>, registry: &Registry, options: Options) -> 
         host: agent.host.clone().unwrap_or_else(super::defaults::hostname),
         data_dir: agent.data_dir.clone().unwrap_or_else(super::defaults::data_dir),
         queue_size: agent.queue_size.unwrap_or(1024).max(1),
-        shutdown_timeout: agent
-            .shutdown_timeout
-            .map_or(std::time::Duration::from_secs(5), Duration::get),
+        shutdown_timeout: agent.shutdown_timeout.map_or(std::time::Duration::from_secs(5), Duration::get),
         agent,
         sources: sources.into_iter().map(|(j, _)| j).collect(),
         engines,
@@ -112,11 +101,7 @@ impl Validator<'_> {
         let id = c.id.value.clone();
         let mut ok = true;
         if id.trim().is_empty() {
-            self.errors.push(ConfigError::new(
-                Some(c.id.mark.clone()),
-                format!("{path}.id"),
-                "the id is empty",
-            ));
+            self.errors.push(ConfigError::new(Some(c.id.mark.clone()), format!("{path}.id"), "the id is empty"));
             ok = false;
         } else if let Some(first) = self.seen.get(&id) {
             self.errors.push(ConfigError::new(
@@ -140,11 +125,9 @@ impl Validator<'_> {
             }
             None => {
                 let message = match self.registry.get(&c.plugin) {
-                    Some(p) => format!(
-                        "`{}` is a {} plugin; it cannot be used under `{section}`",
-                        p.name,
-                        p.describe_role()
-                    ),
+                    Some(p) => {
+                        format!("`{}` is a {} plugin; it cannot be used under `{section}`", p.name, p.describe_role())
+                    }
                     None => {
                         let hint = self
                             .registry
@@ -191,11 +174,8 @@ impl Validator<'_> {
             let n = n.as_ref()?;
             level(n, &format!("{path}.{key}")).map_err(|e| self.errors.push(e)).ok()
         };
-        let (critical, warning, ok) = (
-            level(&f.critical, "critical"),
-            level(&f.warning, "warning"),
-            level(&f.ok, "ok"),
-        );
+        let (critical, warning, ok) =
+            (level(&f.critical, "critical"), level(&f.warning, "warning"), level(&f.ok, "ok"));
         let levels = (critical.is_some() || warning.is_some() || ok.is_some())
             .then(|| Arc::new(Levels { critical, warning, ok }));
         (next, tags, levels)
@@ -214,10 +194,7 @@ impl Validator<'_> {
             ));
             return None;
         }
-        let spec = SourceSpec {
-            interval,
-            timeout: own.timeout.map_or(interval, Duration::get),
-        };
+        let spec = SourceSpec { interval, timeout: own.timeout.map_or(interval, Duration::get) };
         Some((Job { tags, levels, ..job? }.with(spec), targets))
     }
 
@@ -233,10 +210,7 @@ impl Validator<'_> {
             ));
             return None;
         }
-        let spec = EngineSpec {
-            beat: own.beat.map(Duration::get),
-            workers: own.workers.unwrap_or(1),
-        };
+        let spec = EngineSpec { beat: own.beat.map(Duration::get), workers: own.workers.unwrap_or(1) };
         Some((Job { tags, levels, ..job? }.with(spec), targets))
     }
 
@@ -302,11 +276,7 @@ fn level(n: &Node, path: &str) -> Result<Expr, ConfigError> {
         let mut mark = n.mark.clone();
         // Quoted scalars start one column before their text.
         mark.column += (e.column - 1) as u32 + u32::from(!plain);
-        ConfigError::new(
-            Some(mark),
-            path,
-            format!("bad expression at its column {}: {}", e.column, e.message),
-        )
+        ConfigError::new(Some(mark), path, format!("bad expression at its column {}: {}", e.column, e.message))
     })
 }
 
@@ -333,11 +303,7 @@ fn string_map(n: &Node, path: &str) -> Result<Vec<(String, String)>, ConfigError
             .iter()
             .map(|(k, v)| match (&k.kind, &v.kind) {
                 (NodeKind::Scalar { text: k, .. }, NodeKind::Scalar { text: v, .. }) => Ok((k.clone(), v.clone())),
-                _ => Err(ConfigError::at(
-                    v,
-                    format!("{path}.{}", k.as_str().unwrap_or("?")),
-                    "expected a string",
-                )),
+                _ => Err(ConfigError::at(v, format!("{path}.{}", k.as_str().unwrap_or("?")), "expected a string")),
             })
             .collect(),
         _ => Err(ConfigError::at(n, path, "expected a mapping of tag names to values")),
@@ -449,17 +415,12 @@ mod tests {
 
     fn registry() -> Registry {
         let mut r = Registry::new();
-        r.source::<Src>("src", "")
-            .engine::<Eng>("eng", "")
-            .sink::<Snk>("snk", "");
+        r.source::<Src>("src", "").engine::<Eng>("eng", "").sink::<Snk>("snk", "");
         r
     }
 
     fn check(files: &[(&str, &str)]) -> Vec<String> {
-        let sources: Vec<_> = files
-            .iter()
-            .map(|(n, t)| (PathBuf::from(n), n.to_string(), t.to_string()))
-            .collect();
+        let sources: Vec<_> = files.iter().map(|(n, t)| (PathBuf::from(n), n.to_string(), t.to_string())).collect();
         let env = |k: &str| (k == "SET").then(|| "yes".to_owned());
         match super::super::from_texts(&sources, &registry(), &env) {
             Ok(_) => vec![],
@@ -545,11 +506,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = check(&[("m", &format!("{text}{SINK}"))]);
-            assert_eq!(
-                got.first().map(String::as_str),
-                Some(*want),
-                "config:\n{text}\nall: {got:?}"
-            );
+            assert_eq!(got.first().map(String::as_str), Some(*want), "config:\n{text}\nall: {got:?}");
         }
     }
 
@@ -571,32 +528,12 @@ mod tests {
     #[test]
     fn conf_d_files_merge_and_keep_their_names() {
         let main = format!("jobs:\n  - {{ id: a, plugin: src }}\n{SINK}");
-        assert!(
-            check(&[
-                ("main", &main),
-                ("conf.d/b.yaml", "jobs:\n  - { id: b, plugin: src }\n")
-            ])
-            .is_empty()
-        );
-        let got = check(&[
-            ("main", &main),
-            (
-                "conf.d/b.yaml",
-                "agent: { host: x }\njobs:\n  - { id: a, plugin: src }\n",
-            ),
-        ]);
-        assert_eq!(
-            got,
-            vec!["conf.d/b.yaml:1:8: agent: `agent` belongs in the main config file, not in conf.d",]
-        );
-        let got = check(&[
-            ("main", &main),
-            ("conf.d/b.yaml", "jobs:\n  - { id: a, plugin: src }\n"),
-        ]);
-        assert_eq!(
-            got,
-            vec!["conf.d/b.yaml:2:11: jobs[0].id: duplicate id `a`, first used at main:2:11"]
-        );
+        assert!(check(&[("main", &main), ("conf.d/b.yaml", "jobs:\n  - { id: b, plugin: src }\n")]).is_empty());
+        let got =
+            check(&[("main", &main), ("conf.d/b.yaml", "agent: { host: x }\njobs:\n  - { id: a, plugin: src }\n")]);
+        assert_eq!(got, vec!["conf.d/b.yaml:1:8: agent: `agent` belongs in the main config file, not in conf.d",]);
+        let got = check(&[("main", &main), ("conf.d/b.yaml", "jobs:\n  - { id: a, plugin: src }\n")]);
+        assert_eq!(got, vec!["conf.d/b.yaml:2:11: jobs[0].id: duplicate id `a`, first used at main:2:11"]);
     }
 
     #[test]
@@ -623,10 +560,7 @@ mod tests {
         assert_eq!(strict.len(), 1, "{strict:?}");
         let options = Options { unfed_engines: true };
         let c = super::super::load::from_texts_with(&texts, &registry(), &|_| None, options).unwrap();
-        assert_eq!(
-            c.sources.iter().map(|j| j.path.as_str()).collect::<Vec<_>>(),
-            ["sources[0]", "jobs[0]"]
-        );
+        assert_eq!(c.sources.iter().map(|j| j.path.as_str()).collect::<Vec<_>>(), ["sources[0]", "jobs[0]"]);
         assert_eq!(c.engine("e").unwrap().spec.workers, 1);
     }
 }

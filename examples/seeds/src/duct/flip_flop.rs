@@ -1,9 +1,8 @@
 //! Duct's flip-flop `HelloWorld`: a bit kept between polls, 0 then 1 then 0…
 
-use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct FlipFlop {
     #[serde(skip)]
     bit: bool,

@@ -1,9 +1,8 @@
 //! Duct's `HelloWorld`: `createEvent('ok', 'Hello world!', 0)` on every poll.
 
-use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct HelloWorld;
 
 impl Source for HelloWorld {

@@ -41,9 +41,7 @@ impl Service for NumberProxy {
 impl Build for NumberProxy {
     type Config = NumberProxyConfig;
     fn build(c: NumberProxyConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(NumberProxy {
-            listen: c.listen.unwrap_or_else(|| "127.0.0.1:8000".into()),
-        })
+        Ok(NumberProxy { listen: c.listen.unwrap_or_else(|| "127.0.0.1:8000".into()) })
     }
 }
 
@@ -55,11 +53,7 @@ mod tests {
 
     #[tokio::test]
     async fn emits_every_number_it_is_sent_and_warns_about_the_rest() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let (h, proxy) = Harness::build::<NumberProxy>("numbers", &format!("listen: 127.0.0.1:{port}")).unwrap();
         let client = std::thread::spawn(move || {
             loop {
@@ -70,10 +64,7 @@ mod tests {
                 std::thread::yield_now();
             }
         });
-        let got = h
-            .run_until(Box::new(proxy), std::time::Duration::from_secs(10), |e| e.len() >= 2)
-            .await
-            .unwrap();
+        let got = h.run_until(Box::new(proxy), std::time::Duration::from_secs(10), |e| e.len() >= 2).await.unwrap();
         client.join().unwrap();
         let values: Vec<f64> = got.iter().filter_map(|e| e.get_field("value")?.as_f64()).collect();
         assert_eq!(values, [1.5, 42.0]);

@@ -2,27 +2,16 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct ProcessCount;
 
 impl Source for ProcessCount {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
-        let out = ctx
-            .exec(&Command::new("/bin/ps").arg("-e").timeout(Duration::from_secs(10)))
-            .await?;
-        let count = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .lines()
-            .count()
-            .saturating_sub(1);
-        Ok(vec![ctx.event(
-            State::Ok,
-            format!("Process count {count}"),
-            count as i64,
-        )])
+        let out = ctx.exec(&Command::new("/bin/ps").arg("-e").timeout(Duration::from_secs(10))).await?;
+        let count = String::from_utf8_lossy(&out.stdout).trim().lines().count().saturating_sub(1);
+        Ok(vec![ctx.event(State::Ok, format!("Process count {count}"), count as i64)])
     }
 }
 
