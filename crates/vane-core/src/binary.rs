@@ -144,9 +144,13 @@ impl Reader<'_> {
 }
 
 /// Reads a batch written by [`encode_batch`].
-pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, String> {
+pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, crate::Invalid> {
+    decode_batch_text(b).map_err(crate::Invalid)
+}
+
+fn decode_batch_text(b: &[u8]) -> Result<Vec<Event>, String> {
     let mut out = Vec::new();
-    decode_batch_into(b, &mut out)?;
+    decode_batch_into_text(b, &mut out)?;
     Ok(out)
 }
 
@@ -154,7 +158,11 @@ pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, String> {
 /// already there (their strings and tag and field slots), so that decoding
 /// batches of the same shape allocates nothing. `out` ends up holding exactly
 /// the batch's events; on an error its contents are unspecified.
-pub fn decode_batch_into(b: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
+pub fn decode_batch_into(b: &[u8], out: &mut Vec<Event>) -> Result<(), crate::Invalid> {
+    decode_batch_into_text(b, out).map_err(crate::Invalid)
+}
+
+fn decode_batch_into_text(b: &[u8], out: &mut Vec<Event>) -> Result<(), String> {
     let mut r = Reader { b, i: 0 };
     if r.byte()? != VERSION {
         return Err("unknown version".into());

@@ -42,9 +42,15 @@ const UNITS: &[(&str, f64)] = &[
 ];
 
 impl FromStr for Duration {
-    type Err = String;
+    type Err = crate::Invalid;
 
-    fn from_str(s: &str) -> Result<Duration, String> {
+    fn from_str(s: &str) -> Result<Duration, crate::Invalid> {
+        Duration::parse_text(s).map_err(crate::Invalid)
+    }
+}
+
+impl Duration {
+    fn parse_text(s: &str) -> Result<Duration, String> {
         let bad = |why: &str| format!("invalid duration {s:?}: {why}");
         let t = s.trim();
         if t.is_empty() {

@@ -61,36 +61,22 @@ enum Func {
 }
 
 /// Why an expression does not parse; `column` is 1-based within the text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("column {column} of the expression: {message}")]
 pub struct ParseError {
     pub column: usize,
     pub message: String,
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {} of the expression: {}", self.column, self.message)
-    }
-}
-
-impl std::error::Error for ParseError {}
-
 /// Why an evaluation gave no answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EvalError {
     /// The event has no field or tag of this name.
+    #[error("the event has no field or tag `{0}`")]
     Missing(String),
     /// Values of the wrong type for an operator.
+    #[error("{0}")]
     Type(String),
-}
-
-impl fmt::Display for EvalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EvalError::Missing(n) => write!(f, "the event has no field or tag `{n}`"),
-            EvalError::Type(m) => f.write_str(m),
-        }
-    }
 }
 
 /// A value during evaluation.

@@ -30,6 +30,7 @@ pub mod expr;
 pub mod formats;
 pub mod http;
 pub mod instance;
+pub mod invalid;
 pub mod json;
 pub mod lifecycle;
 pub mod lineproto;
@@ -43,6 +44,7 @@ pub mod stats;
 pub mod testing;
 
 pub use duration::Duration;
+pub use invalid::Invalid;
 pub use size::ByteSize;
 
 /// A boxed future, as the runtime stores plugin calls.

@@ -10,9 +10,15 @@ use serde::{Deserialize, Deserializer, de};
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
-    type Err = String;
+    type Err = crate::Invalid;
 
-    fn from_str(s: &str) -> Result<ByteSize, String> {
+    fn from_str(s: &str) -> Result<ByteSize, crate::Invalid> {
+        ByteSize::parse_text(s).map_err(crate::Invalid)
+    }
+}
+
+impl ByteSize {
+    fn parse_text(s: &str) -> Result<ByteSize, String> {
         let t = s.trim();
         let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);

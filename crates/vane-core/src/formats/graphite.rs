@@ -5,7 +5,11 @@
 use crate::event::{Event, Value};
 
 /// Parses one line; `default_time` when it has no timestamp.
-pub fn parse_line(line: &str, default_time: i64) -> Result<Event, String> {
+pub fn parse_line(line: &str, default_time: i64) -> Result<Event, crate::Invalid> {
+    parse_line_text(line, default_time).map_err(crate::Invalid)
+}
+
+fn parse_line_text(line: &str, default_time: i64) -> Result<Event, String> {
     let mut w = line.split_whitespace();
     let path = w.next().ok_or("empty line")?;
     let v = w.next().ok_or_else(|| format!("{path}: no value"))?;
@@ -52,7 +56,11 @@ pub struct Template {
 
 impl Template {
     /// Parses one template; the error says what is wrong with it.
-    pub fn parse(spec: &str) -> Result<Template, String> {
+    pub fn parse(spec: &str) -> Result<Template, crate::Invalid> {
+        Self::parse_text(spec).map_err(crate::Invalid)
+    }
+
+    fn parse_text(spec: &str) -> Result<Template, String> {
         let words: Vec<&str> = spec.split_whitespace().collect();
         let (filter, template, tags) = match words.as_slice() {
             [t] => (None, *t, None),
@@ -154,17 +162,17 @@ pub struct Templates(Vec<Template>);
 
 impl Templates {
     /// Parses each template; the error names the failing one by its index.
-    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Templates, String> {
+    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Templates, crate::Invalid> {
         specs
             .iter()
             .enumerate()
-            .map(|(i, s)| Template::parse(s.as_ref()).map_err(|e| format!("templates[{i}]: {e}")))
+            .map(|(i, s)| Template::parse(s.as_ref()).map_err(|e| crate::Invalid(format!("templates[{i}]: {e}"))))
             .collect::<Result<_, _>>()
             .map(Templates)
     }
 
     /// Parses a line and applies the first matching template.
-    pub fn parse_line(&self, line: &str, default_time: i64) -> Result<Event, String> {
+    pub fn parse_line(&self, line: &str, default_time: i64) -> Result<Event, crate::Invalid> {
         let mut e = parse_line(line, default_time)?;
         if let Some(t) = self.0.iter().find(|t| t.matches(&e.name)) {
             t.apply(&mut e);

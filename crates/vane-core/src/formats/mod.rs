@@ -37,7 +37,11 @@ impl Format {
 }
 
 /// Decodes one line of a line-based format.
-pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, String> {
+pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, crate::Invalid> {
+    decode_line_text(format, line, default_time).map_err(crate::Invalid)
+}
+
+fn decode_line_text(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, String> {
     let t = line.trim_end_matches(['\r', '\n']);
     if t.trim().is_empty() || t.trim_start().starts_with('#') {
         return Ok(None);
@@ -52,7 +56,7 @@ pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Opti
             }
         }
         Format::Json => crate::json::decode(t.trim()).map(Some).map_err(|e| e.to_string()),
-        Format::Graphite => graphite::parse_line(t, default_time).map(Some),
+        Format::Graphite => graphite::parse_line(t, default_time).map(Some).map_err(|e| e.0),
         Format::Prometheus | Format::Nagios => Err("not a line-based format".into()),
     }
 }
@@ -83,7 +87,7 @@ pub fn decode_text(
                 match decode_line(format, line, default_time) {
                     Ok(Some(e)) => out.push(e),
                     Ok(None) => {}
-                    Err(message) => bad.push(Bad { line: i + 1, message }),
+                    Err(message) => bad.push(Bad { line: i + 1, message: message.0 }),
                 }
             }
             (out, bad)

@@ -38,7 +38,11 @@ pub struct Sample<'a> {
 }
 
 /// Parses one line; the error says what is wrong with it.
-pub fn parse_line(line: &str) -> Result<Sample<'_>, String> {
+pub fn parse_line(line: &str) -> Result<Sample<'_>, crate::Invalid> {
+    parse_line_text(line).map_err(crate::Invalid)
+}
+
+fn parse_line_text(line: &str) -> Result<Sample<'_>, String> {
     let line = line.trim_end_matches(['\r', '\n']);
     let (name, rest) = line.split_once(':').ok_or("expected `name:value|type`: no `:`")?;
     if name.is_empty() {

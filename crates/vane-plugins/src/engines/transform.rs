@@ -126,12 +126,12 @@ struct RawConversion {
 }
 
 impl TryFrom<RawConversion> for Conversion {
-    type Error = String;
+    type Error = vane_core::Invalid;
 
-    fn try_from(r: RawConversion) -> std::result::Result<Self, String> {
+    fn try_from(r: RawConversion) -> std::result::Result<Self, vane_core::Invalid> {
         let ((ff, fs), (tf, ts)) = (r.from.scale(), r.to.scale());
         if ff != tf {
-            return Err(format!("cannot convert {ff} ({:?}) to {tf} ({:?})", r.from, r.to));
+            return Err(format!("cannot convert {ff} ({:?}) to {tf} ({:?})", r.from, r.to).into());
         }
         Ok(Conversion { factor: fs / ts })
     }

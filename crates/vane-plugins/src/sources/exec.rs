@@ -229,7 +229,7 @@ impl Execd {
                     match formats::decode_line(self.cfg.format, &text, now_ns()) {
                         Ok(Some(ev)) => ctx.emit(ev).await,
                         Ok(None) => {}
-                        Err(message) => report_bad(ctx, &self.cmd.program, &[Bad { line: n, message }]),
+                        Err(message) => report_bad(ctx, &self.cmd.program, &[Bad { line: n, message: message.0 }]),
                     }
                 }
             }

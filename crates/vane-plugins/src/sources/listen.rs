@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use vane_core::Invalid;
 use vane_core::formats::graphite::Templates;
 use vane_core::lineproto::{self, Precision};
 use vane_core::prelude::*;
@@ -43,13 +44,13 @@ pub struct LineDecoder {
 
 impl LineDecoder {
     /// Decodes a line (without its newline); `None` for blank lines and comments.
-    pub fn decode(&self, line: &str, now: i64) -> std::result::Result<Option<Event>, String> {
+    pub fn decode(&self, line: &str, now: i64) -> std::result::Result<Option<Event>, Invalid> {
         let line = line.strip_suffix('\r').unwrap_or(line);
         match self.format {
             LineFormat::Influx => match lineproto::decode(line, self.precision, now).next() {
                 None => Ok(None),
                 Some(Ok(e)) => Ok(Some(e)),
-                Some(Err(e)) => Err(format!("column {}: {}", e.column, e.message)),
+                Some(Err(e)) => Err(Invalid(format!("column {}: {}", e.column, e.message))),
             },
             _ if line.trim().is_empty() || line.trim_start().starts_with('#') => Ok(None),
             LineFormat::Graphite => self.templates.parse_line(line, now).map(Some),
@@ -60,10 +61,10 @@ impl LineDecoder {
                     }
                     Some(e)
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Invalid(e.to_string())),
             LineFormat::Number => {
                 let t = line.trim();
-                let v: f64 = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
+                let v: f64 = t.parse().map_err(|_| Invalid(format!("{t:?} is not a number")))?;
                 Ok(Some(Event::new(self.name.clone()).field(self.field.clone(), v).at(now)))
             }
         }
@@ -218,7 +219,7 @@ fn take_line(
         Ok(text) => match dec.decode(text, now) {
             Ok(Some(e)) => out.push(e),
             Ok(None) => {}
-            Err(why) => bad_line(ctx, peer, n, &why),
+            Err(why) => bad_line(ctx, peer, n, &why.0),
         },
     }
 }
@@ -451,11 +452,11 @@ fn add_packet(
             continue;
         }
         let parsed = std::str::from_utf8(line)
-            .map_err(|_| "not UTF-8".to_owned())
+            .map_err(|_| Invalid::from("not UTF-8"))
             .and_then(vane_core::formats::statsd::parse_line);
         match parsed {
             Ok(s) => agg.add(&s),
-            Err(why) => bad_line(ctx, peer, i as u64 + 1, &why),
+            Err(why) => bad_line(ctx, peer, i as u64 + 1, &why.0),
         }
     }
 }
