@@ -168,13 +168,7 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
             s = stats.display()
         ),
     );
-    let mut child = VANE
-        .command(&[])
-        .args(["run", "-c", p.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = VANE.start(&p);
     // The panicking job is restarted after a backoff of about a second and
     // panics again; meanwhile the healthy job keeps its pace.
     let t = wait_for_file(&stats, Duration::from_secs(20), |t| {
@@ -336,6 +330,35 @@ fn engine_runs_alone_on_standard_input() {
     let out = vane(&["engine", "nope", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no engine with id `nope`; engines: r"));
+}
+
+#[test]
+fn an_engine_nothing_feeds_runs_alone_with_its_levels_and_a_last_beat() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fed from elsewhere (a bus, later): `vane check` refuses it, `vane engine` runs it.
+    let p = write(
+        dir.path(),
+        "v.yaml",
+        "agent: { host: h2 }\n\
+         engines:\n  - { id: win, plugin: aggregate, config: { period: 1h, stats: [count, max] }, critical: \"value_max > 5\", tags: { via: win } }\n\
+         sinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let check = vane(&["check", "-c", p.to_str().unwrap()]);
+    assert!(text(&check.stderr).contains("engine `win` is never fed"), "{}", text(&check.stderr));
+    let out = VANE.engine(&p, "win", "lat value=3 1000000000\nlat value=7 2000000000\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The window closes at the end of input: the last beat; levels and tags as in the agent.
+    let evs = vane_test_support::events(&out.stdout);
+    assert_eq!(evs.len(), 1, "{}", text(&out.stdout));
+    assert_eq!(
+        (
+            evs[0].get_field("value_count").and_then(|v| v.as_f64()),
+            evs[0].get_field("value_max").and_then(|v| v.as_f64())
+        ),
+        (Some(2.0), Some(7.0))
+    );
+    assert_eq!(evs[0].state, Some(vane_core::event::State::Critical));
+    assert_eq!((evs[0].get_tag("via"), evs[0].host.as_str()), (Some("win"), "h2"));
 }
 
 #[test]

@@ -2,10 +2,9 @@
 //! monitoring-plugins (installed by scripts/install-test-deps.sh; a missing
 //! check fails these tests) and a long-running `execd` child.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use vane_core::event::{Event, State};
@@ -151,29 +150,14 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
             stats = stats.display()
         ),
     );
-    let mut child = VANE
-        .command(&[])
-        .args(["run", "-c", p.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = BufReader::new(child.stderr.take().unwrap());
+    let (mut child, log) = VANE.start_piped(&p);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for l in log.lines().map_while(Result::ok) {
+        for l in log.map_while(Result::ok) {
             let _ = tx.send(l);
         }
     });
-    let bad_lines = || -> f64 {
-        std::fs::read_to_string(&stats)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(",job=child,"))
-            .filter_map(|l| vane_core::lineproto::decode_line(l, Default::default()).ok())
-            .filter_map(|e| e.get_field("bad_lines").and_then(|v| v.as_f64()))
-            .fold(0.0, f64::max)
-    };
+    let bad_lines = || -> f64 { vane_test_support::figure_in(&stats, "child", "bad_lines") };
     let deadline = Instant::now() + Duration::from_secs(30);
     // Two runs of the child delivered both good lines each, and the two bad
     // lines of each run were counted.
@@ -195,7 +179,7 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: signals the agent we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    vane_test_support::signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let logs: Vec<String> = rx.try_iter().collect();

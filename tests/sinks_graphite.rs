@@ -43,24 +43,13 @@ fn every_value_reaches_graphite_through_a_real_relay() {
     }
     // 5,000 events with two fields each, and one string field to skip.
     let n = 5_000;
-    let script = dir.path().join("gen.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "exec awk 'BEGIN {{ for (i = 0; i < {n}; i++) printf \"load,dc=par1 one=%d.5,two=%di,note=\\\"x\\\" %d000000000\\n\", i, i, 1700000000 + i; fflush(); system(\"sleep 3600\") }}'\n"
-        ),
-    )
-    .unwrap();
-    let cfg = dir.path().join("v.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\n\
-             sinks:\n  - {{ id: g, plugin: graphite, batch_size: 1000, batch_wait: 50ms, config: {{ address: \"127.0.0.1:{relay_port}\", prefix: \"vane.\" }} }}\n",
-            script.display()
-        ),
-    )
-    .unwrap();
+    let program = format!(
+        "for (i = 0; i < {n}; i++) printf \"load,dc=par1 one=%d.5,two=%di,note=\\\"x\\\" %d000000000\\n\", i, i, 1700000000 + i"
+    );
+    let sink = format!(
+        "  - {{ id: g, plugin: graphite, batch_size: 1000, batch_wait: 50ms, config: {{ address: \"127.0.0.1:{relay_port}\", prefix: \"vane.\" }} }}\n"
+    );
+    let cfg = vane_test_support::generated(dir.path(), "agent: { host: web-01 }\n", &program, &sink);
     let agent = VANE.start(&cfg);
     let (sock, _) = dest.accept().unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();

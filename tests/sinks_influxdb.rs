@@ -21,14 +21,33 @@ fn base() -> i64 {
 fn generator(dir: &Path, from: u64, to: u64, per: u64, pause: f64) -> PathBuf {
     // mawk's %d stops at 32 bits: print the seconds and nanoseconds apart.
     let secs = base() / 1_000_000_000;
-    write(
-        dir,
-        "gen.sh",
-        &format!(
-            "exec awk 'BEGIN {{ for (n = {from}; n < {to}; n++) {{ printf \"m,host=h v=%di,u=%du %d%09d\\n\", n, n, {secs}, n; \
-             if ((n + 1) % {per} == 0) {{ fflush(); system(\"sleep {pause}\") }} }} fflush(); system(\"sleep 3600\") }}'\n"
-        ),
-    )
+    let program = format!(
+        "for (n = {from}; n < {to}; n++) {{ printf \"m,host=h v=%di,u=%du %d%09d\\n\", n, n, {secs}, n; \
+         if ((n + 1) % {per} == 0) {{ fflush(); system(\"sleep {pause}\") }} }}"
+    );
+    vane_test_support::generator(dir, &program)
+}
+
+/// The generator's job into the one sink.
+fn generated(dir: &Path, script: &Path, sink: &str) -> PathBuf {
+    let body = format!(
+        "agent: {{ data_dir: {} }}\nsources:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{sink}",
+        dir.display(),
+        script.display()
+    );
+    write(dir, "v.yaml", &body)
+}
+
+/// The generator's job into the `influx` sink, and the agent's figures into `stats`.
+fn with_generator(dir: &Path, script: &Path, influx_sink: &str, stats: &Path) -> PathBuf {
+    let (me, to_stats) = vane_test_support::figures_to(stats);
+    let body = format!(
+        "agent: {{ data_dir: {d} }}\nsources:\n  - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {g}] }} }}\n\
+         {me}sinks:\n{influx_sink}{to_stats}",
+        d = dir.display(),
+        g = script.display(),
+    );
+    write(dir, "with_gen.yaml", &body)
 }
 
 fn sink(influx: &Influx, extra: &str) -> String {
@@ -43,18 +62,10 @@ fn every_event_arrives_with_its_values_and_the_policy_is_prepared() {
     let influx = Influx::start();
     let dir = tempfile::tempdir().unwrap();
     let script_path = generator(dir.path(), 0, 10_000, 10_000, 0.0);
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
-            dir.path().display(),
-            script_path.display(),
-            // Gzipped bodies, in batches cut at 64 KiB.
-            sink(&influx, "    batch_bytes: 64KiB\n")
-                .replace("      database: metrics\n", "      database: metrics\n      gzip: true\n")
-        ),
-    );
+    // Gzipped bodies, in batches cut at 64 KiB.
+    let gzipped = sink(&influx, "    batch_bytes: 64KiB\n")
+        .replace("      database: metrics\n", "      database: metrics\n      gzip: true\n");
+    let cfg = generated(dir.path(), &script_path, &gzipped);
     let child = VANE.start(&cfg);
     wait_until(Duration::from_secs(60), "10,000 points", || {
         influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 10_000.0
@@ -82,16 +93,7 @@ fn rejected_points_go_to_the_dead_letter_file_and_delivery_goes_on() {
             t3 = base() + 3
         ),
     );
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
-            dir.path().display(),
-            script.display(),
-            sink(&influx, "").replace("batch_wait: 200ms", "batch_wait: 50ms")
-        ),
-    );
+    let cfg = generated(dir.path(), &script, &sink(&influx, "").replace("batch_wait: 200ms", "batch_wait: 50ms"));
     let child = VANE.start(&cfg);
     wait_until(Duration::from_secs(60), "the two good points", || {
         influx.number("SELECT count(v) FROM metrics.two_weeks.m") == 2.0
@@ -108,16 +110,7 @@ fn an_outage_of_thirty_seconds_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // 100,000 events: 2,000 every 0.5 s, for about 25 s.
     let script_path = generator(dir.path(), 0, 100_000, 2_000, 0.5);
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{}",
-            dir.path().display(),
-            script_path.display(),
-            sink(&influx, "")
-        ),
-    );
+    let cfg = generated(dir.path(), &script_path, &sink(&influx, ""));
     let child = VANE.start(&cfg);
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
     wait_until(Duration::from_secs(60), "the first points", || count(&influx) >= 4_000.0);
@@ -138,20 +131,7 @@ fn a_sigkill_during_an_outage_loses_nothing_with_a_disk_buffer() {
     let stats = dir.path().join("stats.lp");
     let script_path = generator(dir.path(), 0, 100_000, 10_000, 0.2);
     let disk = "    buffer: { kind: disk, fsync: 100ms }\n";
-    let with_gen = write(
-        dir.path(),
-        "with_gen.yaml",
-        &format!(
-            "agent: {{ data_dir: {d} }}\njobs:\n\
-             \x20 - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {g}] }} }}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
-            d = dir.path().display(),
-            g = script_path.display(),
-            s = sink(&influx, disk),
-            st = stats.display()
-        ),
-    );
+    let with_gen = with_generator(dir.path(), &script_path, &sink(&influx, disk), &stats);
     let count = |i: &Influx| i.number("SELECT count(v) FROM metrics.two_weeks.m");
     let child = VANE.start(&with_gen);
     wait_until(Duration::from_secs(60), "the first points", || count(&influx) >= 10_000.0);
@@ -183,19 +163,11 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     let stats = dir.path().join("stats.lp");
     let script_path = generator(dir.path(), 0, 20_000, 1_000, 0.05);
     let disk = "    buffer: { kind: disk, fsync: 100ms }\n";
-    let with_gen = write(
+    let with_gen = with_generator(
         dir.path(),
-        "with_gen.yaml",
-        &format!(
-            "agent: {{ data_dir: {d} }}\njobs:\n\
-             \x20 - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {g}] }} }}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
-            d = dir.path().display(),
-            g = script_path.display(),
-            s = sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000"),
-            st = stats.display()
-        ),
+        &script_path,
+        &sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000"),
+        &stats,
     );
     let figure = |field: &str| figure_in(&stats, "influx", field);
     let mut child = VANE.start(&with_gen);
@@ -219,17 +191,11 @@ fn a_corrupted_disk_buffer_is_reported_and_the_rest_delivered() {
     let len = std::fs::metadata(last).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(len - 7).unwrap();
     // Restarted without the generator and with InfluxDB up.
-    let again = write(
-        dir.path(),
-        "again.yaml",
-        &format!(
-            "agent: {{ data_dir: {d} }}\njobs:\n  - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n{s}  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {st} }} }}\n",
-            d = dir.path().display(),
-            s = sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000"),
-            st = stats.display()
-        ),
-    );
+    let (me, to_stats) = vane_test_support::figures_to(&stats);
+    let influx_sink = sink(&influx, disk).replace("batch_size: 5000", "batch_size: 1000");
+    let body =
+        format!("agent: {{ data_dir: {} }}\nsources:\n{me}sinks:\n{influx_sink}{to_stats}", dir.path().display());
+    let again = write(dir.path(), "again.yaml", &body);
     std::fs::remove_file(&stats).unwrap();
     let child = VANE.start(&again);
     influx.resume();
@@ -251,22 +217,9 @@ fn basic_auth_is_sent_and_wrong_credentials_are_retried_not_dropped() {
     let script_path = generator(dir.path(), 0, 1_000, 1_000, 0.0);
     let stats = dir.path().join("stats.lp");
     let cfg = |password: &str| {
-        write(
-            dir.path(),
-            "v.yaml",
-            &format!(
-                "agent: {{ data_dir: {} }}\njobs:\n  - {{ id: gen, plugin: execd, next: influx, config: {{ command: [sh, {}] }} }}\n\
-                 \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-                 sinks:\n  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n{}",
-                dir.path().display(),
-                script_path.display(),
-                stats.display(),
-                sink(&influx, "").replace(
-                    "      database: metrics\n",
-                    &format!("      database: metrics\n      username: vane\n      password: {password}\n")
-                )
-            ),
-        )
+        let credentials = format!("      database: metrics\n      username: vane\n      password: {password}\n");
+        let influx_sink = sink(&influx, "").replace("      database: metrics\n", &credentials);
+        with_generator(dir.path(), &script_path, &influx_sink, &stats)
     };
     let count = || influx.number("SELECT count(v) FROM metrics.two_weeks.m");
     let failures = || figure_in(&stats, "influx", "errors");

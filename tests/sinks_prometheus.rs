@@ -16,25 +16,14 @@ fn samples_arrive_in_prometheus_with_their_labels() {
     let dir = tempfile::tempdir().unwrap();
     // 300 samples of two series, 100 ms apart, ending a minute ago.
     let start_ms = vane_core::event::now_ns() / 1_000_000 - 90_000;
-    let script = dir.path().join("gen.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "exec awk 'BEGIN {{ for (i = 0; i < 300; i++) printf \"http.requests,dc=par-1,code=%d count=%di,ok=true %d%03d000000\\n\", 200 + (i % 2) * 300, i, int(({start_ms} + i * 100) / 1000), ({start_ms} + i * 100) % 1000; fflush(); system(\"sleep 3600\") }}'\n"
-        ),
-    )
-    .unwrap();
-    let cfg = dir.path().join("v.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\n\
-             sinks:\n  - {{ id: prom, plugin: prometheus_remote_write, batch_size: 100, batch_wait: 50ms, config: {{ url: \"http://{}/api/v1/write\" }} }}\n",
-            script.display(),
-            prom.addr
-        ),
-    )
-    .unwrap();
+    let program = format!(
+        "for (i = 0; i < 300; i++) printf \"http.requests,dc=par-1,code=%d count=%di,ok=true %d%03d000000\\n\", 200 + (i % 2) * 300, i, int(({start_ms} + i * 100) / 1000), ({start_ms} + i * 100) % 1000"
+    );
+    let sink = format!(
+        "  - {{ id: prom, plugin: prometheus_remote_write, batch_size: 100, batch_wait: 50ms, config: {{ url: \"http://{}/api/v1/write\" }} }}\n",
+        prom.addr
+    );
+    let cfg = vane_test_support::generated(dir.path(), "agent: { host: web-01 }\n", &program, &sink);
     let agent = VANE.start(&cfg);
     let q200 = "count_over_time(http_requests_count{code=\"200\",dc=\"par-1\",host=\"web-01\"}[10m])";
     let deadline = Instant::now() + Duration::from_secs(60);

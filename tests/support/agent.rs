@@ -196,3 +196,30 @@ pub fn figure(text: &str, job: &str, field: &str) -> f64 {
 pub fn figure_in(path: &Path, job: &str, field: &str) -> f64 {
     figure(&std::fs::read_to_string(path).unwrap_or_default(), job, field)
 }
+
+/// A program for an `execd` job: `awk 'BEGIN { PROGRAM }'` prints the events,
+/// then it sleeps, so the job does not end and restart.
+pub fn generator(dir: &Path, program: &str) -> PathBuf {
+    write(dir, "gen.sh", &format!("exec awk 'BEGIN {{ {program}; fflush(); system(\"sleep 3600\") }}'\n"))
+}
+
+/// Config lines for the agent's own figures: the `internal` source every
+/// 100 ms (`sources:` entry) and a file sink `stats` writing them to `path`
+/// (`sinks:` entry); read them with [`figure_in`].
+pub fn figures_to(path: &Path) -> (String, String) {
+    (
+        "  - { id: me, plugin: internal, interval: 100ms, next: stats }\n".to_owned(),
+        format!("  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n", path.display()),
+    )
+}
+
+/// A config (after `head`, the `agent:` block) of one `execd` job running
+/// the awk `program` ([`generator`]) into `sinks` (YAML list items).
+pub fn generated(dir: &Path, head: &str, program: &str, sinks: &str) -> PathBuf {
+    let script = generator(dir, program);
+    let body = format!(
+        "{head}sources:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, {}] }} }}\nsinks:\n{sinks}",
+        script.display()
+    );
+    write(dir, "v.yaml", &body)
+}

@@ -14,7 +14,8 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ConfigError> {
     let file: Arc<str> = Arc::from(file);
-    let mut b = Builder { file: file.clone(), anchors: HashMap::new(), stack: Vec::new(), root: None, env, docs: 0 };
+    let mut b =
+        Builder { file: file.clone(), anchors: HashMap::new(), stack: Vec::new(), root: None, env, docs: 0, copied: 0 };
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             ConfigError::new(
@@ -33,9 +34,26 @@ enum Open {
     Map(Node, usize, Vec<(Node, Node)>, Option<Node>),
 }
 
+/// Nodes that aliases may copy in one file, in all: enough for any config
+/// that reuses blocks, and a bound on "billion laughs" documents whose
+/// aliases of aliases would expand to gigabytes.
+pub const MAX_ALIASED_NODES: u64 = 1_000_000;
+
+/// The nodes in a tree.
+fn size(n: &Node) -> u64 {
+    1 + match &n.kind {
+        NodeKind::Scalar { .. } => 0,
+        NodeKind::Seq(items) => items.iter().map(size).sum(),
+        NodeKind::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
+    }
+}
+
 struct Builder<'e> {
     file: Arc<str>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their sizes.
+    anchors: HashMap<usize, (Node, u64)>,
+    /// Nodes aliases copied so far.
+    copied: u64,
     stack: Vec<Open>,
     root: Option<Node>,
     env: &'e dyn Fn(&str) -> Option<String>,
@@ -66,12 +84,21 @@ impl Builder<'_> {
                 self.push(node, anchor);
             }
             Event::Alias(id) => {
-                let mut node = self
+                let mark = self.mark(span);
+                let (node, n) = self
                     .anchors
                     .get(&id)
-                    .cloned()
-                    .ok_or_else(|| ConfigError::new(Some(self.mark(span)), "", "alias to an unknown anchor"))?;
-                node.mark = self.mark(span);
+                    .ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "alias to an unknown anchor"))?;
+                self.copied += n;
+                if self.copied > MAX_ALIASED_NODES {
+                    return Err(ConfigError::new(
+                        Some(mark),
+                        "",
+                        format!("aliases copy more than {MAX_ALIASED_NODES} nodes (aliases of aliases that multiply?)"),
+                    ));
+                }
+                let mut node = node.clone();
+                node.mark = mark;
                 self.push(node, 0);
             }
             Event::SequenceStart(anchor, _) => {
@@ -101,7 +128,8 @@ impl Builder<'_> {
 
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -199,6 +227,20 @@ mod tests {
         let e = parse("f", "a: [1, 2\nb: 3\n", &env).unwrap_err();
         assert!(e.mark.is_some());
         assert!(e.message.starts_with("invalid YAML"), "{e}");
+    }
+
+    #[test]
+    fn aliases_that_multiply_are_refused_at_their_position() {
+        // Each level ten aliases of the one before: 10^9 nodes if expanded.
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = parse("bomb", &doc, &env).unwrap_err();
+        assert!(e.message.contains("aliases copy more than"), "{e}");
+        let mark = e.mark.unwrap();
+        assert!(mark.line >= 6 && mark.line <= 9, "{mark}");
     }
 
     #[test]
