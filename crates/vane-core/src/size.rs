@@ -3,10 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, de};
+use serde::Deserialize;
 
 /// A size in bytes; decimal (`KB`, `MB`, `GB`, `TB`) and binary (`KiB` …) units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
@@ -50,10 +51,11 @@ impl fmt::Display for ByteSize {
     }
 }
 
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
+impl TryFrom<String> for ByteSize {
+    type Error = crate::Invalid;
+
+    fn try_from(s: String) -> Result<ByteSize, crate::Invalid> {
+        s.parse()
     }
 }
 

@@ -1,7 +1,10 @@
 //! vane's built-in plugins, grouped by role. [`register`] adds them all to a
 //! registry: the one list of built-in names, in one place.
 
+mod defaults;
 pub mod engines;
+#[cfg(feature = "http")]
+pub mod http_client;
 #[cfg(feature = "lua")]
 pub mod lua;
 pub mod sinks;

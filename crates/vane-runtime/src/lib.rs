@@ -17,6 +17,7 @@ pub mod sink;
 pub mod source;
 pub mod standalone;
 pub mod tasks;
+pub mod ticks;
 
 pub use agent::run;
 pub use config::{Config, default_config, load};

@@ -17,8 +17,8 @@ use crate::route::Prepare;
 /// Why a source could not be polled once.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("no source with id `{id}`; sources: {known}")]
-    Unknown { id: String, known: String },
+    #[error("{0}")]
+    Unknown(#[from] crate::config::Unknown),
     #[error("`{id}` is a {role}, not a source; `vane test` polls sources")]
     NotASource { id: String, role: Role },
     #[error("`{id}` uses `{plugin}`, a long-running source; `vane test` polls polled sources only")]
@@ -34,15 +34,10 @@ pub enum ProbeError {
 /// Polls source `id` once: the events it returned or emitted, then those
 /// its added tasks emitted, prepared (stamped, tagged, judged).
 pub async fn poll_once(config: &Config, registry: &Registry, id: &str) -> Result<Vec<Event>, ProbeError> {
-    let Some(job) = config.source(id) else {
-        return Err(match config.role_of(id) {
-            Some(role) => ProbeError::NotASource { id: id.into(), role },
-            None => ProbeError::Unknown {
-                id: id.into(),
-                known: config.sources.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
-            },
-        });
-    };
+    let job = config.source(id).map_err(|unknown| match config.role_of(id) {
+        Some(role) => ProbeError::NotASource { id: id.into(), role },
+        None => ProbeError::Unknown(unknown),
+    })?;
     let plugin = registry.find(&job.plugin, Role::Source).expect("validated plugin");
     let introspect: Arc<dyn Introspect> =
         Arc::new(Introspection { started: std::time::Instant::now(), jobs: vec![], queues: Default::default() });

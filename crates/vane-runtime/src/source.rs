@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use vane_core::context::Context;
 use vane_core::error::{BuildAction, BuildError, ServiceAction, SourceAction};
 use vane_core::instance::{DynService, DynSource, Instance};
@@ -16,6 +16,7 @@ use vane_core::lifecycle::Lifecycle;
 use crate::config::SourceJob;
 use crate::guard::{Backoff, CatchUnwind, catch};
 use crate::tasks::TaskSpawner;
+use crate::ticks::Ticks;
 
 /// Makes a fresh context (with its own task spawner) and builds an instance in it.
 pub struct Factory {
@@ -87,24 +88,12 @@ pub async fn supervise(job: Arc<SourceJob>, factory: Factory, lifecycle: Lifecyc
 async fn run_polled(job: &SourceJob, mut src: Box<dyn DynSource>, ctx: &Context, backoff: &mut Backoff) -> Next {
     let stats = ctx.stats();
     let (interval, timeout) = (job.spec.interval, job.spec.timeout);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    // One stop future for the instance's life: re-creating it on every poll
-    // costs more than the poll itself for trivial sources.
-    let stop = ctx.stopping();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut stop => return Next::Stop,
-            _ = ticker.tick() => {}
-        }
+    let mut ticks = Ticks::new(interval, ctx.lifecycle());
+    while ticks.next().await {
         let started = Instant::now();
         stats.polls.fetch_add(1, Relaxed);
-        let r = tokio::select! {
-            biased;
-            _ = &mut stop => return Next::Stop,
-            r = tokio::time::timeout(timeout, CatchUnwind(src.poll(ctx))) => r,
+        let Some(r) = ticks.or_stop(tokio::time::timeout(timeout, CatchUnwind(src.poll(ctx)))).await else {
+            break;
         };
         let took = started.elapsed();
         stats.poll_ns_last.store(took.as_nanos() as u64, Relaxed);
@@ -141,6 +130,7 @@ async fn run_polled(job: &SourceJob, mut src: Box<dyn DynSource>, ctx: &Context,
             }
         }
     }
+    Next::Stop
 }
 
 async fn run_service(svc: Box<dyn DynService>, ctx: &Context) -> Next {

@@ -43,8 +43,8 @@ pub struct Summary {
 /// Why an engine could not run alone.
 #[derive(Debug, thiserror::Error)]
 pub enum StandaloneError {
-    #[error("no engine with id `{id}`; engines: {known}")]
-    Unknown { id: String, known: String },
+    #[error("{0}")]
+    Unknown(#[from] crate::config::Unknown),
     #[error("engine `{id}` cannot start: {reason}")]
     Build { id: String, reason: String },
     #[error("reading input: {0}")]
@@ -64,10 +64,7 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> Result<Summary, StandaloneError> {
-    let job = config.engine(id).ok_or_else(|| StandaloneError::Unknown {
-        id: id.into(),
-        known: config.engines.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+    let job = config.engine(id)?;
     let job = Arc::new(job.clone());
     let host: Arc<str> = Arc::from(config.host.as_str());
     let life = LifecycleControl::default();

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
-use tokio::time::MissedTickBehavior;
 use vane_core::lifecycle::Lifecycle;
 use vane_core::runtime::{Spawner, Task};
 use vane_core::stats::JobStats;
 
 use crate::guard::CatchUnwind;
+use crate::ticks::Ticks;
 
 /// Handles of every task of the agent, aborted at shutdown.
 pub type AllTasks = Arc<Mutex<Vec<AbortHandle>>>;
@@ -45,16 +45,8 @@ impl Spawner for TaskSpawner {
         let (job, stats, life) = (self.job.clone(), self.stats.clone(), self.life.clone());
         let h = tokio::spawn(async move {
             life.ready().await;
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            let stop = life.stopping();
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut stop => break,
-                    _ = ticker.tick() => {}
-                }
+            let mut ticks = Ticks::new(every, &life);
+            while ticks.next().await {
                 stats.polls.fetch_add(1, Relaxed);
                 match tokio::time::timeout(every, CatchUnwind(task())).await {
                     Ok(Ok(Ok(()))) => {}

@@ -55,12 +55,8 @@ impl Build for Coalesce {
 #[serde(deny_unknown_fields)]
 pub struct DedupeConfig {
     /// Let a repeat through after this long anyway. Default: 10m.
-    #[serde(default = "ten_minutes")]
+    #[serde(default = "crate::defaults::ten_minutes")]
     pub max_age: vane_core::Duration,
-}
-
-fn ten_minutes() -> vane_core::Duration {
-    vane_core::Duration::from_secs(600)
 }
 
 /// What a series last sent: when, its fields and its state.

@@ -31,7 +31,7 @@ pub struct RateConfig {
     #[serde(default)]
     pub fields: Vec<String>,
     /// Only events of kind counter are computed; others pass unchanged. Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub only_counters: bool,
     /// Appended to each computed field's name. Default: none.
     #[serde(default)]
@@ -39,10 +39,6 @@ pub struct RateConfig {
     /// Width of unsigned counters, for wrap-around: 32 or 64. Default: 64.
     #[serde(default = "sixty_four")]
     pub wrap_bits: u32,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn sixty_four() -> u32 {

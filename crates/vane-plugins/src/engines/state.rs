@@ -17,22 +17,14 @@ use vane_core::prelude::*;
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Checks in a row a new state needs before it counts. Default: 1.
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub consecutive: u32,
     /// Re-emit alerts of series still critical on every beat. Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub repeat_critical: bool,
     /// Pass every event on, not only alerts. Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub pass: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-
-fn yes() -> bool {
-    true
 }
 
 struct Track {

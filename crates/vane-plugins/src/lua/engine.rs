@@ -32,13 +32,7 @@ impl Build for LuaEngine {
 
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&cfg, ctx, false)?;
-        vm.require("process")?;
-        let process = vm.function("process").map_err(BuildError::stop)?;
-        let beat = match vm.has("beat") {
-            true => Some(vm.function("beat").map_err(BuildError::stop)?),
-            false => None,
-        };
-        Ok(LuaEngine { vm, process, beat })
+        Ok(LuaEngine { process: vm.require("process")?, beat: vm.function("beat"), vm })
     }
 }
 

@@ -23,16 +23,12 @@ pub struct ListenerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// Longest line; longer ones are skipped and counted. Default: 64KiB.
-    #[serde(default = "sixty_four_kib")]
+    #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8000".into()
-}
-
-fn sixty_four_kib() -> ByteSize {
-    ByteSize(64 << 10)
 }
 
 /// A listener whose lines a Lua script turns into events: the socket is
@@ -95,8 +91,6 @@ impl Build for LuaLines {
 
     fn build(Flat(script, listener): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&script, ctx, false)?;
-        vm.require("line")?;
-        let line = vm.function("line").map_err(BuildError::stop)?;
-        Ok(LuaLines { vm, line, listen: listener.listen, max_line: listener.max_line.0 as usize })
+        Ok(LuaLines { line: vm.require("line")?, vm, listen: listener.listen, max_line: listener.max_line.0 as usize })
     }
 }

@@ -51,7 +51,6 @@ pub struct LuaConfig {
     /// The script, relative to the config file it is named in.
     pub script: PathBuf,
     /// Anything: given to the script as `ctx.config`.
-    #[serde(default)]
     pub settings: Option<serde_json::Value>,
     /// Lua instructions one call may run. Default: 10000000.
     #[serde(default = "ten_million")]
@@ -59,14 +58,6 @@ pub struct LuaConfig {
     /// Memory the script's state may use. Default: 64MiB.
     #[serde(default = "sixty_four_mib")]
     pub memory: ByteSize,
-}
-
-fn ten_million() -> u64 {
-    10_000_000
-}
-
-fn sixty_four_mib() -> ByteSize {
-    ByteSize(64 << 20)
 }
 
 /// A script's failure, with its file and line where Lua knows them.
@@ -97,6 +88,14 @@ impl From<mlua::Error> for ScriptError {
             _ => ScriptError(text.to_owned()),
         }
     }
+}
+
+fn ten_million() -> u64 {
+    10_000_000
+}
+
+fn sixty_four_mib() -> ByteSize {
+    ByteSize(64 << 20)
 }
 
 #[cfg(test)]

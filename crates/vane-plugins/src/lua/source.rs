@@ -24,9 +24,7 @@ impl Build for LuaSource {
 
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&cfg, ctx, true)?;
-        vm.require("collect")?;
-        let collect = vm.function("collect").map_err(BuildError::stop)?;
-        Ok(LuaSource { vm, collect })
+        Ok(LuaSource { collect: vm.require("collect")?, vm })
     }
 }
 

@@ -247,22 +247,15 @@ impl Vm {
         (std::mem::take(&mut cur.emitted), r)
     }
 
-    /// Whether the script defines a function of this name.
-    pub fn has(&self, name: &str) -> bool {
-        matches!(self.env.get::<mlua::Value>(name), Ok(mlua::Value::Function(_)))
+    /// The script's function `name`, to call again and again; `None` when it
+    /// defines none.
+    pub fn function(&self, name: &str) -> Option<mlua::Function> {
+        self.env.get::<Option<mlua::Function>>(name).ok().flatten()
     }
 
-    /// A `BuildError` unless the script defines `name`.
-    pub fn require(&self, name: &str) -> Result<(), BuildError> {
-        match self.has(name) {
-            true => Ok(()),
-            false => Err(BuildError::stop(format!("{} defines no `{name}` function", self.script))),
-        }
-    }
-
-    /// One of the job's functions, to call again and again.
-    pub fn function(&self, name: &str) -> Result<mlua::Function, ScriptError> {
-        Ok(self.env.get(name)?)
+    /// The script's function `name`: a `BuildError` when it defines none.
+    pub fn require(&self, name: &str) -> Result<mlua::Function, BuildError> {
+        self.function(name).ok_or_else(|| BuildError::stop(format!("{} defines no `{name}` function", self.script)))
     }
 
     /// Calls one of the job's functions with a budget: its returned events,

@@ -33,12 +33,8 @@ pub struct HttpConfig {
     /// Sent as `Authorization: Bearer …` (write `${TOKEN}` to keep it out of the file).
     pub bearer_token: Option<String>,
     /// Per request. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: vane_core::Duration,
-}
-
-fn ten_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(10)
 }
 
 pub struct Http {
@@ -83,11 +79,7 @@ impl Build for Http {
     type Config = HttpConfig;
 
     fn build(cfg: HttpConfig, _: &Context) -> Result<Self, BuildError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let client = crate::http_client::with_timeout(cfg.timeout)?;
         Ok(Http { cfg, client })
     }
 }

@@ -28,15 +28,11 @@ pub struct Retention {
     pub name: String,
     /// An InfluxQL duration: `14d`, `52w`, `INF`.
     pub duration: String,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::one")]
     pub replication: u32,
     /// Make it the database's default policy. Default: false.
     #[serde(default)]
     pub default: bool,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// Settings of the `influxdb` sink.
@@ -58,7 +54,7 @@ pub struct InfluxConfig {
     #[serde(default)]
     pub gzip: bool,
     /// Per request. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: vane_core::Duration,
     /// Where rejected lines go. Default: DATA_DIR/deadletter/JOB.lp.
     pub dead_letter: Option<PathBuf>,
@@ -66,10 +62,6 @@ pub struct InfluxConfig {
 
 fn default_url() -> String {
     "http://127.0.0.1:8086".into()
-}
-
-fn ten_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(10)
 }
 
 pub struct InfluxDb {
@@ -214,12 +206,7 @@ impl Build for InfluxDb {
     type Config = InfluxConfig;
 
     fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self, BuildError> {
-        // One crypto provider for the process; a second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let client = crate::http_client::with_timeout(cfg.timeout)?;
         let dead_letter = cfg
             .dead_letter
             .clone()

@@ -27,12 +27,8 @@ pub struct PrometheusConfig {
     /// (`agent.http`), or 127.0.0.1:9273 when the agent has none.
     pub listen: Option<String>,
     /// Series not updated for this long are no longer served. Default: 5m.
-    #[serde(default = "five_minutes")]
+    #[serde(default = "crate::defaults::five_minutes")]
     pub staleness: vane_core::Duration,
-}
-
-fn five_minutes() -> vane_core::Duration {
-    vane_core::Duration::from_secs(300)
 }
 
 /// metric name → (label set → (value, counter, last update))

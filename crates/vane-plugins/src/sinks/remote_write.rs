@@ -53,12 +53,8 @@ pub struct RemoteWriteConfig {
     pub url: String,
     pub bearer_token: Option<String>,
     /// Per request. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: vane_core::Duration,
-}
-
-fn ten_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(10)
 }
 
 pub struct RemoteWrite {
@@ -144,11 +140,7 @@ impl Build for RemoteWrite {
     type Config = RemoteWriteConfig;
 
     fn build(cfg: RemoteWriteConfig, _: &Context) -> Result<Self, BuildError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let client = crate::http_client::with_timeout(cfg.timeout)?;
         Ok(RemoteWrite { cfg, client })
     }
 }

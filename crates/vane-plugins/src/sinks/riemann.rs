@@ -67,16 +67,12 @@ pub struct RiemannConfig {
     #[serde(default)]
     pub tags: Vec<String>,
     /// How long to wait for the server's answer. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: vane_core::Duration,
 }
 
 fn default_address() -> String {
     "127.0.0.1:5555".into()
-}
-
-fn ten_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(10)
 }
 
 pub struct Riemann {

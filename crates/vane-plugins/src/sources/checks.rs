@@ -12,14 +12,6 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vane_core::prelude::*;
 
-fn ten_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(10))
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn get() -> String {
     "GET".into()
 }
@@ -35,28 +27,24 @@ pub struct HttpCheckConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// A request body.
-    #[serde(default)]
     pub body: Option<String>,
     /// Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: Duration,
     /// Statuses that count as up. Default: any below 400.
     #[serde(default)]
     pub expect_status: Vec<u16>,
     /// A regular expression the body must match (field `body_match`; the
     /// check is down when it does not).
-    #[serde(default)]
     pub body_regex: Option<String>,
     #[serde(default)]
     pub follow_redirects: bool,
     /// A PEM file of certificates to trust besides the system's.
-    #[serde(default)]
     pub ca: Option<PathBuf>,
     /// Check the server's certificate. Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub tls_verify: bool,
     /// The event's name. Default: http.
-    #[serde(default)]
     pub name: Option<String>,
 }
 
@@ -143,14 +131,13 @@ impl Build for HttpCheck {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
-        let b = super::scrape::client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?.tls_info(true).redirect(
-            if cfg.follow_redirects {
-                reqwest::redirect::Policy::limited(10)
-            } else {
-                reqwest::redirect::Policy::none()
-            },
-        );
-        let client = b.build().map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let redirects = if cfg.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let builder = crate::http_client::builder(cfg.timeout.get(), cfg.ca.as_deref(), cfg.tls_verify)?;
+        let client = crate::http_client::build(builder.tls_info(true).redirect(redirects))?;
         Ok(HttpCheck { cfg, client, method, regex })
     }
 }
@@ -217,16 +204,13 @@ pub struct TcpCheck {
     /// `HOST:PORT`.
     pub address: String,
     /// Default: 10s, for connecting and for the whole exchange.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: Duration,
     /// Text sent once connected.
-    #[serde(default)]
     pub send: Option<String>,
     /// Text the answer must contain (field `matched`; down when it does not).
-    #[serde(default)]
     pub expect: Option<String>,
     /// The event's name. Default: tcp.
-    #[serde(default)]
     pub name: Option<String>,
 }
 

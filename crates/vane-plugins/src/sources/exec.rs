@@ -31,7 +31,7 @@ pub struct ExecConfig {
     #[serde(default = "influx")]
     pub format: Format,
     /// Kill the program's process group after this long. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: vane_core::Duration,
     /// Extra environment variables.
     #[serde(default)]
@@ -44,10 +44,6 @@ pub struct ExecConfig {
 
 fn influx() -> Format {
     Format::Influx
-}
-
-fn ten_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(10)
 }
 
 pub struct Exec {
@@ -122,19 +118,11 @@ pub struct ExecdConfig {
     /// Working directory.
     pub cwd: Option<PathBuf>,
     /// Longest line read; longer ones are skipped and counted. Default: 1MiB.
-    #[serde(default = "one_mib")]
+    #[serde(default = "crate::defaults::one_mib")]
     pub max_line: ByteSize,
     /// Time between SIGTERM and SIGKILL when the agent stops. Default: 5s.
-    #[serde(default = "five_seconds")]
+    #[serde(default = "crate::defaults::five_seconds")]
     pub stop_timeout: vane_core::Duration,
-}
-
-fn one_mib() -> ByteSize {
-    ByteSize(1 << 20)
-}
-
-fn five_seconds() -> vane_core::Duration {
-    vane_core::Duration::from_secs(5)
 }
 
 pub struct Execd {

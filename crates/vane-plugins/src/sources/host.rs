@@ -23,15 +23,11 @@ fn pct(part: f64, whole: f64) -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct CpuConfig {
     /// Report each core (tag `cpu=cpuN`). Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub percpu: bool,
     /// Report the total over all cores (tag `cpu=cpu-total`). Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub totalcpu: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// CPU times per core and in total: cumulative seconds as counters

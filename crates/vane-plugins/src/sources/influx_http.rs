@@ -59,10 +59,8 @@ pub struct InfluxListenerConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
     /// When set, requests must carry it (bearer/token header or basic-auth password).
-    #[serde(default)]
     pub token: Option<String>,
     /// Serve HTTPS with this certificate and key.
-    #[serde(default)]
     pub tls: Option<TlsFiles>,
     /// Largest body, after gunzipping; larger ones get 413. Default: 32MiB.
     #[serde(default = "thirty_two_mib")]
@@ -74,7 +72,6 @@ pub struct InfluxListenerConfig {
     #[serde(default = "thirty_seconds")]
     pub read_timeout: Duration,
     /// Adds the request's `db` as this tag.
-    #[serde(default)]
     pub db_tag: Option<String>,
 }
 

@@ -75,16 +75,8 @@ fn default_field() -> String {
     "value".into()
 }
 
-fn sixty_four_kib() -> ByteSize {
-    ByteSize(64 << 10)
-}
-
 fn two_five_six() -> usize {
     256
-}
-
-fn five_minutes() -> Duration {
-    Duration(std::time::Duration::from_secs(300))
 }
 
 /// Settings of the `socket` source.
@@ -97,26 +89,24 @@ pub struct SocketConfig {
     #[serde(default)]
     pub format: LineFormat,
     /// Timestamp precision of line protocol: ns, us, ms, s. Default: ns.
-    #[serde(default)]
     pub precision: Option<String>,
     /// Graphite templates, tried in order: `[FILTER ]TEMPLATE[ TAG=VALUE,…]`.
     #[serde(default)]
     pub templates: Vec<String>,
     /// The event name of `number` lines. Default: the job's id.
-    #[serde(default)]
     pub name: Option<String>,
     /// The field of `number` lines. Default: value.
     #[serde(default = "default_field")]
     pub field: String,
     /// Longest line (and largest datagram read); longer ones are skipped and
     /// counted. Default: 64KiB.
-    #[serde(default = "sixty_four_kib")]
+    #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
     /// Connections served at once; more are refused and counted. Default: 256.
     #[serde(default = "two_five_six")]
     pub max_connections: usize,
     /// A connection silent this long is closed. Default: 5m.
-    #[serde(default = "five_minutes")]
+    #[serde(default = "crate::defaults::five_minutes")]
     pub read_timeout: Duration,
 }
 
@@ -366,10 +356,6 @@ fn default_statsd_listen() -> String {
     "127.0.0.1:8125".into()
 }
 
-fn ten_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(10))
-}
-
 fn default_percentiles() -> Vec<f64> {
     vec![50.0, 90.0, 99.0]
 }
@@ -382,7 +368,7 @@ pub struct StatsdConfig {
     #[serde(default = "default_statsd_listen")]
     pub listen: String,
     /// How often the aggregates are sent. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub flush: Duration,
     /// Timer percentiles, as `pN` fields. Default: 50, 90, 99.
     #[serde(default = "default_percentiles")]

@@ -19,10 +19,6 @@ fn two_hundred_ms() -> Duration {
     Duration(std::time::Duration::from_millis(200))
 }
 
-fn one_second() -> Duration {
-    Duration(std::time::Duration::from_secs(1))
-}
-
 /// Settings of the `ping` source.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +32,7 @@ pub struct PingConfig {
     #[serde(default = "two_hundred_ms")]
     pub ping_interval: Duration,
     /// How long to wait for the replies after the last request. Default: 1s.
-    #[serde(default = "one_second")]
+    #[serde(default = "crate::defaults::one_second")]
     pub timeout: Duration,
 }
 

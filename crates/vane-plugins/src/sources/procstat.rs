@@ -15,13 +15,10 @@ use vane_core::prelude::*;
 #[serde(deny_unknown_fields)]
 pub struct ProcstatConfig {
     /// The process name as the kernel knows it (`comm`, 15 bytes at most).
-    #[serde(default)]
     pub name: Option<String>,
     /// A regular expression matched against the whole command line.
-    #[serde(default)]
     pub pattern: Option<String>,
     /// A file holding the pid.
-    #[serde(default)]
     pub pid_file: Option<PathBuf>,
 }
 

@@ -10,14 +10,6 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 use vane_core::prelude::*;
 
-fn ten_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(10))
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// Settings of the `prometheus` source.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -25,17 +17,15 @@ pub struct ScrapeConfig {
     /// The endpoint, e.g. `http://127.0.0.1:9100/metrics`.
     pub url: String,
     /// Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: Duration,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(default)]
     pub bearer_token: Option<String>,
     /// A PEM file of certificates to trust besides the system's.
-    #[serde(default)]
     pub ca: Option<PathBuf>,
     /// Default: true.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::defaults::yes")]
     pub tls_verify: bool,
     /// Only samples whose names start with one of these (all when empty).
     #[serde(default)]
@@ -45,23 +35,6 @@ pub struct ScrapeConfig {
 pub struct Scrape {
     cfg: ScrapeConfig,
     client: reqwest::Client,
-}
-
-/// An HTTP client with the TLS settings the pollers share.
-pub fn client(
-    timeout: std::time::Duration,
-    ca: Option<&PathBuf>,
-    tls_verify: bool,
-) -> Result<reqwest::ClientBuilder, BuildError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut b = reqwest::Client::builder().timeout(timeout).tls_danger_accept_invalid_certs(!tls_verify);
-    if let Some(ca) = ca {
-        let pem = std::fs::read(ca).map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| BuildError::stop(format!("ca {}: {e}", ca.display())))?;
-        b = b.tls_certs_merge(certs);
-    }
-    Ok(b)
 }
 
 impl Source for Scrape {
@@ -97,9 +70,8 @@ impl Build for Scrape {
     type Config = ScrapeConfig;
 
     fn build(cfg: ScrapeConfig, _: &Context) -> Result<Self, BuildError> {
-        let client = client(cfg.timeout.get(), cfg.ca.as_ref(), cfg.tls_verify)?
-            .build()
-            .map_err(|e| BuildError::stop(format!("cannot make an HTTP client: {e}")))?;
+        let builder = crate::http_client::builder(cfg.timeout.get(), cfg.ca.as_deref(), cfg.tls_verify)?;
+        let client = crate::http_client::build(builder)?;
         Ok(Scrape { cfg, client })
     }
 }

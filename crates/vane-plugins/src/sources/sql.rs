@@ -7,10 +7,6 @@ use serde::Deserialize;
 use tokio_postgres::types::Type;
 use vane_core::prelude::*;
 
-fn ten_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(10))
-}
-
 /// Settings of the `sql` source.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +16,6 @@ pub struct SqlConfig {
     pub url: String,
     pub query: String,
     /// The events' name. Default: the job's id.
-    #[serde(default)]
     pub name: Option<String>,
     /// Columns that become tags.
     #[serde(default)]
@@ -29,10 +24,9 @@ pub struct SqlConfig {
     #[serde(default)]
     pub fields: Vec<String>,
     /// A timestamp column for the events' time (otherwise the poll time).
-    #[serde(default)]
     pub time: Option<String>,
     /// For connecting and for each query. Default: 10s.
-    #[serde(default = "ten_seconds")]
+    #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: Duration,
 }
 

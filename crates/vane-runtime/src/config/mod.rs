@@ -104,13 +104,31 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
+/// No job of a role has the id asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no {role} with id `{id}`; {}: {known}", role.section())]
+pub struct Unknown {
+    pub role: Role,
+    pub id: String,
+    /// The ids of that role there are.
+    pub known: String,
+}
+
+fn find<'a, S>(jobs: &'a [Job<S>], role: Role, id: &str) -> Result<&'a Job<S>, Unknown> {
+    jobs.iter().find(|j| j.id == id).ok_or_else(|| Unknown {
+        role,
+        id: id.to_owned(),
+        known: jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
 impl Config {
-    pub fn source(&self, id: &str) -> Option<&SourceJob> {
-        self.sources.iter().find(|j| j.id == id)
+    pub fn source(&self, id: &str) -> Result<&SourceJob, Unknown> {
+        find(&self.sources, Role::Source, id)
     }
 
-    pub fn engine(&self, id: &str) -> Option<&EngineJob> {
-        self.engines.iter().find(|j| j.id == id)
+    pub fn engine(&self, id: &str) -> Result<&EngineJob, Unknown> {
+        find(&self.engines, Role::Engine, id)
     }
 
     /// Every job's id, plugin and role, sources first.

@@ -14,7 +14,6 @@ use crate::buffer::BufferConfig;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct File {
-    #[serde(default)]
     pub agent: Option<Spanned<AgentConfig>>,
     #[serde(default)]
     pub sources: Vec<SourceSection>,
