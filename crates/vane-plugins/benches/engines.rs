@@ -33,24 +33,17 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("add a tag");
     g.throughput(Throughput::Elements(1));
     let mut out = Vec::with_capacity(1);
-    g.bench_function("rust (transform)", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            out.clear();
-            rust.process(black_box(event(i)), &mut out, h.context()).unwrap();
-            black_box(out.len())
-        })
-    });
-    g.bench_function("lua", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            i += 1;
-            out.clear();
-            lua.process(black_box(event(i)), &mut out, hl.context()).unwrap();
-            black_box(out.len())
-        })
-    });
+    for (name, h, engine) in [("rust (transform)", &h, &mut rust), ("lua", &hl, &mut lua)] {
+        g.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i += 1;
+                out.clear();
+                engine.process(black_box(event(i)), &mut out, h.context()).unwrap();
+                black_box(out.len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -28,6 +28,35 @@ fn batches() -> Vec<Vec<Event>> {
         .collect()
 }
 
+/// Pushes the batches to a disk buffer in `dir`, syncing every `every`
+/// batches (never: only at the end).
+fn disk_write(dir: tempfile::TempDir, batches: Vec<Vec<Event>>, every: Option<usize>) -> tempfile::TempDir {
+    let mut d = Disk::open(dir.path(), u64::MAX, WhenFull::Block).unwrap();
+    for (i, batch) in batches.into_iter().enumerate() {
+        d.push(batch).unwrap();
+        if every.is_some_and(|n| i % n == n - 1) {
+            d.sync().unwrap();
+        }
+    }
+    d.sync().unwrap();
+    dir
+}
+
+/// Writes the same bytes to a plain file, with a header's room before each
+/// record and the same syncs.
+fn plain_write(dir: tempfile::TempDir, records: &[Vec<u8>], every: Option<usize>) -> tempfile::TempDir {
+    let mut f = std::fs::File::create(dir.path().join("plain")).unwrap();
+    for (i, part) in records.iter().enumerate() {
+        f.write_all(&[0u8; 8]).unwrap();
+        f.write_all(part).unwrap();
+        if every.is_some_and(|n| i % n == n - 1) {
+            f.sync_data().unwrap();
+        }
+    }
+    f.sync_data().unwrap();
+    dir
+}
+
 fn bench(c: &mut Criterion) {
     let data = batches();
     // The bytes the buffer writes: each batch in vane's binary form.
@@ -43,33 +72,17 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("disk buffer");
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(10);
+    let fresh = || tempfile::tempdir().unwrap();
+    // The batches are handed over, as the sink's intake does.
+    let per = criterion::BatchSize::PerIteration;
     g.bench_function("write (push, sync every 10 batches)", |b| {
-        b.iter_batched(
-            // The batches are handed over, as the sink's intake does.
-            || (tempfile::tempdir().unwrap(), data.clone()),
-            |(dir, owned)| {
-                let mut d = Disk::open(dir.path(), u64::MAX, WhenFull::Block).unwrap();
-                for (i, batch) in owned.into_iter().enumerate() {
-                    d.push(batch).unwrap();
-                    if i % 10 == 9 {
-                        d.sync().unwrap();
-                    }
-                }
-                d.sync().unwrap();
-                dir
-            },
-            criterion::BatchSize::PerIteration,
-        )
+        b.iter_batched(|| (fresh(), data.clone()), |(dir, owned)| disk_write(dir, owned, Some(10)), per)
     });
     g.bench_function("read back (take, ack)", |b| {
         b.iter_batched(
             || {
-                let dir = tempfile::tempdir().unwrap();
-                let mut d = Disk::open(dir.path(), u64::MAX, WhenFull::Block).unwrap();
-                for batch in &data {
-                    d.push(batch.clone()).unwrap();
-                }
-                d.sync().unwrap();
+                let dir = disk_write(fresh(), data.clone(), None);
+                let d = Disk::open(dir.path(), u64::MAX, WhenFull::Block).unwrap();
                 (dir, d)
             },
             |(dir, mut d)| {
@@ -83,57 +96,19 @@ fn bench(c: &mut Criterion) {
                 assert_eq!(n, 100_000);
                 dir
             },
-            criterion::BatchSize::PerIteration,
+            per,
         )
     });
     g.bench_function("plain sequential write (same bytes, same fsyncs)", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                let mut f = std::fs::File::create(dir.path().join("plain")).unwrap();
-                for (i, part) in records.iter().enumerate() {
-                    f.write_all(&[0u8; 8]).unwrap();
-                    f.write_all(part).unwrap();
-                    if i % 10 == 9 {
-                        f.sync_data().unwrap();
-                    }
-                }
-                f.sync_data().unwrap();
-                dir
-            },
-            criterion::BatchSize::PerIteration,
-        )
+        b.iter_batched(fresh, |dir| plain_write(dir, &records, Some(10)), per)
     });
     // The goal's own condition: an fsync every second. These runs last well
     // under a second, so both sides sync once, at the end.
     g.bench_function("write, fsync every second", |b| {
-        b.iter_batched(
-            || (tempfile::tempdir().unwrap(), data.clone()),
-            |(dir, owned)| {
-                let mut d = Disk::open(dir.path(), u64::MAX, WhenFull::Block).unwrap();
-                for batch in owned {
-                    d.push(batch).unwrap();
-                }
-                d.sync().unwrap();
-                dir
-            },
-            criterion::BatchSize::PerIteration,
-        )
+        b.iter_batched(|| (fresh(), data.clone()), |(dir, owned)| disk_write(dir, owned, None), per)
     });
     g.bench_function("plain write, fsync every second", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                let mut f = std::fs::File::create(dir.path().join("plain")).unwrap();
-                for part in &records {
-                    f.write_all(&[0u8; 8]).unwrap();
-                    f.write_all(part).unwrap();
-                }
-                f.sync_data().unwrap();
-                dir
-            },
-            criterion::BatchSize::PerIteration,
-        )
+        b.iter_batched(fresh, |dir| plain_write(dir, &records, None), per)
     });
     g.finish();
 }

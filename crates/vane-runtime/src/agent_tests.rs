@@ -12,19 +12,6 @@ type Bins = HashMap<String, Vec<Event>>;
 static BINS: LazyLock<Mutex<Bins>> = LazyLock::new(Default::default);
 static ARRIVED: Notify = Notify::const_new();
 
-/// Emits 1, 2, 3 … one per poll.
-#[derive(serde::Deserialize)]
-struct Seq {
-    #[serde(skip)]
-    n: u64,
-}
-impl Source for Seq {
-    async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        self.n += 1;
-        Ok(vec![Event::counter("seq", self.n)])
-    }
-}
-
 /// Doubles every event; beats a `beat` event.
 #[derive(serde::Deserialize)]
 struct Dup;
@@ -97,16 +84,18 @@ impl Sink for Col {
     }
 }
 
-/// Emits n for eight series (tag s=0..7) per poll.
+/// Emits 1, 2, 3 … one per poll, as `name`, for `series` series (tag s=0..).
 #[derive(serde::Deserialize)]
-struct Many {
+struct Count {
+    name: String,
+    series: usize,
     #[serde(skip)]
     n: u64,
 }
-impl Source for Many {
+impl Source for Count {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
         self.n += 1;
-        Ok((0..8).map(|s| Event::counter("many", self.n).tag("s", s.to_string())).collect())
+        Ok((0..self.series).map(|s| Event::counter(self.name.as_str(), self.n).tag("s", s.to_string())).collect())
     }
 }
 
@@ -187,12 +176,8 @@ fn numbers(bin_name: &str) -> Vec<u64> {
 fn registry() -> Registry {
     let mut r = Registry::new();
     r.source::<Numbered>("t.numbered", "").sink::<Gate>("t.gate", "");
-    r.source::<Many>("t.many", "").engine::<Who>("t.who", "");
-    r.source::<Seq>("t.seq", "")
-        .source::<Flows>("t.flows", "")
-        .service::<Loop>("t.loop", "")
-        .engine::<Dup>("t.dup", "")
-        .sink::<Col>("t.col", "");
+    r.source::<Count>("t.count", "").engine::<Who>("t.who", "");
+    r.source::<Flows>("t.flows", "").service::<Loop>("t.loop", "").engine::<Dup>("t.dup", "").sink::<Col>("t.col", "");
     r
 }
 
@@ -206,13 +191,7 @@ fn count(events: &[Event], name: &str) -> usize {
 
 /// Resolves once `cond` holds; the sinks notify on every batch.
 async fn until(cond: impl Fn() -> bool) {
-    loop {
-        let notified = ARRIVED.notified();
-        if cond() {
-            return;
-        }
-        notified.await;
-    }
+    crate::test_util::until(&ARRIVED, cond).await
 }
 
 fn config(r: &Registry, text: &str) -> Config {
@@ -231,7 +210,7 @@ async fn run_until(text: &str, cond: impl Fn() -> bool) -> Report {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_flow_through_engines_in_order_with_beats() {
     let text = "agent: { host: h9, data_dir: /tmp }\n\
-        jobs:\n  - { id: s, plugin: t.seq, interval: 10ms, next: d, tags: { src: s } }\n\
+        jobs:\n  - { id: s, plugin: t.count, interval: 10ms, next: d, tags: { src: s }, config: { name: seq, series: 1 } }\n\
         engines:\n  - { id: d, plugin: t.dup, beat: 20ms }\n\
         sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms, config: { bin: chain } }\n";
     let report = run_until(text, || {
@@ -284,7 +263,7 @@ async fn services_and_tasks_feed_every_sink_and_stop_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_split_series_and_keep_their_order() {
-    let text = "jobs:\n  - { id: m, plugin: t.many, interval: 5ms, next: w }\n\
+    let text = "jobs:\n  - { id: m, plugin: t.count, interval: 5ms, next: w, config: { name: many, series: 8 } }\n\
         engines:\n  - { id: w, plugin: t.who, workers: 3 }\n\
         sinks:\n  - { id: c, plugin: t.col, batch_wait: 5ms, config: { bin: workers } }\n";
     let report = run_until(text, || count(&bin("workers"), "many") >= 8 * 30).await;
@@ -368,7 +347,7 @@ async fn a_disk_buffer_delivers_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_interval_sends_the_latest_of_each_series_once_per_interval() {
-    let text = "jobs:\n  - { id: m, plugin: t.many, interval: 5ms }\n\
+    let text = "jobs:\n  - { id: m, plugin: t.count, interval: 5ms, config: { name: many, series: 8 } }\n\
         sinks:\n  - { id: c, plugin: t.col, submission_interval: 100ms, config: { bin: submit } }\n";
     run_until(text, || count(&bin("submit"), "many") >= 8 * 5).await;
     let evs = bin("submit");

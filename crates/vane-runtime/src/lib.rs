@@ -22,3 +22,6 @@ pub mod ticks;
 pub use agent::run;
 pub use config::{Config, default_config, load};
 pub use probe::poll_once;
+
+#[cfg(test)]
+mod test_util;

@@ -30,14 +30,20 @@ fn with_log<T>(job: &str, f: impl FnOnce(&mut Log) -> T) -> T {
     t
 }
 
-async fn until(cond: impl Fn() -> bool) {
-    loop {
-        let changed = CHANGED.notified();
-        if cond() {
-            return;
-        }
-        changed.await;
-    }
+/// Counts one more call of `job`: the calls before it.
+fn call(job: &str) -> usize {
+    with_log(job, |l| {
+        l.calls += 1;
+        l.calls - 1
+    })
+}
+
+/// Counts one more build of `job`: the builds so far, this one included.
+fn built(job: &str) -> usize {
+    with_log(job, |l| {
+        l.builds += 1;
+        l.builds
+    })
 }
 
 /// What a scripted call does, step by step; past the end, `ok`.
@@ -56,10 +62,7 @@ fn step(script: &[String], n: usize) -> &str {
 struct Polls(Vec<String>, usize);
 impl Source for Polls {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
-        let n = with_log(ctx.job(), |l| {
-            l.calls += 1;
-            l.calls - 1
-        });
+        let n = call(ctx.job());
         match step(&self.0, n) {
             "retry" => Err(SourceError::retry("scripted")),
             "restart" => Err(SourceError::restart("scripted")),
@@ -73,10 +76,7 @@ impl Source for Polls {
 impl Build for Polls {
     type Config = Script;
     fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
-        let n = with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        });
+        let n = built(ctx.job());
         Ok(Polls(c.steps, n))
     }
 }
@@ -85,10 +85,7 @@ impl Build for Polls {
 struct Runs(Vec<String>);
 impl Service for Runs {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
-        let n = with_log(ctx.job(), |l| {
-            l.calls += 1;
-            l.calls
-        });
+        let n = call(ctx.job()) + 1;
         ctx.emit(Event::counter("run", n as u64)).await;
         match step(&self.0, 0) {
             "restart" => Err(ServiceError::restart("scripted")),
@@ -132,10 +129,7 @@ impl Engine for Acts {
 impl Build for Acts {
     type Config = ();
     fn build(_: (), ctx: &Context) -> Result<Self, BuildError> {
-        Ok(Acts(with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        })))
+        Ok(Acts(built(ctx.job())))
     }
 }
 
@@ -163,10 +157,7 @@ impl Build for List {
 struct Sends(Vec<String>);
 impl Sink for Sends {
     async fn send(&mut self, b: &[Event], ctx: &Context) -> Result<(), SinkError> {
-        let n = with_log(ctx.job(), |l| {
-            l.calls += 1;
-            l.calls - 1
-        });
+        let n = call(ctx.job());
         match step(&self.0, n) {
             "retry" => Err(SinkError::retry("scripted")),
             "give_up" => Err(SinkError::give_up("scripted")),
@@ -184,10 +175,7 @@ impl Build for Sends {
     type Config = Script;
     fn build(c: Script, ctx: &Context) -> Result<Self, BuildError> {
         let failures = c.steps.iter().take_while(|s| s.starts_with("build_")).count();
-        let builds = with_log(ctx.job(), |l| {
-            l.builds += 1;
-            l.builds
-        });
+        let builds = built(ctx.job());
         match c.steps.get(builds - 1).map(String::as_str) {
             Some("build_retry") if builds <= failures => Err(BuildError::retry("scripted")),
             Some("build_stop") => Err(BuildError::stop("scripted")),
@@ -220,7 +208,7 @@ fn registry() -> Registry {
 async fn run_until(text: &str, cond: impl Fn() -> bool) -> std::result::Result<Report, StartError> {
     let r = registry();
     let cfg = crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], &r, &|_| None).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), run(cfg, Arc::new(r), until(cond)))
+    tokio::time::timeout(Duration::from_secs(30), run(cfg, Arc::new(r), crate::test_util::until(&CHANGED, cond)))
         .await
         .expect("the condition holds within 30s")
 }
