@@ -144,8 +144,8 @@ impl Reader<'_> {
 }
 
 /// Reads a batch written by [`encode_batch`].
-pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, crate::Invalid> {
-    decode_batch_text(b).map_err(crate::Invalid)
+pub fn decode_batch(b: &[u8]) -> Result<Vec<Event>, crate::invalid::Invalid> {
+    decode_batch_text(b).map_err(crate::invalid::Invalid)
 }
 
 fn decode_batch_text(b: &[u8]) -> Result<Vec<Event>, String> {
@@ -158,8 +158,8 @@ fn decode_batch_text(b: &[u8]) -> Result<Vec<Event>, String> {
 /// already there (their strings and tag and field slots), so that decoding
 /// batches of the same shape allocates nothing. `out` ends up holding exactly
 /// the batch's events; on an error its contents are unspecified.
-pub fn decode_batch_into(b: &[u8], out: &mut Vec<Event>) -> Result<(), crate::Invalid> {
-    decode_batch_into_text(b, out).map_err(crate::Invalid)
+pub fn decode_batch_into(b: &[u8], out: &mut Vec<Event>) -> Result<(), crate::invalid::Invalid> {
+    decode_batch_into_text(b, out).map_err(crate::invalid::Invalid)
 }
 
 fn decode_batch_into_text(b: &[u8], out: &mut Vec<Event>) -> Result<(), String> {

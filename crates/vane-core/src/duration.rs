@@ -43,10 +43,10 @@ const UNITS: &[(&str, f64)] = &[
 ];
 
 impl FromStr for Duration {
-    type Err = crate::Invalid;
+    type Err = crate::invalid::Invalid;
 
-    fn from_str(s: &str) -> Result<Duration, crate::Invalid> {
-        Duration::parse_text(s).map_err(crate::Invalid)
+    fn from_str(s: &str) -> Result<Duration, crate::invalid::Invalid> {
+        Duration::parse_text(s).map_err(crate::invalid::Invalid)
     }
 }
 
@@ -111,9 +111,9 @@ impl fmt::Display for Duration {
 }
 
 impl TryFrom<String> for Duration {
-    type Error = crate::Invalid;
+    type Error = crate::invalid::Invalid;
 
-    fn try_from(s: String) -> Result<Duration, crate::Invalid> {
+    fn try_from(s: String) -> Result<Duration, crate::invalid::Invalid> {
         s.parse()
     }
 }

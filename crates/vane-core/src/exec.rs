@@ -130,7 +130,7 @@ pub async fn run(cmd: &Command) -> io::Result<Output> {
                 format!(
                     "{} timed out after {}; its process group was killed",
                     cmd.program,
-                    crate::Duration(cmd.timeout)
+                    crate::duration::Duration(cmd.timeout)
                 ),
             ))
         }

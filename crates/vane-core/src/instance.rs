@@ -1,10 +1,10 @@
 //! Built plugin instances behind pointers, as the runtime and the harness
 //! hold them: the registry builds an [`Instance`] of the right role.
 
-use crate::BoxFuture;
 use crate::context::Context;
 use crate::error::{EngineError, ServiceError, SinkError, SourceError};
 use crate::event::Event;
+use crate::future::BoxFuture;
 use crate::plugin::{Engine, Service, Sink, Source};
 
 /// A built plugin instance.

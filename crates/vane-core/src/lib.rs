@@ -28,6 +28,7 @@ pub mod event;
 pub mod exec;
 pub mod expr;
 pub mod formats;
+pub mod future;
 pub mod http;
 pub mod instance;
 pub mod invalid;
@@ -47,8 +48,7 @@ pub use duration::Duration;
 pub use invalid::Invalid;
 pub use size::ByteSize;
 
-/// A boxed future, as the runtime stores plugin calls.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub use future::BoxFuture;
 
 /// Everything a plugin needs, in one import.
 pub mod prelude {

@@ -125,7 +125,9 @@ pub trait Sink: Send + 'static {
 
 /// A long-running source made of a function of its config and its context
 /// (Tourbillon's `def myplugin(agent)`; [`crate::registry::Registry::service_fn`]).
-pub struct FnService(pub(crate) Box<dyn FnOnce(Context) -> crate::BoxFuture<'static, Result<(), ServiceError>> + Send>);
+pub struct FnService(
+    pub(crate) Box<dyn FnOnce(Context) -> crate::future::BoxFuture<'static, Result<(), ServiceError>> + Send>,
+);
 
 impl Service for FnService {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {

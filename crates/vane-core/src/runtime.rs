@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::BoxFuture;
 use crate::ack::Batch;
 use crate::error::SourceError;
 use crate::event::Event;
+use crate::future::BoxFuture;
 use crate::http::HttpHandler;
 use crate::lifecycle::Lifecycle;
 use crate::node::Node;

@@ -11,10 +11,10 @@ use serde::Deserialize;
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
-    type Err = crate::Invalid;
+    type Err = crate::invalid::Invalid;
 
-    fn from_str(s: &str) -> Result<ByteSize, crate::Invalid> {
-        ByteSize::parse_text(s).map_err(crate::Invalid)
+    fn from_str(s: &str) -> Result<ByteSize, crate::invalid::Invalid> {
+        ByteSize::parse_text(s).map_err(crate::invalid::Invalid)
     }
 }
 
@@ -52,9 +52,9 @@ impl fmt::Display for ByteSize {
 }
 
 impl TryFrom<String> for ByteSize {
-    type Error = crate::Invalid;
+    type Error = crate::invalid::Invalid;
 
-    fn try_from(s: String) -> Result<ByteSize, crate::Invalid> {
+    fn try_from(s: String) -> Result<ByteSize, crate::invalid::Invalid> {
         s.parse()
     }
 }

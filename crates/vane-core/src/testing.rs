@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::BoxFuture;
 use crate::context::Context;
 use crate::error::{BuildError, EngineError, ServiceError, SinkError, SourceError};
 use crate::event::{Event, now_ns};
+use crate::future::BoxFuture;
 use crate::instance::{DynEngine, DynService, DynSink, DynSource, Instance};
 use crate::node::{Mark, Node, from_node, yaml};
 use crate::plugin::Build;

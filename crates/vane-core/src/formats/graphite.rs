@@ -5,8 +5,8 @@
 use crate::event::{Event, Value};
 
 /// Parses one line; `default_time` when it has no timestamp.
-pub fn parse_line(line: &str, default_time: i64) -> Result<Event, crate::Invalid> {
-    parse_line_text(line, default_time).map_err(crate::Invalid)
+pub fn parse_line(line: &str, default_time: i64) -> Result<Event, crate::invalid::Invalid> {
+    parse_line_text(line, default_time).map_err(crate::invalid::Invalid)
 }
 
 fn parse_line_text(line: &str, default_time: i64) -> Result<Event, String> {
@@ -56,8 +56,8 @@ pub struct Template {
 
 impl Template {
     /// Parses one template; the error says what is wrong with it.
-    pub fn parse(spec: &str) -> Result<Template, crate::Invalid> {
-        Self::parse_text(spec).map_err(crate::Invalid)
+    pub fn parse(spec: &str) -> Result<Template, crate::invalid::Invalid> {
+        Self::parse_text(spec).map_err(crate::invalid::Invalid)
     }
 
     fn parse_text(spec: &str) -> Result<Template, String> {
@@ -162,17 +162,19 @@ pub struct Templates(Vec<Template>);
 
 impl Templates {
     /// Parses each template; the error names the failing one by its index.
-    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Templates, crate::Invalid> {
+    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Templates, crate::invalid::Invalid> {
         specs
             .iter()
             .enumerate()
-            .map(|(i, s)| Template::parse(s.as_ref()).map_err(|e| crate::Invalid(format!("templates[{i}]: {e}"))))
+            .map(|(i, s)| {
+                Template::parse(s.as_ref()).map_err(|e| crate::invalid::Invalid(format!("templates[{i}]: {e}")))
+            })
             .collect::<Result<_, _>>()
             .map(Templates)
     }
 
     /// Parses a line and applies the first matching template.
-    pub fn parse_line(&self, line: &str, default_time: i64) -> Result<Event, crate::Invalid> {
+    pub fn parse_line(&self, line: &str, default_time: i64) -> Result<Event, crate::invalid::Invalid> {
         let mut e = parse_line(line, default_time)?;
         if let Some(t) = self.0.iter().find(|t| t.matches(&e.name)) {
             t.apply(&mut e);

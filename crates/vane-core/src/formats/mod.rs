@@ -37,8 +37,8 @@ impl Format {
 }
 
 /// Decodes one line of a line-based format.
-pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, crate::Invalid> {
-    decode_line_text(format, line, default_time).map_err(crate::Invalid)
+pub fn decode_line(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, crate::invalid::Invalid> {
+    decode_line_text(format, line, default_time).map_err(crate::invalid::Invalid)
 }
 
 fn decode_line_text(format: Format, line: &str, default_time: i64) -> Result<Option<Event>, String> {

@@ -38,8 +38,8 @@ pub struct Sample<'a> {
 }
 
 /// Parses one line; the error says what is wrong with it.
-pub fn parse_line(line: &str) -> Result<Sample<'_>, crate::Invalid> {
-    parse_line_text(line).map_err(crate::Invalid)
+pub fn parse_line(line: &str) -> Result<Sample<'_>, crate::invalid::Invalid> {
+    parse_line_text(line).map_err(crate::invalid::Invalid)
 }
 
 fn parse_line_text(line: &str) -> Result<Sample<'_>, String> {

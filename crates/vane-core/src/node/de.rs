@@ -606,7 +606,7 @@ pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Duration;
+    use crate::duration::Duration;
 
     fn mark(line: u32, column: u32) -> Mark {
         Mark { file: "t.yaml".into(), line, column }

@@ -9,13 +9,7 @@ use vane_core::registry::Registry;
 use super::Config;
 use super::defaults::DEFAULT_CONFIG;
 use super::schema::File;
-
-/// What validation tolerates.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// Accept engines that no job feeds (`vane engine` runs one alone).
-    pub unfed_engines: bool,
-}
+use super::validate::{Options, validate};
 
 fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()
@@ -93,7 +87,7 @@ pub fn from_texts_with(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut config = super::validate::validate(files, registry, options)?;
+    let mut config = validate(files, registry, options)?;
     config.files = texts.iter().map(|(p, _, _)| p.clone()).collect();
     Ok(config)
 }

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use vane_core::node::{Mark, Node};
 use vane_core::registry::Role;
 
-pub use load::{Options, default_config, from_texts, load, load_with};
+pub use load::{default_config, from_texts, load, load_with};
 pub use schema::AgentConfig;
+pub use validate::Options;
 
 use crate::buffer::BufferConfig;
 use crate::levels::Levels;

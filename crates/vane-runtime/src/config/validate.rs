@@ -12,7 +12,14 @@ use vane_core::node::{ConfigError, Mark, Node, NodeKind};
 use vane_core::registry::{Registry, Role, edit_distance};
 
 use super::schema::{Common, EngineSection, File, Flow, SinkSection, SourceSection};
-use super::{Config, EngineSpec, Job, SinkSpec, SourceSpec, load::Options};
+use super::{Config, EngineSpec, Job, SinkSpec, SourceSpec};
+
+/// What validation tolerates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Accept engines that no job feeds (`vane engine` runs one alone).
+    pub unfed_engines: bool,
+}
 use crate::levels::Levels;
 
 /// `next` as written: each target with its position and key path.
