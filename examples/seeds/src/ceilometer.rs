@@ -100,13 +100,13 @@ impl InstanceNotifications {
         ["compute.instance.create.end", "compute.instance.exists", "compute.instance.delete.start"];
 
     /// Samples for one notification; none when its type is not wanted.
-    pub fn process_notification(n: &serde_json::Value) -> std::result::Result<Vec<Event>, String> {
-        let kind = n["event_type"].as_str().ok_or("no event_type")?;
+    pub fn process_notification(n: &serde_json::Value) -> std::result::Result<Vec<Event>, vane_core::Invalid> {
+        let kind = n["event_type"].as_str().ok_or(vane_core::Invalid::from("no event_type"))?;
         if !Self::EVENT_TYPES.contains(&kind) {
             return Ok(vec![]);
         }
         let p = &n["payload"];
-        let id = |k: &str| p[k].as_str().map(str::to_owned).ok_or(format!("payload has no {k}"));
+        let id = |k: &str| p[k].as_str().map(str::to_owned).ok_or(vane_core::Invalid(format!("payload has no {k}")));
         let (resource, user, project) = (id("instance_id")?, id("user_id")?, id("tenant_id")?);
         let tag = |e: Event| {
             e.tag("resource_id", resource.clone())
@@ -142,7 +142,7 @@ impl Service for InstanceNotifications {
                 continue;
             };
             n += 1;
-            let parsed = serde_json::from_str(&line).map_err(|e| e.to_string());
+            let parsed = serde_json::from_str(&line).map_err(|e| vane_core::Invalid(e.to_string()));
             match parsed.and_then(|v| Self::process_notification(&v)) {
                 Ok(evs) => ctx.emit_all(evs).await,
                 Err(e) => ctx.warn(format!("{} line {n}: {e}", self.path.display())),
