@@ -17,6 +17,8 @@ packages=(
   python3-influxdb           # InfluxDB's Python client, against the influxdb_listener
   curl                       # HTTP requests in the listener tests
   openssl                    # a self-signed certificate for the TLS tests
+  util-linux                 # mount, fsfreeze: the small and frozen disks of tests/disks.rs
+  e2fsprogs                  # mkfs.ext4: the image that test freezes
 )
 
 if command -v rustup >/dev/null; then

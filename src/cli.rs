@@ -153,6 +153,20 @@ fn print_errors(file: &Path, errors: &[ConfigError]) {
     eprintln!("{n} error{} in the configuration", if n == 1 { "" } else { "s" });
 }
 
+/// Whether every disk buffer could be made under `data_dir`; prints each
+/// that could not. (`vane run` starts the other sinks; that one waits.)
+fn disks_writable(c: &Config) -> bool {
+    use vane_runtime::buffer::{Kind, dir, writable};
+    let mut ok = true;
+    for j in c.sinks.iter().filter(|j| j.spec.buffer.kind == Kind::Disk) {
+        if let Err(e) = writable(&dir(&c.data_dir, &j.id)) {
+            eprintln!("{}: sink `{}`: its disk buffer cannot be made: {e}", j.mark, j.id);
+            ok = false;
+        }
+    }
+    ok
+}
+
 fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
     let r = match path {
         Some(p) => vane_runtime::load(p, registry),
@@ -182,6 +196,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => match load(Some(&config), &registry) {
+            Ok(c) if !disks_writable(&c) => ExitCode::from(1),
             Ok(c) => {
                 println!(
                     "{}: ok ({} sources, {} engines, {} sinks, {} files)",

@@ -28,6 +28,9 @@ pub struct JobStats {
     pub buffer_events: AtomicU64,
     pub buffer_bytes: AtomicU64,
     pub buffer_skipped: AtomicU64,
+    /// When the buffer operation under way began (ms since the Unix epoch;
+    /// 0 when none is): how long a stalled disk has held the sink.
+    pub buffer_busy_since: AtomicU64,
     /// Lines of input that could not be read (bad output, bad protocol lines).
     pub bad_lines: AtomicU64,
     /// Events whose level expressions named something the event lacks.

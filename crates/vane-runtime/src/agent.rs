@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,8 +36,6 @@ pub enum StartError {
     Build { role: Role, id: String, reason: String },
     #[error("cannot listen on {addr} (agent.http): {source}")]
     Http { addr: String, source: std::io::Error },
-    #[error("sink `{id}` cannot open its disk buffer in {}: {source}", dir.display())]
-    Buffer { id: String, dir: PathBuf, source: std::io::Error },
 }
 
 /// What shutdown left behind.
@@ -100,6 +97,10 @@ impl Agent {
             .jobs()
             .map(|(id, plugin, role)| (id.to_owned(), plugin.to_owned(), role.as_str(), stats[id].clone()))
             .collect();
+        let routes = config.agent.http.as_ref().map(|_| {
+            let sinks = config.sinks.iter().map(|j| (j.id.clone(), stats[&j.id].clone())).collect();
+            Arc::new(crate::http::RouteTable::new(sinks))
+        });
         Agent {
             host: Arc::from(config.host.as_str()),
             introspection: Arc::new(Introspection {
@@ -108,7 +109,7 @@ impl Agent {
                 queues: Mutex::new(Vec::new()),
             }),
             stats,
-            routes: config.agent.http.as_ref().map(|_| Arc::default()),
+            routes,
             config: Arc::new(config),
             registry,
             life: LifecycleControl::default(),
@@ -221,7 +222,8 @@ impl Agent {
                 Instance::Sink(s) => Ok(s),
                 other => Err(BuildError::stop(format!("a {} is not a sink", other.role()))),
             });
-            let task = SinkTask { job: Arc::new(job.clone()), ctx, build, store: self.open_store(job)?, prepared: tx };
+            let store = self.open_store(job, &ctx);
+            let task = SinkTask { job: Arc::new(job.clone()), ctx, build, store, prepared: tx };
             set.spawn(task.run(first, queues.rxs.remove(&job.id).expect("a queue per sink")));
         }
         Ok((set, prepared))
@@ -277,27 +279,24 @@ impl Agent {
         set
     }
 
-    /// Opens a sink's buffer; a disk buffer lives in `data_dir/buffers/ID`.
-    fn open_store(&self, job: &SinkJob) -> Result<Box<dyn Store>, StartError> {
-        use crate::buffer::{Disk, Kind, Memory};
+    /// Opens a sink's buffer (see [`crate::buffer::dir`] for where a disk
+    /// buffer lives). One that cannot be opened is reported, and the sink
+    /// starts with it [`Opening`](crate::buffer::Opening).
+    fn open_store(&self, job: &SinkJob, ctx: &Context) -> Box<dyn Store> {
+        use crate::buffer::{Kind, Memory, Opening};
         let b = &job.spec.buffer;
-        Ok(match b.kind {
+        match b.kind {
             Kind::Memory => Box::new(Memory::new(b.max_bytes(), b.when_full)),
             Kind::Disk => {
-                let safe: String = job
-                    .id
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-                    .collect();
-                let dir = self.config.data_dir.join("buffers").join(safe);
-                let d = Disk::open(&dir, b.max_bytes(), b.when_full).map_err(|source| StartError::Buffer {
-                    id: job.id.clone(),
-                    dir: dir.clone(),
-                    source,
-                })?;
-                Box::new(d)
+                let o = Opening::new(crate::buffer::dir(&self.config.data_dir, &job.id), b.max_bytes(), b.when_full);
+                if let Some(e) = o.error() {
+                    ctx.report_error(format!(
+                        "{e}; the other sinks start, this one tries again (when_full applies meanwhile)"
+                    ));
+                }
+                Box::new(o)
             }
-        })
+        }
     }
 
     /// Ready once every sink has tried to prepare its backend (at most 10 s);
@@ -340,6 +339,16 @@ impl Agent {
         }
         report.aborted += drain(&mut engines, grace).await;
         report.aborted += drain(&mut sinks, grace).await;
+        for j in &self.config.sinks {
+            let stalled = crate::buffer_io::stalled_for(&self.stats[&j.id]);
+            if !stalled.is_zero() {
+                tracing::error!(
+                    job = %j.id,
+                    "its buffer's disk has not answered for {:.1}s: what it had not synced is left to the next start",
+                    stalled.as_secs_f64()
+                );
+            }
+        }
         if let Some(h) = http {
             h.abort();
         }

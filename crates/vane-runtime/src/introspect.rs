@@ -73,6 +73,7 @@ impl Introspect for Introspection {
                     .field("buffer_events", get(&s.buffer_events))
                     .field("buffer_bytes", get(&s.buffer_bytes))
                     .field("buffer_skipped", get(&s.buffer_skipped))
+                    .field("buffer_stalled_seconds", crate::buffer_io::stalled_for(s).as_secs_f64())
                     .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
                     .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
             );

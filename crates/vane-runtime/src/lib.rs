@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod buffer;
+pub mod buffer_io;
 pub mod config;
 pub mod engine;
 pub mod guard;

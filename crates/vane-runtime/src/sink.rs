@@ -12,9 +12,9 @@
 //! counted (acknowledgements fail). A panic is a retry.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
@@ -26,6 +26,7 @@ use vane_core::event::Event;
 use vane_core::instance::DynSink;
 
 use crate::buffer::{Pushed, Store, WhenFull};
+use crate::buffer_io::BufferIo;
 use crate::config::SinkJob;
 use crate::guard::{Backoff, CatchUnwind, catch};
 use crate::queue::Rx;
@@ -45,7 +46,7 @@ pub struct SinkTask {
 
 /// The buffer the halves share, and their signals.
 struct Shared {
-    store: Mutex<Box<dyn Store>>,
+    store: BufferIo,
     /// Something was stored.
     data: Notify,
     /// Something was removed.
@@ -61,7 +62,7 @@ impl SinkTask {
     /// sink stopped). `first` is the instance built at start-up.
     pub async fn run(self, first: Option<Box<dyn DynSink>>, rx: Rx) {
         let shared = Shared {
-            store: Mutex::new(self.store),
+            store: BufferIo::new(self.store, self.ctx.clone()),
             data: Notify::new(),
             space: Notify::new(),
             closed: AtomicBool::new(false),
@@ -144,7 +145,7 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                         deadline = None;
                     }
                     if !acks.is_empty() {
-                        let synced = shared.store.lock().expect("not poisoned").sync();
+                        let synced = shared.store.run(|s| s.sync()).await;
                         if let Err(e) = &synced {
                             ctx.report_error(format!("buffer: sync failed: {e}"));
                         }
@@ -183,13 +184,17 @@ async fn store_batch(shared: &Shared, ctx: &Context, mut batch: Vec<Event>, when
             return false;
         }
         let wait = shared.space.notified();
-        let r = {
-            let mut s = shared.store.lock().expect("not poisoned");
-            let r = s.push(batch);
-            ctx.stats().buffer_events.store(s.events(), Relaxed);
-            ctx.stats().buffer_bytes.store(s.bytes(), Relaxed);
-            r
-        };
+        let n = batch.len() as u64;
+        let c = ctx.clone();
+        let r = shared
+            .store
+            .run(move |s| {
+                let r = s.push(batch);
+                c.stats().buffer_events.store(s.events(), Relaxed);
+                c.stats().buffer_bytes.store(s.bytes(), Relaxed);
+                r
+            })
+            .await;
         match r {
             Ok(Pushed::Stored) => break,
             Ok(Pushed::Dropped(n)) => {
@@ -203,8 +208,24 @@ async fn store_batch(shared: &Shared, ctx: &Context, mut batch: Vec<Event>, when
                 batch = b;
                 wait.await;
             }
+            // The disk did not take it: as a full buffer would, hold it (and
+            // everything behind it) until it does, or drop it, counted.
+            Ok(Pushed::Failed(b, why)) if when_full == WhenFull::Block => {
+                ctx.report_error(format!("buffer: cannot store a batch ({why}); holding it and trying again"));
+                batch = b;
+                tokio::select! {
+                    _ = wait => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Ok(Pushed::Failed(b, why)) => {
+                ctx.stats().events_dropped.fetch_add(b.len() as u64, Relaxed);
+                ctx.report_error(format!("buffer: cannot store a batch ({why}): {} events dropped", b.len()));
+                return false;
+            }
             Err(e) => {
-                ctx.report_error(format!("buffer: cannot store a batch: {e}"));
+                ctx.stats().events_dropped.fetch_add(n, Relaxed);
+                ctx.report_error(format!("buffer: cannot store a batch: {e}: {n} events dropped"));
                 return false;
             }
         }
@@ -239,11 +260,11 @@ impl Delivery<'_> {
             None => None,
         };
         drop(prepared);
-        if let Err(e) = self.shared.store.lock().expect("not poisoned").sync() {
+        if let Err(e) = self.shared.store.run(|s| s.sync()).await {
             self.ctx.report_error(format!("buffer: sync failed: {e}"));
         }
         if self.shared.stopped.load(Relaxed) {
-            self.stop();
+            self.stop().await;
         }
         if let Some(mut s) = delivered {
             match CatchUnwind(s.flush(self.ctx)).await {
@@ -256,18 +277,22 @@ impl Delivery<'_> {
 
     /// The sink stopped for good: a memory buffer's events are dropped and
     /// counted (a disk buffer keeps them for the next start).
-    fn stop(&self) {
+    async fn stop(&self) {
         self.shared.stopped.store(true, Relaxed);
-        let mut s = self.shared.store.lock().expect("not poisoned");
-        if s.durable() {
-            return;
-        }
-        while let Ok(Some(b)) = s.take() {
-            self.ctx.stats().events_dropped.fetch_add(b.len() as u64, Relaxed);
-            let _ = s.ack(b);
-        }
-        report(self.ctx, &mut **s);
-        drop(s);
+        let ctx = self.ctx.clone();
+        self.shared
+            .store
+            .run(move |s| {
+                if s.durable() {
+                    return;
+                }
+                while let Ok(Some(b)) = s.take() {
+                    ctx.stats().events_dropped.fetch_add(b.len() as u64, Relaxed);
+                    let _ = s.ack(b);
+                }
+                report(&ctx, s);
+            })
+            .await;
         self.shared.space.notify_waiters();
     }
 
@@ -279,7 +304,7 @@ impl Delivery<'_> {
                 Ok(Ok(s)) => return Some(s),
                 Ok(Err(e)) if e.action() == BuildAction::Stop => {
                     self.ctx.report_error(format!("cannot be built: {e}; the sink stops"));
-                    self.stop();
+                    self.stop().await;
                     return None;
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -310,7 +335,7 @@ impl Delivery<'_> {
                 }
                 Ok(Err(e)) if e.action() == SinkAction::Stop => {
                     self.ctx.report_error(format!("prepare failed: {e}; the sink stops"));
-                    self.stop();
+                    self.stop().await;
                     return false;
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -343,18 +368,22 @@ impl Delivery<'_> {
         let mut failing_since: Option<Instant> = None;
         loop {
             let wait = shared.data.notified();
-            let next = {
-                let mut s = shared.store.lock().expect("not poisoned");
-                let b = s.take();
-                if last_sync.elapsed() >= fsync {
-                    if let Err(e) = s.sync() {
-                        self.ctx.report_error(format!("buffer: sync failed: {e}"));
+            let due = last_sync.elapsed() >= fsync;
+            let ctx = self.ctx.clone();
+            let next = shared
+                .store
+                .run(move |s| {
+                    let b = s.take();
+                    if due && let Err(e) = s.sync() {
+                        ctx.report_error(format!("buffer: sync failed: {e}"));
                     }
-                    last_sync = Instant::now();
-                }
-                report(self.ctx, &mut **s);
-                b
-            };
+                    report(&ctx, s);
+                    b
+                })
+                .await;
+            if due {
+                last_sync = Instant::now();
+            }
             let batch = match next {
                 Ok(Some(b)) => b,
                 Ok(None) if shared.closed.load(Relaxed) => return,
@@ -400,7 +429,7 @@ impl Delivery<'_> {
                                 wait.as_millis(),
                                 stats.buffer_events.load(Relaxed)
                             ));
-                            shared.store.lock().expect("not poisoned").give_back(batch);
+                            shared.store.run(move |s| s.give_back(batch)).await;
                             tokio::time::sleep(wait).await;
                             continue;
                         }
@@ -420,15 +449,19 @@ impl Delivery<'_> {
                     stats.events_dropped.fetch_add(n, Relaxed);
                 }
             }
-            let mut s = shared.store.lock().expect("not poisoned");
-            if let Err(e) = s.ack(batch) {
-                self.ctx.report_error(format!("buffer: cannot acknowledge: {e}"));
-            }
-            report(self.ctx, &mut **s);
-            drop(s);
+            let ctx = self.ctx.clone();
+            shared
+                .store
+                .run(move |s| {
+                    if let Err(e) = s.ack(batch) {
+                        ctx.report_error(format!("buffer: cannot acknowledge: {e}"));
+                    }
+                    report(&ctx, s);
+                })
+                .await;
             shared.space.notify_waiters();
             if stop {
-                self.stop();
+                self.stop().await;
                 return;
             }
         }

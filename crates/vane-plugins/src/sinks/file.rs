@@ -1,4 +1,9 @@
 //! Appends events to a file, as line protocol or JSON, rotating by size.
+//!
+//! A write that fails (a full disk) leaves the file ending with its last
+//! whole batch: the part written is cut off before the batch is retried.
+//! When the path no longer names the file being written (it was moved, as
+//! logrotate does, or deleted with its folder), the file is made again.
 
 use std::path::{Path, PathBuf};
 
@@ -40,8 +45,16 @@ fn default_keep() -> usize {
 pub struct File {
     cfg: FileConfig,
     file: Option<tokio::fs::File>,
+    /// Bytes of the file that hold whole batches.
     size: u64,
+    /// The file's device and inode, to tell whether the path still names it.
+    id: Option<(u64, u64)>,
     buf: String,
+}
+
+fn id_of(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
 }
 
 fn numbered(p: &Path, n: usize) -> PathBuf {
@@ -61,9 +74,22 @@ impl File {
             .open(&self.cfg.path)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open {}: {e}", self.cfg.path.display())))?;
-        self.size = f.metadata().await?.len();
+        let m = f.metadata().await?;
+        if self.id == Some(id_of(&m)) && m.len() > self.size {
+            // A batch written in part before: cut it off, so the retry
+            // does not glue the whole batch to half a line.
+            f.set_len(self.size).await?;
+        } else {
+            self.size = m.len();
+        }
+        self.id = Some(id_of(&m));
         self.file = Some(f);
         Ok(())
+    }
+
+    /// Whether the path still names the file open for writing.
+    async fn still_there(&self) -> bool {
+        tokio::fs::metadata(&self.cfg.path).await.is_ok_and(|m| Some(id_of(&m)) == self.id)
     }
 
     async fn rotate(&mut self) -> std::io::Result<()> {
@@ -94,6 +120,10 @@ impl Sink for File {
 
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
         encode_batch(ctx, &mut self.buf, batch, self.cfg.format, self.cfg.precision.into());
+        if self.file.is_some() && !self.still_there().await {
+            ctx.warn(format!("{} was moved or deleted; writing to it anew", self.cfg.path.display()));
+            (self.file, self.id) = (None, None);
+        }
         if self.file.is_none() {
             self.open().await?;
         }
@@ -102,8 +132,17 @@ impl Sink for File {
             self.rotate().await?;
         }
         let f = self.file.as_mut().expect("opened above");
-        f.write_all(self.buf.as_bytes()).await?;
-        f.flush().await?;
+        let written = async {
+            f.write_all(self.buf.as_bytes()).await?;
+            f.flush().await
+        };
+        if let Err(e) = written.await {
+            // What this wrote is cut off now (a full disk lets a file
+            // shrink), or else when the retry reopens it.
+            let _ = f.set_len(self.size).await;
+            self.file = None;
+            return Err(SinkError::retry(format!("cannot write {}: {e}", self.cfg.path.display())));
+        }
         self.size += len;
         Ok(())
     }
@@ -121,7 +160,7 @@ impl Build for File {
     type Config = FileConfig;
 
     fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(File { cfg, file: None, size: 0, buf: String::new() })
+        Ok(File { cfg, file: None, size: 0, id: None, buf: String::new() })
     }
 }
 

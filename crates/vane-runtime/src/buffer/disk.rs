@@ -1,18 +1,14 @@
-//! Each sink's buffer: batches wait here between the sink's queue and its
-//! backend, so a slow or dead backend never stalls other sinks. `memory`
-//! holds a bounded number of events; `disk` keeps them in segment files
-//! under `agent.data_dir/buffers/SINK/` so they survive a crash of the agent.
-//!
-//! Disk format: segment files `NNNNNNNNNNNNNNNNNNNN.seg` of records
+//! The disk buffer. Segment files `NNNNNNNNNNNNNNNNNNNN.seg` of records
 //! `[len: u32 LE][crc32: u32 LE][len bytes: a batch in vane_core::binary]`, and a file
 //! `ack` naming the segment and offset of the first batch not yet
-//! delivered. A new segment is started on open and at 16 MiB, so a torn
-//! tail is never appended to. A record whose checksum does not match, or a
-//! segment that ends in the middle of a record, is skipped and counted; the
-//! reader then looks for the next offset where a length and a checksum agree,
-//! so a damaged length field costs one record, not the rest of the segment.
-//! Delivery is at least once: a batch sent but not yet acknowledged when the
-//! agent dies is sent again.
+//! delivered. A new segment is started on open, at 16 MiB, and when the one
+//! being written has been read to its end (so a buffer that keeps up gives
+//! its space back), so a torn tail is never appended to. A record whose
+//! checksum does not match, or a segment that ends in the middle of a
+//! record, is skipped and counted; the reader then looks for the next offset
+//! where a length and a checksum agree, so a damaged length field costs one
+//! record, not the rest of the segment. A write that fails (a full disk)
+//! cuts the segment back to its last whole record and hands the batch back.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -20,210 +16,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use vane_core::ByteSize;
 use vane_core::event::Event;
 
-/// What to do with a batch when the buffer is full.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Wait for room (the sink's queue fills, then its feeders wait).
-    #[default]
-    Block,
-    /// Drop the batch that does not fit (counted).
-    DropNewest,
-    /// Drop the oldest batches to make room (counted).
-    DropOldest,
-}
-
-/// Where a sink's batches wait.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    #[default]
-    Memory,
-    Disk,
-}
-
-/// `buffer:` of a sink.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct BufferConfig {
-    /// memory or disk. Default: memory.
-    #[serde(default)]
-    pub kind: Kind,
-    /// Most bytes held (events are counted at their line-protocol size).
-    /// Default: 64MiB in memory, 1GiB on disk.
-    pub max_size: Option<ByteSize>,
-    /// block, drop_newest or drop_oldest. Default: block.
-    #[serde(default)]
-    pub when_full: WhenFull,
-    /// How often a disk buffer is fsynced. Default: 1s.
-    pub fsync: Option<vane_core::Duration>,
-}
-
-impl Default for BufferConfig {
-    fn default() -> Self {
-        BufferConfig { kind: Kind::Memory, max_size: None, when_full: WhenFull::Block, fsync: None }
-    }
-}
-
-impl BufferConfig {
-    pub fn max_bytes(&self) -> u64 {
-        self.max_size.map(|s| s.0).unwrap_or(match self.kind {
-            Kind::Memory => 64 << 20,
-            Kind::Disk => 1 << 30,
-        })
-    }
-}
-
-/// What happened to a pushed batch.
-#[derive(Debug, PartialEq)]
-pub enum Pushed {
-    Stored,
-    /// No room; the batch is handed back (when_full: block).
-    Full(Vec<Event>),
-    /// Stored after dropping this many older events, or the batch itself
-    /// (this many events) was dropped.
-    Dropped(u64),
-}
-
-/// A sink's buffer.
-pub trait Store: Send {
-    fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed>;
-    /// Hands out the oldest batch for delivery; it stays counted (and, on
-    /// disk, stored) until `ack`, and returns with `give_back`.
-    fn take(&mut self) -> io::Result<Option<Vec<Event>>>;
-    /// The taken batch was delivered: forget it. The batch is handed back so
-    /// that a store which decodes (disk) can reuse its memory for the next.
-    fn ack(&mut self, batch: Vec<Event>) -> io::Result<()>;
-    /// The taken batch was not delivered: it is the oldest again.
-    fn give_back(&mut self, batch: Vec<Event>);
-    fn bytes(&self) -> u64;
-    fn events(&self) -> u64;
-    /// Makes what was pushed durable (disk) and persists the read position.
-    fn sync(&mut self) -> io::Result<()>;
-    /// Records and bytes skipped as corrupt since the last call.
-    fn take_skipped(&mut self) -> (u64, u64) {
-        (0, 0)
-    }
-    /// Whether what it holds outlives the process (a stopped sink keeps it).
-    fn durable(&self) -> bool {
-        false
-    }
-}
-
-/// About the line-protocol size of a batch, without encoding it.
-pub fn size_of(batch: &[Event]) -> u64 {
-    batch.iter().map(|e| encoded_size(e) as u64).sum()
-}
-
-fn encoded_size(e: &Event) -> usize {
-    let tags: usize = e.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-    let fields: usize = e.fields.iter().map(|(k, v)| k.len() + 2 + v.as_str().map_or(12, str::len)).sum();
-    e.name.len() + e.host.len() + tags + fields + 28
-}
-
-/// What a batch takes in memory: its text, the events' own structs, their
-/// tag and field slots, and about 16 bytes of allocator rounding per
-/// allocation. A memory buffer's `max_size` counts this, so that it bounds
-/// the memory the buffer really holds (several times the text).
-pub fn mem_size_of(batch: &[Event]) -> u64 {
-    use std::mem::size_of;
-    batch
-        .iter()
-        .map(|e| {
-            let allocs = 4 + 2 * e.tags.len() + e.fields.len();
-            (encoded_size(e)
-                + size_of::<Event>()
-                + e.tags.capacity() * size_of::<(String, String)>()
-                + e.fields.capacity() * size_of::<(String, vane_core::event::Value)>()
-                + 16 * allocs) as u64
-        })
-        .sum::<u64>()
-        + size_of::<Vec<Event>>() as u64
-}
-
-/// A bounded queue of batches in memory.
-pub struct Memory {
-    batches: VecDeque<(Vec<Event>, u64)>,
-    /// Size and length of the batch out for delivery.
-    taken: Option<(u64, u64)>,
-    bytes: u64,
-    events: u64,
-    max: u64,
-    when_full: WhenFull,
-}
-
-impl Memory {
-    pub fn new(max: u64, when_full: WhenFull) -> Memory {
-        Memory { batches: VecDeque::new(), taken: None, bytes: 0, events: 0, max, when_full }
-    }
-}
-
-impl Store for Memory {
-    fn push(&mut self, batch: Vec<Event>) -> io::Result<Pushed> {
-        let size = mem_size_of(&batch);
-        let n = batch.len() as u64;
-        let mut dropped = 0;
-        if self.bytes + size > self.max && !self.batches.is_empty() {
-            match self.when_full {
-                WhenFull::Block => return Ok(Pushed::Full(batch)),
-                WhenFull::DropNewest => return Ok(Pushed::Dropped(n)),
-                WhenFull::DropOldest => {
-                    while self.bytes + size > self.max {
-                        let Some((b, s)) = self.batches.pop_front() else {
-                            break;
-                        };
-                        self.bytes -= s;
-                        self.events -= b.len() as u64;
-                        dropped += b.len() as u64;
-                    }
-                }
-            }
-        }
-        self.bytes += size;
-        self.events += n;
-        self.batches.push_back((batch, size));
-        Ok(if dropped > 0 { Pushed::Dropped(dropped) } else { Pushed::Stored })
-    }
-
-    fn take(&mut self) -> io::Result<Option<Vec<Event>>> {
-        Ok(self.batches.pop_front().map(|(b, s)| {
-            self.taken = Some((s, b.len() as u64));
-            b
-        }))
-    }
-
-    fn ack(&mut self, _batch: Vec<Event>) -> io::Result<()> {
-        if let Some((s, n)) = self.taken.take() {
-            self.bytes -= s;
-            self.events -= n;
-        }
-        Ok(())
-    }
-
-    fn give_back(&mut self, batch: Vec<Event>) {
-        if let Some((s, _)) = self.taken.take() {
-            self.batches.push_front((batch, s));
-        }
-    }
-
-    fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    fn events(&self) -> u64 {
-        self.events
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use super::{Pushed, Store, WhenFull};
 
 const SEGMENT_MAX: u64 = 16 << 20;
+/// A segment read to its end is replaced by a new one once it holds this
+/// much, so a buffer that keeps up gives its disk space back.
+const SEGMENT_DRAINED: u64 = 256 << 10;
 const HEADER: u64 = 8;
 
 /// Segment files on disk; see the module's documentation for the format.
@@ -323,21 +123,44 @@ impl Disk {
     fn append(&mut self, rec: &mut [u8]) -> io::Result<()> {
         if self.write_len >= SEGMENT_MAX {
             self.writer.sync_data()?;
-            let next = self.segments.back().copied().unwrap_or(0) + 1;
-            self.writer = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, next))?;
-            self.segments.push_back(next);
-            self.write_len = 0;
+            self.roll()?;
         }
         let h = HEADER as usize;
         let crc = crc32fast::hash(&rec[h..]);
         let len = (rec.len() - h) as u32;
         rec[..4].copy_from_slice(&len.to_le_bytes());
         rec[4..h].copy_from_slice(&crc.to_le_bytes());
-        self.writer.write_all(rec)?;
+        if let Err(e) = self.writer.write_all(rec) {
+            // A record written in part would read as torn: the segment ends
+            // where the last whole record does, and the caller keeps the batch.
+            let _ = self.writer.set_len(self.write_len);
+            return Err(e);
+        }
         self.write_len += rec.len() as u64;
         self.bytes += rec.len() as u64;
         self.dirty = true;
         Ok(())
+    }
+
+    /// Starts writing a new segment.
+    fn roll(&mut self) -> io::Result<()> {
+        let next = self.segments.back().copied().unwrap_or(0) + 1;
+        self.writer = OpenOptions::new().create(true).append(true).open(seg_path(&self.dir, next))?;
+        self.segments.push_back(next);
+        self.write_len = 0;
+        Ok(())
+    }
+
+    /// Whether everything written has been read and acknowledged.
+    fn drained(&self) -> bool {
+        self.taken.is_none() && self.read == (self.segments.back().copied().unwrap_or(0), self.write_len)
+    }
+
+    /// Gives back the space of a segment read to its end: a new one is
+    /// started and the old removed.
+    fn reclaim(&mut self) -> io::Result<()> {
+        self.roll()?;
+        self.next_segment()
     }
 
     /// Reads the record at the read position into `current`, skipping
@@ -433,6 +256,10 @@ impl Disk {
         let len = fs::metadata(seg_path(&self.dir, seg)).map(|m| m.len()).unwrap_or(off);
         self.bytes = self.bytes.saturating_sub(len.saturating_sub(off));
         let _ = fs::remove_file(seg_path(&self.dir, seg));
+        // An open file keeps its space: let go of it.
+        if self.reader.as_ref().is_some_and(|(s, _)| *s == seg) {
+            self.reader = None;
+        }
         self.segments.retain(|s| *s != seg);
         let next = self.segments.front().copied().unwrap_or(seg + 1);
         self.read = (next, 0);
@@ -489,7 +316,15 @@ impl Store for Disk {
                 }
             }
         }
-        self.append(&mut bytes)?;
+        let mut appended = self.append(&mut bytes);
+        if appended.is_err() && self.drained() && self.write_len > 0 {
+            // The disk is full, but of what was delivered: free it and retry.
+            appended = self.reclaim().and_then(|()| self.append(&mut bytes));
+        }
+        if let Err(e) = appended {
+            self.scratch = bytes;
+            return Ok(Pushed::Failed(batch, e.to_string()));
+        }
         self.scratch = bytes;
         self.events_hint += batch.len() as u64;
         Ok(if dropped > 0 { Pushed::Dropped(dropped) } else { Pushed::Stored })
@@ -521,13 +356,16 @@ impl Store for Disk {
             self.events_hint = self.events_hint.saturating_sub(n);
             self.read.1 = end;
             self.dirty = true;
-            // A fully read segment other than the one being written goes away.
+            // A fully read segment other than the one being written goes
+            // away; the one being written, once it is large.
             let (seg, off) = self.read;
             if self.segments.back() != Some(&seg) {
                 let len = fs::metadata(seg_path(&self.dir, seg)).map(|m| m.len()).unwrap_or(0);
                 if off >= len {
                     self.next_segment()?;
                 }
+            } else if self.drained() && self.write_len >= SEGMENT_DRAINED {
+                self.reclaim()?;
             }
         }
         Ok(())
@@ -563,40 +401,7 @@ impl Store for Disk {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn batch(from: i64, n: i64) -> Vec<Event> {
-        (from..from + n).map(|i| Event::gauge("m", i).at(i + 1)).collect()
-    }
-
-    fn drain(s: &mut dyn Store) -> Vec<i64> {
-        let mut out = Vec::new();
-        while let Some(b) = s.take().unwrap() {
-            out.extend(b.iter().map(|e| e.time - 1));
-            s.ack(b).unwrap();
-        }
-        out
-    }
-
-    #[test]
-    fn memory_policies_when_full() {
-        let one = mem_size_of(&batch(0, 1));
-        let mut m = Memory::new(one * 3, WhenFull::Block);
-        for i in 0..3 {
-            assert_eq!(m.push(batch(i, 1)).unwrap(), Pushed::Stored);
-        }
-        assert!(matches!(m.push(batch(3, 1)).unwrap(), Pushed::Full(_)));
-        let mut m = Memory::new(one * 3, WhenFull::DropNewest);
-        for i in 0..4 {
-            m.push(batch(i, 1)).unwrap();
-        }
-        assert_eq!(drain(&mut m), vec![0, 1, 2]);
-        let mut m = Memory::new(one * 3, WhenFull::DropOldest);
-        for i in 0..4 {
-            m.push(batch(i, 1)).unwrap();
-        }
-        assert_eq!(drain(&mut m), vec![1, 2, 3]);
-        assert_eq!((m.bytes(), m.events()), (0, 0));
-    }
+    use crate::buffer::testing::{batch, drain};
 
     #[test]
     fn disk_survives_reopening_and_resumes_after_the_ack() {
@@ -665,6 +470,29 @@ mod tests {
         // New data still flows.
         d.push(batch(100, 1)).unwrap();
         assert_eq!(drain(&mut d), vec![100]);
+    }
+
+    #[test]
+    fn a_drained_disk_gives_its_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
+        let on_disk = || -> u64 {
+            fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.metadata().unwrap().len()).sum()
+        };
+        let mut i = 0;
+        while on_disk() < SEGMENT_DRAINED {
+            d.push(batch(i, 100)).unwrap();
+            i += 100;
+        }
+        assert_eq!(drain(&mut d).len() as i64, i);
+        d.sync().unwrap();
+        assert!(on_disk() < 100, "{} bytes left after delivering everything", on_disk());
+        // And the buffer goes on, also across a reopening.
+        d.push(batch(i, 1)).unwrap();
+        d.sync().unwrap();
+        drop(d);
+        let mut d = Disk::open(dir.path(), 1 << 30, WhenFull::Block).unwrap();
+        assert_eq!(drain(&mut d), vec![i]);
     }
 
     #[test]
