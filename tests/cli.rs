@@ -45,6 +45,14 @@ fn version_and_plugins_list() {
 }
 
 #[test]
+fn a_single_cpu_poll_reports_counters_and_no_usage_from_a_meaningless_window() {
+    let out = vane(&["test", "cpu"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let evs = vane_test_support::events(&out.stdout);
+    assert!(!evs.is_empty() && evs.iter().all(|e| e.name == "cpu_time"), "{}", text(&out.stdout));
+}
+
+#[test]
 fn run_without_config_writes_host_metrics_as_line_protocol() {
     let mut child = VANE.command(&[]).arg("run").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();

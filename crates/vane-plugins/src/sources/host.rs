@@ -2,7 +2,6 @@
 //! disk, diskio, net, load, processes and system.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use procfs::{Current, CurrentSI};
 use serde::Deserialize;
@@ -31,7 +30,9 @@ pub struct CpuConfig {
 }
 
 /// CPU times per core and in total: cumulative seconds as counters
-/// (`cpu_time`) and the share of the last interval as gauges (`cpu`, percent).
+/// (`cpu_time`) and the share of the last interval as gauges (`cpu`,
+/// percent). Shares need two samples an interval apart: the first poll
+/// reports the counters only.
 pub struct Cpu {
     cfg: CpuConfig,
     last: Option<Vec<[f64; 10]>>,
@@ -66,12 +67,8 @@ fn read_cpu() -> Result<Vec<[f64; 10]>> {
 
 impl Source for Cpu {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        if self.last.is_none() {
-            // A first sample, so that even the first poll reports current usage.
-            self.last = Some(read_cpu()?);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let now = read_cpu()?;
+        // None the first time: no window to share out yet.
         let prev = self.last.replace(now.clone()).unwrap_or_default();
         let mut out = Vec::new();
         for (i, t) in now.iter().enumerate() {
@@ -517,8 +514,15 @@ mod tests {
 
     #[tokio::test]
     async fn cpu_reports_counters_and_percentages_per_core_and_total() {
-        let ev = poll::<Cpu>(CpuConfig { percpu: true, totalcpu: true }).await;
+        let h = Harness::new("t");
+        let mut cpu = Cpu::build(CpuConfig { percpu: true, totalcpu: true }, h.context()).unwrap();
+        let first = h.poll(&mut cpu).await.unwrap();
         let cores = n_cpus() as usize;
+        assert_eq!(first.len(), cores + 1, "the first poll has counters only");
+        assert!(first.iter().all(|e| e.name == "cpu_time"));
+        // A window of a second: ~100 ticks a core, a meaningful share.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let ev = h.poll(&mut cpu).await.unwrap();
         let times: Vec<_> = ev.iter().filter(|e| e.name == "cpu_time").collect();
         let usage: Vec<_> = ev.iter().filter(|e| e.name == "cpu").collect();
         assert_eq!(times.len(), cores + 1);
