@@ -101,7 +101,11 @@ impl Expr {
     /// Parses an expression.
     pub fn parse(text: &str) -> Result<Expr, ParseError> {
         let toks = lex(text)?;
-        let mut p = Parser { toks, pos: 0, len: text.chars().count() };
+        if let Some(t) = toks.get(MAX_TOKENS) {
+            let message = format!("the expression is too long (over {MAX_TOKENS} names, numbers and operators)");
+            return Err(ParseError { column: t.col, message });
+        }
+        let mut p = Parser { toks, pos: 0, len: text.chars().count(), depth: 0 };
         let root = p.expr(0)?;
         if let Some(t) = p.toks.get(p.pos) {
             return Err(ParseError { column: t.col, message: format!("unexpected {}", t.tok) });
@@ -342,10 +346,18 @@ fn lex(text: &str) -> Result<Vec<Spanned>, ParseError> {
 
 // ---------------------------------------------------------------- parser
 
+/// The most tokens an expression may have, and how deep parentheses,
+/// `not`s and minus signs may nest: bounds that keep parsing, evaluating
+/// and dropping a tree well within a thread's stack.
+pub const MAX_TOKENS: usize = 1000;
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<Spanned>,
     pos: usize,
     len: usize,
+    /// How deep the operand being parsed is nested.
+    depth: usize,
 }
 
 /// Binding power of infix operators: or < and < comparisons < + - < * / %.
@@ -415,6 +427,16 @@ impl Parser {
     }
 
     fn prefix(&mut self) -> Result<Node, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.depth += 1;
+        let node = self.operand();
+        self.depth -= 1;
+        node
+    }
+
+    fn operand(&mut self) -> Result<Node, ParseError> {
         let Some(t) = self.toks.get(self.pos) else {
             return self.fail("the expression ends too early");
         };
@@ -546,12 +568,21 @@ mod tests {
             ("sqrt(latency)", 1, "unknown function"),
             ("latency 2", 9, "unexpected number 2"),
             ("'open", 1, "unterminated string"),
+            (&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000)), 1001, "too long"),
+            (&format!("{}1{}", "(".repeat(200), ")".repeat(200)), 65, "nested deeper than 64 levels"),
+            (&format!("{}1", "not ".repeat(200)), 257, "nested deeper than 64 levels"),
+            (&format!("{}1", "-".repeat(200)), 65, "nested deeper than 64 levels"),
+            (&format!("1{}", " + 1".repeat(100_000)), 2001, "too long"),
         ];
         for (src, col, msg) in cases {
             let e = Expr::parse(src).unwrap_err();
-            assert_eq!(e.column, col, "{src}: {e}");
-            assert!(e.message.contains(msg), "{src}: {e}");
+            let short = &src[..src.len().min(40)];
+            assert_eq!(e.column, col, "{short}: {e}");
+            assert!(e.message.contains(msg), "{short}: {e}");
         }
+        // Within the bounds, both parse.
+        Expr::parse(&format!("{}1{}", "(".repeat(60), ")".repeat(60))).unwrap();
+        Expr::parse(&format!("1{}", " + 1".repeat(499))).unwrap();
     }
 
     mod prop {

@@ -36,6 +36,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod lineproto;
 pub mod lines;
+pub mod listen;
 pub mod node;
 pub mod plugin;
 pub mod registry;

@@ -35,7 +35,7 @@ pub enum StartError {
     #[error("{role} `{id}` cannot start: {reason}")]
     Build { role: Role, id: String, reason: String },
     #[error("cannot listen on {addr} (agent.http): {source}")]
-    Http { addr: String, source: std::io::Error },
+    Http { addr: vane_core::listen::Listen, source: std::io::Error },
 }
 
 /// What shutdown left behind.
@@ -135,10 +135,10 @@ impl Agent {
         let (Some(addr), Some(table)) = (&self.config.agent.http, &self.routes) else {
             return Ok(None);
         };
-        crate::http::serve(addr, table.clone(), self.life.lifecycle())
+        crate::http::serve(addr.addr, table.clone(), self.life.lifecycle())
             .await
             .map(Some)
-            .map_err(|source| StartError::Http { addr: addr.clone(), source })
+            .map_err(|source| StartError::Http { addr: *addr, source })
     }
 
     /// A job's route: its `next`, or every sink; a sink's goes nowhere.

@@ -80,7 +80,7 @@ impl RouteTable {
 
 /// Binds `addr` (an error if it cannot) and serves until the agent stops.
 pub async fn serve(
-    addr: &str,
+    addr: std::net::SocketAddr,
     table: Arc<RouteTable>,
     life: Lifecycle,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {

@@ -3,7 +3,8 @@
 //! Built on `saphyr-parser`'s event stream, so every scalar, list and mapping
 //! keeps the line and column it started at. `${NAME}` in any scalar is
 //! replaced by the environment variable (an error when unset), `${NAME:-text}`
-//! falls back to `text`, and `$${` writes a literal `${`.
+//! falls back to `text` (itself interpolated, so `${A:-${B:-x}}` tries A,
+//! then B, then `x`, up to 8 deep), and `$${` writes a literal `${`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +15,15 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 /// Parses one YAML document. An empty file is an empty mapping.
 pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ConfigError> {
     let file: Arc<str> = Arc::from(file);
-    let mut b =
-        Builder { file: file.clone(), anchors: HashMap::new(), stack: Vec::new(), root: None, env, docs: 0, copied: 0 };
+    let mut b = Builder {
+        file: file.clone(),
+        anchors: HashMap::new(),
+        stack: Vec::new(),
+        root: None,
+        env,
+        docs: 0,
+        copied: (0, 0),
+    };
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             ConfigError::new(
@@ -34,26 +42,30 @@ enum Open {
     Map(Node, usize, Vec<(Node, Node)>, Option<Node>),
 }
 
-/// Nodes that aliases may copy in one file, in all: enough for any config
-/// that reuses blocks, and a bound on "billion laughs" documents whose
-/// aliases of aliases would expand to gigabytes.
-pub const MAX_ALIASED_NODES: u64 = 1_000_000;
+/// Nodes, and bytes of text, that aliases may copy in one file, in all:
+/// enough for any config that reuses blocks, and a bound (a few tens of
+/// MiB) on "billion laughs" documents whose aliases of aliases, or of one
+/// long text, would expand to gigabytes.
+pub const MAX_ALIASED_NODES: u64 = 100_000;
+pub const MAX_ALIASED_BYTES: u64 = 16 << 20;
 
-/// The nodes in a tree.
-fn size(n: &Node) -> u64 {
-    1 + match &n.kind {
-        NodeKind::Scalar { .. } => 0,
-        NodeKind::Seq(items) => items.iter().map(size).sum(),
-        NodeKind::Map(entries) => entries.iter().map(|(k, v)| size(k) + size(v)).sum(),
-    }
+/// The nodes in a tree, and the bytes of its texts.
+fn size(n: &Node) -> (u64, u64) {
+    let add = |a: (u64, u64), b: (u64, u64)| (a.0 + b.0, a.1 + b.1);
+    let inner = match &n.kind {
+        NodeKind::Scalar { text, .. } => (0, text.len() as u64),
+        NodeKind::Seq(items) => items.iter().map(size).fold((0, 0), add),
+        NodeKind::Map(entries) => entries.iter().map(|(k, v)| add(size(k), size(v))).fold((0, 0), add),
+    };
+    add((1, 0), inner)
 }
 
 struct Builder<'e> {
     file: Arc<str>,
     /// Anchored nodes and their sizes.
-    anchors: HashMap<usize, (Node, u64)>,
-    /// Nodes aliases copied so far.
-    copied: u64,
+    anchors: HashMap<usize, (Node, (u64, u64))>,
+    /// Nodes and bytes aliases copied so far.
+    copied: (u64, u64),
     stack: Vec<Open>,
     root: Option<Node>,
     env: &'e dyn Fn(&str) -> Option<String>,
@@ -85,17 +97,17 @@ impl Builder<'_> {
             }
             Event::Alias(id) => {
                 let mark = self.mark(span);
-                let (node, n) = self
+                let (node, (nodes, bytes)) = self
                     .anchors
                     .get(&id)
                     .ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "alias to an unknown anchor"))?;
-                self.copied += n;
-                if self.copied > MAX_ALIASED_NODES {
-                    return Err(ConfigError::new(
-                        Some(mark),
-                        "",
-                        format!("aliases copy more than {MAX_ALIASED_NODES} nodes (aliases of aliases that multiply?)"),
-                    ));
+                self.copied = (self.copied.0 + nodes, self.copied.1 + bytes);
+                if self.copied.0 > MAX_ALIASED_NODES || self.copied.1 > MAX_ALIASED_BYTES {
+                    let message = format!(
+                        "aliases copy more than {MAX_ALIASED_NODES} nodes or {} MiB of text (aliases of aliases that multiply?)",
+                        MAX_ALIASED_BYTES >> 20
+                    );
+                    return Err(ConfigError::new(Some(mark), "", message));
                 }
                 let mut node = node.clone();
                 node.mark = mark;
@@ -142,7 +154,42 @@ impl Builder<'_> {
     }
 }
 
+/// How deep defaults may nest in `${A:-${B:-…}}`.
+const MAX_NESTED_DEFAULTS: usize = 8;
+
+/// Where the `${` whose body starts `body` closes: its matching `}`.
+fn closing(body: &str) -> Option<usize> {
+    let b = body.as_bytes();
+    let (mut depth, mut i) = (1, 0);
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn interpolate(text: &str, mark: &Mark, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    interpolate_at(text, mark, env, 0)
+}
+
+fn interpolate_at(
+    text: &str,
+    mark: &Mark,
+    env: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
+) -> Result<String, ConfigError> {
     if !text.contains('$') {
         return Ok(text.to_owned());
     }
@@ -156,7 +203,7 @@ fn interpolate(text: &str, mark: &Mark, env: &dyn Fn(&str) -> Option<String>) ->
             rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
             let end =
-                body.find('}').ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value"))?;
+                closing(body).ok_or_else(|| ConfigError::new(Some(mark.clone()), "", "unclosed `${` in value"))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -171,7 +218,11 @@ fn interpolate(text: &str, mark: &Mark, env: &dyn Fn(&str) -> Option<String>) ->
             }
             match (env(name), default) {
                 (Some(v), _) => out.push_str(&v),
-                (None, Some(d)) => out.push_str(d),
+                (None, Some(_)) if depth >= MAX_NESTED_DEFAULTS => {
+                    let message = format!("`${{{expr}}}`: defaults nested deeper than {MAX_NESTED_DEFAULTS}");
+                    return Err(ConfigError::new(Some(mark.clone()), "", message));
+                }
+                (None, Some(d)) => out.push_str(&interpolate_at(d, mark, env, depth + 1)?),
                 (None, None) => {
                     return Err(ConfigError::new(
                         Some(mark.clone()),
@@ -217,6 +268,13 @@ mod tests {
         assert_eq!(n.get("t").unwrap().as_str(), Some("s3cret"));
         assert_eq!(n.get("d").unwrap().as_str(), Some("x"));
         assert_eq!(n.get("e").unwrap().as_str(), Some("${TOKEN} $5"));
+        // Defaults nest: the first variable set wins, else the innermost text.
+        let n = parse("f", "a: ${NOPE:-${TOKEN}}/x\nb: ${NOPE:-${NADA:-deep}}\nc: ${TOKEN:-${NOPE}}", &env).unwrap();
+        assert_eq!(n.get("a").unwrap().as_str(), Some("s3cret/x"));
+        assert_eq!(n.get("b").unwrap().as_str(), Some("deep"));
+        assert_eq!(n.get("c").unwrap().as_str(), Some("s3cret"), "a default not needed is not expanded");
+        let deep = format!("a: {}x{}", "${NOPE:-".repeat(20), "}".repeat(20));
+        assert!(parse("f", &deep, &env).unwrap_err().message.contains("nested deeper than 8"));
         let e = parse("f", "a:\n  t: ${MISSING}", &env).unwrap_err();
         assert_eq!(e.to_string().split(": ").next(), Some("f:2:6"));
         assert!(e.message.contains("MISSING"));
@@ -240,7 +298,12 @@ mod tests {
         let e = parse("bomb", &doc, &env).unwrap_err();
         assert!(e.message.contains("aliases copy more than"), "{e}");
         let mark = e.mark.unwrap();
-        assert!(mark.line >= 6 && mark.line <= 9, "{mark}");
+        assert!(mark.line >= 5 && mark.line <= 9, "{mark}");
+        // One long text, aliased many times.
+        let doc = format!("a: &a '{}'\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 100].join(", "));
+        let e = parse("long", &doc, &env).unwrap_err();
+        assert!(e.message.contains("MiB of text"), "{e}");
+        assert_eq!(e.mark.unwrap().line, 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use vane_core::ByteSize;
+use vane_core::listen::{Listen, Scheme};
 use vane_core::node::Flat;
 use vane_core::prelude::*;
 
@@ -21,14 +22,14 @@ pub type LuaLinesConfig = Flat<LuaConfig, ListenerConfig>;
 pub struct ListenerConfig {
     /// Where to listen. Default: 127.0.0.1:8000.
     #[serde(default = "default_listen")]
-    pub listen: String,
+    pub listen: Listen,
     /// Longest line; longer ones are skipped and counted. Default: 64KiB.
     #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8000".into()
+fn default_listen() -> Listen {
+    Listen::local(8000)
 }
 
 /// A listener whose lines a Lua script turns into events: the socket is
@@ -36,13 +37,13 @@ fn default_listen() -> String {
 pub struct LuaLines {
     vm: Vm,
     line: mlua::Function,
-    listen: String,
+    listen: std::net::SocketAddr,
     max_line: usize,
 }
 
 impl Service for LuaLines {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = tokio::net::TcpListener::bind(&self.listen)
+        let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", self.listen)))?;
         ctx.info(format!("listening on {}", listener.local_addr()?));
@@ -91,6 +92,7 @@ impl Build for LuaLines {
 
     fn build(Flat(script, listener): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&script, ctx, false)?;
-        Ok(LuaLines { line: vm.require("line")?, vm, listen: listener.listen, max_line: listener.max_line.0 as usize })
+        let listen = listener.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
+        Ok(LuaLines { line: vm.require("line")?, vm, listen, max_line: listener.max_line.0 as usize })
     }
 }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde::Deserialize;
+use vane_core::listen::Listen;
 use vane_core::prelude::*;
 
 use super::remote_write::sanitize;
@@ -25,7 +26,7 @@ use super::remote_write::sanitize;
 pub struct PrometheusConfig {
     /// A port of its own for `/metrics`. Default: the agent's HTTP port
     /// (`agent.http`), or 127.0.0.1:9273 when the agent has none.
-    pub listen: Option<String>,
+    pub listen: Option<Listen>,
     /// Series not updated for this long are no longer served. Default: 5m.
     #[serde(default = "crate::defaults::five_minutes")]
     pub staleness: vane_core::Duration,
@@ -109,8 +110,8 @@ impl Sink for Prometheus {
                 None => {}
             }
         }
-        let addr = self.cfg.listen.clone().unwrap_or_else(|| "127.0.0.1:9273".into());
-        let listener = tokio::net::TcpListener::bind(&addr)
+        let addr = self.cfg.listen.map_or(Listen::local(9273).addr, |l| l.addr);
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| SinkError::retry(format!("cannot listen on {addr}: {e}")))?;
         ctx.info(format!("serving /metrics on {}", listener.local_addr()?));

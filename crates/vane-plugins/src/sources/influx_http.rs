@@ -22,13 +22,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 use vane_core::lineproto::{self, Precision};
+use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
 use super::listen::now_ns;
 
-fn default_listen() -> String {
-    "127.0.0.1:8186".into()
+fn default_listen() -> Listen {
+    Listen::local(8186)
 }
 
 fn thirty_two_mib() -> ByteSize {
@@ -57,7 +58,7 @@ pub struct TlsFiles {
 pub struct InfluxListenerConfig {
     /// Where to listen. Default: 127.0.0.1:8186.
     #[serde(default = "default_listen")]
-    pub listen: String,
+    pub listen: Listen,
     /// When set, requests must carry it (bearer/token header or basic-auth password).
     pub token: Option<String>,
     /// Serve HTTPS with this certificate and key.
@@ -107,7 +108,7 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
 impl Service for InfluxListener {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let cfg = &self.shared.cfg;
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", cfg.listen)))?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -170,6 +171,7 @@ impl Build for InfluxListener {
     type Config = InfluxListenerConfig;
 
     fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
+        cfg.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
         let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
         Ok(InfluxListener { shared: Arc::new(Shared { cfg, ctx: ctx.clone() }), tls })
     }

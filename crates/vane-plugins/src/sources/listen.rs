@@ -5,6 +5,7 @@
 //! length, connections and idle time, and counts a bad line (with its
 //! number, logged) without dropping the connection.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use vane_core::Invalid;
 use vane_core::formats::graphite::Templates;
 use vane_core::lineproto::{self, Precision};
+use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
@@ -84,7 +86,7 @@ fn two_five_six() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct SocketConfig {
     /// `tcp://HOST:PORT` or `udp://HOST:PORT` (a bare `HOST:PORT` is TCP).
-    pub listen: String,
+    pub listen: Listen,
     /// `influx`, `graphite`, `json` or `number`. Default: influx.
     #[serde(default)]
     pub format: LineFormat,
@@ -115,18 +117,6 @@ enum Proto {
     Udp,
 }
 
-fn parse_listen(s: &str) -> Result<(Proto, String), BuildError> {
-    let (proto, addr) = match s.split_once("://") {
-        Some(("tcp", a)) => (Proto::Tcp, a),
-        Some(("udp", a)) => (Proto::Udp, a),
-        Some((p, _)) => {
-            return Err(BuildError::stop(format!("listen: unknown protocol {p:?} (expected tcp:// or udp://)")));
-        }
-        None => (Proto::Tcp, s),
-    };
-    Ok((proto, addr.to_owned()))
-}
-
 /// Builds a line decoder from the settings the listeners share.
 pub fn line_decoder(
     format: LineFormat,
@@ -149,7 +139,7 @@ pub fn line_decoder(
 /// Lines over TCP or UDP, each decoded into an event.
 pub struct Socket {
     proto: Proto,
-    addr: String,
+    addr: SocketAddr,
     decoder: Arc<LineDecoder>,
     max_line: usize,
     max_connections: usize,
@@ -169,10 +159,10 @@ impl Build for Socket {
     type Config = SocketConfig;
 
     fn build(c: SocketConfig, ctx: &Context) -> Result<Self, BuildError> {
-        let (proto, addr) = parse_listen(&c.listen)?;
+        let proto = if c.listen.scheme == Some(Scheme::Udp) { Proto::Udp } else { Proto::Tcp };
         Ok(Socket {
             proto,
-            addr,
+            addr: c.listen.addr,
             decoder: Arc::new(line_decoder(c.format, c.precision.as_deref(), &c.templates, c.name, c.field, ctx)?),
             max_line: (c.max_line.0 as usize).max(1),
             max_connections: c.max_connections.max(1),
@@ -216,7 +206,7 @@ fn take_line(
 
 impl Socket {
     async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = TcpListener::bind(&self.addr)
+        let listener = TcpListener::bind(self.addr)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
         ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
@@ -255,7 +245,7 @@ impl Socket {
     }
 
     async fn run_udp(self, ctx: Context) -> Result<(), ServiceError> {
-        let sock = UdpSocket::bind(&self.addr)
+        let sock = UdpSocket::bind(self.addr)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.addr)))?;
         ctx.info(format!("listening on udp://{}", sock.local_addr()?));
@@ -352,8 +342,8 @@ pub async fn serve_lines(
     }
 }
 
-fn default_statsd_listen() -> String {
-    "127.0.0.1:8125".into()
+fn default_statsd_listen() -> Listen {
+    Listen::local(8125)
 }
 
 fn default_percentiles() -> Vec<f64> {
@@ -364,9 +354,9 @@ fn default_percentiles() -> Vec<f64> {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct StatsdConfig {
-    /// UDP address. Default: 127.0.0.1:8125.
+    /// UDP address (`udp://` or a bare HOST:PORT). Default: 127.0.0.1:8125.
     #[serde(default = "default_statsd_listen")]
-    pub listen: String,
+    pub listen: Listen,
     /// How often the aggregates are sent. Default: 10s.
     #[serde(default = "crate::defaults::ten_seconds")]
     pub flush: Duration,
@@ -383,9 +373,9 @@ pub struct Statsd {
 impl Service for Statsd {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         use vane_core::formats::statsd::Aggregator;
-        let sock = UdpSocket::bind(&self.cfg.listen)
+        let sock = UdpSocket::bind(self.cfg.listen.addr)
             .await
-            .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen)))?;
+            .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen.addr)))?;
         ctx.info(format!("statsd listening on udp://{}", sock.local_addr()?));
         let mut agg = Aggregator::new(self.cfg.percentiles.clone());
         let mut tick = tokio::time::interval(self.cfg.flush.get());
@@ -416,6 +406,7 @@ impl Build for Statsd {
     type Config = StatsdConfig;
 
     fn build(cfg: StatsdConfig, _: &Context) -> Result<Self, BuildError> {
+        cfg.listen.only(Scheme::Udp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
         if let Some(p) = cfg.percentiles.iter().find(|p| !(**p > 0.0 && **p <= 100.0)) {
             return Err(BuildError::stop(format!("percentiles: {p} is not in (0, 100]")));
         }
@@ -491,7 +482,6 @@ mod tests {
         };
         assert!(bad(Some("weeks"), &[]).unwrap().to_string().contains("precision"));
         assert!(bad(None, &["a*.b".to_owned()]).unwrap().to_string().contains("templates[0]"));
-        assert!(parse_listen("sctp://x:1").is_err());
     }
 
     #[tokio::test]

@@ -15,6 +15,38 @@ fn env_lookup(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
+/// The largest config file read.
+pub const MAX_FILE: u64 = 16 << 20;
+
+/// Reads a config file: a regular file (a FIFO would block, a device never
+/// end) of at most [`MAX_FILE`] bytes.
+fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    // Non-blocking, so that opening a FIFO does not wait for a writer.
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let t = f.metadata()?.file_type();
+    if !t.is_file() {
+        let what = match () {
+            _ if t.is_dir() => "a folder",
+            _ if t.is_fifo() => "a FIFO",
+            _ if t.is_char_device() || t.is_block_device() => "a device",
+            _ if t.is_socket() => "a socket",
+            _ => "a special file",
+        };
+        return Err(std::io::Error::other(format!("it is {what}, not a regular file")));
+    }
+    let mut text = String::new();
+    f.take(MAX_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} MiB, the most a config file may be",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads a config file and the `conf.d/*.yaml` files beside it, then validates.
 pub fn load(path: &Path, registry: &Registry) -> Result<Config, Vec<ConfigError>> {
     load_with(path, registry, Options::default())
@@ -25,7 +57,7 @@ pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<C
     let unreadable = |what: &Path, e: std::io::Error| {
         vec![ConfigError::new(None, "", format!("cannot read {}: {e}", what.display()))]
     };
-    let text = std::fs::read_to_string(path)
+    let text = read_file(path)
         .map_err(|e| vec![ConfigError::new(None, "", format!("cannot read config file {}: {e}", path.display()))])?;
     let mut texts = vec![(path.to_path_buf(), path.display().to_string(), text)];
     let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
@@ -37,7 +69,7 @@ pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<C
             .collect();
         extra.sort();
         for p in extra {
-            let t = std::fs::read_to_string(&p).map_err(|e| unreadable(&p, e))?;
+            let t = read_file(&p).map_err(|e| unreadable(&p, e))?;
             texts.push((p.clone(), p.display().to_string(), t));
         }
     }
