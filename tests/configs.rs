@@ -52,7 +52,9 @@ fn alias_bombs_are_refused_at_the_alias() {
     let err = refused(&top, "aliases copy more than");
     assert!(err.contains(&format!("{}:", top.display())), "{err}");
     // The same inside a job's tags.
-    let mut tags = String::from("sources:\n  - id: c\n    plugin: cpu\n    tags:\n      l0: &b0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut tags = String::from(
+        "sources:\n  - id: c\n    plugin: cpu\n    tags:\n      l0: &b0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
     for i in 1..10 {
         tags.push_str(&format!("      l{i}: &b{i} [{}]\n", vec![format!("*b{}", i - 1); 10].join(", ")));
     }
@@ -72,7 +74,9 @@ fn deep_expressions_are_refused_with_a_column() {
         let cfg = write(
             dir.path(),
             "v.yaml",
-            &format!("sources:\n  - {{ id: l, plugin: load, critical: \"{expr}\" }}\nsinks:\n  - {{ id: out, plugin: stdout }}\n"),
+            &format!(
+                "sources:\n  - {{ id: l, plugin: load, critical: \"{expr}\" }}\nsinks:\n  - {{ id: out, plugin: stdout }}\n"
+            ),
         );
         let err = refused(&cfg, want);
         assert!(err.contains(&format!("{}:2:", cfg.display())), "{}", &err[..err.len().min(300)]);
@@ -117,7 +121,9 @@ fn listen_addresses_that_cannot_bind_are_refused_at_load() {
         let cfg = write(
             dir.path(),
             "v.yaml",
-            &format!("sources:\n  - {{ id: s, plugin: socket, config: {{ listen: \"{listen}\" }} }}\nsinks:\n  - {{ id: out, plugin: stdout }}\n"),
+            &format!(
+                "sources:\n  - {{ id: s, plugin: socket, config: {{ listen: \"{listen}\" }} }}\nsinks:\n  - {{ id: out, plugin: stdout }}\n"
+            ),
         );
         let err = refused(&cfg, want);
         assert!(err.contains(&format!("{}:2:", cfg.display())) && err.contains("config.listen"), "{err}");

@@ -77,3 +77,34 @@ fn every_value_reaches_graphite_through_a_real_relay() {
     assert_eq!(sums.0, n * (n - 1.0) / 2.0 + n * 0.5);
     assert_eq!(sums.1, n * (n - 1.0) / 2.0);
 }
+
+#[test]
+fn a_peer_that_stops_reading_fails_the_send_on_time_and_it_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    // Accepts and holds every connection, never reading from one.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    let (tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in dead.incoming() {
+            held.push(s);
+            let _ = tx.send(());
+        }
+    });
+    // ~16 MB of lines: more than the socket buffers hold.
+    let program =
+        "for (i = 0; i < 200000; i++) printf \"load,dc=par1 one=%d.5,two=%di %d000000000\\n\", i, i, 1700000000 + i";
+    let sink = format!(
+        "  - {{ id: g, plugin: graphite, batch_size: 5000, batch_wait: 50ms, config: {{ address: \"127.0.0.1:{port}\", timeout: 1s }} }}\n"
+    );
+    let cfg = vane_test_support::generated(dir.path(), "", program, &sink);
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    accepted.recv_timeout(Duration::from_secs(30)).expect("a first connection");
+    // The stalled write times out, is reported, and is tried again anew.
+    accepted.recv_timeout(Duration::from_secs(30)).expect("a second connection, for the retry");
+    let text = vane_test_support::wait_for_file(&log, Duration::from_secs(10), |t| t.contains("timed out after 1s"));
+    assert!(text.contains("send failed, retrying"), "{text}");
+    drop(agent);
+}

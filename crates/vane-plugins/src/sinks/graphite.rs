@@ -6,6 +6,9 @@
 //! Dots and spaces inside values become `_` so they do not add levels.
 //! Strings are skipped, booleans are 0 or 1. A batch counts as delivered
 //! once written to the connection (the protocol has no acknowledgement).
+//! Connecting and writing a batch each get `timeout`: a peer that stops
+//! reading fails the send (retried on a new connection), it never stalls
+//! the sink unseen.
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -24,6 +27,9 @@ pub struct GraphiteConfig {
     /// Put before every path (`servers.`). Default: none.
     #[serde(default)]
     pub prefix: String,
+    /// Longest wait to connect, and to write one batch. Default: 10s.
+    #[serde(default = "crate::defaults::ten_seconds")]
+    pub timeout: vane_core::Duration,
 }
 
 fn default_address() -> String {
@@ -148,24 +154,36 @@ impl Sink for Graphite {
                 let _ = writeln!(self.buf, " {x} {secs}");
             }
         }
+        let (limit, at) = (self.cfg.timeout.get(), &self.cfg.address);
+        let timed_out = || SinkError::retry(format!("graphite at {at}: timed out after {limit:?}"));
         if self.conn.is_none() {
-            let c = tokio::net::TcpStream::connect(&self.cfg.address)
+            let c = tokio::time::timeout(limit, tokio::net::TcpStream::connect(at))
                 .await
-                .map_err(|e| SinkError::retry(format!("graphite at {}: {e}", self.cfg.address)))?;
+                .map_err(|_| timed_out())?
+                .map_err(|e| SinkError::retry(format!("graphite at {at}: {e}")))?;
             self.conn = Some(c);
         }
         let conn = self.conn.as_mut().expect("connected above");
-        if let Err(e) = conn.write_all(self.buf.as_bytes()).await {
-            self.conn = None;
-            return Err(SinkError::retry(format!("graphite at {}: {e}", self.cfg.address)));
-        }
-        Ok(())
+        let failed = match tokio::time::timeout(limit, conn.write_all(self.buf.as_bytes())).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => SinkError::retry(format!("graphite at {at}: {e}")),
+            Err(_) => timed_out(),
+        };
+        // What the peer got of this batch is sent again on a new connection.
+        self.conn = None;
+        Err(failed)
     }
 
     async fn flush(&mut self, _: &Context) -> Result<(), SinkError> {
+        let limit = self.cfg.timeout.get();
         if let Some(c) = self.conn.as_mut() {
-            c.flush().await?;
-            c.shutdown().await?;
+            let closed = async {
+                c.flush().await?;
+                c.shutdown().await
+            };
+            tokio::time::timeout(limit, closed)
+                .await
+                .map_err(|_| SinkError::retry("graphite: closing timed out"))??;
         }
         Ok(())
     }
