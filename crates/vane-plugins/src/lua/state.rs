@@ -129,7 +129,8 @@ impl LuaState {
             })?;
             base.set(name, f)?;
         }
-        base.set("exec", lua.create_function(super::exec::lua_exec)?)?;
+        let limit = cfg.memory.0;
+        base.set("exec", lua.create_function(move |lua, args| super::exec::lua_exec(lua, args, limit))?)?;
         let lent = SharedLent::default();
         super::event::install(&lua, &lent)?;
         let cur = current.clone();
