@@ -131,11 +131,11 @@ impl Context {
     }
 
     pub fn debug(&self, msg: impl AsRef<str>) {
-        tracing::debug!(job = %self.inner.job, "{}", msg.as_ref());
+        tracing::debug!(job = %self.inner.job, "{}", crate::stats::clip(msg.as_ref().to_owned()));
     }
 
     pub fn info(&self, msg: impl AsRef<str>) {
-        tracing::info!(job = %self.inner.job, "{}", msg.as_ref());
+        tracing::info!(job = %self.inner.job, "{}", crate::stats::clip(msg.as_ref().to_owned()));
     }
 
     /// Logs a warning, counted for the job.

@@ -50,7 +50,7 @@ impl JobStats {
     pub fn warn(&self, job: &str, msg: impl Display) {
         Self::add(&self.warnings, 1);
         if self.admit(job) {
-            tracing::warn!(job = %job, "{msg}");
+            tracing::warn!(job = %job, "{}", clip(msg.to_string()));
         }
     }
 
@@ -58,7 +58,7 @@ impl JobStats {
     pub fn report_error(&self, job: &str, err: impl Display) {
         Self::add(&self.errors, 1);
         if self.admit(job) {
-            tracing::error!(job = %job, "{err}");
+            tracing::error!(job = %job, "{}", clip(err.to_string()));
         }
     }
 
@@ -73,6 +73,23 @@ impl JobStats {
         }
         log
     }
+}
+
+/// The longest message a job logs, in bytes; the rest is cut, saying so.
+pub const MAX_LOG_LINE: usize = 4 << 10;
+
+/// `msg` cut to [`MAX_LOG_LINE`] bytes (at a character boundary).
+pub fn clip(mut msg: String) -> String {
+    if msg.len() > MAX_LOG_LINE {
+        let mut at = MAX_LOG_LINE;
+        while !msg.is_char_boundary(at) {
+            at -= 1;
+        }
+        let cut = msg.len() - at;
+        msg.truncate(at);
+        msg.push_str(&format!("… ({cut} more bytes not logged)"));
+    }
+    msg
 }
 
 /// Keeps one job's warnings and errors from flooding the log: at most
@@ -120,6 +137,15 @@ mod tests {
         // Pretend the window is over: the next line reports what was left out.
         l.state.lock().unwrap().0 = Some(Instant::now() - Duration::from_secs(61));
         assert_eq!(l.admit(), (true, 15));
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character() {
+        assert_eq!(clip("short".into()), "short");
+        let long = format!("{}é{}", "x".repeat(MAX_LOG_LINE - 1), "y".repeat(10_000));
+        let c = clip(long);
+        assert!(c.len() < MAX_LOG_LINE + 40, "{}", c.len());
+        assert!(c.ends_with("… (10002 more bytes not logged)"), "{}", &c[c.len() - 40..]);
     }
 
     #[test]

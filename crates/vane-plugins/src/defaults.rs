@@ -35,6 +35,10 @@ pub fn sixty_four_kib() -> ByteSize {
     ByteSize(64 << 10)
 }
 
+pub fn thirty_two_mib() -> ByteSize {
+    ByteSize(32 << 20)
+}
+
 pub fn one_mib() -> ByteSize {
     ByteSize(1 << 20)
 }

@@ -68,7 +68,7 @@ impl Sink for Http {
             200..=299 => Ok(()),
             408 | 429 | 500..=599 => Err(SinkError::retry(format!("{} answered {status}", self.cfg.url))),
             _ => {
-                let text = resp.text().await.unwrap_or_default();
+                let text = crate::http_client::error_text(resp).await;
                 Err(SinkError::give_up(format!("{} refused the batch ({status}): {}", self.cfg.url, text.trim())))
             }
         }

@@ -100,7 +100,7 @@ impl InfluxDb {
             .await
             .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = crate::http_client::error_text(resp).await;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let err = v["error"].as_str().or(v["results"][0]["error"].as_str());
         if !status.is_success() || err.is_some() {
@@ -176,7 +176,7 @@ impl Sink for InfluxDb {
         let status = resp.status().as_u16();
         let retry_after =
             resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-        let text = resp.text().await.unwrap_or_default();
+        let text = crate::http_client::error_text(resp).await;
         match status {
             200..=299 => Ok(()),
             400 => {

@@ -127,7 +127,7 @@ impl Sink for RemoteWrite {
         }
         let resp = r.send().await.map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let text = crate::http_client::error_text(resp).await;
         match status {
             200..=299 => Ok(()),
             400 => Err(SinkError::give_up(format!("{} refused the samples: {}", self.cfg.url, text.trim()))),

@@ -46,6 +46,10 @@ pub struct HttpCheckConfig {
     pub tls_verify: bool,
     /// The event's name. Default: http.
     pub name: Option<String>,
+    /// Most of the body read (for `body_regex` and `size`); the rest is not
+    /// read, and the event says `truncated`. Default: 1MiB.
+    #[serde(default = "crate::defaults::one_mib")]
+    pub max_body: vane_core::ByteSize,
 }
 
 /// `http`: status, response time, size, body match and certificate days left.
@@ -72,19 +76,22 @@ impl Source for HttpCheck {
             let status = resp.status().as_u16();
             let cert =
                 resp.extensions().get::<reqwest::tls::TlsInfo>().and_then(|t| t.peer_certificate()).and_then(not_after);
-            let body = resp.bytes().await?;
+            let body = crate::http_client::body_up_to(resp, self.cfg.max_body.0 as usize).await?;
             Ok::<_, reqwest::Error>((status, cert, body))
         }
         .await;
         let secs = start.elapsed().as_secs_f64();
         match result {
-            Ok((status, cert, body)) => {
+            Ok((status, cert, (body, truncated))) => {
                 let mut up = if self.cfg.expect_status.is_empty() {
                     status < 400
                 } else {
                     self.cfg.expect_status.contains(&status)
                 };
                 e = e.field("status", i64::from(status)).field("time", secs).field("size", body.len() as i64);
+                if truncated {
+                    e = e.field("truncated", true);
+                }
                 if let Some(re) = &self.regex {
                     let matched = re.is_match(&String::from_utf8_lossy(&body));
                     up &= matched;

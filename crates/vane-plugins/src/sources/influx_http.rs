@@ -32,10 +32,6 @@ fn default_listen() -> Listen {
     Listen::local(8186)
 }
 
-fn thirty_two_mib() -> ByteSize {
-    ByteSize(32 << 20)
-}
-
 fn max_connections() -> usize {
     256
 }
@@ -64,7 +60,7 @@ pub struct InfluxListenerConfig {
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
     /// Largest body, after gunzipping; larger ones get 413. Default: 32MiB.
-    #[serde(default = "thirty_two_mib")]
+    #[serde(default = "crate::defaults::thirty_two_mib")]
     pub max_body: ByteSize,
     /// Connections served at once; more are refused. Default: 256.
     #[serde(default = "max_connections")]

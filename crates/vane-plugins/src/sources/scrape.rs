@@ -30,6 +30,9 @@ pub struct ScrapeConfig {
     /// Only samples whose names start with one of these (all when empty).
     #[serde(default)]
     pub include: Vec<String>,
+    /// Largest page read; a larger one fails the poll. Default: 32MiB.
+    #[serde(default = "crate::defaults::thirty_two_mib")]
+    pub max_body: vane_core::ByteSize,
 }
 
 pub struct Scrape {
@@ -51,7 +54,11 @@ impl Source for Scrape {
         if !status.is_success() {
             return Err(format!("{}: status {status}", self.cfg.url).into());
         }
-        let text = resp.text().await?;
+        let (body, more) = crate::http_client::body_up_to(resp, self.cfg.max_body.0 as usize).await?;
+        if more {
+            return Err(format!("{}: the page is larger than max_body ({})", self.cfg.url, self.cfg.max_body).into());
+        }
+        let text = String::from_utf8_lossy(&body);
         let now = super::listen::now_ns();
         let (mut events, bad) = vane_core::formats::prometheus::parse(&text, now);
         if !bad.is_empty() {
