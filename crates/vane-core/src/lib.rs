@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod size;
 pub mod stats;
 pub mod testing;
+pub mod url;
 
 pub use duration::Duration;
 pub use invalid::Invalid;

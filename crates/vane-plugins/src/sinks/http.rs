@@ -23,7 +23,7 @@ pub enum Body {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    pub url: String,
+    pub url: vane_core::url::Url,
     /// json or ndjson. Default: json.
     #[serde(default)]
     pub body: Body,
@@ -55,14 +55,14 @@ impl Sink for Http {
                 (s, "application/x-ndjson")
             }
         };
-        let mut req = self.client.post(&self.cfg.url).header("Content-Type", ctype).body(body);
+        let mut req = self.client.post(self.cfg.url.expose()).header("Content-Type", ctype).body(body);
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
         if let Some(t) = &self.cfg.bearer_token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
+        let resp = req.send().await.map_err(|e| SinkError::retry(format!("{}: {}", self.cfg.url, e.without_url())))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(()),

@@ -41,7 +41,7 @@ pub struct Retention {
 pub struct InfluxConfig {
     /// Default: http://127.0.0.1:8086.
     #[serde(default = "default_url")]
-    pub url: String,
+    pub url: vane_core::url::Url,
     pub database: String,
     /// Created when missing; writes go to it.
     pub retention: Option<Retention>,
@@ -60,8 +60,8 @@ pub struct InfluxConfig {
     pub dead_letter: Option<PathBuf>,
 }
 
-fn default_url() -> String {
-    "http://127.0.0.1:8086".into()
+fn default_url() -> vane_core::url::Url {
+    vane_core::url::Url::new("http://127.0.0.1:8086")
 }
 
 pub struct InfluxDb {
@@ -82,7 +82,7 @@ fn precision_param(p: OutPrecision) -> &'static str {
 
 impl InfluxDb {
     fn request(&self, path: &str) -> reqwest::RequestBuilder {
-        let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
+        let url = format!("{}{path}", self.cfg.url.expose().trim_end_matches('/'));
         let mut r = self.client.post(url);
         if let Some(u) = &self.cfg.username {
             r = r.basic_auth(u, self.cfg.password.as_deref());
@@ -98,7 +98,7 @@ impl InfluxDb {
             .body(format!("q={}", urlencode(q)))
             .send()
             .await
-            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
+            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {}", self.cfg.url, e.without_url())))?;
         let status = resp.status();
         let text = crate::http_client::error_text(resp).await;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
@@ -172,7 +172,10 @@ impl Sink for InfluxDb {
         } else {
             req.body(self.body.clone())
         };
-        let resp = req.send().await.map_err(|e| SinkError::retry(format!("InfluxDB at {}: {e}", self.cfg.url)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {}", self.cfg.url, e.without_url())))?;
         let status = resp.status().as_u16();
         let retry_after =
             resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());

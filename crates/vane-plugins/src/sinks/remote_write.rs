@@ -50,7 +50,7 @@ struct Sample {
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver, e.g. http://127.0.0.1:9090/api/v1/write.
-    pub url: String,
+    pub url: vane_core::url::Url,
     pub bearer_token: Option<String>,
     /// Per request. Default: 10s.
     #[serde(default = "crate::defaults::ten_seconds")]
@@ -117,7 +117,7 @@ impl Sink for RemoteWrite {
             .map_err(|e| SinkError::give_up(format!("snappy: {e}")))?;
         let mut r = self
             .client
-            .post(&self.cfg.url)
+            .post(self.cfg.url.expose())
             .header("Content-Encoding", "snappy")
             .header("Content-Type", "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -125,7 +125,7 @@ impl Sink for RemoteWrite {
         if let Some(t) = &self.cfg.bearer_token {
             r = r.bearer_auth(t);
         }
-        let resp = r.send().await.map_err(|e| SinkError::retry(format!("{}: {e}", self.cfg.url)))?;
+        let resp = r.send().await.map_err(|e| SinkError::retry(format!("{}: {}", self.cfg.url, e.without_url())))?;
         let status = resp.status().as_u16();
         let text = crate::http_client::error_text(resp).await;
         match status {

@@ -20,7 +20,8 @@ fn get() -> String {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheckConfig {
-    pub url: String,
+    /// Printed and tagged with its secrets redacted (`vane_core::url`).
+    pub url: vane_core::url::Url,
     /// Default: GET.
     #[serde(default = "get")]
     pub method: String,
@@ -62,8 +63,8 @@ pub struct HttpCheck {
 
 impl Source for HttpCheck {
     async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
-        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into())).tag("url", self.cfg.url.clone());
-        let mut req = self.client.request(self.method.clone(), &self.cfg.url);
+        let mut e = Event::new(self.cfg.name.clone().unwrap_or_else(|| "http".into())).tag("url", self.cfg.url.shown());
+        let mut req = self.client.request(self.method.clone(), self.cfg.url.expose());
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
@@ -111,6 +112,7 @@ impl Source for HttpCheck {
                 }
             }
             Err(err) => {
+                let err = err.without_url();
                 let mut why = err.to_string();
                 let mut src = std::error::Error::source(&err);
                 while let Some(s) = src {

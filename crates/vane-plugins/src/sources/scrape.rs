@@ -15,7 +15,7 @@ use vane_core::prelude::*;
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     /// The endpoint, e.g. `http://127.0.0.1:9100/metrics`.
-    pub url: String,
+    pub url: vane_core::url::Url,
     /// Default: 10s.
     #[serde(default = "crate::defaults::ten_seconds")]
     pub timeout: Duration,
@@ -42,19 +42,21 @@ pub struct Scrape {
 
 impl Source for Scrape {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
-        let mut req = self.client.get(&self.cfg.url).header("Accept", "text/plain;version=0.0.4");
+        let mut req = self.client.get(self.cfg.url.expose()).header("Accept", "text/plain;version=0.0.4");
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
         if let Some(t) = &self.cfg.bearer_token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await?;
+        let resp = req.send().await.map_err(|e| format!("{}: {}", self.cfg.url, e.without_url()))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("{}: status {status}", self.cfg.url).into());
         }
-        let (body, more) = crate::http_client::body_up_to(resp, self.cfg.max_body.0 as usize).await?;
+        let (body, more) = crate::http_client::body_up_to(resp, self.cfg.max_body.0 as usize)
+            .await
+            .map_err(|e| format!("{}: {}", self.cfg.url, e.without_url()))?;
         if more {
             return Err(format!("{}: the page is larger than max_body ({})", self.cfg.url, self.cfg.max_body).into());
         }
