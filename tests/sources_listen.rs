@@ -186,6 +186,51 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
 }
 
 #[test]
+fn statsd_bounds_its_series_and_forgets_idle_gauges() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{{ id: sd, plugin: statsd, next: out, config: {{ listen: \"127.0.0.1:{port}\", flush: 100ms, gauge_expiry: 300ms, max_series: 1000 }} }}"
+        ),
+    );
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, &format!("statsd listening on udp://127.0.0.1:{port}"));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send_names = |prefix: &str, n: usize| {
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}:1|g")).collect();
+        for chunk in names.chunks(50) {
+            sock.send_to(chunk.join("\n").as_bytes(), ("127.0.0.1", port)).unwrap();
+        }
+    };
+    // 5,000 gauge names at once: 1,000 are held, the rest dropped, counted.
+    send_names("a", 5_000);
+    let stats = dir.path().join("stats.lp");
+    wait_until(Duration::from_secs(10), "names past max_series dropped", || {
+        figure_in(&stats, "sd", "events_dropped") >= 1.0
+    });
+    // Idle, they are forgotten: all of 500 new names are held again (sent
+    // until they are; before the old ones expire, they are dropped).
+    let out = dir.path().join("out.lp");
+    let names_b = || {
+        let mut b: Vec<String> =
+            events_in(&out).into_iter().filter(|e| e.name.starts_with('b')).map(|e| e.name).collect();
+        b.sort();
+        b.dedup();
+        b.len()
+    };
+    wait_until(Duration::from_secs(10), "all new names held after the old expired", || {
+        send_names("b", 500);
+        names_b() >= 500
+    });
+    let held_a = events_in(&out).iter().filter(|e| e.name.starts_with('a')).count();
+    assert!(held_a <= 1000, "{held_a} of the first names were held");
+    stop(agent);
+}
+
+#[test]
 fn line_protocol_over_udp_one_datagram_many_lines() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

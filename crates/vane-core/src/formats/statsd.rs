@@ -104,14 +104,26 @@ struct Timer {
     values: Vec<f64>,
 }
 
-/// Aggregates samples between flushes.
+/// A gauge's kept value, whether it changed since the last flush, and the
+/// flushes since it last did.
+struct Gauge {
+    value: f64,
+    changed: bool,
+    idle: u32,
+}
+
+/// Aggregates samples between flushes, holding at most `max_series` series
+/// (a sample of a new series past it is refused) and forgetting a gauge
+/// after `gauge_expiry` flushes without an update.
 pub struct Aggregator {
     percentiles: Vec<f64>,
     counters: HashMap<Key, f64>,
-    /// The kept value, and whether it changed since the last flush.
-    gauges: HashMap<Key, (f64, bool)>,
+    gauges: HashMap<Key, Gauge>,
     timers: HashMap<Key, Timer>,
     sets: HashMap<Key, HashSet<String>>,
+    max_series: usize,
+    /// Flushes a gauge is kept without an update; `None`: for ever.
+    gauge_expiry: Option<u32>,
 }
 
 fn key(s: &Sample<'_>) -> Key {
@@ -128,45 +140,86 @@ fn event(k: Key, time: i64) -> Event {
 
 impl Aggregator {
     /// `percentiles` (0–100] are reported for timers as `p50`, `p99.9`, ….
+    /// No bound on series, and gauges kept for ever: see [`Aggregator::bounded`].
     pub fn new(percentiles: Vec<f64>) -> Aggregator {
+        Aggregator::bounded(percentiles, usize::MAX, None)
+    }
+
+    /// At most `max_series` series; gauges forgotten after `gauge_expiry`
+    /// flushes without an update (`None`: never).
+    pub fn bounded(percentiles: Vec<f64>, max_series: usize, gauge_expiry: Option<u32>) -> Aggregator {
         Aggregator {
             percentiles,
             counters: HashMap::new(),
             gauges: HashMap::new(),
             timers: HashMap::new(),
             sets: HashMap::new(),
+            max_series,
+            gauge_expiry,
         }
     }
 
-    pub fn add(&mut self, s: &Sample<'_>) {
+    /// The series held now.
+    pub fn series(&self) -> usize {
+        self.counters.len() + self.gauges.len() + self.timers.len() + self.sets.len()
+    }
+
+    /// Adds a sample; false when it was refused (a new series past `max_series`).
+    pub fn add(&mut self, s: &Sample<'_>) -> bool {
+        let k = key(s);
+        let known = match s.kind {
+            Type::Counter => self.counters.contains_key(&k),
+            Type::Gauge { .. } => self.gauges.contains_key(&k),
+            Type::Timer => self.timers.contains_key(&k),
+            Type::Set => self.sets.contains_key(&k),
+        };
+        if !known && self.series() >= self.max_series {
+            return false;
+        }
+        self.add_to(s, k);
+        true
+    }
+
+    fn add_to(&mut self, s: &Sample<'_>, k: Key) {
         match s.kind {
-            Type::Counter => *self.counters.entry(key(s)).or_default() += s.value / s.rate,
+            Type::Counter => *self.counters.entry(k).or_default() += s.value / s.rate,
             Type::Gauge { delta } => {
-                let g = self.gauges.entry(key(s)).or_insert((0.0, false));
-                g.0 = if delta { g.0 + s.value } else { s.value };
-                g.1 = true;
+                let g = self.gauges.entry(k).or_insert(Gauge { value: 0.0, changed: false, idle: 0 });
+                g.value = if delta { g.value + s.value } else { s.value };
+                g.changed = true;
             }
             Type::Timer => {
-                let t = self.timers.entry(key(s)).or_default();
+                let t = self.timers.entry(k).or_default();
                 t.count += 1.0 / s.rate;
                 t.values.push(s.value);
             }
             Type::Set => {
-                self.sets.entry(key(s)).or_default().insert(s.raw.to_owned());
+                self.sets.entry(k).or_default().insert(s.raw.to_owned());
             }
         }
     }
 
     /// The events of this interval: every counter, timer and set seen, and
-    /// every gauge changed; counters, timers and sets start again from zero.
+    /// every gauge changed; counters, timers and sets start again from zero,
+    /// gauges idle for `gauge_expiry` flushes are forgotten.
     pub fn flush(&mut self, time: i64) -> Vec<Event> {
         let mut out = Vec::new();
         for (k, v) in self.counters.drain() {
             out.push(event(k, time).field("value", Value::Float(v)).kind(Kind::Delta));
         }
         for (k, g) in self.gauges.iter_mut() {
-            if std::mem::take(&mut g.1) {
-                out.push(event(k.clone(), time).field("value", Value::Float(g.0)));
+            if std::mem::take(&mut g.changed) {
+                g.idle = 0;
+                out.push(event(k.clone(), time).field("value", Value::Float(g.value)));
+            } else {
+                g.idle = g.idle.saturating_add(1);
+            }
+        }
+        if let Some(expiry) = self.gauge_expiry {
+            self.gauges.retain(|_, g| g.idle < expiry);
+            // Give back what a burst of names took.
+            if self.gauges.capacity() > 4 * self.gauges.len().max(64) {
+                self.gauges.shrink_to_fit();
             }
         }
         for (k, mut t) in self.timers.drain() {
@@ -270,6 +323,27 @@ mod tests {
         a.add(&parse_line("c:1|c").unwrap());
         a.flush(4);
         assert!(a.flush(5).is_empty(), "counters start again from zero");
+    }
+
+    #[test]
+    fn series_are_bounded_and_idle_gauges_forgotten() {
+        let mut a = Aggregator::bounded(vec![], 2, Some(2));
+        assert!(a.add(&parse_line("g1:1|g").unwrap()));
+        assert!(a.add(&parse_line("c1:1|c").unwrap()));
+        assert!(!a.add(&parse_line("g2:1|g").unwrap()), "a third series is refused");
+        assert!(a.add(&parse_line("g1:+1|g").unwrap()), "a known one is not");
+        assert_eq!(a.flush(1).len(), 2);
+        // g1 idle for two flushes is forgotten; c1 was drained.
+        a.flush(2);
+        assert_eq!(a.series(), 1);
+        a.flush(3);
+        assert_eq!(a.series(), 0);
+        assert!(a.add(&parse_line("g2:5|g").unwrap()), "room again");
+        // A gauge forgotten starts again from its next value.
+        assert!(a.add(&parse_line("g1:+1|g").unwrap()));
+        let evs = a.flush(4);
+        let g1 = evs.iter().find(|e| e.name == "g1").unwrap();
+        assert_eq!(g1.get_field("value"), Some(&Value::Float(1.0)));
     }
 
     mod prop {

@@ -363,6 +363,18 @@ pub struct StatsdConfig {
     /// Timer percentiles, as `pN` fields. Default: 50, 90, 99.
     #[serde(default = "default_percentiles")]
     pub percentiles: Vec<f64>,
+    /// A gauge not updated for this long is forgotten (statsd's
+    /// `deleteGauges`, after a while); `0s` keeps gauges for ever. Default: 10m.
+    #[serde(default = "crate::defaults::ten_minutes")]
+    pub gauge_expiry: Duration,
+    /// Most series (names with their tags) held between flushes; samples of
+    /// new ones past it are dropped and counted. Default: 100000.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_max_series() -> usize {
+    100_000
 }
 
 /// statsd over UDP, aggregated and sent every `flush`.
@@ -377,7 +389,10 @@ impl Service for Statsd {
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on udp://{}: {e}", self.cfg.listen.addr)))?;
         ctx.info(format!("statsd listening on udp://{}", sock.local_addr()?));
-        let mut agg = Aggregator::new(self.cfg.percentiles.clone());
+        let (flush, expiry) = (self.cfg.flush.get(), self.cfg.gauge_expiry.get());
+        let flushes =
+            (!expiry.is_zero()).then(|| expiry.as_nanos().div_ceil(flush.as_nanos()).min(u32::MAX as u128) as u32);
+        let mut agg = Aggregator::bounded(self.cfg.percentiles.clone(), self.cfg.max_series, flushes);
         let mut tick = tokio::time::interval(self.cfg.flush.get());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -432,7 +447,12 @@ fn add_packet(
             .map_err(|_| Invalid::from("not UTF-8"))
             .and_then(vane_core::formats::statsd::parse_line);
         match parsed {
-            Ok(s) => agg.add(&s),
+            Ok(s) => {
+                if !agg.add(&s) {
+                    ctx.stats().events_dropped.fetch_add(1, Ordering::Relaxed);
+                    ctx.warn(format!("{peer}: line {}: more than max_series series; dropped", i + 1));
+                }
+            }
             Err(why) => bad_line(ctx, peer, i as u64 + 1, &why.0),
         }
     }
