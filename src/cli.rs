@@ -326,6 +326,15 @@ async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     };
+    // Listeners take a descriptor a connection: the usual soft limit of
+    // 1,024 is soon spent.
+    match vane_core::conns::raise_open_files() {
+        Ok((before, after)) if after > before => {
+            tracing::info!("open files: soft limit raised from {before} to {after}")
+        }
+        Ok((_, now)) => tracing::info!("open files: soft limit {now} (the hard limit)"),
+        Err(e) => tracing::warn!("open files: cannot raise the soft limit: {e}"),
+    }
     vane_runtime::run(config, Arc::new(registry), stop).await?;
     tracing::info!("stopped");
     Ok(())

@@ -267,7 +267,7 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
     let cfg = config(
         dir.path(),
         &format!(
-            "{{ id: lp, plugin: socket, next: out, config: {{ listen: \"127.0.0.1:{port}\", max_connections: 2, read_timeout: 500ms }} }}"
+            "{{ id: lp, plugin: socket, next: out, config: {{ listen: \"127.0.0.1:{port}\", max_connections: 2, read_timeout: 2s }} }}"
         ),
     );
     let log = dir.path().join("log");
@@ -276,13 +276,14 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
     let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
     b.write_all(b"m v=1\n").unwrap();
-    let out = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(10), "the first event", || events_in(&out).len() == 1);
-    // Both slots are taken: the third connection is closed at once.
+    // Both slots are taken by connections active within the last second:
+    // none can be evicted, so the third connection is closed at once.
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(c.read(&mut [0u8; 1]).unwrap_or(0), 0, "refused");
-    wait_for_log(&log, "refused: 2 connections already");
+    wait_for_log(&log, "2 connections open, none idle: refused");
+    let out = dir.path().join("out.lp");
+    wait_until(Duration::from_secs(10), "the first event", || events_in(&out).len() == 1);
     // Idle past read_timeout: the agent closes them, and the slots are free again.
     let mut a = a;
     a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

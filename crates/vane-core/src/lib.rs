@@ -21,6 +21,7 @@
 
 pub mod ack;
 pub mod binary;
+pub mod conns;
 pub mod context;
 pub mod duration;
 pub mod error;

@@ -11,6 +11,11 @@ pub fn one() -> u32 {
     1
 }
 
+/// Connections a listener serves at once.
+pub fn max_connections() -> usize {
+    256
+}
+
 pub fn one_second() -> Duration {
     Duration::from_secs(1)
 }
@@ -21,6 +26,10 @@ pub fn five_seconds() -> Duration {
 
 pub fn ten_seconds() -> Duration {
     Duration::from_secs(10)
+}
+
+pub fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
 }
 
 pub fn five_minutes() -> Duration {

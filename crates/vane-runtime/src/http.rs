@@ -78,21 +78,25 @@ impl RouteTable {
     }
 }
 
+/// Connections the port serves at once (the one idle longest makes room
+/// for a new one), and the time a request's headers may take.
+pub const MAX_CONNECTIONS: usize = 64;
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Binds `addr` (an error if it cannot) and serves until the agent stops.
 pub async fn serve(
     addr: std::net::SocketAddr,
     table: Arc<RouteTable>,
     life: Lifecycle,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let limits = vane_core::conns::Limits { max_connections: MAX_CONNECTIONS, max_per_client: 0 };
+    let listener = vane_core::conns::Listener::bind(addr, limits).await?;
     tracing::info!("HTTP on {}", listener.local_addr()?);
     Ok(tokio::spawn(async move {
+        let mut notice = |n: vane_core::conns::Notice| tracing::warn!("agent.http: {n:?}");
         loop {
             let sock = tokio::select! {
-                a = listener.accept() => match a {
-                    Ok((s, _)) => s,
-                    Err(_) => continue,
-                },
+                (s, _) = listener.accept(&mut notice) => s,
                 _ = life.stopping() => return,
             };
             let table = table.clone();
@@ -109,7 +113,11 @@ pub async fn serve(
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(sock);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(io, svc)
+                    .await;
             });
         }
     }))

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use vane_core::ByteSize;
+use vane_core::conns::{Limits, Listener};
 use vane_core::listen::{Listen, Scheme};
 use vane_core::node::Flat;
 use vane_core::prelude::*;
@@ -26,6 +27,16 @@ pub struct ListenerConfig {
     /// Longest line; longer ones are skipped and counted. Default: 64KiB.
     #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
+    /// Connections served at once; when full, the one idle longest is
+    /// closed for a new one. Default: 256.
+    #[serde(default = "crate::defaults::max_connections")]
+    pub max_connections: usize,
+    /// Connections from one client address; more are refused. Default: no limit.
+    #[serde(default)]
+    pub max_per_client: usize,
+    /// A connection silent this long is closed. Default: 30s.
+    #[serde(default = "crate::defaults::thirty_seconds")]
+    pub read_timeout: vane_core::Duration,
 }
 
 fn default_listen() -> Listen {
@@ -39,26 +50,28 @@ pub struct LuaLines {
     line: mlua::Function,
     listen: std::net::SocketAddr,
     max_line: usize,
+    limits: Limits,
+    read_timeout: std::time::Duration,
 }
 
 impl Service for LuaLines {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
+        let listener = Listener::bind(self.listen, self.limits)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", self.listen)))?;
         ctx.info(format!("listening on {}", listener.local_addr()?));
         // Connections read lines; this task alone owns the Lua state.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
-        let max = self.max_line;
+        let (max, idle) = (self.max_line, self.read_timeout);
+        let mut notice = crate::sources::listen::noticing(&ctx);
         loop {
             tokio::select! {
-                a = listener.accept() => {
-                    let (sock, peer) = a?;
+                (sock, peer) = listener.accept(&mut notice) => {
                     let (tx, ctx) = (tx.clone(), ctx.clone());
                     tokio::spawn(async move {
                         let mut lines = vane_core::lines::LimitedLines::new(sock, max);
                         let mut n = 0;
-                        while let Ok(Some(l)) = lines.next_line().await {
+                        while let Ok(Ok(Some(l))) = tokio::time::timeout(idle, lines.next_line()).await {
                             n += 1;
                             match l {
                                 vane_core::lines::Line::Text(t) => {
@@ -93,6 +106,13 @@ impl Build for LuaLines {
     fn build(Flat(script, listener): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&script, ctx, false)?;
         let listen = listener.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
-        Ok(LuaLines { line: vm.require("line")?, vm, listen, max_line: listener.max_line.0 as usize })
+        Ok(LuaLines {
+            line: vm.require("line")?,
+            vm,
+            listen,
+            max_line: listener.max_line.0 as usize,
+            limits: Limits { max_connections: listener.max_connections, max_per_client: listener.max_per_client },
+            read_timeout: listener.read_timeout.get(),
+        })
     }
 }

@@ -111,16 +111,16 @@ impl Sink for Prometheus {
             }
         }
         let addr = self.cfg.listen.map_or(Listen::local(9273).addr, |l| l.addr);
-        let listener = tokio::net::TcpListener::bind(addr)
+        let limits = vane_core::conns::Limits { max_connections: 64, max_per_client: 0 };
+        let listener = vane_core::conns::Listener::bind(addr, limits)
             .await
             .map_err(|e| SinkError::retry(format!("cannot listen on {addr}: {e}")))?;
         ctx.info(format!("serving /metrics on {}", listener.local_addr()?));
-        let latest = self.latest.clone();
+        let (latest, ctx) = (self.latest.clone(), ctx.clone());
         self.server = Some(tokio::spawn(async move {
+            let mut notice = crate::sources::listen::noticing(&ctx);
             loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
-                };
+                let (sock, _) = listener.accept(&mut notice).await;
                 let latest = latest.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -141,7 +141,11 @@ impl Sink for Prometheus {
                         }
                     });
                     let io = hyper_util::rt::TokioIo::new(sock);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(std::time::Duration::from_secs(10))
+                        .serve_connection(io, svc)
+                        .await;
                 });
             }
         }));

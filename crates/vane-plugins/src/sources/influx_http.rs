@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
+use vane_core::conns::{Limits, Listener};
 use vane_core::lineproto::{self, Precision};
 use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
@@ -30,14 +31,6 @@ use super::listen::now_ns;
 
 fn default_listen() -> Listen {
     Listen::local(8186)
-}
-
-fn max_connections() -> usize {
-    256
-}
-
-fn thirty_seconds() -> Duration {
-    Duration(std::time::Duration::from_secs(30))
 }
 
 /// A certificate chain and its key, PEM files.
@@ -62,11 +55,15 @@ pub struct InfluxListenerConfig {
     /// Largest body, after gunzipping; larger ones get 413. Default: 32MiB.
     #[serde(default = "crate::defaults::thirty_two_mib")]
     pub max_body: ByteSize,
-    /// Connections served at once; more are refused. Default: 256.
-    #[serde(default = "max_connections")]
+    /// Connections served at once; when full, the one idle longest is
+    /// closed for a new one. Default: 256.
+    #[serde(default = "crate::defaults::max_connections")]
     pub max_connections: usize,
+    /// Connections from one client address; more are refused. Default: no limit.
+    #[serde(default)]
+    pub max_per_client: usize,
     /// Time allowed for a request's headers and body. Default: 30s.
-    #[serde(default = "thirty_seconds")]
+    #[serde(default = "crate::defaults::thirty_seconds")]
     pub read_timeout: Duration,
     /// Adds the request's `db` as this tag.
     pub db_tag: Option<String>,
@@ -104,29 +101,19 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
 impl Service for InfluxListener {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let cfg = &self.shared.cfg;
-        let listener = tokio::net::TcpListener::bind(cfg.listen.addr)
+        let limits = Limits { max_connections: cfg.max_connections, max_per_client: cfg.max_per_client };
+        let listener = Listener::bind(cfg.listen.addr, limits)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", cfg.listen)))?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         ctx.info(format!("influxdb_listener on {scheme}://{}", listener.local_addr()?));
-        let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1)));
         let mut conns = tokio::task::JoinSet::new();
+        let mut notice = super::listen::noticing(&ctx);
         loop {
             let (sock, peer) = tokio::select! {
-                a = listener.accept() => match a {
-                    Ok(a) => a,
-                    Err(e) => {
-                        ctx.report_error(format!("accept: {e}"));
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                a = listener.accept(&mut notice) => a,
                 Some(_) = conns.join_next(), if !conns.is_empty() => continue,
                 _ = ctx.stopping() => break,
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                ctx.warn(format!("{peer}: refused: {} connections already", cfg.max_connections));
-                continue;
             };
             let shared = self.shared.clone();
             let tls = self.tls.clone();
@@ -155,7 +142,6 @@ impl Service for InfluxListener {
                 if let Err(e) = r {
                     shared.ctx.debug(format!("{peer}: {e}"));
                 }
-                drop(permit);
             });
         }
         conns.shutdown().await;

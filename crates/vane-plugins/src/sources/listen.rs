@@ -11,8 +11,9 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use vane_core::Invalid;
+use vane_core::conns::{Limits, Listener, Notice};
 use vane_core::formats::graphite::Templates;
 use vane_core::lineproto::{self, Precision};
 use vane_core::listen::{Listen, Scheme};
@@ -77,10 +78,6 @@ fn default_field() -> String {
     "value".into()
 }
 
-fn two_five_six() -> usize {
-    256
-}
-
 /// Settings of the `socket` source.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -104,11 +101,17 @@ pub struct SocketConfig {
     /// counted. Default: 64KiB.
     #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
-    /// Connections served at once; more are refused and counted. Default: 256.
-    #[serde(default = "two_five_six")]
+    /// Connections served at once; when full, the one idle longest is
+    /// closed for a new one (or the new one refused, counted, when all are
+    /// busy). Default: 256.
+    #[serde(default = "crate::defaults::max_connections")]
     pub max_connections: usize,
-    /// A connection silent this long is closed. Default: 5m.
-    #[serde(default = "crate::defaults::five_minutes")]
+    /// Connections from one client address; more are refused. Default: no limit.
+    #[serde(default)]
+    pub max_per_client: usize,
+    /// A connection silent this long (from its start, or since its last
+    /// read) is closed. Default: 30s.
+    #[serde(default = "crate::defaults::thirty_seconds")]
     pub read_timeout: Duration,
 }
 
@@ -142,7 +145,7 @@ pub struct Socket {
     addr: SocketAddr,
     decoder: Arc<LineDecoder>,
     max_line: usize,
-    max_connections: usize,
+    limits: Limits,
     read_timeout: std::time::Duration,
 }
 
@@ -165,9 +168,18 @@ impl Build for Socket {
             addr: c.listen.addr,
             decoder: Arc::new(line_decoder(c.format, c.precision.as_deref(), &c.templates, c.name, c.field, ctx)?),
             max_line: (c.max_line.0 as usize).max(1),
-            max_connections: c.max_connections.max(1),
+            limits: Limits { max_connections: c.max_connections, max_per_client: c.max_per_client },
             read_timeout: c.read_timeout.get(),
         })
+    }
+}
+
+/// Reports what a listener's accept loop met, as warnings and errors of the job.
+pub fn noticing(ctx: &Context) -> impl FnMut(Notice) + Send + '_ {
+    move |n| match n {
+        Notice::Refused(peer, why) => ctx.warn(format!("{peer}: {why}")),
+        Notice::Evicted(peer) => ctx.warn(format!("{peer}: the connection idle longest, closed to make room")),
+        Notice::Failed(e, wait) => ctx.report_error(format!("accept: {e}; waiting {wait:?}")),
     }
 }
 
@@ -206,34 +218,18 @@ fn take_line(
 
 impl Socket {
     async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = TcpListener::bind(self.addr)
+        let listener = Listener::bind(self.addr, self.limits)
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
         ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         let mut conns = tokio::task::JoinSet::new();
+        let mut notice = noticing(&ctx);
         loop {
             tokio::select! {
-                a = listener.accept() => {
-                    let (sock, peer) = match a {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of descriptors and the like: wait, do not spin.
-                            ctx.report_error(format!("accept: {e}"));
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        ctx.warn(format!("{peer}: refused: {} connections already", self.max_connections));
-                        continue;
-                    };
+                (sock, peer) = listener.accept(&mut notice) => {
                     let (dec, ctx) = (self.decoder.clone(), ctx.clone());
                     let (max, idle) = (self.max_line, self.read_timeout);
-                    conns.spawn(async move {
-                        serve_lines(sock, peer, &dec, &ctx, max, idle).await;
-                        drop(permit);
-                    });
+                    conns.spawn(async move { serve_lines(sock, peer, &dec, &ctx, max, idle).await });
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 _ = ctx.stopping() => break,
@@ -271,7 +267,7 @@ impl Socket {
 
 /// Reads lines from a stream until it ends, idles past `idle`, or the agent stops.
 pub async fn serve_lines(
-    mut sock: TcpStream,
+    mut sock: impl tokio::io::AsyncRead + Unpin,
     peer: std::net::SocketAddr,
     dec: &LineDecoder,
     ctx: &Context,
