@@ -51,3 +51,86 @@ fn exec_reads_both_streams_at_once_and_a_flood_fails_the_call() {
     assert!(err.contains("cat wrote more than 16777216 bytes to stdout"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
 }
+
+/// Runaway scripts of every kind the probe found, beside a source that is
+/// slow but legal and a healthy one, on one worker thread: each runaway
+/// poll is stopped and reported, the healthy source and `/health` go on,
+/// and SIGTERM ends the agent within its shutdown timeout.
+#[test]
+fn runaway_scripts_are_stopped_and_slow_ones_starve_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runaways = [
+        ("pcall", "while true do pcall(function() while true do end end) end", "instruction budget"),
+        (
+            "xpcall",
+            "while true do xpcall(function() while true do end end, function() while true do end end) end",
+            "instruction budget",
+        ),
+        (
+            "coroutine",
+            "while true do pcall(coroutine.wrap(function() while true do end end)) end",
+            "instruction budget",
+        ),
+        (
+            "gc",
+            "setmetatable({}, { __gc = function() while true do end end })",
+            "__gc and __close metamethods are not allowed",
+        ),
+        ("pattern", "string.find(string.rep('a', 60), string.rep('(.-)', 12) .. 'b')", "instruction budget"),
+        ("rep", "while true do local s = string.rep('x', 16 << 20) end", "instruction budget"),
+    ];
+    let mut jobs = String::new();
+    for (id, body, _) in runaways {
+        let script = write(dir.path(), &format!("{id}.lua"), &format!("function collect(ctx)\n{body}\nend\n"));
+        jobs += &format!("  - {{ id: {id}, plugin: lua, interval: 1s, config: {{ script: {} }} }}\n", script.display());
+    }
+    // Legal, but holds its thread for 1.5 s of every second.
+    let slow = write(
+        dir.path(),
+        "slow.lua",
+        "function collect(ctx)\n  local t = os.clock()\n  while os.clock() - t < 1.5 do end\n  return { name = 'slow', fields = { v = 1 } }\nend\n",
+    );
+    jobs += &format!(
+        "  - {{ id: slow, plugin: lua, interval: 1s, config: {{ script: {}, instructions: 100000000000, timeout: 10s }} }}\n",
+        slow.display()
+    );
+    let port = vane_test_support::free_port();
+    let out = dir.path().join("out.lp");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ threads: 1, http: 127.0.0.1:{port}, shutdown_timeout: 3s }}\n\
+             sources:\n{jobs}  - {{ id: beat, plugin: hello, interval: 100ms }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 100ms, config: {{ path: {} }} }}\n",
+            out.display()
+        ),
+    );
+    let log = dir.path().join("log");
+    let mut agent = VANE.start_logged(&cfg, &log);
+    vane_test_support::wait_for_log(&log, "vane is running");
+    for (id, _, why) in runaways {
+        let want = format!("job={id}");
+        vane_test_support::wait_until(Duration::from_secs(30), &format!("{id} stopped"), || {
+            std::fs::read_to_string(&log).unwrap_or_default().lines().any(|l| l.contains(&want) && l.contains(why))
+        });
+    }
+    // Meanwhile the healthy source went on, and the port answered at once.
+    let beats = |t: &str| t.lines().filter(|l| l.starts_with("hello")).count();
+    let before = beats(&std::fs::read_to_string(&out).unwrap_or_default());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = vane_test_support::http::http_get(&format!("127.0.0.1:{port}"), "/health");
+        assert!(body.contains("\"status\""), "{body}");
+        assert!(t.elapsed() < Duration::from_millis(500), "/health took {:?}", t.elapsed());
+    }
+    vane_test_support::wait_until(Duration::from_secs(5), "beats go on", || {
+        beats(&std::fs::read_to_string(&out).unwrap_or_default()) >= before + 10
+    });
+    vane_test_support::wait_until(Duration::from_secs(10), "the slow source's events", || {
+        std::fs::read_to_string(&out).unwrap_or_default().lines().any(|l| l.starts_with("slow"))
+    });
+    vane_test_support::signal(&agent, libc::SIGTERM);
+    let (_, took) = vane_test_support::wait_exit(&mut agent, Duration::from_secs(30));
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+}

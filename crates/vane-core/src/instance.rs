@@ -54,6 +54,7 @@ pub trait DynEngine: Send {
     fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn beat(&mut self, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn default_beat(&self) -> Option<std::time::Duration>;
+    fn blocking(&self) -> bool;
 }
 
 impl<T: Engine> DynEngine for T {
@@ -65,6 +66,9 @@ impl<T: Engine> DynEngine for T {
     }
     fn default_beat(&self) -> Option<std::time::Duration> {
         Engine::default_beat(self)
+    }
+    fn blocking(&self) -> bool {
+        Engine::blocking(self)
     }
 }
 

@@ -21,6 +21,7 @@
 
 pub mod ack;
 pub mod binary;
+pub mod blocking;
 pub mod conns;
 pub mod context;
 pub mod duration;

@@ -106,6 +106,12 @@ pub trait Engine: Send + 'static {
     fn default_beat(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// True when its calls may take long (a script, a blocking library):
+    /// the runtime then makes them off the threads that run async tasks.
+    fn blocking(&self) -> bool {
+        false
+    }
 }
 
 /// A sink: delivers batches of events to a backend.

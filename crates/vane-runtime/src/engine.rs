@@ -83,9 +83,7 @@ impl EngineTask {
                     self.ctx.stats().events_dropped.fetch_add(events.len() as u64, Relaxed);
                     acks.iter().for_each(Ack::fail);
                 }
-                for ev in events {
-                    self.step(&mut engine, Call::Process(ev), &mut out).await;
-                }
+                self.process_all(&mut engine, events, &mut out).await;
             } else {
                 self.step(&mut engine, Call::Beat, &mut out).await;
             }
@@ -107,11 +105,45 @@ impl EngineTask {
         self.route.deliver(std::mem::take(out), std::mem::take(acks)).await;
     }
 
+    /// Every event of a batch into the engine, in order: off the async
+    /// workers when the engine says its calls may take long, rebuilding it
+    /// when a failure asks for it. What is left when it cannot be rebuilt
+    /// is dropped and counted.
+    async fn process_all(&self, engine: &mut Option<Box<dyn DynEngine>>, events: Vec<Event>, out: &mut Vec<Event>) {
+        if engine.is_none() {
+            return; // counted as dropped with its batch
+        }
+        let mut events = events.into_iter();
+        while let Some(e) = engine.as_mut() {
+            let blocking = e.blocking();
+            let mut all = || events.by_ref().any(|ev| self.call(&mut **e, Call::Process(ev), out));
+            let restart = if blocking { vane_core::blocking::run(all) } else { all() };
+            if !restart {
+                return;
+            }
+            self.restart(engine).await;
+        }
+        self.ctx.stats().events_dropped.fetch_add(events.len() as u64, Relaxed);
+    }
+
     /// One call into the engine, its failure honoured.
     async fn step(&self, engine: &mut Option<Box<dyn DynEngine>>, call: Call, out: &mut Vec<Event>) {
         let Some(e) = engine.as_mut() else {
             return;
         };
+        let restart = if e.blocking() {
+            vane_core::blocking::run(|| self.call(&mut **e, call, out))
+        } else {
+            self.call(&mut **e, call, out)
+        };
+        if restart {
+            self.restart(engine).await;
+        }
+    }
+
+    /// One call into the engine; a failure is reported and counted, and
+    /// the answer says whether the engine must be rebuilt.
+    fn call(&self, e: &mut dyn DynEngine, call: Call, out: &mut Vec<Event>) -> bool {
         let stats = self.ctx.stats();
         let before = out.len();
         let (what, dropped) = match call {
@@ -123,7 +155,7 @@ impl EngineTask {
             Call::Beat => e.beat(out, &self.ctx),
         });
         let (restart, why) = match r {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => return false,
             Ok(Err(err)) => (err.action() == EngineAction::Restart, err.to_string()),
             Err(p) => {
                 stats.panics.fetch_add(1, Relaxed);
@@ -135,10 +167,12 @@ impl EngineTask {
         let then = if restart { "; the engine is rebuilt" } else { "" };
         let lost = if dropped > 0 { "the event is dropped" } else { "its output is dropped" };
         self.ctx.report_error(format!("{what} failed ({lost}{then}): {why}"));
-        if restart {
-            *engine = self.rebuild().await;
-            stats.restarts.fetch_add(1, Relaxed);
-        }
+        restart
+    }
+
+    async fn restart(&self, engine: &mut Option<Box<dyn DynEngine>>) {
+        *engine = self.rebuild().await;
+        self.ctx.stats().restarts.fetch_add(1, Relaxed);
     }
 
     /// A new instance; after a backoff while building fails, `None` when it

@@ -25,6 +25,10 @@ impl Engine for LuaEngine {
         }
         Ok(())
     }
+
+    fn blocking(&self) -> bool {
+        true
+    }
 }
 
 impl Build for LuaEngine {

@@ -64,6 +64,7 @@ impl Service for LuaLines {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
         let (max, idle) = (self.max_line, self.read_timeout);
         let mut notice = crate::sources::listen::noticing(&ctx);
+        let mut texts = Vec::with_capacity(256);
         loop {
             tokio::select! {
                 (sock, peer) = listener.accept(&mut notice) => {
@@ -87,16 +88,33 @@ impl Service for LuaLines {
                         }
                     });
                 }
-                Some(text) = rx.recv() => {
-                    let arg = self.vm.state.lua.create_string(text.trim_end_matches('\r')).map_err(ScriptError::from)?;
-                    match self.vm.call(&self.line, "line", arg) {
-                        Ok(evs) => ctx.emit_all(evs).await,
-                        Err(e) => ctx.report_error(e),
+                n = rx.recv_many(&mut texts, 256) => {
+                    if n == 0 {
+                        return Ok(());
                     }
+                    // The batch's calls run off the async workers at once.
+                    let evs = vane_core::blocking::run(|| self.lines(&mut texts, &ctx))?;
+                    ctx.emit_all(evs).await;
                 }
                 _ = ctx.stopping() => return Ok(()),
             }
         }
+    }
+}
+
+impl LuaLines {
+    /// The script's `line` for each text: the events made, each failure
+    /// reported.
+    fn lines(&self, texts: &mut Vec<String>, ctx: &Context) -> Result<Vec<Event>, ScriptError> {
+        let mut evs = Vec::new();
+        for text in texts.drain(..) {
+            let arg = self.vm.state.lua.create_string(text.trim_end_matches('\r'))?;
+            match self.vm.call(&self.line, "line", arg) {
+                Ok(e) => evs.extend(e),
+                Err(e) => ctx.report_error(e),
+            }
+        }
+        Ok(evs)
     }
 }
 

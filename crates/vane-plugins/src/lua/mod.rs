@@ -27,13 +27,17 @@
 //! that runs away is stopped, counted and reported, and the agent goes on.
 //! Errors name the script's file and line.
 
+mod budget;
 pub mod convert;
 pub mod engine;
 pub mod event;
 mod exec;
 pub mod lines;
+pub mod pattern;
+mod sandbox;
 pub mod source;
 pub mod state;
+mod strlib;
 
 use std::path::PathBuf;
 
@@ -58,6 +62,9 @@ pub struct LuaConfig {
     /// Memory the script's state may use. Default: 64MiB.
     #[serde(default = "sixty_four_mib")]
     pub memory: ByteSize,
+    /// Wall-clock time one call may take. Default: 5s.
+    #[serde(default = "five_seconds")]
+    pub timeout: vane_core::Duration,
 }
 
 /// A script's failure, with its file and line where Lua knows them.
@@ -94,6 +101,10 @@ fn ten_million() -> u64 {
     10_000_000
 }
 
+fn five_seconds() -> vane_core::Duration {
+    vane_core::Duration::from_secs(5)
+}
+
 fn sixty_four_mib() -> ByteSize {
     ByteSize(64 << 20)
 }
@@ -112,6 +123,7 @@ pub(crate) mod testing {
             settings: Some(serde_json::json!({"prefix": "p_", "n": 3})),
             instructions: 100_000,
             memory: ByteSize(4 << 20),
+            timeout: five_seconds(),
         };
         (dir, cfg)
     }

@@ -4,18 +4,17 @@
 //! script share a state (each with its own globals).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use mlua::chunk::ChunkMode;
-use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, VmState};
+use mlua::{Lua, Table};
 use vane_core::prelude::*;
 
+use super::budget::Budget;
 use super::convert::{events_from_lua, json_to_lua};
 use super::event::SharedLent;
 use super::{LuaConfig, ScriptError};
-
-const HOOK_EVERY: u32 = 1000;
 
 /// Sources running the same script share a Lua state, up to this many jobs
 /// a state: a state with its libraries and sandbox takes about 45 KiB, a job
@@ -26,8 +25,8 @@ const JOBS_PER_STATE: usize = 64;
 /// table whose misses fall through to the libraries); calls take turns.
 pub struct LuaState {
     pub(crate) lua: Lua,
-    /// Instructions left to the running call.
-    budget: Arc<AtomicI64>,
+    /// What the running call may still spend.
+    budget: Arc<Budget>,
     /// The job whose call is running: `ctx.log`, `ctx.emit`… act for it.
     current: Arc<Mutex<Current>>,
     /// One call at a time: the budget and `current` belong to the call.
@@ -37,7 +36,7 @@ pub struct LuaState {
     /// `function(env) return a load that defaults to env end`.
     make_load: mlua::Function,
     /// The memory limit set on the state.
-    limit: AtomicUsize,
+    limit: Arc<AtomicUsize>,
     /// Events lent to the running call (engines).
     pub(crate) lent: SharedLent,
 }
@@ -54,11 +53,14 @@ pub struct Vm {
     /// The job's globals.
     pub(crate) env: Table,
     ctx: Context,
-    per_call: i64,
+    per_call: u64,
+    /// Whether its calls end when the agent stops (sources: what a poll
+    /// would have found is not missed; engines finish what they drain).
+    ends_on_stop: bool,
     pub(crate) script: String,
 }
 
-type PoolKey = (PathBuf, u64, u64);
+type PoolKey = (PathBuf, u64, u64, std::time::Duration);
 
 /// Shared states by script and limits; the jobs hold them, the pool only
 /// finds them.
@@ -75,44 +77,10 @@ fn script_path(ctx: &Context, script: &Path) -> PathBuf {
 
 impl LuaState {
     fn new(cfg: &LuaConfig) -> mlua::Result<LuaState> {
-        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
-        let lua = Lua::new_with(libs, LuaOptions::default())?;
-        let g = lua.globals();
-        for name in ["dofile", "loadfile", "require", "package", "io", "debug"] {
-            g.set(name, mlua::Nil)?;
-        }
-        let os: Table = g.get("os")?;
-        for name in ["execute", "exit", "remove", "rename", "tmpname", "getenv", "setlocale"] {
-            os.set(name, mlua::Nil)?;
-        }
-        // `load` may compile text, never precompiled bytecode; a job's
-        // `load` puts what it loads in the job's globals unless told otherwise.
-        let make_load: mlua::Function = lua
-            .load(
-                "local orig = load\n\
-                 load = function(chunk, name, _, env) return orig(chunk, name, 't', env) end\n\
-                 return function(job_env)\n\
-                   return function(chunk, name, _, env) return orig(chunk, name, 't', env or job_env) end\n\
-                 end",
-            )
-            .set_name("=sandbox")
-            .call(())?;
+        let budget = Arc::new(Budget::new(cfg.timeout.get()));
+        let limit = Arc::new(AtomicUsize::new(cfg.memory.0 as usize));
+        let (lua, make_load) = super::sandbox::state(&budget, &limit)?;
         lua.set_memory_limit(cfg.memory.0 as usize)?;
-        // Engines make short-lived userdata (the events they are given and
-        // their views), each with a finalizer: the generational collector
-        // frees them in minor collections, where the incremental one let
-        // finalizers fall behind the rate they are made at.
-        lua.load("collectgarbage('generational')").set_name("=sandbox").exec()?;
-        let budget = Arc::new(AtomicI64::new(cfg.instructions as i64));
-        let b = budget.clone();
-        let limit = cfg.instructions;
-        lua.set_global_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
-            if b.fetch_sub(HOOK_EVERY as i64, Ordering::Relaxed) <= 0 {
-                Err(mlua::Error::RuntimeError(format!("instruction budget of {limit} exceeded (a runaway script?)")))
-            } else {
-                Ok(VmState::Continue)
-            }
-        })?;
         let current = Arc::new(Mutex::new(Current::default()));
         let base = lua.create_table()?;
         for (name, level) in [("log", 0), ("warn", 1), ("report_error", 2)] {
@@ -129,8 +97,8 @@ impl LuaState {
             })?;
             base.set(name, f)?;
         }
-        let limit = cfg.memory.0;
-        base.set("exec", lua.create_function(move |lua, args| super::exec::lua_exec(lua, args, limit))?)?;
+        let memory = cfg.memory.0;
+        base.set("exec", lua.create_function(move |lua, args| super::exec::lua_exec(lua, args, memory))?)?;
         let lent = SharedLent::default();
         super::event::install(&lua, &lent)?;
         let cur = current.clone();
@@ -141,16 +109,7 @@ impl LuaState {
             Ok(())
         })?;
         base.set("emit", emit)?;
-        Ok(LuaState {
-            lua,
-            budget,
-            current,
-            turn: Mutex::new(()),
-            ctx_base: base,
-            make_load,
-            limit: AtomicUsize::new(cfg.memory.0 as usize),
-            lent,
-        })
+        Ok(LuaState { lua, budget, current, turn: Mutex::new(()), ctx_base: base, make_load, limit, lent })
     }
 
     /// A state with room for one more job running this script with these
@@ -188,22 +147,23 @@ impl LuaState {
 }
 
 impl Vm {
-    /// Loads the job's script: in a state of its own, or (`shared`) in one
-    /// it shares with other jobs running the same script.
+    /// Loads the job's script: in a state of its own, or (`shared`, for
+    /// sources) in one it shares with other jobs running the same script.
+    /// A source's calls end when the agent stops.
     pub fn new(cfg: &LuaConfig, ctx: &Context, shared: bool) -> Result<Vm, BuildError> {
         let path = script_path(ctx, &cfg.script);
         let code = std::fs::read_to_string(&path)
             .map_err(|e| BuildError::stop(format!("cannot read Lua script {}: {e}", path.display())))?;
         let lua_stop = |e: mlua::Error| BuildError::stop(ScriptError::from(e));
         let state = if shared {
-            LuaState::shared((path.clone(), cfg.instructions, cfg.memory.0), cfg)
+            LuaState::shared((path.clone(), cfg.instructions, cfg.memory.0, cfg.timeout.get()), cfg)
         } else {
             LuaState::new(cfg).map(Arc::new)
         }
         .map_err(lua_stop)?;
         let script = path.display().to_string();
         let env = Vm::globals(&state, cfg, ctx).map_err(lua_stop)?;
-        let vm = Vm { state, env, ctx: ctx.clone(), per_call: cfg.instructions as i64, script };
+        let vm = Vm { state, env, ctx: ctx.clone(), per_call: cfg.instructions, ends_on_stop: shared, script };
         let chunk = vm
             .state
             .lua
@@ -236,16 +196,20 @@ impl Vm {
         Ok(env)
     }
 
-    /// Runs `f` as this job's turn on the state: a fresh budget, `ctx`
-    /// acting for this job. Returns what the job emitted, and `f`'s result.
+    /// Runs `f` as this job's turn on the state, off the async workers: a
+    /// fresh budget, `ctx` acting for this job. Returns what the job
+    /// emitted, and `f`'s result.
     fn run<T>(&self, f: impl FnOnce() -> mlua::Result<T>) -> (Vec<Event>, mlua::Result<T>) {
-        let _turn = self.state.turn.lock().expect("not poisoned");
-        self.state.budget.store(self.per_call, Ordering::Relaxed);
-        self.state.current.lock().expect("not poisoned").ctx = Some(self.ctx.clone());
-        let r = f();
-        let mut cur = self.state.current.lock().expect("not poisoned");
-        cur.ctx = None;
-        (std::mem::take(&mut cur.emitted), r)
+        vane_core::blocking::run(|| {
+            let _turn = self.state.turn.lock().expect("not poisoned");
+            let stop = self.ends_on_stop.then(|| self.ctx.lifecycle().clone());
+            self.state.budget.start(self.per_call, stop);
+            self.state.current.lock().expect("not poisoned").ctx = Some(self.ctx.clone());
+            let r = f();
+            let mut cur = self.state.current.lock().expect("not poisoned");
+            cur.ctx = None;
+            (std::mem::take(&mut cur.emitted), r)
+        })
     }
 
     /// The script's function `name`, to call again and again; `None` when it
