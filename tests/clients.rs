@@ -206,3 +206,112 @@ fn out_of_descriptors_the_agent_waits_instead_of_spinning_and_recovers() {
         events_in(&dir.path().join("out.lp")).iter().any(|e| e.name == "after")
     });
 }
+
+/// Posts `body` (gzipped) to `/write` on `port`: the status, or 0 when the
+/// connection failed.
+fn post_gzip(port: u16, body: &[u8]) -> u16 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "POST /write?db=x HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).is_err() {
+        return 0;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The agent's peak resident memory, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024.0
+}
+
+/// The probe's gzip bomb, scaled to the suite: small gzip bodies that
+/// inflate to 16 MiB of short lines each, four at once. Decoding holds at
+/// most the listeners' intake budget (128 MiB) beside the sink's buffer
+/// (64 MiB), so the agent stays under 256 MiB; a small write meanwhile is
+/// answered (stored, or 503 to retry) instead of hanging; every point of a
+/// body answered 204 is in the output.
+#[test]
+fn gzip_bodies_that_inflate_to_millions_of_events_keep_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.lp");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "sources:\n  - {{ id: influx, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, config: {{ path: {}, rotate_size: 4GiB }} }}\n",
+            out.display()
+        ),
+    );
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "influxdb_listener on http://");
+    // 16 MiB of numbered lines per body ("b3 v=1234567i" is 14 bytes).
+    let body = |b: usize| {
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < 16 << 20 {
+            text += &format!("b{b} v={i}i\n");
+            i += 1;
+        }
+        let mut gz = Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = gz.stdin.take().unwrap();
+        let feed = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+        let mut zipped = Vec::new();
+        gz.stdout.take().unwrap().read_to_end(&mut zipped).unwrap();
+        feed.join().unwrap();
+        assert!(gz.wait().unwrap().success());
+        (zipped, i)
+    };
+    let bodies: Vec<(Vec<u8>, usize)> = (0..4).map(body).collect();
+    assert!(bodies[0].0.len() < 8 << 20, "the body is small once gzipped");
+    let posts: Vec<_> = bodies
+        .iter()
+        .map(|(zipped, _)| {
+            let zipped = zipped.clone();
+            std::thread::spawn(move || post_gzip(port, &zipped))
+        })
+        .collect();
+    // A well-behaved client meanwhile: answered, not left waiting.
+    let t = Instant::now();
+    let small = post_gzip(port, &bodies[0].0[..0]);
+    assert!(t.elapsed() < Duration::from_secs(10), "a small write took {:?}", t.elapsed());
+    assert!(matches!(small, 204 | 503), "{small}");
+    let codes: Vec<u16> = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    assert!(codes.iter().all(|c| matches!(c, 204 | 503)), "{codes:?}");
+    assert!(codes.contains(&204), "{codes:?}");
+    let peak = peak_rss_mib(agent.id());
+    // Every body answered 204 arrived whole (at least once).
+    let want: usize = codes.iter().zip(&bodies).filter(|(c, _)| **c == 204).map(|(_, (_, n))| n).sum();
+    let stored = || {
+        let text = std::fs::read(&out).unwrap_or_default();
+        let from_204 = |l: &&[u8]| l.len() > 2 && codes.get((l[1] - b'0') as usize) == Some(&204);
+        text.split(|b| *b == b'\n').filter(from_204).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stored() < want {
+        assert!(Instant::now() < deadline, "{} of {want} points of the bodies answered 204 stored", stored());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    vane_test_support::stop(agent);
+    println!("peak RSS {peak:.0} MiB, answers {codes:?}");
+    assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
+}

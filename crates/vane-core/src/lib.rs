@@ -33,6 +33,7 @@ pub mod formats;
 pub mod future;
 pub mod http;
 pub mod instance;
+pub mod intake;
 pub mod invalid;
 pub mod json;
 pub mod lifecycle;

@@ -22,6 +22,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 use vane_core::conns::{Limits, Listener};
+use vane_core::intake;
 use vane_core::lineproto::{self, Precision};
 use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
@@ -291,6 +292,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     let gzip =
         req.headers().get(hyper::header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let method = req.method().clone();
+    // Room for the body in the process's intake budget, before reading it.
+    let length = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let mut rooms = Vec::new();
+    match intake::reserve(length.unwrap_or(max).min(max)).await {
+        Some(r) => rooms.push(r),
+        None => return busy(ctx),
+    }
     let body =
         match tokio::time::timeout(shared.cfg.read_timeout.get(), Limited::new(req.into_body(), max).collect()).await {
             Err(_) => {
@@ -306,19 +314,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         };
     // Some clients mark an empty body as gzipped.
     let body = if gzip && !body.is_empty() {
-        let mut out = Vec::new();
-        // Read one byte past the limit to tell a body that is too large.
-        match flate2::read::GzDecoder::new(&body[..]).take(max as u64 + 1).read_to_end(&mut out) {
-            Ok(n) if n > max => {
-                return reply(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Some(&format!("body larger than max_body ({max} bytes) once gunzipped")),
-                );
-            }
-            Ok(_) => Bytes::from(out),
-            Err(e) => {
-                return reply(StatusCode::BAD_REQUEST, Some(&format!("bad gzip body: {e}")));
-            }
+        match gunzip(ctx, &body, max, &mut rooms).await {
+            Ok(b) => b,
+            Err(r) => return r,
         }
     } else {
         body
@@ -355,23 +353,42 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         }
     };
     let db = param("db").map(str::to_owned);
-    let (events, bad, first) = decode_body(&body, precision, now_ns());
+    // Decoded a chunk at a time, each chunk's room reserved first, and
+    // handed on: a body never lies in memory as events all at once. The
+    // answer waits until every sink the events reach has stored them (a
+    // disk buffer: synced), so a 204 means they survive a crash.
+    let (mut bad, mut first) = (0u64, None);
+    let mut stored = true;
+    let mut lines = decode(&body, precision, now_ns()).peekable();
+    while lines.peek().is_some() {
+        let Some(_room) = intake::reserve_events(CHUNK).await else {
+            // What was handed on stays handed on: the client retries the
+            // body, and those events may arrive twice (at least once).
+            return busy(ctx);
+        };
+        let mut chunk = Vec::with_capacity(CHUNK.min(body.len() / 4 + 1));
+        for r in lines.by_ref().take(CHUNK) {
+            match r {
+                Ok(mut e) => {
+                    if let (Some(tag), Some(db)) = (&shared.cfg.db_tag, &db) {
+                        e.tags.push((tag.clone(), db.clone()));
+                    }
+                    chunk.push(e)
+                }
+                Err(msg) => {
+                    bad += 1;
+                    first.get_or_insert(msg);
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            stored &= ctx.emit_acked(chunk).await;
+        }
+    }
+    drop(rooms);
     if bad > 0 {
         ctx.stats().bad_lines.fetch_add(bad, Ordering::Relaxed);
         ctx.warn(format!("/write: {bad} bad lines, the first: {}", first.as_deref().unwrap_or("")));
-    }
-    let mut events = events;
-    if let (Some(tag), Some(db)) = (&shared.cfg.db_tag, &db) {
-        for e in &mut events {
-            e.tags.push((tag.clone(), db.clone()));
-        }
-    }
-    // The answer waits until every sink the events reach has stored them
-    // (a disk buffer: synced), so a 204 means they survive a crash.
-    let mut stored = true;
-    let mut events = events.into_iter().peekable();
-    while events.peek().is_some() {
-        stored &= ctx.emit_acked(events.by_ref().take(4096).collect()).await;
     }
     if !stored {
         return reply(
@@ -385,40 +402,78 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 }
 
+/// Events are decoded and handed on this many at a time.
+const CHUNK: usize = 4096;
+
+/// 503: the intake budget stayed spent.
+fn busy(ctx: &Context) -> Response<Full<Bytes>> {
+    ctx.warn("a request was refused: the listeners' memory budget is spent (503)");
+    let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, Some("busy: the listener holds as much as it may; retry later"));
+    r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+    r
+}
+
+/// A gzip body inflated, at most `max` bytes, each MiB of it reserved in
+/// the intake budget first (kept in `rooms`).
+async fn gunzip(
+    ctx: &Context,
+    body: &[u8],
+    max: usize,
+    rooms: &mut Vec<intake::Room>,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    const STEP: usize = 1 << 20;
+    let mut z = flate2::read::GzDecoder::new(body);
+    let mut out = Vec::new();
+    loop {
+        let Some(room) = intake::reserve(STEP).await else {
+            return Err(busy(ctx));
+        };
+        rooms.push(room);
+        // Read one byte past the limit to tell a body that is too large.
+        let want = (max + 1 - out.len()).min(STEP) as u64;
+        match (&mut z).take(want).read_to_end(&mut out) {
+            Ok(_) if out.len() > max => {
+                return Err(reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some(&format!("body larger than max_body ({max} bytes) once gunzipped")),
+                ));
+            }
+            Ok(0) => return Ok(Bytes::from(out)),
+            Ok(_) => {}
+            Err(e) => return Err(reply(StatusCode::BAD_REQUEST, Some(&format!("bad gzip body: {e}")))),
+        }
+    }
+}
+
+/// The events of a body, lazily, each bad line as its error (naming it).
+pub fn decode(
+    body: &[u8],
+    precision: Precision,
+    now: i64,
+) -> Box<dyn Iterator<Item = std::result::Result<Event, String>> + Send + '_> {
+    match std::str::from_utf8(body) {
+        Ok(text) => Box::new(lineproto::decode(text, precision, now).map(|r| r.map_err(|e| e.to_string()))),
+        // Not all UTF-8: line by line, so only the lines that are not are lost.
+        Err(_) => Box::new(body.split(|b| *b == b'\n').enumerate().filter_map(move |(i, line)| {
+            match std::str::from_utf8(line) {
+                Err(_) => Some(Err(format!("line {}: not UTF-8", i + 1))),
+                Ok(t) => lineproto::decode(t, precision, now)
+                    .next()
+                    .map(|r| r.map_err(|e| format!("line {}, column {}: {}", i + 1, e.column, e.message))),
+            }
+        })),
+    }
+}
+
 /// The events of a body, the number of bad lines and the first one's error.
 pub fn decode_body(body: &[u8], precision: Precision, now: i64) -> (Vec<Event>, u64, Option<String>) {
-    let mut events = Vec::new();
-    let mut bad = 0u64;
-    let mut first = None;
-    let mut fail = |msg: String| {
-        bad += 1;
-        if first.is_none() {
-            first = Some(msg);
-        }
-    };
-    match std::str::from_utf8(body) {
-        Ok(text) => {
-            for r in lineproto::decode(text, precision, now) {
-                match r {
-                    Ok(e) => events.push(e),
-                    Err(e) => fail(e.to_string()),
-                }
-            }
-        }
-        // Not all UTF-8: line by line, so only the lines that are not are lost.
-        Err(_) => {
-            for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-                match std::str::from_utf8(line) {
-                    Err(_) => fail(format!("line {}: not UTF-8", i + 1)),
-                    Ok(t) => {
-                        if let Some(r) = lineproto::decode(t, precision, now).next() {
-                            match r {
-                                Ok(e) => events.push(e),
-                                Err(e) => fail(format!("line {}, column {}: {}", i + 1, e.column, e.message)),
-                            }
-                        }
-                    }
-                }
+    let (mut events, mut bad, mut first) = (Vec::new(), 0, None);
+    for r in decode(body, precision, now) {
+        match r {
+            Ok(e) => events.push(e),
+            Err(msg) => {
+                bad += 1;
+                first.get_or_insert(msg);
             }
         }
     }
