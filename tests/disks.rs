@@ -303,3 +303,112 @@ fn a_frozen_disk_stalls_only_its_sink_and_not_health_nor_shutdown() {
     vane_test_support::wait_exit(&mut agent, Duration::from_secs(30));
     drop(client);
 }
+
+/// Posts `text` to `/write` on `port`; the status, 0 when the agent is not
+/// there or the connection broke.
+fn post(port: u16, text: &str) -> u16 {
+    use std::io::Read;
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!("POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", text.len());
+    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(text.as_bytes())).is_err() {
+        return 0;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The probe's crash loop: a client posts numbered batches to
+/// `influxdb_listener` (each answered only once stored), retrying each
+/// until it gets 204, while the agent is killed with SIGKILL at random
+/// moments and started again, twelve times. Every point of every batch
+/// answered 204 reaches the disk-buffered file sink, whole; duplicates
+/// (batches delivered again after a kill) are counted and printed.
+#[test]
+fn kill_9_at_random_moments_loses_no_acknowledged_point() {
+    const BATCH: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("out.lp");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\n\
+             sources:\n  - {{ id: influx, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, buffer: {{ kind: disk }}, config: {{ path: {}, rotate_size: 4GiB }} }}\n",
+            dir.path().join("data").display(),
+            out.display()
+        ),
+    );
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let client = {
+        let (done, acked) = (done.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut k = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if post(port, &lines(k * BATCH, (k + 1) * BATCH)) == 204 {
+                    k += 1;
+                    acked.store(k * BATCH, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    // The agent is down or busy: retry the same batch, as clients do.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    // A small xorshift, seeded from the clock: the kill moments differ run to run.
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut per_kill = Vec::new();
+    for _ in 0..12 {
+        let log = dir.path().join("log");
+        let mut agent = VANE.start_logged(&cfg, &log);
+        wait_for_log(&log, "influxdb_listener on http://");
+        let before = acked.load(std::sync::atomic::Ordering::Relaxed);
+        // The moment of the kill is what is being chosen, not a wait for something.
+        std::thread::sleep(Duration::from_millis(200 + next() % 800));
+        signal(&agent, libc::SIGKILL);
+        agent.wait().unwrap();
+        per_kill.push(acked.load(std::sync::atomic::Ordering::Relaxed) - before);
+    }
+    // A last run, stopped in order once the client has had its batches answered.
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "influxdb_listener on http://");
+    let target = acked.load(std::sync::atomic::Ordering::Relaxed) + 5 * BATCH;
+    wait_until(Duration::from_secs(30), "more batches answered", || {
+        acked.load(std::sync::atomic::Ordering::Relaxed) >= target
+    });
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    client.join().unwrap();
+    let n = acked.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until(Duration::from_secs(30), "every answered point in the file", || {
+        let mut got = seqs_in(&out);
+        got.sort_unstable();
+        got.dedup();
+        got.iter().take_while(|s| **s < n).count() as u64 == n
+    });
+    vane_test_support::stop(agent);
+    let mut got = seqs_in(&out);
+    got.retain(|s| *s < n);
+    let total = got.len() as u64;
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len() as u64, n, "every acknowledged point arrived");
+    println!(
+        "{n} points acknowledged over 12 kills (per run: {per_kill:?}); {} duplicates ({:.2} %)",
+        total - n,
+        (total - n) as f64 * 100.0 / n as f64
+    );
+    assert!(per_kill.iter().filter(|a| **a > 0).count() >= 10, "the client got through in most runs: {per_kill:?}");
+}

@@ -50,6 +50,8 @@ pub struct File {
     /// The file's device and inode, to tell whether the path still names it.
     id: Option<(u64, u64)>,
     buf: String,
+    /// Bytes of a partial last line cut off at the last open, to report.
+    torn: u64,
 }
 
 fn id_of(m: &std::fs::Metadata) -> (u64, u64) {
@@ -61,6 +63,27 @@ fn numbered(p: &Path, n: usize) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(format!(".{n}"));
     PathBuf::from(s)
+}
+
+/// How much of a file of `len` bytes ends at a line boundary: a write cut
+/// short (the agent killed in the middle of one) leaves part of a line at
+/// the end, which the next line must not be glued to. Looks back 1 MiB at
+/// most (no line vane writes is longer).
+fn whole_lines(path: &Path, len: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut f = std::fs::File::open(path)?;
+    let back = len.min(1 << 20);
+    f.seek(SeekFrom::Start(len - back))?;
+    let mut tail = Vec::with_capacity(back as usize);
+    f.take(back).read_to_end(&mut tail)?;
+    match tail.iter().rposition(|b| *b == b'\n') {
+        Some(i) => Ok(len - back + i as u64 + 1),
+        None if back == len => Ok(0),
+        None => Ok(len),
+    }
 }
 
 impl File {
@@ -80,11 +103,22 @@ impl File {
             // does not glue the whole batch to half a line.
             f.set_len(self.size).await?;
         } else {
-            self.size = m.len();
+            self.size = whole_lines(&self.cfg.path, m.len())?;
+            if self.size < m.len() {
+                f.set_len(self.size).await?;
+                self.torn = m.len() - self.size;
+            }
         }
         self.id = Some(id_of(&m));
         self.file = Some(f);
         Ok(())
+    }
+
+        fn report_torn(&mut self, ctx: &Context) {
+        if self.torn > 0 {
+            let n = std::mem::take(&mut self.torn);
+            ctx.warn(format!("{}: cut off {n} bytes of a line written in part (a write cut short)", self.cfg.path.display()));
+        }
     }
 
     /// Whether the path still names the file open for writing.
@@ -113,8 +147,9 @@ impl File {
 }
 
 impl Sink for File {
-    async fn prepare(&mut self, _: &Context) -> Result<(), SinkError> {
+    async fn prepare(&mut self, ctx: &Context) -> Result<(), SinkError> {
         self.open().await?;
+        self.report_torn(ctx);
         Ok(())
     }
 
@@ -126,6 +161,7 @@ impl Sink for File {
         }
         if self.file.is_none() {
             self.open().await?;
+            self.report_torn(ctx);
         }
         let len = self.buf.len() as u64;
         if self.size > 0 && self.size + len > self.cfg.rotate_size.0 {
@@ -160,7 +196,7 @@ impl Build for File {
     type Config = FileConfig;
 
     fn build(cfg: FileConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(File { cfg, file: None, size: 0, id: None, buf: String::new() })
+        Ok(File { cfg, file: None, size: 0, id: None, buf: String::new(), torn: 0 })
     }
 }
 
@@ -188,5 +224,20 @@ mod tests {
         assert_eq!(one, "m value=2i 3\nm value=3i 4\n");
         assert_eq!(two, "m value=0i 1\nm value=1i 2\n");
         assert!(!numbered(&path, 3).exists());
+    }
+
+    #[tokio::test]
+    async fn a_line_written_in_part_before_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.lp");
+        std::fs::write(&path, "m value=1i 1\nm val").unwrap();
+        let config = format!("path: {}\nprecision: s", path.display());
+        let (h, mut s) = Harness::sink(&crate::registry(), "file", &config).unwrap();
+        h.prepare(&mut *s).await.unwrap();
+        h.send(&mut *s, &[Event::gauge("m", 2i64).at(2_000_000_000)]).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "m value=1i 1\nm value=2i 2\n");
+        assert_eq!(whole_lines(&path, 0).unwrap(), 0);
+        std::fs::write(&path, "no newline at all").unwrap();
+        assert_eq!(whole_lines(&path, 17).unwrap(), 0);
     }
 }
