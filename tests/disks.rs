@@ -312,7 +312,8 @@ fn post(port: u16, text: &str) -> u16 {
         return 0;
     };
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head = format!("POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", text.len());
+    let head =
+        format!("POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", text.len());
     if s.write_all(head.as_bytes()).and_then(|_| s.write_all(text.as_bytes())).is_err() {
         return 0;
     }

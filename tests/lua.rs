@@ -134,3 +134,32 @@ fn runaway_scripts_are_stopped_and_slow_ones_starve_nothing() {
     let (_, took) = vane_test_support::wait_exit(&mut agent, Duration::from_secs(30));
     assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
 }
+
+/// An engine script that never returns, with limits set far beyond the
+/// shutdown timeout: SIGTERM still ends the agent within the timeouts of
+/// its stages (the call is left behind), not when the script's 60 s are up.
+#[test]
+fn shutdown_does_not_wait_for_a_runaway_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(dir.path(), "e.lua", "function process(e)\n  ctx.log('spinning')\n  while true do end\nend\n");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ shutdown_timeout: 1s }}\n\
+             sources:\n  - {{ id: beat, plugin: hello, interval: 100ms, next: spin }}\n\
+             engines:\n  - {{ id: spin, plugin: lua, next: out, config: {{ script: {}, instructions: 1000000000000, timeout: 60s }} }}\n\
+             sinks:\n  - {{ id: out, plugin: stdout }}\n",
+            script.display()
+        ),
+    );
+    let log = dir.path().join("log");
+    let mut agent = VANE.start_logged(&cfg, &log);
+    vane_test_support::wait_for_log(&log, "vane is running");
+    vane_test_support::wait_for_log(&log, "spinning");
+    vane_test_support::signal(&agent, libc::SIGTERM);
+    let (_, took) = vane_test_support::wait_exit(&mut agent, Duration::from_secs(30));
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("did not finish within the shutdown timeout"), "{text}");
+}

@@ -359,7 +359,9 @@ impl Agent {
     }
 }
 
-/// Waits for a set of tasks up to `grace`, then aborts what is left.
+/// Waits for a set of tasks up to `grace`, then aborts what is left. A
+/// task that cannot be aborted (a blocking call that does not return) is
+/// waited for one more second, then left behind: the process exits anyway.
 async fn drain(set: &mut JoinSet<()>, grace: Duration) -> usize {
     let all = async { while set.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, all).await.is_ok() {
@@ -367,7 +369,8 @@ async fn drain(set: &mut JoinSet<()>, grace: Duration) -> usize {
     }
     let left = set.len();
     set.abort_all();
-    while set.join_next().await.is_some() {}
+    let aborted = async { while set.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), aborted).await;
     left
 }
 

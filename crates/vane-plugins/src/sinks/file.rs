@@ -114,10 +114,13 @@ impl File {
         Ok(())
     }
 
-        fn report_torn(&mut self, ctx: &Context) {
+    fn report_torn(&mut self, ctx: &Context) {
         if self.torn > 0 {
             let n = std::mem::take(&mut self.torn);
-            ctx.warn(format!("{}: cut off {n} bytes of a line written in part (a write cut short)", self.cfg.path.display()));
+            ctx.warn(format!(
+                "{}: cut off {n} bytes of a line written in part (a write cut short)",
+                self.cfg.path.display()
+            ));
         }
     }
 
