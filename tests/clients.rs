@@ -207,23 +207,10 @@ fn out_of_descriptors_the_agent_waits_instead_of_spinning_and_recovers() {
     });
 }
 
-/// Posts `body` (gzipped) to `/write` on `port`: the status, or 0 when the
+/// Posts a gzipped `body` to `/write` on `port`: the status, 0 when the
 /// connection failed.
 fn post_gzip(port: u16, body: &[u8]) -> u16 {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let head = format!(
-        "POST /write?db=x HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).is_err() {
-        return 0;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    vane_test_support::http::http_post(port, "/write?db=x", "Content-Encoding: gzip\r\n", body)
 }
 
 /// The agent's peak resident memory, in MiB.

@@ -304,22 +304,10 @@ fn a_frozen_disk_stalls_only_its_sink_and_not_health_nor_shutdown() {
     drop(client);
 }
 
-/// Posts `text` to `/write` on `port`; the status, 0 when the agent is not
-/// there or the connection broke.
+/// Posts `text` to `/write` on `port`: the status, 0 when the agent is
+/// not there or the connection broke.
 fn post(port: u16, text: &str) -> u16 {
-    use std::io::Read;
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let head =
-        format!("POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", text.len());
-    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(text.as_bytes())).is_err() {
-        return 0;
-    }
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    vane_test_support::http::http_post(port, "/write", "", text.as_bytes())
 }
 
 /// The probe's crash loop: a client posts numbered batches to

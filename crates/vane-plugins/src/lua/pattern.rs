@@ -516,6 +516,29 @@ mod tests {
         assert!((1_000_000..1_000_000 + 2 * u64::from(CHARGE_EVERY)).contains(&charged), "{charged}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_pattern_without_specials_is_found_where_the_text_is(src in "[a-c]{0,40}", pat in "[a-c]{1,4}") {
+            let want = src.find(&pat).map(|i| (i + 1, i + pat.len()));
+            proptest::prop_assert_eq!(find(&src, &pat), Ok(want));
+        }
+
+        #[test]
+        fn any_pattern_on_any_subject_ends_without_panicking(src in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                                                           pat in "[a%().*+?\\-\\[\\]^$bf1-3]{0,12}") {
+            let mut left = 100_000i64;
+            let mut meter = |n: u32| { left -= i64::from(n); left > 0 };
+            let mut m = Matcher::new(&src, pat.as_bytes(), &mut meter);
+            for s in 0..=src.len() {
+                match m.try_at(s, 0) {
+                    Ok(Some(e)) => { let _ = m.captures(s, e, true); }
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn start_positions_follow_lua() {
         assert_eq!(start(1, 5), 1);
