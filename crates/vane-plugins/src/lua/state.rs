@@ -311,7 +311,7 @@ mod tests {
         let (_d, cfg) = script(
             "function collect(ctx)\n\
                if ctx.job == 'greedy' then big = string.rep('x', 20 * 1024 * 1024) end\n\
-               kept = kept or string.rep('x', 1536 * 1024)\n\
+               kept = kept or string.rep(string.rep('x', 1024), 1536)\n\
                return { name = 'held', fields = { bytes = #kept } }\n\
              end\n",
         );

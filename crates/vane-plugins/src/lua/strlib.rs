@@ -2,8 +2,9 @@
 //! where the instruction hook cannot count it, made to pay for it: the
 //! pattern functions (`find`, `match`, `gmatch`, `gsub`) run on vane's own
 //! matcher ([`super::pattern`]), each step charged to the call's budget;
-//! `string.rep`, `table.concat` and `table.move` are charged for what they
-//! produce or touch before (or as) they do it.
+//! `string.rep` (each eight repetitions and each 64 bytes), `table.concat` and
+//! `table.move` are charged for what they produce or touch before (or as)
+//! they do it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -93,7 +94,9 @@ pub fn install(lua: &Lua, budget: Arc<Budget>, memory: Arc<AtomicUsize>) -> mlua
                 .saturating_mul(len(args.first()))
                 .saturating_add(n.saturating_sub(1).saturating_mul(len(args.get(2))));
             mm.room(lua, total.min(usize::MAX as u64) as usize)?;
-            mm.budget.take(total / BYTES_PER_INSTRUCTION)?;
+            // A copy per repetition (about an eighth of an instruction),
+            // and the bytes.
+            mm.budget.take((n / 8).saturating_add(total / BYTES_PER_INSTRUCTION))?;
             rep.call::<Value>(MultiValue::from_iter(args))
         })?,
     )?;
