@@ -24,7 +24,10 @@ pub struct Budget {
     left: AtomicI64,
     limit: AtomicI64,
     epoch: Instant,
-    /// When the running call started, in nanoseconds since `epoch`.
+    /// When the running call was first charged, in nanoseconds since
+    /// `epoch` (0: not yet). Read at the first charge rather than at the
+    /// start, so that a short call reads no clock (on a virtual machine
+    /// without a stable TSC, a clock read is a system call).
     started: AtomicU64,
     timeout: Duration,
     spent: AtomicU8,
@@ -51,7 +54,7 @@ impl Budget {
         let n = instructions.min(i64::MAX as u64) as i64;
         self.left.store(n, Relaxed);
         self.limit.store(n, Relaxed);
-        self.started.store(self.epoch.elapsed().as_nanos() as u64, Relaxed);
+        self.started.store(0, Relaxed);
         self.spent.store(LEFT, Relaxed);
         *self.stop.lock().expect("not poisoned") = stop;
     }
@@ -80,9 +83,16 @@ impl Budget {
         self.spent.load(Relaxed) != LEFT
     }
 
+    /// Time since the call was first charged.
     fn elapsed(&self) -> Duration {
-        let now = self.epoch.elapsed().as_nanos() as u64;
-        Duration::from_nanos(now.saturating_sub(self.started.load(Relaxed)))
+        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
+        match self.started.load(Relaxed) {
+            0 => {
+                self.started.store(now, Relaxed);
+                Duration::ZERO
+            }
+            started => Duration::from_nanos(now.saturating_sub(started)),
+        }
     }
 
     /// The error ending a call whose budget is spent.
@@ -122,6 +132,7 @@ mod tests {
     fn time_and_stopping_end_a_call_too() {
         let b = Budget::new(Duration::ZERO);
         b.start(1 << 40, None);
+        assert!(b.charge(1), "the first charge starts the clock");
         std::thread::sleep(Duration::from_millis(2));
         assert!(!b.charge(1));
         assert!(b.error().to_string().contains("time limit"));
