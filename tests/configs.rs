@@ -130,4 +130,12 @@ fn listen_addresses_that_cannot_bind_are_refused_at_load() {
     }
     let cfg = write(dir.path(), "v.yaml", "agent: { http: \":8686\" }\nsinks:\n  - { id: out, plugin: stdout }\n");
     refused(&cfg, "no host");
+    // The agent's HTTP port is TCP: `udp://` is refused where it is written.
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "agent: { http: \"udp://127.0.0.1:8686\" }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let err = refused(&cfg, "this listener takes tcp only");
+    assert!(err.contains(&format!("{}:1:", cfg.display())), "{err}");
 }

@@ -27,6 +27,20 @@ pub struct Listen {
     pub addr: SocketAddr,
 }
 
+/// A listen address that must be TCP (`tcp://` or no scheme), refused at
+/// load otherwise: an HTTP port given `udp://`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Listen")]
+pub struct TcpListen(pub Listen);
+
+impl TryFrom<Listen> for TcpListen {
+    type Error = Invalid;
+    fn try_from(l: Listen) -> Result<TcpListen, Invalid> {
+        l.only(Scheme::Tcp)?;
+        Ok(TcpListen(l))
+    }
+}
+
 impl Listen {
     /// The address on loopback at `port`.
     pub fn local(port: u16) -> Listen {

@@ -135,10 +135,10 @@ impl Agent {
         let (Some(addr), Some(table)) = (&self.config.agent.http, &self.routes) else {
             return Ok(None);
         };
-        crate::http::serve(addr.addr, table.clone(), self.life.lifecycle())
+        crate::http::serve(addr.0.addr, table.clone(), self.life.lifecycle())
             .await
             .map(Some)
-            .map_err(|source| StartError::Http { addr: *addr, source })
+            .map_err(|source| StartError::Http { addr: addr.0, source })
     }
 
     /// A job's route: its `next`, or every sink; a sink's goes nowhere.

@@ -43,7 +43,7 @@ pub struct AgentConfig {
     /// Worker threads. Default: one per core.
     pub threads: Option<usize>,
     /// The agent's HTTP port (`/health`, and routes like `/metrics`). Default: none.
-    pub http: Option<vane_core::listen::Listen>,
+    pub http: Option<vane_core::listen::TcpListen>,
 }
 
 /// A job under `sources:`.
