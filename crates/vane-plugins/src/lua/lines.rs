@@ -13,10 +13,11 @@ use vane_core::prelude::*;
 
 use super::state::Vm;
 use super::{LuaConfig, ScriptError};
+use crate::sources::listen::Connections;
 
 /// Settings of the `lua_lines` source: the script's (as the `lua` source
 /// and engine take them), and the listener's.
-pub type LuaLinesConfig = Flat<LuaConfig, ListenerConfig>;
+pub type LuaLinesConfig = Flat<LuaConfig, Flat<ListenerConfig, Connections>>;
 
 /// The listener of `lua_lines`.
 #[derive(Deserialize, Debug)]
@@ -27,16 +28,6 @@ pub struct ListenerConfig {
     /// Longest line; longer ones are skipped and counted. Default: 64KiB.
     #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
-    /// Connections served at once; when full, the one idle longest is
-    /// closed for a new one. Default: 256.
-    #[serde(default = "crate::defaults::max_connections")]
-    pub max_connections: usize,
-    /// Connections from one client address; more are refused. Default: no limit.
-    #[serde(default)]
-    pub max_per_client: usize,
-    /// A connection silent this long is closed. Default: 30s.
-    #[serde(default = "crate::defaults::thirty_seconds")]
-    pub read_timeout: vane_core::Duration,
 }
 
 fn default_listen() -> Listen {
@@ -121,7 +112,7 @@ impl LuaLines {
 impl Build for LuaLines {
     type Config = LuaLinesConfig;
 
-    fn build(Flat(script, listener): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
+    fn build(Flat(script, Flat(listener, conns)): LuaLinesConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&script, ctx, false)?;
         let listen = listener.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
         Ok(LuaLines {
@@ -129,8 +120,8 @@ impl Build for LuaLines {
             vm,
             listen,
             max_line: listener.max_line.0 as usize,
-            limits: Limits { max_connections: listener.max_connections, max_per_client: listener.max_per_client },
-            read_timeout: listener.read_timeout.get(),
+            limits: conns.limits(),
+            read_timeout: conns.read_timeout.get(),
         })
     }
 }

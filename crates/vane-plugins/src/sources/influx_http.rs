@@ -21,14 +21,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
-use vane_core::conns::{Limits, Listener};
+use vane_core::conns::Listener;
 use vane_core::intake;
 use vane_core::lineproto::{self, Precision};
 use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
-use super::listen::now_ns;
+use super::listen::{Connections, now_ns};
 
 fn default_listen() -> Listen {
     Listen::local(8186)
@@ -42,10 +42,13 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Settings of the `influxdb_listener` source.
+/// Settings of the `influxdb_listener` source: its own and its connections'.
+pub type InfluxListenerConfig = vane_core::node::Flat<InfluxListenerSettings, Connections>;
+
+/// What `influxdb_listener` takes besides its connections' limits.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct InfluxListenerConfig {
+pub struct InfluxListenerSettings {
     /// Where to listen. Default: 127.0.0.1:8186.
     #[serde(default = "default_listen")]
     pub listen: Listen,
@@ -56,22 +59,13 @@ pub struct InfluxListenerConfig {
     /// Largest body, after gunzipping; larger ones get 413. Default: 32MiB.
     #[serde(default = "crate::defaults::thirty_two_mib")]
     pub max_body: ByteSize,
-    /// Connections served at once; when full, the one idle longest is
-    /// closed for a new one. Default: 256.
-    #[serde(default = "crate::defaults::max_connections")]
-    pub max_connections: usize,
-    /// Connections from one client address; more are refused. Default: no limit.
-    #[serde(default)]
-    pub max_per_client: usize,
-    /// Time allowed for a request's headers and body. Default: 30s.
-    #[serde(default = "crate::defaults::thirty_seconds")]
-    pub read_timeout: Duration,
     /// Adds the request's `db` as this tag.
     pub db_tag: Option<String>,
 }
 
 struct Shared {
-    cfg: InfluxListenerConfig,
+    cfg: InfluxListenerSettings,
+    conns: Connections,
     ctx: Context,
 }
 
@@ -102,8 +96,7 @@ fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, Stri
 impl Service for InfluxListener {
     async fn run(self, ctx: Context) -> Result<(), ServiceError> {
         let cfg = &self.shared.cfg;
-        let limits = Limits { max_connections: cfg.max_connections, max_per_client: cfg.max_per_client };
-        let listener = Listener::bind(cfg.listen.addr, limits)
+        let listener = Listener::bind(cfg.listen.addr, self.shared.conns.limits())
             .await
             .map_err(|e| ServiceError::restart(format!("cannot listen on {}: {e}", cfg.listen)))?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -119,7 +112,7 @@ impl Service for InfluxListener {
             let shared = self.shared.clone();
             let tls = self.tls.clone();
             conns.spawn(async move {
-                let timeout = shared.cfg.read_timeout.get();
+                let timeout = shared.conns.read_timeout.get();
                 let svc = {
                     let shared = shared.clone();
                     hyper::service::service_fn(move |req| {
@@ -153,10 +146,10 @@ impl Service for InfluxListener {
 impl Build for InfluxListener {
     type Config = InfluxListenerConfig;
 
-    fn build(cfg: InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
+    fn build(vane_core::node::Flat(cfg, conns): InfluxListenerConfig, ctx: &Context) -> Result<Self, BuildError> {
         cfg.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
         let tls = cfg.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
-        Ok(InfluxListener { shared: Arc::new(Shared { cfg, ctx: ctx.clone() }), tls })
+        Ok(InfluxListener { shared: Arc::new(Shared { cfg, conns, ctx: ctx.clone() }), tls })
     }
 }
 
@@ -299,19 +292,20 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         Some(r) => rooms.push(r),
         None => return busy(ctx),
     }
-    let body =
-        match tokio::time::timeout(shared.cfg.read_timeout.get(), Limited::new(req.into_body(), max).collect()).await {
-            Err(_) => {
-                return reply(StatusCode::REQUEST_TIMEOUT, Some("body not received in time"));
-            }
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return reply(StatusCode::PAYLOAD_TOO_LARGE, Some(&format!("body larger than max_body ({max} bytes)")));
-            }
-            Ok(Err(e)) => {
-                return reply(StatusCode::BAD_REQUEST, Some(&format!("reading the body: {e}")));
-            }
-            Ok(Ok(b)) => b.to_bytes(),
-        };
+    let body = match tokio::time::timeout(shared.conns.read_timeout.get(), Limited::new(req.into_body(), max).collect())
+        .await
+    {
+        Err(_) => {
+            return reply(StatusCode::REQUEST_TIMEOUT, Some("body not received in time"));
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return reply(StatusCode::PAYLOAD_TOO_LARGE, Some(&format!("body larger than max_body ({max} bytes)")));
+        }
+        Ok(Err(e)) => {
+            return reply(StatusCode::BAD_REQUEST, Some(&format!("reading the body: {e}")));
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+    };
     // Some clients mark an empty body as gzipped.
     let body = if gzip && !body.is_empty() {
         match gunzip(ctx, &body, max, &mut rooms).await {

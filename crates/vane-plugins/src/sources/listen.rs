@@ -78,10 +78,38 @@ fn default_field() -> String {
     "value".into()
 }
 
-/// Settings of the `socket` source.
+/// What every TCP listener takes about its connections.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Connections {
+    /// Connections served at once; when full, the one idle longest is
+    /// closed for a new one (or the new one refused, counted, when all are
+    /// busy). Default: 256.
+    #[serde(default = "crate::defaults::max_connections")]
+    pub max_connections: usize,
+    /// Connections from one client address; more are refused. Default: no limit.
+    #[serde(default)]
+    pub max_per_client: usize,
+    /// A connection silent this long (from its start, or since its last
+    /// read; over HTTP, the time for a request's headers and body) is
+    /// closed. Default: 30s.
+    #[serde(default = "crate::defaults::thirty_seconds")]
+    pub read_timeout: Duration,
+}
+
+impl Connections {
+    pub fn limits(&self) -> Limits {
+        Limits { max_connections: self.max_connections, max_per_client: self.max_per_client }
+    }
+}
+
+/// Settings of the `socket` source: its own and its connections'.
+pub type SocketConfig = vane_core::node::Flat<SocketSettings, Connections>;
+
+/// What the `socket` source takes besides its connections' limits.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-pub struct SocketConfig {
+pub struct SocketSettings {
     /// `tcp://HOST:PORT` or `udp://HOST:PORT` (a bare `HOST:PORT` is TCP).
     pub listen: Listen,
     /// `influx`, `graphite`, `json` or `number`. Default: influx.
@@ -101,18 +129,6 @@ pub struct SocketConfig {
     /// counted. Default: 64KiB.
     #[serde(default = "crate::defaults::sixty_four_kib")]
     pub max_line: ByteSize,
-    /// Connections served at once; when full, the one idle longest is
-    /// closed for a new one (or the new one refused, counted, when all are
-    /// busy). Default: 256.
-    #[serde(default = "crate::defaults::max_connections")]
-    pub max_connections: usize,
-    /// Connections from one client address; more are refused. Default: no limit.
-    #[serde(default)]
-    pub max_per_client: usize,
-    /// A connection silent this long (from its start, or since its last
-    /// read) is closed. Default: 30s.
-    #[serde(default = "crate::defaults::thirty_seconds")]
-    pub read_timeout: Duration,
 }
 
 enum Proto {
@@ -161,15 +177,15 @@ impl Service for Socket {
 impl Build for Socket {
     type Config = SocketConfig;
 
-    fn build(c: SocketConfig, ctx: &Context) -> Result<Self, BuildError> {
+    fn build(vane_core::node::Flat(c, conns): SocketConfig, ctx: &Context) -> Result<Self, BuildError> {
         let proto = if c.listen.scheme == Some(Scheme::Udp) { Proto::Udp } else { Proto::Tcp };
         Ok(Socket {
             proto,
             addr: c.listen.addr,
             decoder: Arc::new(line_decoder(c.format, c.precision.as_deref(), &c.templates, c.name, c.field, ctx)?),
             max_line: (c.max_line.0 as usize).max(1),
-            limits: Limits { max_connections: c.max_connections, max_per_client: c.max_per_client },
-            read_timeout: c.read_timeout.get(),
+            limits: conns.limits(),
+            read_timeout: conns.read_timeout.get(),
         })
     }
 }
