@@ -238,16 +238,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
 fn gzip_bodies_that_inflate_to_millions_of_events_keep_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let out = dir.path().join("out.lp");
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "sources:\n  - {{ id: influx, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
-             sinks:\n  - {{ id: out, plugin: file, config: {{ path: {}, rotate_size: 4GiB }} }}\n",
-            out.display()
-        ),
-    );
+    let (cfg, out) = vane_test_support::influx_to_file(dir.path(), port, "", "");
     let log = dir.path().join("log");
     let agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, "influxdb_listener on http://");

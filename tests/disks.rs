@@ -321,18 +321,9 @@ fn kill_9_at_random_moments_loses_no_acknowledged_point() {
     const BATCH: u64 = 500;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let out = dir.path().join("out.lp");
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {} }}\n\
-             sources:\n  - {{ id: influx, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
-             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, buffer: {{ kind: disk }}, config: {{ path: {}, rotate_size: 4GiB }} }}\n",
-            dir.path().join("data").display(),
-            out.display()
-        ),
-    );
+    let head = format!("agent: {{ data_dir: {} }}\n", dir.path().join("data").display());
+    let (cfg, out) =
+        vane_test_support::influx_to_file(dir.path(), port, &head, "batch_wait: 20ms, buffer: { kind: disk }, ");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let client = {

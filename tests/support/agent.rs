@@ -135,6 +135,24 @@ pub fn wait_for_log(log: &Path, text: &str) {
     wait_for_file(log, Duration::from_secs(30), |t| t.contains(text));
 }
 
+/// A config in `dir`: `influxdb_listener` (job `influx`) on `port` into a
+/// `file` sink (job `out`) writing `dir/out.lp` without rotating, with
+/// `sink` added to the sink's settings (`buffer: …, `) and `head` before the
+/// sections (`agent: …`). The config's path and the output's.
+pub fn influx_to_file(dir: &Path, port: u16, head: &str, sink: &str) -> (PathBuf, PathBuf) {
+    let out = dir.join("out.lp");
+    let cfg = write(
+        dir,
+        "v.yaml",
+        &format!(
+            "{head}sources:\n  - {{ id: influx, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, {sink}config: {{ path: {}, rotate_size: 4GiB }} }}\n",
+            out.display()
+        ),
+    );
+    (cfg, out)
+}
+
 /// A loopback port free at the time of the call.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

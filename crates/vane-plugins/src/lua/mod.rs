@@ -112,6 +112,15 @@ fn sixty_four_mib() -> ByteSize {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use vane_core::plugin::Build;
+    use vane_core::testing::Harness;
+
+    /// A `lua` source job named `job` running the script of `cfg`.
+    pub fn source(cfg: &LuaConfig, job: &str) -> (Harness, LuaSource) {
+        let h = Harness::new(job);
+        let s = LuaSource::build(cfg.clone(), h.context()).unwrap();
+        (h, s)
+    }
 
     /// A script in a folder of its own, and a config running it.
     pub fn script(body: &str) -> (tempfile::TempDir, LuaConfig) {

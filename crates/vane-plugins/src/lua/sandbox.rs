@@ -100,16 +100,13 @@ pub fn state(budget: &Arc<Budget>, memory: &Arc<AtomicUsize>) -> mlua::Result<(L
 
 #[cfg(test)]
 mod tests {
-    use super::super::source::LuaSource;
-    use super::super::testing::script;
+    use super::super::testing::{script, source};
     use vane_core::prelude::*;
-    use vane_core::testing::Harness;
 
     /// The error (or the events) of one `collect` running `body`.
     async fn collect(body: &str) -> std::result::Result<Vec<Event>, String> {
         let (_d, cfg) = script(&format!("function collect(ctx)\n{body}\nend\n"));
-        let h = Harness::new("t");
-        let mut s = LuaSource::build(cfg, h.context()).unwrap();
+        let (h, mut s) = source(&cfg, "t");
         h.poll(&mut s).await.map_err(|e| e.to_string())
     }
 
@@ -150,8 +147,7 @@ mod tests {
                return { name = 'closed', fields = { ok = ok, why = why } }\n\
              end\n",
         );
-        let h = Harness::new("t");
-        let mut s = LuaSource::build(cfg, h.context()).unwrap();
+        let (h, mut s) = source(&cfg, "t");
         let err = h.poll(&mut s).await.unwrap_err().to_string();
         assert!(err.contains("instruction budget"), "{err}");
         let evs = h.poll(&mut s).await.unwrap();

@@ -248,17 +248,8 @@ impl Vm {
 
 #[cfg(test)]
 mod tests {
-    use super::super::source::LuaSource;
-    use super::super::testing::script;
+    use super::super::testing::{script, source};
     use super::*;
-    use vane_core::testing::Harness;
-
-    /// A source job running the script of `cfg`.
-    fn source(cfg: &LuaConfig, job: &str) -> (Harness, LuaSource) {
-        let h = Harness::new(job);
-        let s = LuaSource::build(cfg.clone(), h.context()).unwrap();
-        (h, s)
-    }
 
     #[tokio::test]
     async fn sources_of_one_script_share_a_state_but_not_their_globals() {

@@ -103,7 +103,9 @@ impl File {
             // does not glue the whole batch to half a line.
             f.set_len(self.size).await?;
         } else {
-            self.size = whole_lines(&self.cfg.path, m.len())?;
+            let (path, len) = (self.cfg.path.clone(), m.len());
+            self.size =
+                tokio::task::spawn_blocking(move || whole_lines(&path, len)).await.map_err(std::io::Error::other)??;
             if self.size < m.len() {
                 f.set_len(self.size).await?;
                 self.torn = m.len() - self.size;
