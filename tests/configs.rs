@@ -139,3 +139,22 @@ fn listen_addresses_that_cannot_bind_are_refused_at_load() {
     let err = refused(&cfg, "this listener takes tcp only");
     assert!(err.contains(&format!("{}:1:", cfg.display())), "{err}");
 }
+
+#[test]
+fn a_bad_regular_expression_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "sources:\n  - id: p\n    plugin: procstat\n    config: { pattern: \"sleep (\" }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let err = refused(&cfg, "invalid regex");
+    assert!(err.contains(&format!("{}:4:", cfg.display())) && err.contains("config.pattern"), "{err}");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "sources:\n  - { id: w, plugin: http, config: { url: \"http://127.0.0.1:1/\", body_regex: \"[a-\" } }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let err = refused(&cfg, "invalid regex");
+    assert!(err.contains(&format!("{}:2:", cfg.display())) && err.contains("config.body_regex"), "{err}");
+}

@@ -79,15 +79,13 @@ impl<A: fmt::Debug> fmt::Debug for Error<A> {
 
 macro_rules! outcomes {
     ($(
-        $(#[$doc:meta])* $alias:ident = $action:ident {
-            $($(#[$vdoc:meta])* $variant:ident => $ctor:ident),+ $(,)?
-        }
+        $(#[$doc:meta])* $alias:ident = $action:ident { $($variant:ident => $ctor:ident: $vdoc:literal),+ $(,)? }
     )*) => {$(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
         pub enum $action {
             #[default]
-            $($(#[$vdoc])* $variant),+
+            $(#[doc = $vdoc] $variant),+
         }
 
         #[doc = concat!("An error carrying a [`", stringify!($action), "`].")]
@@ -95,7 +93,7 @@ macro_rules! outcomes {
 
         impl Error<$action> {
             $(
-                $(#[$vdoc])*
+                #[doc = $vdoc]
                 pub fn $ctor(e: impl Into<BoxError>) -> Error<$action> {
                     Error::new($action::$variant, e)
                 }
@@ -104,50 +102,18 @@ macro_rules! outcomes {
     )*};
 }
 
+// One line per role: the outcomes, default first, each with what the runtime does.
 outcomes! {
     /// After a `build` fails, for any role.
-    BuildError = BuildAction {
-        /// Build again after a backoff (engines' and sinks' events wait in their queue).
-        Retry => retry,
-        /// The job cannot work as configured: it stays stopped. For an
-        /// engine or a sink at start-up, the agent does not start.
-        Stop => stop,
-    }
+    BuildError = BuildAction { Retry => retry: "Build again after a backoff (engines' and sinks' events wait in their queue).", Stop => stop: "The job cannot work as configured: it stays stopped. For an engine or a sink at start-up, the agent does not start." }
     /// After a source's `poll` fails.
-    SourceError = SourceAction {
-        /// Counted and logged; polled again at the next interval.
-        Retry => retry,
-        /// The instance is broken: rebuilt after a backoff.
-        Restart => restart,
-        /// The job stops for good; the rest of the agent goes on.
-        Stop => stop,
-    }
+    SourceError = SourceAction { Retry => retry: "Counted and logged; polled again at the next interval.", Restart => restart: "The instance is broken: rebuilt after a backoff.", Stop => stop: "The job stops for good; the rest of the agent goes on." }
     /// After a service's `run` returns an error.
-    ServiceError = ServiceAction {
-        /// Rebuilt and run again after a backoff.
-        Restart => restart,
-        /// The job stops for good.
-        Stop => stop,
-    }
+    ServiceError = ServiceAction { Restart => restart: "Rebuilt and run again after a backoff.", Stop => stop: "The job stops for good." }
     /// After an engine's `process` or `beat` fails.
-    EngineError = EngineAction {
-        /// The event (or the beat) is skipped: whatever the call pushed is
-        /// dropped and counted; the next event is processed as usual.
-        Skip => skip,
-        /// Skipped as above, and the engine is rebuilt (its state is lost).
-        Restart => restart,
-    }
+    EngineError = EngineAction { Skip => skip: "The event (or the beat) is skipped: whatever the call pushed is dropped and counted; the next event is processed as usual.", Restart => restart: "Skipped as above, and the engine is rebuilt (its state is lost)." }
     /// After a sink's `prepare` or `send` fails.
-    SinkError = SinkAction {
-        /// Tried again after a backoff (until the sink's `retry_for`).
-        Retry => retry,
-        /// This batch can never succeed: it is given up and counted; the
-        /// next one goes on. (For `prepare`: the sink goes on unprepared.)
-        GiveUp => give_up,
-        /// The sink cannot work: it stops; what reaches it from then on is
-        /// dropped and counted (a disk buffer keeps what it holds).
-        Stop => stop,
-    }
+    SinkError = SinkAction { Retry => retry: "Tried again after a backoff (until the sink's `retry_for`).", GiveUp => give_up: "This batch can never succeed: it is given up and counted; the next one goes on. (For `prepare`: the sink goes on unprepared.)", Stop => stop: "The sink cannot work: it stops; what reaches it from then on is dropped and counted (a disk buffer keeps what it holds)." }
 }
 
 /// The result of a plugin call; a source's error unless told otherwise.

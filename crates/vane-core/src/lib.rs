@@ -42,6 +42,7 @@ pub mod lines;
 pub mod listen;
 pub mod node;
 pub mod plugin;
+pub mod regex;
 pub mod registry;
 pub mod runtime;
 pub mod size;

@@ -272,16 +272,9 @@ mod tests {
     use crate::prelude::*;
 
     #[derive(serde::Deserialize)]
-    struct Cfg {
+    struct Random {
         #[allow(dead_code, reason = "read by serde only: the test needs a key")]
         max: f64,
-    }
-    struct Random;
-    impl Build for Random {
-        type Config = Cfg;
-        fn build(_: Cfg, _: &Context) -> Result<Self, BuildError> {
-            Ok(Random)
-        }
     }
     impl Source for Random {
         async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {

@@ -368,13 +368,13 @@ async fn submission_interval_sends_the_latest_of_each_series_once_per_interval()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_for_bounds_how_long_a_batch_is_retried() {
-    gate("never", false);
-    gate("bounded_ok", true);
     let text = "agent: { shutdown_timeout: 200ms }\n\
         jobs:\n  - { id: bounded_src, plugin: t.numbered, interval: 20ms }\n\
         sinks:\n\
         \x20 - { id: never, plugin: t.gate, batch_wait: 5ms, retry_for: 300ms, config: { gate: never } }\n\
         \x20 - { id: ok, plugin: t.gate, batch_wait: 5ms, config: { gate: bounded_ok } }\n";
+    gate("never", false);
+    gate("bounded_ok", true);
     // The failing sink gives each batch up after 300 ms and moves on to
     // the next; unbounded, it would retry its first batch forever.
     run_until(text, || ATTEMPTED.lock().unwrap().get("never").is_some_and(|a| a.len() >= 3)).await;

@@ -310,16 +310,28 @@ impl Delivery<'_> {
                 Ok(Err(e)) => e.to_string(),
                 Err(p) => format!("panicked while building: {p}"),
             };
-            let wait = backoff.next_wait();
-            self.ctx.report_error(format!("cannot be built: {why}; retrying in {:.1}s", wait.as_secs_f64()));
-            // The agent does not wait for a sink that cannot be built yet.
-            if let Some(p) = prepared.take() {
-                let _ = p.send(());
+            if !self.retry_later(&mut backoff, format!("cannot be built: {why}"), prepared).await {
+                return None;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.ctx.stopping() => return None,
-            }
+        }
+    }
+
+    /// Reports a failure to retry, lets the agent go on without waiting for
+    /// this sink, and waits out the backoff; false when the sink is stopping.
+    async fn retry_later(
+        &self,
+        backoff: &mut Backoff,
+        what: String,
+        prepared: &mut Option<oneshot::Sender<()>>,
+    ) -> bool {
+        let wait = backoff.next_wait();
+        self.ctx.report_error(format!("{what}; retrying in {:.1}s", wait.as_secs_f64()));
+        if let Some(p) = prepared.take() {
+            let _ = p.send(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.ctx.stopping() => false,
         }
     }
 
@@ -341,15 +353,8 @@ impl Delivery<'_> {
                 Ok(Err(e)) => e.to_string(),
                 Err(p) => format!("panicked: {p}"),
             };
-            let wait = backoff.next_wait();
-            self.ctx.report_error(format!("prepare failed: {err}; retrying in {:.1}s", wait.as_secs_f64()));
-            // The agent does not wait for a backend that is down.
-            if let Some(p) = prepared.take() {
-                let _ = p.send(());
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.ctx.stopping() => break,
+            if !self.retry_later(&mut backoff, format!("prepare failed: {err}"), prepared).await {
+                break;
             }
         }
         if let Some(p) = prepared.take() {

@@ -313,7 +313,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ConfigError> {
-        if self.node.is_null() {
+        // `{}` says "no settings" as plainly as nothing does.
+        let empty_map = matches!(&self.node.kind, NodeKind::Map(m) if m.is_empty());
+        if self.node.is_null() || empty_map {
             v.visit_unit().map_err(|e| self.locate(e))
         } else {
             Err(self.locate(ConfigError::custom(format!("expected nothing, found {}", self.node.describe()))))

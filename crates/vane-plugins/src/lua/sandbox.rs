@@ -117,9 +117,17 @@ mod tests {
         err
     }
 
+    /// Each of `bodies` is stopped with an error saying `why`.
+    async fn all_stopped(bodies: &[&str], why: &str) {
+        for body in bodies {
+            let err = stopped(body).await;
+            assert!(err.contains(why), "{body}: {err}");
+        }
+    }
+
     #[tokio::test]
     async fn no_handler_outlives_the_budget() {
-        for body in [
+        let bodies = [
             "while true do pcall(function() while true do end end) end",
             "while true do xpcall(function() while true do end end, function() while true do end end) end",
             "while true do pcall(pcall, pcall, function() while true do end end) end",
@@ -127,17 +135,14 @@ mod tests {
              while true do coroutine.resume(co); co = coroutine.create(function() while true do end end) end",
             "while true do pcall(coroutine.wrap(function() while true do end end)) end",
             "while true do local ok = pcall(error, setmetatable({}, { __tostring = function() while true do end end })) end",
-        ] {
-            let err = stopped(body).await;
-            assert!(err.contains("instruction budget of 100000 exceeded"), "{body}: {err}");
-        }
+        ];
+        all_stopped(&bodies, "instruction budget of 100000 exceeded").await;
     }
 
     #[tokio::test]
     async fn a_coroutine_the_budget_killed_is_never_closed() {
         let (_d, cfg) = script(
-            "n = 0\n\
-             function collect(ctx)\n\
+            "n = 0\nfunction collect(ctx)\n\
                n = n + 1\n\
                if n == 1 then\n\
                  co = coroutine.create(function() while true do end end)\n\
@@ -174,17 +179,15 @@ mod tests {
 
     #[tokio::test]
     async fn work_outside_the_vm_is_charged() {
-        for body in [
+        let bodies = [
             "local s = string.rep('a', 40)\nstring.find(s, '(.-)(.-)(.-)(.-)(.-)(.-)(.-)(.-)(.-)(.-)b')",
             "local s = string.rep('a', 5000)\nwhile true do s:match('.-.-.-b') end",
             "while true do local x = string.rep('x', 1 << 20) end",
             "local t = {}\nfor i = 1, 100 do t[i] = string.rep(string.rep('y', 100), 100) end\nwhile true do local s = table.concat(t) end",
             "table.move({1}, 1, 1 << 40, 2)",
             "local s = string.rep('a', 100000)\nwhile true do s:gsub('a', 'bb') end",
-        ] {
-            let err = stopped(body).await;
-            assert!(err.contains("instruction budget"), "{body}: {err}");
-        }
+        ];
+        all_stopped(&bodies, "instruction budget").await;
     }
 
     #[tokio::test]

@@ -37,7 +37,7 @@ pub struct HttpCheckConfig {
     pub expect_status: Vec<u16>,
     /// A regular expression the body must match (field `body_match`; the
     /// check is down when it does not).
-    pub body_regex: Option<String>,
+    pub body_regex: Option<vane_core::regex::Regex>,
     #[serde(default)]
     pub follow_redirects: bool,
     /// A PEM file of certificates to trust besides the system's.
@@ -58,7 +58,6 @@ pub struct HttpCheck {
     cfg: HttpCheckConfig,
     client: reqwest::Client,
     method: reqwest::Method,
-    regex: Option<regex::Regex>,
 }
 
 impl Source for HttpCheck {
@@ -93,7 +92,7 @@ impl Source for HttpCheck {
                 if truncated {
                     e = e.field("truncated", true);
                 }
-                if let Some(re) = &self.regex {
+                if let Some(re) = &self.cfg.body_regex {
                     let matched = re.is_match(&String::from_utf8_lossy(&body));
                     up &= matched;
                     e = e.field("body_match", matched);
@@ -134,12 +133,6 @@ impl Build for HttpCheck {
     fn build(cfg: HttpCheckConfig, _: &Context) -> Result<Self, BuildError> {
         let method = reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| BuildError::stop(format!("method: {:?} is not an HTTP method", cfg.method)))?;
-        let regex = cfg
-            .body_regex
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| BuildError::stop(format!("body_regex: {e}")))?;
         let redirects = if cfg.follow_redirects {
             reqwest::redirect::Policy::limited(10)
         } else {
@@ -147,7 +140,7 @@ impl Build for HttpCheck {
         };
         let builder = crate::http_client::builder(cfg.timeout.get(), cfg.ca.as_deref(), cfg.tls_verify)?;
         let client = crate::http_client::build(builder.tls_info(true).redirect(redirects))?;
-        Ok(HttpCheck { cfg, client, method, regex })
+        Ok(HttpCheck { cfg, client, method })
     }
 }
 

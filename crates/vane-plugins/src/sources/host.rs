@@ -114,12 +114,8 @@ impl Build for Cpu {
 
 // ------------------------------------------------------------------ memory and swap
 
-/// Settings of sources that take none.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NoConfig {}
-
 /// Memory in bytes: total, available, used, free, buffers, cached, and percentages.
+#[derive(Deserialize)]
 pub struct Memory;
 
 impl Source for Memory {
@@ -141,15 +137,8 @@ impl Source for Memory {
     }
 }
 
-impl Build for Memory {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Memory)
-    }
-}
-
 /// Swap in bytes: total, used, free and used percentage.
+#[derive(Deserialize)]
 pub struct Swap;
 
 impl Source for Swap {
@@ -166,17 +155,10 @@ impl Source for Swap {
     }
 }
 
-impl Build for Swap {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Swap)
-    }
-}
-
 // ------------------------------------------------------------------ load and system
 
 /// Load averages over 1, 5 and 15 minutes, and the number of CPUs.
+#[derive(Deserialize)]
 pub struct Load;
 
 /// /proc/loadavg has two decimals; procfs hands them over as f32.
@@ -201,15 +183,8 @@ impl Source for Load {
     }
 }
 
-impl Build for Load {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Load)
-    }
-}
-
 /// Uptime, boot time, logged-in users and CPUs.
+#[derive(Deserialize)]
 pub struct System;
 
 /// Users logged in, from utmp records of type USER_PROCESS.
@@ -236,17 +211,10 @@ impl Source for System {
     }
 }
 
-impl Build for System {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(System)
-    }
-}
-
 // ------------------------------------------------------------------ processes
 
 /// Processes counted by state (running, sleeping, blocked, zombies …) and threads.
+#[derive(Deserialize)]
 pub struct Processes;
 
 impl Source for Processes {
@@ -289,14 +257,6 @@ impl Source for Processes {
                 .field("total", total)
                 .field("total_threads", counts[8]),
         ])
-    }
-}
-
-impl Build for Processes {
-    type Config = NoConfig;
-
-    fn build(_: NoConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Processes)
     }
 }
 
@@ -540,7 +500,7 @@ mod tests {
 
     #[tokio::test]
     async fn memory_is_consistent() {
-        let ev = poll::<Memory>(NoConfig {}).await;
+        let ev = poll::<Memory>(Memory).await;
         let m = &ev[0];
         assert!(f(m, "total") > 0.0);
         assert!(f(m, "used") + f(m, "available") <= f(m, "total") + 1.0);
@@ -549,12 +509,12 @@ mod tests {
 
     #[tokio::test]
     async fn load_system_and_processes_report() {
-        let l = poll::<Load>(NoConfig {}).await;
+        let l = poll::<Load>(Load).await;
         assert!(f(&l[0], "load1") >= 0.0);
-        let s = poll::<System>(NoConfig {}).await;
+        let s = poll::<System>(System).await;
         assert!(f(&s[0], "uptime") > 0.0);
         assert!(f(&s[0], "boot_time") > 1e9);
-        let p = poll::<Processes>(NoConfig {}).await;
+        let p = poll::<Processes>(Processes).await;
         // This test's own process is running.
         assert!(f(&p[0], "total") >= 1.0);
         assert!(f(&p[0], "total_threads") >= f(&p[0], "total"));

@@ -17,14 +17,13 @@ pub struct ProcstatConfig {
     /// The process name as the kernel knows it (`comm`, 15 bytes at most).
     pub name: Option<String>,
     /// A regular expression matched against the whole command line.
-    pub pattern: Option<String>,
+    pub pattern: Option<vane_core::regex::Regex>,
     /// A file holding the pid.
     pub pid_file: Option<PathBuf>,
 }
 
 pub struct Procstat {
     cfg: ProcstatConfig,
-    pattern: Option<regex::Regex>,
     /// Per pid: CPU seconds at the previous poll and when.
     last: HashMap<i32, (f64, Instant)>,
     tps: f64,
@@ -92,19 +91,7 @@ impl Build for Procstat {
         if chosen.iter().filter(|c| **c).count() != 1 {
             return Err(BuildError::stop("set exactly one of `name`, `pattern` and `pid_file`"));
         }
-        let pattern = cfg
-            .pattern
-            .as_deref()
-            .map(regex::Regex::new)
-            .transpose()
-            .map_err(|e| BuildError::stop(format!("pattern: {e}")))?;
-        Ok(Procstat {
-            cfg,
-            pattern,
-            last: HashMap::new(),
-            tps: procfs::ticks_per_second() as f64,
-            page: procfs::page_size(),
-        })
+        Ok(Procstat { cfg, last: HashMap::new(), tps: procfs::ticks_per_second() as f64, page: procfs::page_size() })
     }
 }
 
@@ -129,7 +116,7 @@ impl Procstat {
             .filter(|p| {
                 if let Some(n) = &self.cfg.name {
                     p.stat().is_ok_and(|s| &s.comm == n)
-                } else if let Some(re) = &self.pattern {
+                } else if let Some(re) = &self.cfg.pattern {
                     p.cmdline().is_ok_and(|c| !c.is_empty() && re.is_match(&c.join(" ")))
                 } else {
                     false

@@ -10,18 +10,19 @@ use super::{Pushed, Store, WhenFull, mem_size_of};
 
 /// A bounded queue of batches in memory.
 pub struct Memory {
+    /// The bound, in bytes, and what a push does beyond it.
+    max: u64,
+    when_full: WhenFull,
     batches: VecDeque<(Vec<Event>, u64)>,
     /// Size and length of the batch out for delivery.
     taken: Option<(u64, u64)>,
     bytes: u64,
     events: u64,
-    max: u64,
-    when_full: WhenFull,
 }
 
 impl Memory {
     pub fn new(max: u64, when_full: WhenFull) -> Memory {
-        Memory { batches: VecDeque::new(), taken: None, bytes: 0, events: 0, max, when_full }
+        Memory { max, when_full, batches: VecDeque::new(), taken: None, bytes: 0, events: 0 }
     }
 }
 

@@ -379,13 +379,6 @@ mod tests {
     use std::path::PathBuf;
     use vane_core::prelude::*;
 
-    struct Src;
-    impl Build for Src {
-        type Config = SrcConfig;
-        fn build(_: SrcConfig, _: &Context) -> Result<Self, BuildError> {
-            Ok(Src)
-        }
-    }
     impl Source for Src {
         async fn poll(&mut self, _: &Context) -> Result<Vec<Event>> {
             Ok(vec![])
@@ -393,7 +386,7 @@ mod tests {
     }
     #[derive(serde::Deserialize)]
     #[allow(dead_code, reason = "read by serde only: the tests need the keys")]
-    struct SrcConfig {
+    struct Src {
         #[serde(default)]
         url: String,
         #[serde(default)]
