@@ -19,6 +19,8 @@ packages=(
   openssl                    # a self-signed certificate for the TLS tests
   util-linux                 # mount, fsfreeze: the small and frozen disks of tests/disks.rs
   e2fsprogs                  # mkfs.ext4: the image that test freezes
+  rabbitmq-server            # 3.10, the broker of the amqp sink and source tests
+  python3-pika               # RabbitMQ's Python client, publishing and consuming beside vane
 )
 
 if command -v rustup >/dev/null; then

@@ -129,12 +129,21 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Trace => tracing::Level::TRACE,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // The AMQP client logs at warn what vane reports itself, with whole
+    // messages in it (a returned message's body, byte by byte): its own
+    // lines show from debug on.
+    let clients = if level >= tracing::Level::DEBUG { level } else { tracing::Level::ERROR };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("lapin", clients)
+        .with_target("amq_protocol", clients);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry().with(fmt).with(filter).init();
     std::panic::set_hook(Box::new(|info| {
         tracing::error!("panic: {info}");
     }));

@@ -10,5 +10,6 @@ pub mod influx;
 pub mod postgres;
 pub mod proc;
 pub mod prometheus;
+pub mod rabbitmq;
 
 pub use agent::*;

@@ -98,10 +98,18 @@ impl Context {
     /// some were dropped on the way (a full buffer with `when_full: drop_*`,
     /// no sink at all). For listeners whose protocol has an answer (HTTP).
     pub async fn emit_acked(&self, events: Vec<Event>) -> bool {
+        self.emit_tracked(events).await.await
+    }
+
+    /// Sends events on (waiting only while the next queue is full) and
+    /// returns what [`Context::emit_acked`] would wait for: true once every
+    /// sink they reach has stored them. For sources that keep many
+    /// deliveries in flight (a message bus with a prefetch window).
+    pub async fn emit_tracked(&self, events: Vec<Event>) -> impl Future<Output = bool> + Send + 'static {
         let (ack, done) = Ack::new();
         JobStats::add(&self.inner.stats.events_out, events.len() as u64);
         self.inner.outlet.send_batch(Batch { events, acks: vec![ack] }).await;
-        done.await.unwrap_or(false)
+        async move { done.await.unwrap_or(false) }
     }
 
     /// Waits until the agent is ready (every job built, sinks prepared).

@@ -41,6 +41,7 @@ pub mod lineproto;
 pub mod lines;
 pub mod listen;
 pub mod node;
+pub mod path_template;
 pub mod plugin;
 pub mod regex;
 pub mod registry;

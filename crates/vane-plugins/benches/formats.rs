@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vane_core::event::Event;
 use vane_core::formats::{graphite, prometheus, statsd};
-use vane_plugins::sinks::graphite::Template;
+use vane_core::path_template::PathTemplate;
 
 const N: usize = 10_000;
 
@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let evs = events();
-    let template = Template::parse("{host}.{name}.{tag.cpu}.{field}");
+    let template = PathTemplate::parse("{host}.{name}.{tag.cpu}.{field}");
     let encode = |out: &mut String| {
         use std::fmt::Write;
         out.clear();

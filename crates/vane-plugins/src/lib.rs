@@ -1,6 +1,8 @@
 //! vane's built-in plugins, grouped by role. [`register`] adds them all to a
 //! registry: the one list of built-in names, in one place.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 mod defaults;
 pub mod engines;
 #[cfg(feature = "http")]
@@ -86,6 +88,15 @@ pub fn register(r: &mut Registry) {
     .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",
         "InfluxDB 1.x: creates its database and retention policy, writes line protocol, dead-letters rejected points",
+    );
+    #[cfg(feature = "amqp")]
+    r.service::<sources::amqp::AmqpSource>(
+        "amqp",
+        "consumes a RabbitMQ queue: acknowledged once stored, unreadable messages dead-lettered",
+    )
+    .sink::<sinks::amqp::Amqp>(
+        "amqp",
+        "publishes to a RabbitMQ exchange: persistent, a batch delivered once every message is confirmed",
     );
     #[cfg(feature = "sql")]
     r.source::<sources::sql::Sql>("sql", "a PostgreSQL query each poll: every row an event, columns as tags or fields");

@@ -129,6 +129,9 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                     }
                     continue;
                 }
+                // The acknowledgements of this burst, and whether all of
+                // their events were stored: one sync answers them all.
+                let (mut waiting, mut stored) = (Vec::new(), true);
                 for q in got.drain(..) {
                     let Batch { events, acks } = q.batch;
                     stats.events_in.fetch_add(events.len() as u64, Relaxed);
@@ -138,20 +141,24 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                     }
                     batch_bytes += crate::buffer::size_of(&events);
                     batch.extend(events);
-                    let mut stored = true;
-                    // Acknowledged events are stored now, not at batch_wait.
-                    if batch.len() >= spec.batch_size || batch_bytes >= spec.batch_bytes || (!acks.is_empty() && !batch.is_empty()) {
-                        stored = store(std::mem::take(&mut batch)).await;
+                    waiting.extend(acks);
+                    if batch.len() >= spec.batch_size || batch_bytes >= spec.batch_bytes {
+                        stored &= store(std::mem::take(&mut batch)).await;
                         deadline = None;
                     }
-                    if !acks.is_empty() {
-                        let synced = shared.store.run(|s| s.sync()).await;
-                        if let Err(e) = &synced {
-                            ctx.report_error(format!("buffer: sync failed: {e}"));
-                        }
-                        if !stored || synced.is_err() {
-                            acks.iter().for_each(Ack::fail);
-                        }
+                }
+                if !waiting.is_empty() {
+                    // Acknowledged events are stored now, not at batch_wait.
+                    if !batch.is_empty() {
+                        stored &= store(std::mem::take(&mut batch)).await;
+                        deadline = None;
+                    }
+                    let synced = shared.store.run(|s| s.sync()).await;
+                    if let Err(e) = &synced {
+                        ctx.report_error(format!("buffer: sync failed: {e}"));
+                    }
+                    if !stored || synced.is_err() {
+                        waiting.iter().for_each(Ack::fail);
                     }
                 }
             }

@@ -12,6 +12,7 @@
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
+use vane_core::path_template::PathTemplate;
 use vane_core::prelude::*;
 
 /// Settings of the `graphite` sink.
@@ -42,98 +43,9 @@ fn default_template() -> String {
 
 pub struct Graphite {
     cfg: GraphiteConfig,
-    template: Template,
+    template: PathTemplate,
     conn: Option<tokio::net::TcpStream>,
     buf: String,
-}
-
-/// One dot-separated part of a path template.
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Host,
-    Name,
-    /// The name as it is: its dots stay levels (a relayed Graphite path).
-    Path,
-    Field,
-    Tags,
-    Tag(String),
-    Literal(String),
-}
-
-/// A path template, parsed once.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Template(Vec<Part>);
-
-impl Template {
-    pub fn parse(template: &str) -> Template {
-        // Split on dots outside braces: `{tag.cpu}` is one part.
-        let mut parts = Vec::new();
-        let (mut depth, mut start) = (0, 0);
-        let mut push = |p: &str| {
-            parts.push(match p {
-                "{host}" => Part::Host,
-                "{name}" => Part::Name,
-                "{path}" => Part::Path,
-                "{field}" => Part::Field,
-                "{tags}" => Part::Tags,
-                p if p.starts_with("{tag.") && p.ends_with('}') => Part::Tag(p[5..p.len() - 1].to_owned()),
-                literal => Part::Literal(literal.to_owned()),
-            })
-        };
-        for (i, c) in template.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                '.' if depth == 0 => {
-                    push(&template[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        push(&template[start..]);
-        Template(parts)
-    }
-
-    /// Appends the path of one field of an event to `out`.
-    pub fn render(&self, out: &mut String, prefix: &str, e: &Event, field: &str) {
-        out.push_str(prefix);
-        let mut first = true;
-        let mut seg = |out: &mut String, v: &str, keep_dots: bool| {
-            if v.is_empty() {
-                return;
-            }
-            if !first {
-                out.push('.');
-            }
-            first = false;
-            for c in v.chars() {
-                out.push(if c.is_whitespace() || (c == '.' && !keep_dots) { '_' } else { c });
-            }
-        };
-        for part in &self.0 {
-            match part {
-                Part::Host => seg(out, &e.host, false),
-                Part::Name => seg(out, &e.name, false),
-                Part::Path => seg(out, &e.name, true),
-                Part::Field => seg(out, field, false),
-                Part::Tags => {
-                    for (_, v) in &e.tags {
-                        seg(out, v, false);
-                    }
-                }
-                Part::Tag(k) => seg(out, e.get_tag(k).unwrap_or(""), false),
-                Part::Literal(l) => seg(out, l, true),
-            }
-        }
-    }
-}
-
-/// The path of one field of an event.
-pub fn path(template: &str, prefix: &str, e: &Event, field: &str) -> String {
-    let mut out = String::new();
-    Template::parse(template).render(&mut out, prefix, e, field);
-    out
 }
 
 impl Sink for Graphite {
@@ -193,13 +105,14 @@ impl Build for Graphite {
     type Config = GraphiteConfig;
 
     fn build(cfg: GraphiteConfig, _: &Context) -> Result<Self, BuildError> {
-        Ok(Graphite { template: Template::parse(&cfg.template), cfg, conn: None, buf: String::new() })
+        Ok(Graphite { template: PathTemplate::parse(&cfg.template), cfg, conn: None, buf: String::new() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vane_core::path_template::path;
 
     #[test]
     fn templates_build_paths() {

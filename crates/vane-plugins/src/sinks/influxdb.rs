@@ -12,7 +12,6 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,6 +19,7 @@ use vane_core::lineproto::{self, Precision};
 use vane_core::prelude::*;
 
 use super::OutPrecision;
+use super::dead_letter::DeadLetter;
 
 /// The retention policy to make sure of.
 #[derive(Deserialize, Debug, Clone)]
@@ -67,7 +67,7 @@ fn default_url() -> vane_core::url::Url {
 pub struct InfluxDb {
     cfg: InfluxConfig,
     client: reqwest::Client,
-    dead_letter: PathBuf,
+    dead_letter: DeadLetter,
     body: String,
 }
 
@@ -111,17 +111,6 @@ impl InfluxDb {
             )));
         }
         Ok(v)
-    }
-
-    fn dead_letter(&self, lines: &str, reason: &str, ctx: &Context) -> std::io::Result<()> {
-        if let Some(dir) = self.dead_letter.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.dead_letter)?;
-        writeln!(f, "# {} rejected: {}", vane_core::event::now_ns(), reason.replace('\n', " "))?;
-        f.write_all(lines.as_bytes())?;
-        ctx.stats().events_dropped.fetch_add(lines.lines().count() as u64, Relaxed);
-        Ok(())
     }
 }
 
@@ -188,10 +177,10 @@ impl Sink for InfluxDb {
                 ctx.report_error(format!(
                     "InfluxDB rejected a batch of {} lines (kept in {}): {reason}",
                     batch.len(),
-                    self.dead_letter.display()
+                    self.dead_letter.path().display()
                 ));
                 let body = std::mem::take(&mut self.body);
-                self.dead_letter(&body, &reason, ctx)?;
+                self.dead_letter.keep(&body, &reason, ctx)?;
                 self.body = body;
                 Ok(())
             }
@@ -210,10 +199,7 @@ impl Build for InfluxDb {
 
     fn build(cfg: InfluxConfig, ctx: &Context) -> Result<Self, BuildError> {
         let client = crate::http_client::with_timeout(cfg.timeout)?;
-        let dead_letter = cfg
-            .dead_letter
-            .clone()
-            .unwrap_or_else(|| ctx.agent_data_dir().join("deadletter").join(format!("{}.lp", ctx.job())));
+        let dead_letter = DeadLetter::new(cfg.dead_letter.clone(), ctx);
         Ok(InfluxDb { cfg, client, dead_letter, body: String::new() })
     }
 }

@@ -1,6 +1,9 @@
 //! Built-in sinks, and the output formats they share.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod blackhole;
+pub mod dead_letter;
 pub mod file;
 pub mod graphite;
 #[cfg(feature = "http")]
@@ -57,6 +60,15 @@ impl From<OutPrecision> for Precision {
 /// events line protocol cannot carry (no finite field) are counted as a warning.
 pub fn encode_batch(ctx: &Context, out: &mut String, batch: &[Event], format: Format, precision: Precision) {
     out.clear();
+    let skipped = encode_events(out, batch, format, precision);
+    if skipped > 0 {
+        ctx.warn(format!("{skipped} events had no field line protocol can carry"));
+    }
+}
+
+/// Appends events in a format, one a line, to `out`; returns how many line
+/// protocol could not carry (no finite field).
+pub fn encode_events(out: &mut String, batch: &[Event], format: Format, precision: Precision) -> usize {
     let mut skipped = 0;
     for e in batch {
         match format {
@@ -71,7 +83,5 @@ pub fn encode_batch(ctx: &Context, out: &mut String, batch: &[Event], format: Fo
             }
         }
     }
-    if skipped > 0 {
-        ctx.warn(format!("{skipped} events had no field line protocol can carry"));
-    }
+    skipped
 }

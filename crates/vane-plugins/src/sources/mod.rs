@@ -1,5 +1,7 @@
 //! Built-in sources.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "http")]
 pub mod checks;
 pub mod demo;

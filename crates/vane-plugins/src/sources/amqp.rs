@@ -1,0 +1,287 @@
+//! The `amqp` source: consumes a queue of an AMQP 0.9.1 broker (RabbitMQ)
+//! with manual acknowledgements and a prefetch window.
+//!
+//! A delivery is acknowledged only once its events were stored by every
+//! sink they reach (synced, for a disk buffer): the end-to-end
+//! acknowledgement the listeners use. Until then the broker keeps the
+//! message, and gives it to another consumer if this one goes away, so a
+//! delivery can arrive twice (at least once), never not at all.
+//!
+//! A message that cannot be read (not UTF-8, a bad line: a message is
+//! taken whole or not at all) is published to the dead-letter exchange
+//! with the reason in its `x-vane-reason` header, then acknowledged, and
+//! counted as a bad line. A message whose events were dropped on the way
+//! (a full buffer that drops) is given back to the queue; a quorum queue
+//! dead-letters it after `delivery_limit` deliveries.
+//!
+//! At each connect the source declares (unless `declare: false`) its queue
+//! (quorum by default, durable, with the delivery limit and the
+//! dead-letter exchange), the exchanges it binds to (durable topic
+//! exchanges), its bindings, and the dead-letter exchange (fanout) with a
+//! queue of the same name, so that nothing dead-lettered is lost unseen.
+
+use std::future::poll_fn;
+
+use futures_core::Stream;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+use serde::Deserialize;
+use vane_core::node::Flat;
+use vane_core::prelude::*;
+
+use crate::amqp::connection::{Broker, Link, short};
+use crate::amqp::message::Format;
+
+/// Settings of the `amqp` source: its own and the broker's.
+pub type AmqpSourceConfig = Flat<AmqpSourceSettings, Broker>;
+
+/// A queue's type.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Replicated, with a delivery limit: RabbitMQ's choice for data that matters.
+    #[default]
+    Quorum,
+    Classic,
+}
+
+/// A binding of the queue to an exchange.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    pub exchange: String,
+    /// Default: `#` (every key of a topic exchange).
+    #[serde(default = "every_key")]
+    pub routing_key: String,
+}
+
+fn every_key() -> String {
+    "#".into()
+}
+
+fn default_queue() -> String {
+    "vane".into()
+}
+
+fn default_bindings() -> Vec<Binding> {
+    vec![Binding { exchange: "vane".into(), routing_key: every_key() }]
+}
+
+fn default_dead_letter() -> String {
+    "vane.dead".into()
+}
+
+fn default_prefetch() -> u16 {
+    1000
+}
+
+fn default_delivery_limit() -> u32 {
+    5
+}
+
+/// What the `amqp` source takes besides the broker's settings.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSourceSettings {
+    /// The queue consumed. Default: vane.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// quorum or classic. Default: quorum.
+    #[serde(default)]
+    pub queue_type: QueueType,
+    /// Deliveries of one message before a quorum queue dead-letters it. Default: 5.
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+    /// Exchanges and keys the queue is bound to. Default: exchange vane, key `#`.
+    #[serde(default = "default_bindings")]
+    pub bindings: Vec<Binding>,
+    /// Where unreadable messages go (a fanout exchange, and a queue of the
+    /// same name when declared). Default: vane.dead.
+    #[serde(default = "default_dead_letter")]
+    pub dead_letter_exchange: String,
+    /// Declare the queue, exchanges and bindings at each connect. Default: true.
+    #[serde(default = "crate::defaults::yes")]
+    pub declare: bool,
+    /// Deliveries in flight, unacknowledged. Default: 1000.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// The body's format when a message does not name one (by its
+    /// `vane-format` header or content type): json or influx. Default: json.
+    #[serde(default)]
+    pub format: Format,
+}
+
+pub struct AmqpSource {
+    cfg: AmqpSourceSettings,
+    broker: Broker,
+}
+
+impl Build for AmqpSource {
+    type Config = AmqpSourceConfig;
+
+    fn build(Flat(cfg, broker): AmqpSourceConfig, _: &Context) -> Result<Self, BuildError> {
+        broker.check()?;
+        for name in [&cfg.queue, &cfg.dead_letter_exchange].into_iter().chain(cfg.bindings.iter().map(|b| &b.exchange))
+        {
+            short("name", name).map_err(BuildError::stop)?;
+        }
+        if cfg.prefetch == 0 {
+            return Err(BuildError::stop("prefetch: must be at least 1"));
+        }
+        Ok(AmqpSource { cfg, broker })
+    }
+}
+
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions { durable: true, ..Default::default() }
+}
+
+fn durable_queue() -> QueueDeclareOptions {
+    QueueDeclareOptions { durable: true, ..Default::default() }
+}
+
+fn text(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+impl AmqpSource {
+    /// Declares what the queue needs; every name was checked at build.
+    async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
+        let c = &self.cfg;
+        let dlx = ShortString::from(c.dead_letter_exchange.as_str());
+        ch.exchange_declare(dlx.clone(), ExchangeKind::Fanout, durable_exchange(), FieldTable::default()).await?;
+        ch.queue_declare(dlx.clone(), durable_queue(), FieldTable::default()).await?;
+        ch.queue_bind(dlx.clone(), dlx.clone(), "".into(), QueueBindOptions::default(), FieldTable::default()).await?;
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), text(&c.dead_letter_exchange));
+        if c.queue_type == QueueType::Quorum {
+            args.insert("x-queue-type".into(), text("quorum"));
+            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(c.delivery_limit.min(i32::MAX as u32) as i32));
+        }
+        let queue = ShortString::from(c.queue.as_str());
+        ch.queue_declare(queue.clone(), durable_queue(), args).await?;
+        for b in &c.bindings {
+            let exchange = ShortString::from(b.exchange.as_str());
+            ch.exchange_declare(exchange.clone(), ExchangeKind::Topic, durable_exchange(), FieldTable::default())
+                .await?;
+            let key = ShortString::try_new(b.routing_key.as_str()).unwrap_or_else(|_| "#".into());
+            ch.queue_bind(queue.clone(), exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends an unreadable message to the dead-letter exchange, with why.
+    async fn dead_letter(&self, ch: &Channel, d: &Delivery, why: &str) -> Result<(), String> {
+        let mut headers = d.properties.headers().clone().unwrap_or_default();
+        headers.insert("x-vane-reason".into(), text(why));
+        headers.insert("x-vane-queue".into(), text(&self.cfg.queue));
+        let props = d.properties.clone().with_headers(headers);
+        let dlx = ShortString::from(self.cfg.dead_letter_exchange.as_str());
+        let confirm = ch
+            .basic_publish(dlx, d.routing_key.clone(), BasicPublishOptions::default(), &d.data, props)
+            .await
+            .map_err(|e| e.to_string())?;
+        match confirm.await.map_err(|e| e.to_string())? {
+            lapin::Confirmation::Ack(_) => Ok(()),
+            other => Err(format!("the dead-letter exchange refused it: {other:?}")),
+        }
+    }
+
+    /// One delivery: read it, pass its events on, and acknowledge it once
+    /// they are stored (in a task, so that many are in flight).
+    async fn take(
+        &self,
+        ch: &Channel,
+        d: Delivery,
+        ctx: &Context,
+        acks: &mut tokio::task::JoinSet<()>,
+    ) -> Result<(), String> {
+        let format = Format::of(&d.properties).unwrap_or(self.cfg.format);
+        let events = match format.decode(&d.data, vane_core::event::now_ns()) {
+            Ok(events) => events,
+            Err(why) => {
+                ctx.stats().bad_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.warn(format!("message {} from {:?}: {why}; dead-lettered", d.delivery_tag, d.exchange.as_str()));
+                self.dead_letter(ch, &d, &why).await?;
+                d.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+        };
+        if events.is_empty() {
+            d.acker.ack(BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        let stored = ctx.emit_tracked(events).await;
+        let acker = d.acker;
+        let ctx = ctx.clone();
+        acks.spawn(async move {
+            let done = if stored.await {
+                acker.ack(BasicAckOptions::default()).await
+            } else {
+                // Back to the queue; a quorum queue counts the deliveries.
+                acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+            };
+            if let Err(e) = done {
+                // The channel is gone: the broker delivers the message again.
+                ctx.debug(format!("acknowledging: {e}"));
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Service for AmqpSource {
+    async fn run(self, ctx: Context) -> Result<(), ServiceError> {
+        let Link { channel: ch, .. } = &self.broker.open(&ctx).await.map_err(ServiceError::restart)?;
+        if self.cfg.declare {
+            self.declare(ch)
+                .await
+                .map_err(|e| ServiceError::restart(format!("declaring queue {:?}: {e}", self.cfg.queue)))?;
+        }
+        ch.basic_qos(self.cfg.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| ServiceError::restart(format!("prefetch: {e}")))?;
+        let tag = format!("vane {} {}", ctx.host(), ctx.job());
+        let tag = crate::amqp::connection::clipped(&tag);
+        let mut consumer = ch
+            .basic_consume(
+                self.cfg.queue.as_str().into(),
+                tag.clone(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| ServiceError::restart(format!("consuming {:?}: {e}", self.cfg.queue)))?;
+        ctx.info(format!("consuming {:?} at {}", self.cfg.queue, self.broker.url));
+        let mut acks = tokio::task::JoinSet::new();
+        let ended = loop {
+            let next = tokio::select! {
+                d = poll_fn(|cx| Pin::new(&mut consumer).poll_next(cx)) => d,
+                Some(_) = acks.join_next(), if !acks.is_empty() => continue,
+                _ = ctx.stopping() => break None,
+            };
+            match next {
+                Some(Ok(d)) => {
+                    if let Err(e) = self.take(ch, d, &ctx, &mut acks).await {
+                        break Some(format!("handling a delivery: {e}"));
+                    }
+                }
+                Some(Err(e)) => break Some(format!("consuming {:?}: {e}", self.cfg.queue)),
+                None => break Some(format!("the broker ended the consumer of {:?}", self.cfg.queue)),
+            }
+        };
+        // Deliveries in flight are acknowledged as their events are stored;
+        // what is not acknowledged when the channel closes is delivered again.
+        let _ = ch.basic_cancel(tag, BasicCancelOptions::default()).await;
+        while acks.join_next().await.is_some() {}
+        match ended {
+            None => Ok(()),
+            Some(why) => Err(ServiceError::restart(why)),
+        }
+    }
+}

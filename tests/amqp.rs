@@ -1,0 +1,294 @@
+//! The `amqp` sink and source against a real RabbitMQ, with RabbitMQ's
+//! Python client (pika) publishing and reading beside vane: what vane
+//! publishes is what a client reads, what a client publishes reaches vane's
+//! sinks once, unreadable messages are dead-lettered with their reason, and
+//! a broker restart or a killed consumer loses nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use vane_test_support::rabbitmq::Rabbit;
+use vane_test_support::{Vane, events_in, free_port, generated, signal, stop, wait_for_log, wait_until, write};
+
+const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
+
+/// How often each number `1..=n` appears among the `seq` fields of the
+/// events in `path`, and what else was there.
+fn counts(path: &Path) -> BTreeMap<i64, u32> {
+    let mut c = BTreeMap::new();
+    // Whole lines only: the sink may be writing the last one.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for e in vane_test_support::events(whole.as_bytes()) {
+        let n = e.get_field("seq").and_then(|v| v.as_f64()).expect("a seq field") as i64;
+        *c.entry(n).or_insert(0) += 1;
+    }
+    c
+}
+
+fn every_number_once(path: &Path, n: i64) -> bool {
+    let c = counts(path);
+    c.len() as i64 == n && c.keys().copied().eq(1..=n) && c.values().all(|&k| k == 1)
+}
+
+/// Every number `1..=n` at least once; the number of duplicates.
+fn every_number(path: &Path, n: i64) -> Option<u32> {
+    let c = counts(path);
+    (c.len() as i64 == n && c.keys().copied().eq(1..=n)).then(|| c.values().map(|k| k - 1).sum())
+}
+
+#[test]
+fn what_vane_publishes_pika_reads_as_published() {
+    let rabbit = Rabbit::start();
+    rabbit.bind("seen", "vane", "metrics.#");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 500;
+    let cfg = generated(
+        dir.path(),
+        "agent: { host: h1 }\n",
+        &format!("for (i = 1; i <= {n}; i++) printf \"job,src=gen seq=%di\\n\", i"),
+        &format!(
+            "  - {{ id: bus, plugin: amqp, batch_wait: 20ms, config: {{ url: \"{}\", routing_key: \"metrics.{{host}}.{{name}}\" }} }}\n",
+            rabbit.url()
+        ),
+    );
+    let agent = VANE.start(&cfg);
+    wait_until(Duration::from_secs(60), "every event in the queue", || rabbit.ready("seen") >= n);
+    let got = rabbit.drain("seen", Duration::from_millis(500));
+    assert_eq!(got.len() as u64, n, "one message an event");
+    let mut seqs = Vec::new();
+    for m in &got {
+        assert_eq!(m["content_type"], "application/x-ndjson", "{m}");
+        assert_eq!(m["headers"]["vane-format"], "json", "{m}");
+        assert_eq!(m["delivery_mode"], 2, "persistent: {m}");
+        assert_eq!(m["routing_key"], "metrics.h1.job", "{m}");
+        let body: serde_json::Value = serde_json::from_str(m["body"].as_str().unwrap().trim()).unwrap();
+        assert_eq!((&body["name"], &body["host"], &body["tags"]["src"]), (&json!("job"), &json!("h1"), &json!("gen")));
+        seqs.push(body["fields"]["seq"].as_i64().unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>());
+    assert_eq!(stop(agent), Some(0));
+}
+
+/// A config consuming queue `in` (bound to exchange `vane`, `extra` added to
+/// the source's settings) into `out.lp`, with `sink` added to the file
+/// sink's (`buffer: …, `); the config's, the output's and the log's paths.
+fn consumer(
+    dir: &Path,
+    rabbit: &Rabbit,
+    extra: &str,
+    sink: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let out = dir.join("out.lp");
+    let cfg = write(
+        dir,
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\nsources:\n  - {{ id: bus, plugin: amqp, next: out, config: {{ url: \"{}\", queue: in{extra} }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, {sink}config: {{ path: {} }} }}\n",
+            dir.join("data").display(),
+            rabbit.url(),
+            out.display()
+        ),
+    );
+    (cfg, out, dir.join("log"))
+}
+
+#[test]
+fn what_pika_publishes_reaches_the_sink_once_in_every_format() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, out, log) = consumer(dir.path(), &rabbit, "", "");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "consuming \"in\"");
+    let n = 3000;
+    let messages: Vec<_> = (1..=n)
+        .map(|i| match i % 3 {
+            // Named by the header, by the content type, and by nothing (the source's default, json).
+            0 => json!({ "exchange": "vane", "key": "a.b", "body": format!("job,via=lp seq={i}i\n"), "headers": { "vane-format": "influx" } }),
+            1 => json!({ "exchange": "vane", "key": "c", "content_type": "application/json",
+                         "body": format!("{{\"name\":\"job\",\"fields\":{{\"seq\":{i}}}}}") }),
+            _ => json!({ "exchange": "vane", "key": "d", "body": format!("{{\"name\":\"job\",\"fields\":{{\"seq\":{i}}}}}\n") }),
+        })
+        .collect();
+    rabbit.publish(&messages);
+    wait_until(Duration::from_secs(60), "every message in the file", || every_number_once(&out, n));
+    // Every delivery was acknowledged.
+    wait_until(Duration::from_secs(10), "the queue empty", || rabbit.ready("in") == 0);
+    assert_eq!(stop(agent), Some(0));
+    assert!(every_number_once(&out, n), "nothing more after the stop");
+    let lp = events_in(&out).into_iter().filter(|e| e.get_tag("via") == Some("lp")).count();
+    assert_eq!(lp, (n / 3) as usize);
+}
+
+#[test]
+fn an_unreadable_message_is_dead_lettered_with_its_reason_and_the_stream_goes_on() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, out, log) = consumer(dir.path(), &rabbit, "", "");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "consuming \"in\"");
+    let good = |i: i64| json!({ "exchange": "vane", "key": "k", "body": format!("job seq={i}i\n"), "headers": { "vane-format": "influx" } });
+    rabbit.publish(&[
+        good(1),
+        json!({ "exchange": "vane", "key": "k", "body": "{\"name\": \"job\", \"fields\": " }),
+        json!({ "exchange": "vane", "key": "k", "body": "job seq=3i\njob seq=\n", "headers": { "vane-format": "influx" } }),
+        json!({ "exchange": "vane", "key": "k", "body": "{\"name\": \"job\", \"fields\": {\"seq\": [1]}}" }),
+        good(2),
+    ]);
+    wait_until(Duration::from_secs(30), "the good messages in the file", || every_number_once(&out, 2));
+    wait_until(Duration::from_secs(30), "three dead letters", || rabbit.ready("vane.dead") >= 3);
+    let dead = rabbit.drain("vane.dead", Duration::from_millis(300));
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    let reasons: Vec<&str> = dead.iter().map(|m| m["headers"]["x-vane-reason"].as_str().unwrap()).collect();
+    assert!(reasons[0].contains("line 1"), "{reasons:?}");
+    assert!(reasons[1].starts_with("line 2:"), "the bad line of the second, by number: {reasons:?}");
+    assert!(dead.iter().all(|m| m["headers"]["x-vane-queue"] == "in"), "{dead:?}");
+    // The message itself is kept as it came.
+    assert_eq!(dead[1]["body"], "job seq=3i\njob seq=\n");
+    assert_eq!(rabbit.ready("in"), 0, "acknowledged, not redelivered");
+    assert_eq!(stop(agent), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("dead-lettered").count(), 3, "{text}");
+}
+
+#[test]
+fn a_consumer_killed_mid_stream_loses_nothing() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Events are acknowledged once stored: to outlive a kill -9 they must
+    // be stored on disk.
+    let (cfg, out, log) = consumer(dir.path(), &rabbit, ", prefetch: 200", "buffer: { kind: disk }, ");
+    // The queue is there, full, before anyone consumes it.
+    let first = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "consuming \"in\"");
+    drop(first);
+    let n = 10_000;
+    let messages: Vec<_> =
+        (1..=n).map(|i| json!({ "exchange": "vane", "key": "k", "body": format!("{{\"name\":\"job\",\"fields\":{{\"seq\":{i}}}}}") })).collect();
+    rabbit.publish(&messages);
+    let agent = VANE.start_logged(&cfg, &dir.path().join("log2"));
+    wait_until(Duration::from_secs(60), "part of the stream stored", || counts(&out).len() >= 2000);
+    signal(&agent, libc::SIGKILL);
+    drop(agent);
+    assert!(rabbit.ready("in") > 0, "killed before the end of the stream");
+    // A consumer started again gets what the killed one had not acknowledged.
+    let again = VANE.start_logged(&cfg, &dir.path().join("log3"));
+    wait_until(Duration::from_secs(120), "every number in the file", || every_number(&out, n).is_some());
+    let dups = every_number(&out, n).unwrap();
+    // What was stored but not acknowledged (the prefetch window), and what
+    // the file had but the disk buffer had not yet let go (a batch).
+    assert!(dups <= 200 + 1000, "only what was in flight comes twice: {dups}");
+    assert_eq!(stop(again), Some(0));
+}
+
+#[test]
+fn a_broker_restart_mid_stream_loses_nothing_confirmed_or_acknowledged() {
+    let mut rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, out) = (free_port(), dir.path().join("out.lp"));
+    let log = dir.path().join("log");
+    let url = rabbit.url();
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {} }}\nsources:\n\
+             \x20 - {{ id: lp, plugin: socket, next: bus, config: {{ listen: \"tcp://127.0.0.1:{port}\" }} }}\n\
+             \x20 - {{ id: from_bus, plugin: amqp, next: out, config: {{ url: \"{url}\", queue: in }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: bus, plugin: amqp, batch_wait: 20ms, buffer: {{ kind: disk }}, config: {{ url: \"{url}\", timeout: 5s }} }}\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: {} }} }}\n",
+            dir.path().join("data").display(),
+            out.display()
+        ),
+    );
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "listening on tcp://");
+    wait_for_log(&log, "consuming \"in\"");
+    let n = 3000;
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut send = |from: i64, to: i64| {
+        for i in from..=to {
+            conn.write_all(format!("job,src=tcp seq={i}i\n").as_bytes()).unwrap();
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    send(1, 1000);
+    wait_until(Duration::from_secs(60), "the first thousand through the broker", || every_number(&out, 1000).is_some());
+    rabbit.pause();
+    // While the broker is down the events wait in the sink's disk buffer.
+    send(1001, 2000);
+    rabbit.resume();
+    send(2001, n);
+    wait_until(Duration::from_secs(180), "every number after the restart", || every_number(&out, n).is_some());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("job=bus") && text.contains("job=from_bus"), "both reported the broker gone:\n{text}");
+    assert_eq!(stop(agent), Some(0));
+}
+
+#[test]
+fn a_message_no_queue_takes_is_retried_until_one_does() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let cfg = generated(
+        dir.path(),
+        "",
+        "for (i = 1; i <= 10; i++) printf \"job seq=%di\\n\", i",
+        &format!(
+            "  - {{ id: bus, plugin: amqp, batch_wait: 20ms, config: {{ url: \"{}\", exchange: lonely, routing_key: \"k.{{name}}\" }} }}\n",
+            rabbit.url()
+        ),
+    );
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "10 of 10 messages refused (returned: 312 NO_ROUTE)");
+    rabbit.bind("late", "lonely", "k.*");
+    wait_until(Duration::from_secs(60), "the batch delivered once a queue takes it", || rabbit.ready("late") >= 10);
+    let got = rabbit.drain("late", Duration::from_millis(300));
+    let mut seqs: Vec<i64> = got
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<serde_json::Value>(m["body"].as_str().unwrap()).unwrap()["fields"]["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(stop(agent), Some(0));
+}
+
+#[test]
+fn refused_messages_can_go_to_the_dead_letter_file() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.lp");
+    let cfg = generated(
+        dir.path(),
+        "",
+        "for (i = 1; i <= 5; i++) printf \"job seq=%di\\n\", i",
+        &format!(
+            "  - {{ id: bus, plugin: amqp, batch_wait: 20ms, config: {{ url: \"{}\", exchange: nowhere, on_refused: dead_letter, dead_letter: {} }} }}\n",
+            rabbit.url(),
+            dead.display()
+        ),
+    );
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    let text =
+        vane_test_support::wait_for_file(&dead, Duration::from_secs(60), |t| t.matches("job,host=").count() >= 5);
+    assert!(text.lines().next().unwrap().contains("rejected: returned: 312 NO_ROUTE"), "{text}");
+    let seqs: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(' ').nth(1).unwrap()).collect();
+    assert_eq!(seqs, ["seq=1i", "seq=2i", "seq=3i", "seq=4i", "seq=5i"]);
+    assert_eq!(stop(agent), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("BasicReturnMessage"), "the client's own noise stays out of the log:\n{text}");
+}
