@@ -292,3 +292,71 @@ fn refused_messages_can_go_to_the_dead_letter_file() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("BasicReturnMessage"), "the client's own noise stays out of the log:\n{text}");
 }
+
+#[test]
+fn canopsis_events_cross_both_ways_field_by_field() {
+    let rabbit = Rabbit::start();
+    rabbit.bind("seen", "canopsis.events", "#");
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log) = (dir.path().join("out.lp"), dir.path().join("log"));
+    let script = vane_test_support::generator(
+        dir.path(),
+        "print \"disk,state=critical,mount=/srv used=91i,description=\\\"91% used\\\"\"",
+    );
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ host: h2 }}\nsources:\n\
+             \x20 - {{ id: checks, plugin: execd, next: to_canopsis, config: {{ command: [sh, {}] }} }}\n\
+             \x20 - {{ id: from_canopsis, plugin: amqp, next: out, config: {{ url: \"{url}\", queue: canopsis_in, format: canopsis, \
+                      bindings: [{{ exchange: canopsis.events, routing_key: \"nagios.#\" }}] }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: to_canopsis, plugin: amqp, batch_wait: 20ms, config: {{ url: \"{url}\", format: canopsis }} }}\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: {} }} }}\n",
+            script.display(),
+            out.display(),
+            url = rabbit.url(),
+        ),
+    );
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "consuming \"canopsis_in\"");
+    // Canopsis's own event, as a Nagios connector sends it.
+    let check = json!({
+        "connector": "nagios", "connector_name": "n1", "event_type": "check", "source_type": "resource",
+        "component": "db1", "resource": "disk", "state": 2, "state_type": 1, "output": "DISK CRITICAL - 3% free",
+        "timestamp": 1_700_000_000,
+        "perf_data_array": [{ "metric": "free", "value": 3.0, "unit": "%", "min": 0.0, "max": 100.0, "type": "GAUGE" }]
+    });
+    rabbit.publish(&[json!({ "exchange": "canopsis.events", "key": "nagios.n1.check.resource.db1.disk",
+                             "content_type": "application/json", "body": check.to_string() })]);
+    let text = vane_test_support::wait_for_file(&out, Duration::from_secs(30), |t| t.contains("disk,host=db1"));
+    let e = vane_test_support::events(text.as_bytes()).into_iter().find(|e| e.host == "db1").unwrap();
+    assert_eq!((e.name.as_str(), e.state), ("disk", Some(vane_core::event::State::Critical)));
+    assert_eq!(e.description.as_deref(), Some("DISK CRITICAL - 3% free"));
+    assert_eq!((e.get_tag("connector"), e.get_tag("connector_name")), (Some("nagios"), Some("n1")));
+    assert_eq!(e.get_field("free").and_then(|v| v.as_f64()), Some(3.0));
+    assert_eq!(e.time, 1_700_000_000_000_000_000);
+    // vane's own check, as Canopsis reads it.
+    wait_until(Duration::from_secs(30), "vane's check on the exchange", || rabbit.ready("seen") >= 2);
+    let seen = rabbit.drain("seen", Duration::from_millis(300));
+    let ours = seen.iter().find(|m| m["routing_key"] == "vane.vane.check.resource.h2.disk").expect("vane's check");
+    let c: serde_json::Value = serde_json::from_str(ours["body"].as_str().unwrap()).unwrap();
+    assert_eq!(ours["content_type"], "application/json");
+    for (k, v) in [
+        ("connector", json!("vane")),
+        ("connector_name", json!("vane")),
+        ("event_type", json!("check")),
+        ("source_type", json!("resource")),
+        ("component", json!("h2")),
+        ("resource", json!("disk")),
+        ("state", json!(2)),
+        ("state_type", json!(1)),
+        ("output", json!("91% used")),
+    ] {
+        assert_eq!(c[k], v, "{k} in {c}");
+    }
+    assert_eq!(c["perf_data_array"], json!([{ "metric": "used", "value": 91.0, "type": "GAUGE" }]));
+    assert!(c["timestamp"].as_f64().unwrap() > 1.7e9, "{c}");
+    assert_eq!(stop(agent), Some(0));
+}

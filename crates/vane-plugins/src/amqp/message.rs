@@ -21,6 +21,8 @@ pub enum Format {
     Json,
     /// InfluxDB line protocol, one point a line (`text/plain; charset=utf-8`).
     Influx,
+    /// A Canopsis event (`application/json`), one a message ([`super::canopsis`]).
+    Canopsis,
 }
 
 impl Format {
@@ -28,6 +30,7 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Influx => "influx",
+            Format::Canopsis => "canopsis",
         }
     }
 
@@ -35,6 +38,7 @@ impl Format {
         match self {
             Format::Json => "application/x-ndjson",
             Format::Influx => "text/plain; charset=utf-8",
+            Format::Canopsis => "application/json",
         }
     }
 
@@ -42,27 +46,31 @@ impl Format {
         match s {
             "json" => Some(Format::Json),
             "influx" => Some(Format::Influx),
+            "canopsis" => Some(Format::Canopsis),
             _ => None,
         }
     }
 
-    /// The format a message says it has: its `vane-format` header, else its
-    /// content type; `None` when it says neither.
-    pub fn of(props: &BasicProperties) -> Option<Format> {
+    /// The format of a message: its `vane-format` header, else what its
+    /// content type says (JSON being vane's unless `default` is Canopsis),
+    /// else `default`.
+    pub fn of(props: &BasicProperties, default: Format) -> Format {
         let header = props.headers().as_ref().and_then(|h| match h.inner().get(FORMAT_HEADER) {
             Some(AMQPValue::LongString(s)) => Format::from_name(&s.to_string()),
             Some(AMQPValue::ShortString(s)) => Format::from_name(s.as_str()),
             _ => None,
         });
-        header.or_else(|| {
+        let by_type = || {
             let ct = props.content_type().as_ref()?.as_str().to_ascii_lowercase();
-            let essence = ct.split(';').next().unwrap_or("").trim().to_owned();
-            match essence.as_str() {
-                "application/x-ndjson" | "application/json" => Some(Format::Json),
+            match ct.split(';').next().unwrap_or("").trim() {
+                "application/x-ndjson" => Some(Format::Json),
+                "application/json" if default == Format::Canopsis => Some(Format::Canopsis),
+                "application/json" => Some(Format::Json),
                 "text/plain" => Some(Format::Influx),
                 _ => None,
             }
-        })
+        };
+        header.or_else(by_type).unwrap_or(default)
     }
 
     /// The properties of a message of this format.
@@ -82,6 +90,13 @@ impl Format {
         let text = match self {
             Format::Json => crate::sinks::Format::Json,
             Format::Influx => crate::sinks::Format::Influx,
+            Format::Canopsis => {
+                for e in events {
+                    let c = super::canopsis::CanopsisEvent::from_event(e);
+                    out.push_str(&serde_json::to_string(&c).expect("a Canopsis event serializes"));
+                }
+                return 0;
+            }
         };
         crate::sinks::encode_events(out, events, text, Precision::Nanoseconds)
     }
@@ -94,6 +109,7 @@ impl Format {
         let format = match self {
             Format::Json => formats::Format::Json,
             Format::Influx => formats::Format::Influx,
+            Format::Canopsis => return super::canopsis::decode(text, now),
         };
         let (events, bad) = formats::decode_text(format, text, None, "", now);
         match bad.first() {
@@ -104,7 +120,7 @@ impl Format {
     }
 }
 
-/// How a sink cuts a batch into messages.
+/// How a sink cuts a batch into messages (a Canopsis event is always one a message).
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PerMessage {
@@ -123,7 +139,7 @@ mod tests {
     fn a_message_names_its_format_and_reads_back() {
         for f in [Format::Json, Format::Influx] {
             let props = f.properties(true);
-            assert_eq!(Format::of(&props), Some(f));
+            assert_eq!(Format::of(&props, Format::Json), f);
             assert_eq!(props.delivery_mode(), &Some(2));
             let evs = vec![Event::gauge("cpu", 1.5).host("h").tag("a", "b").at(7), Event::gauge("mem", 2.0).at(8)];
             let mut body = String::new();
@@ -131,8 +147,11 @@ mod tests {
             assert_eq!(f.decode(body.as_bytes(), 0).unwrap(), evs);
         }
         let plain = BasicProperties::default().with_content_type("text/plain; charset=utf-8".into());
-        assert_eq!(Format::of(&plain), Some(Format::Influx));
-        assert_eq!(Format::of(&BasicProperties::default()), None);
+        assert_eq!(Format::of(&plain, Format::Json), Format::Influx);
+        assert_eq!(Format::of(&BasicProperties::default(), Format::Canopsis), Format::Canopsis);
+        let json = BasicProperties::default().with_content_type("application/json".into());
+        assert_eq!(Format::of(&json, Format::Canopsis), Format::Canopsis);
+        assert_eq!(Format::of(&json, Format::Influx), Format::Json);
     }
 
     #[test]

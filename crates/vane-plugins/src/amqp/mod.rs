@@ -8,5 +8,6 @@
 //! sink's send is retried, a source's service is restarted. Whatever was
 //! not confirmed (sink) or not acknowledged (source) counts as not done.
 
+pub mod canopsis;
 pub mod connection;
 pub mod message;

@@ -15,7 +15,9 @@
 //! The routing key is a template ([`vane_core::path_template`]): `{name}`,
 //! `{host}`, `{tag.KEY}`, literal words. The exchange (`vane`, a durable
 //! topic exchange, unless told otherwise) is declared at each connect
-//! unless `declare: false`.
+//! unless `declare: false`. With `format: canopsis` each event is one
+//! Canopsis event, sent by default to `canopsis.events` with Canopsis's
+//! own routing key.
 
 use lapin::Confirmation;
 use lapin::ExchangeKind;
@@ -28,6 +30,7 @@ use vane_core::path_template::PathTemplate;
 use vane_core::prelude::*;
 
 use super::dead_letter::DeadLetter;
+use crate::amqp::canopsis::CanopsisEvent;
 use crate::amqp::connection::{Broker, Link, clipped, short};
 use crate::amqp::message::{Format, PerMessage};
 
@@ -69,14 +72,6 @@ pub enum OnRefused {
     DeadLetter,
 }
 
-fn default_exchange() -> String {
-    "vane".into()
-}
-
-fn default_routing_key() -> String {
-    "{name}".into()
-}
-
 fn topic() -> ExchangeType {
     ExchangeType::Topic
 }
@@ -85,19 +80,19 @@ fn topic() -> ExchangeType {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSinkSettings {
-    /// The exchange published to; `""` is the default exchange. Default: vane.
-    #[serde(default = "default_exchange")]
-    pub exchange: String,
+    /// The exchange published to; `""` is the default exchange. Default:
+    /// vane (canopsis.events for the canopsis format).
+    pub exchange: Option<String>,
     /// The exchange's type when it is declared. Default: topic.
     #[serde(default = "topic")]
     pub exchange_type: ExchangeType,
     /// Declare the exchange (durable) at each connect. Default: true.
     #[serde(default = "crate::defaults::yes")]
     pub declare: bool,
-    /// The routing key, a template. Default: `{name}`.
-    #[serde(default = "default_routing_key")]
-    pub routing_key: String,
-    /// json or influx. Default: json.
+    /// The routing key, a template. Default: `{name}` (Canopsis's own key
+    /// for the canopsis format).
+    pub routing_key: Option<String>,
+    /// json, influx or canopsis. Default: json.
     #[serde(default)]
     pub format: Format,
     /// event (one message each) or batch (one message a batch). Default: event.
@@ -119,7 +114,9 @@ pub struct AmqpSinkSettings {
 pub struct Amqp {
     cfg: AmqpSinkSettings,
     broker: Broker,
-    key: PathTemplate,
+    exchange: String,
+    /// The routing key's template; none for Canopsis's own key.
+    key: Option<PathTemplate>,
     link: Option<Link>,
     dead_letter: DeadLetter,
 }
@@ -135,14 +132,18 @@ struct Message {
 impl Amqp {
     fn routing_key(&self, e: &Event) -> ShortString {
         let mut key = String::new();
-        self.key.render(&mut key, "", e, "");
+        match &self.key {
+            Some(t) => t.render(&mut key, "", e, ""),
+            None => key = CanopsisEvent::from_event(e).routing_key(),
+        }
         clipped(&key)
     }
 
     fn messages(&self, batch: &[Event], ctx: &Context) -> Vec<Message> {
         let mut out = Vec::new();
         let mut skipped = 0;
-        match self.cfg.per_message {
+        let per_message = if self.cfg.format == Format::Canopsis { PerMessage::Event } else { self.cfg.per_message };
+        match per_message {
             PerMessage::Event => {
                 for (i, e) in batch.iter().enumerate() {
                     let mut body = String::new();
@@ -169,13 +170,13 @@ impl Amqp {
 
     async fn connect(&self, ctx: &Context) -> Result<Link, String> {
         let link = self.broker.open(ctx).await?;
-        if self.cfg.declare && !self.cfg.exchange.is_empty() {
+        if self.cfg.declare && !self.exchange.is_empty() {
             let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
-            let name = short("exchange", &self.cfg.exchange)?;
+            let name = short("exchange", &self.exchange)?;
             link.channel
                 .exchange_declare(name, self.cfg.exchange_type.kind(), opts, FieldTable::default())
                 .await
-                .map_err(|e| format!("declaring exchange {:?}: {e}", self.cfg.exchange))?;
+                .map_err(|e| format!("declaring exchange {:?}: {e}", self.exchange))?;
         }
         Ok(link)
     }
@@ -183,7 +184,7 @@ impl Amqp {
     /// Publishes every message, then waits for every confirm: the reasons
     /// of the refused ones, by index; an error when the channel failed.
     async fn publish(&self, link: &Link, messages: &[Message]) -> Result<Vec<(usize, String)>, lapin::Error> {
-        let exchange = ShortString::from(self.cfg.exchange.as_str());
+        let exchange = ShortString::from(self.exchange.as_str());
         let opts = BasicPublishOptions { mandatory: self.cfg.mandatory, ..Default::default() };
         let props = self.cfg.format.properties(self.cfg.persistent);
         let mut pending = Vec::with_capacity(messages.len());
@@ -272,8 +273,15 @@ impl Build for Amqp {
 
     fn build(Flat(cfg, broker): AmqpSinkConfig, ctx: &Context) -> Result<Self, BuildError> {
         broker.check()?;
-        short("exchange", &cfg.exchange).map_err(BuildError::stop)?;
+        let canopsis = cfg.format == Format::Canopsis;
+        let exchange = cfg.exchange.clone().unwrap_or_else(|| if canopsis { "canopsis.events" } else { "vane" }.into());
+        short("exchange", &exchange).map_err(BuildError::stop)?;
+        let key = match (&cfg.routing_key, canopsis) {
+            (Some(k), _) => Some(PathTemplate::parse(k)),
+            (None, true) => None,
+            (None, false) => Some(PathTemplate::parse("{name}")),
+        };
         let dead_letter = DeadLetter::new(cfg.dead_letter.clone(), ctx);
-        Ok(Amqp { key: PathTemplate::parse(&cfg.routing_key), cfg, broker, link: None, dead_letter })
+        Ok(Amqp { cfg, broker, exchange, key, link: None, dead_letter })
     }
 }

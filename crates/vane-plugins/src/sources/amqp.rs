@@ -111,7 +111,8 @@ pub struct AmqpSourceSettings {
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
     /// The body's format when a message does not name one (by its
-    /// `vane-format` header or content type): json or influx. Default: json.
+    /// `vane-format` header or content type): json, influx or canopsis.
+    /// Default: json.
     #[serde(default)]
     pub format: Format,
 }
@@ -201,7 +202,7 @@ impl AmqpSource {
         ctx: &Context,
         acks: &mut tokio::task::JoinSet<()>,
     ) -> Result<(), String> {
-        let format = Format::of(&d.properties).unwrap_or(self.cfg.format);
+        let format = Format::of(&d.properties, self.cfg.format);
         let events = match format.decode(&d.data, vane_core::event::now_ns()) {
             Ok(events) => events,
             Err(why) => {
