@@ -360,3 +360,94 @@ fn canopsis_events_cross_both_ways_field_by_field() {
     assert!(c["timestamp"].as_f64().unwrap() > 1.7e9, "{c}");
     assert_eq!(stop(agent), Some(0));
 }
+
+/// A nova notification about instance `i-N`.
+fn nova(event_type: &str, n: u32) -> serde_json::Value {
+    json!({
+        "event_type": event_type, "publisher_id": "compute.node-3", "priority": "INFO",
+        "timestamp": "2026-12-01 10:00:00.500000", "message_id": format!("m-{n}"),
+        "payload": { "instance_id": format!("i-{n}"), "user_id": "u-1", "tenant_id": "p-1",
+                     "memory_mb": 512, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0, "state": "active" }
+    })
+}
+
+#[test]
+fn nova_notifications_give_ceilometers_samples() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log, stats) = (dir.path().join("out.lp"), dir.path().join("log"), dir.path().join("stats.lp"));
+    // The seed's InstanceNotifications, ported to meters, as shipped.
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seeds/conf.d/ceilometer_instance_notifications.yaml"),
+        dir.path().join("conf.d/notifications.yaml"),
+    )
+    .unwrap();
+    let (me, stats_sink) = vane_test_support::figures_to(&stats);
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "sources:\n{me}sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: {} }} }}\n{stats_sink}",
+            out.display()
+        ),
+    );
+    let agent = VANE.start_logged_with(&cfg, &log, &[("AMQP_URL", &rabbit.url())]);
+    wait_for_log(&log, "consuming \"vane.notifications.nova\"");
+    let envelope = |v: serde_json::Value| json!({ "oslo.version": "2.0", "oslo.message": v.to_string() }).to_string();
+    let publish = |body: String| json!({ "exchange": "nova", "key": "notifications.info", "body": body });
+    rabbit.publish(&[
+        publish(envelope(nova("compute.instance.create.end", 1))),
+        publish(nova("compute.instance.exists", 2).to_string()),
+        publish(envelope(nova("compute.instance.delete.start", 3))),
+        publish(envelope(nova("compute.instance.update", 4))),
+        publish("{\"oslo.version\": \"2.0\", \"oslo.message\": \"{not json\"}".into()),
+    ]);
+    let text = vane_test_support::wait_for_file(&out, Duration::from_secs(30), |t| t.matches("i-3").count() >= 5);
+    let mut got: Vec<String> = vane_test_support::events(text.as_bytes())
+        .iter()
+        .filter(|e| e.get_tag("event_type").is_some())
+        .map(|e| {
+            assert_eq!(
+                (e.host.as_str(), e.get_tag("user_id"), e.get_tag("project_id")),
+                ("node-3", Some("u-1"), Some("p-1"))
+            );
+            assert_eq!(e.time, 1_796_119_200_500_000_000, "the notification's time");
+            format!(
+                "{} {} {} {} {}",
+                e.get_tag("event_type").unwrap(),
+                e.get_tag("resource_id").unwrap(),
+                e.name,
+                e.get_tag("unit").unwrap(),
+                e.get_field("value").unwrap().as_f64().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = Vec::new();
+    for (t, n) in
+        [("compute.instance.create.end", 1), ("compute.instance.exists", 2), ("compute.instance.delete.start", 3)]
+    {
+        for (name, unit, v) in [
+            ("instance", "instance", 1),
+            ("memory", "MB", 512),
+            ("vcpus", "vcpu", 1),
+            ("root_disk_size", "GB", 1),
+            ("ephemeral_disk_size", "GB", 0),
+        ] {
+            want.push(format!("{t} i-{n} {name} {unit} {v}"));
+        }
+    }
+    want.sort();
+    assert_eq!(got, want);
+    // The update is not ours: counted and let go; the malformed one is dead-lettered.
+    wait_until(Duration::from_secs(30), "the update counted", || {
+        vane_test_support::figure_in(&stats, "instance_notifications", "ignored") == 1.0
+    });
+    wait_until(Duration::from_secs(30), "one dead letter", || rabbit.ready("vane.dead") == 1);
+    let dead = rabbit.drain("vane.dead", Duration::from_millis(300));
+    assert!(dead[0]["headers"]["x-vane-reason"].as_str().unwrap().contains("oslo.message is not JSON"), "{dead:?}");
+    assert_eq!(rabbit.ready("vane.notifications.nova"), 0);
+    assert_eq!(vane_test_support::figure_in(&stats, "instance_notifications", "bad_lines"), 1.0);
+    assert_eq!(stop(agent), Some(0));
+}

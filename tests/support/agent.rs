@@ -59,8 +59,14 @@ impl Vane {
 
     /// `vane run -c CONFIG` with its log written to `log`.
     pub fn start_logged(&self, config: &Path, log: &Path) -> Agent {
+        self.start_logged_with(config, log, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn start_logged_with(&self, config: &Path, log: &Path, env: &[(&str, &str)]) -> Agent {
         let child = self
             .command(&["run", "-c", config.to_str().unwrap()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()

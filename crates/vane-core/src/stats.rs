@@ -33,6 +33,9 @@ pub struct JobStats {
     pub buffer_busy_since: AtomicU64,
     /// Lines of input that could not be read (bad output, bad protocol lines).
     pub bad_lines: AtomicU64,
+    /// Messages that were not for this job (a notification no meter names),
+    /// taken and let go.
+    pub ignored: AtomicU64,
     /// Events whose level expressions named something the event lacks.
     pub levels_unknown: AtomicU64,
     pub poll_ns_total: AtomicU64,

@@ -67,6 +67,7 @@ impl Introspect for Introspection {
                     .field("warnings", get(&s.warnings))
                     .field("levels_unknown", get(&s.levels_unknown))
                     .field("bad_lines", get(&s.bad_lines))
+                    .field("ignored", get(&s.ignored))
                     .field("send_attempts", get(&s.send_attempts))
                     .field("send_failures", get(&s.send_failures))
                     .field("send_giveups", get(&s.send_giveups))

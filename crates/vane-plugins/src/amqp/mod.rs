@@ -11,3 +11,4 @@
 pub mod canopsis;
 pub mod connection;
 pub mod message;
+pub mod notification;

@@ -14,6 +14,10 @@
 //! (a full buffer that drops) is given back to the queue; a quorum queue
 //! dead-letters it after `delivery_limit` deliveries.
 //!
+//! With `meters`, messages are OpenStack notifications made into samples
+//! as Ceilometer does ([`crate::amqp::notification`]); bind the queue to
+//! the services' exchanges (nova: exchange `nova`, key `notifications.info`).
+//!
 //! At each connect the source declares (unless `declare: false`) its queue
 //! (quorum by default, durable, with the delivery limit and the
 //! dead-letter exchange), the exchanges it binds to (durable topic
@@ -36,6 +40,7 @@ use vane_core::prelude::*;
 
 use crate::amqp::connection::{Broker, Link, short};
 use crate::amqp::message::Format;
+use crate::amqp::notification::{self, Meter, Outcome};
 
 /// Settings of the `amqp` source: its own and the broker's.
 pub type AmqpSourceConfig = Flat<AmqpSourceSettings, Broker>;
@@ -58,6 +63,11 @@ pub struct Binding {
     /// Default: `#` (every key of a topic exchange).
     #[serde(default = "every_key")]
     pub routing_key: String,
+    /// The exchange is declared (a topic exchange) durable. An exchange that
+    /// exists must be declared as it is: OpenStack's services declare
+    /// theirs not durable, by default. Default: true.
+    #[serde(default = "crate::defaults::yes")]
+    pub durable: bool,
 }
 
 fn every_key() -> String {
@@ -69,7 +79,7 @@ fn default_queue() -> String {
 }
 
 fn default_bindings() -> Vec<Binding> {
-    vec![Binding { exchange: "vane".into(), routing_key: every_key() }]
+    vec![Binding { exchange: "vane".into(), routing_key: every_key(), durable: true }]
 }
 
 fn default_dead_letter() -> String {
@@ -115,6 +125,12 @@ pub struct AmqpSourceSettings {
     /// Default: json.
     #[serde(default)]
     pub format: Format,
+    /// OpenStack notifications to turn into samples, Ceilometer's way
+    /// ([`crate::amqp::notification`]): with meters, every message is read
+    /// as a notification, and one that no meter names is let go, counted
+    /// as `ignored`.
+    #[serde(default)]
+    pub meters: Vec<Meter>,
 }
 
 pub struct AmqpSource {
@@ -168,8 +184,8 @@ impl AmqpSource {
         ch.queue_declare(queue.clone(), durable_queue(), args).await?;
         for b in &c.bindings {
             let exchange = ShortString::from(b.exchange.as_str());
-            ch.exchange_declare(exchange.clone(), ExchangeKind::Topic, durable_exchange(), FieldTable::default())
-                .await?;
+            let opts = ExchangeDeclareOptions { durable: b.durable, ..Default::default() };
+            ch.exchange_declare(exchange.clone(), ExchangeKind::Topic, opts, FieldTable::default()).await?;
             let key = ShortString::try_new(b.routing_key.as_str()).unwrap_or_else(|_| "#".into());
             ch.queue_bind(queue.clone(), exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
         }
@@ -202,8 +218,21 @@ impl AmqpSource {
         ctx: &Context,
         acks: &mut tokio::task::JoinSet<()>,
     ) -> Result<(), String> {
-        let format = Format::of(&d.properties, self.cfg.format);
-        let events = match format.decode(&d.data, vane_core::event::now_ns()) {
+        let now = vane_core::event::now_ns();
+        let read = if self.cfg.meters.is_empty() {
+            Format::of(&d.properties, self.cfg.format).decode(&d.data, now)
+        } else {
+            match notification::samples(&self.cfg.meters, &d.data, now) {
+                Ok(Outcome::Samples(events)) => Ok(events),
+                Ok(Outcome::Ignored(event_type)) => {
+                    ctx.stats().ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    ctx.debug(format!("{event_type}: no meter names it; let go"));
+                    Ok(Vec::new())
+                }
+                Err(why) => Err(why),
+            }
+        };
+        let events = match read {
             Ok(events) => events,
             Err(why) => {
                 ctx.stats().bad_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
