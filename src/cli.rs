@@ -56,7 +56,9 @@ enum Command {
     /// List every plugin: name, role, description and config keys.
     Plugins,
     /// Run one engine alone: events (line protocol or JSON lines) on standard
-    /// input, its output on standard output.
+    /// input, its output on standard output. With --worker, run it as one
+    /// of the workers of a bus-backed engine (`via:`): its events from its
+    /// queue, its output to the engines and sinks its `next` names.
     Engine {
         /// The engine's id.
         engine: String,
@@ -65,6 +67,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "influx")]
         format: OutFormat,
+        /// Consume the engine's queue until stopped, as one of its workers.
+        #[arg(long)]
+        worker: bool,
     },
 }
 
@@ -241,7 +246,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                 }
             }
         }
-        Command::Engine { engine, config, format } => {
+        Command::Engine { engine, config, format, worker } => {
             // An engine runs alone even when nothing in the config feeds it.
             let options = vane_runtime::config::Options { unfed_engines: true };
             let c = match vane_runtime::config::load_with(&config, &registry, options) {
@@ -251,6 +256,16 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
+            if worker {
+                let c = match c.worker(&engine) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                return run_to_end(c, registry);
+            }
             let format = match format {
                 OutFormat::Influx => vane_runtime::standalone::Format::Influx,
                 OutFormat::Json => vane_runtime::standalone::Format::Json,
@@ -289,17 +304,22 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let rt = runtime_with(c.agent.threads);
-            let r = rt.block_on(run(c, registry));
-            // A plugin stuck in a blocking call must not keep the process alive.
-            rt.shutdown_timeout(std::time::Duration::from_secs(1));
-            match r {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
+            run_to_end(c, registry)
+        }
+    }
+}
+
+/// Runs the agent on `c` until a signal stops it.
+fn run_to_end(c: Config, registry: Registry) -> ExitCode {
+    let rt = runtime_with(c.agent.threads);
+    let r = rt.block_on(run(c, registry));
+    // A plugin stuck in a blocking call must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

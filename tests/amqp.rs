@@ -451,3 +451,130 @@ fn nova_notifications_give_ceilometers_samples() {
     assert_eq!(vane_test_support::figure_in(&stats, "instance_notifications", "bad_lines"), 1.0);
     assert_eq!(stop(agent), Some(0));
 }
+
+/// One config for the whole fleet: agents publish to engine `count`, run by
+/// workers (`vane engine count --worker`) that write `out-ROLE.lp`, each
+/// process with its own data folder; `ROLE` comes from the environment.
+fn fleet(dir: &Path, rabbit: &Rabbit, n: u32) -> std::path::PathBuf {
+    let script = write(
+        dir,
+        "gen.sh",
+        &format!(
+            "exec awk 'BEGIN {{ for (i = 1; i <= {n}; i++) printf \"job,src=%s seq=%di\\n\", ENVIRON[\"ROLE\"], i; fflush(); system(\"sleep 3600\") }}'\n"
+        ),
+    );
+    write(
+        dir,
+        "fleet.yaml",
+        &format!(
+            "agent: {{ data_dir: \"{d}/data-${{ROLE}}\" }}\n\
+             sources:\n  - {{ id: gen, plugin: execd, next: count, config: {{ command: [sh, {}] }} }}\n\
+             engines:\n  - {{ id: count, plugin: transform, next: out, config: {{ add_tags: {{ worker: \"${{ROLE}}\" }} }}, \
+                          via: {{ plugin: amqp, config: {{ url: \"{}\" }}, consume: {{ prefetch: 200 }} }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, buffer: {{ kind: disk }}, config: {{ path: \"{d}/out-${{ROLE}}.lp\" }} }}\n",
+            script.display(),
+            rabbit.url(),
+            d = dir.display(),
+        ),
+    )
+}
+
+/// Per (src, seq): how many times it arrived, over every worker's file; and
+/// how many events each worker wrote.
+fn fleet_counts(dir: &Path, workers: &[&str]) -> (BTreeMap<(String, i64), u32>, Vec<usize>) {
+    let mut c = BTreeMap::new();
+    let mut per = Vec::new();
+    for w in workers {
+        let text = std::fs::read_to_string(dir.join(format!("out-{w}.lp"))).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let evs = vane_test_support::events(whole.as_bytes());
+        per.push(evs.len());
+        for e in evs {
+            assert_eq!(e.get_tag("worker"), Some(*w), "the worker that wrote it processed it");
+            let seq = e.get_field("seq").and_then(|v| v.as_f64()).unwrap() as i64;
+            *c.entry((e.get_tag("src").unwrap().to_owned(), seq)).or_insert(0) += 1;
+        }
+    }
+    (c, per)
+}
+
+#[test]
+fn agents_feed_an_engines_workers_through_the_bus_and_a_killed_worker_loses_nothing() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let cfg = fleet(dir.path(), &rabbit, n);
+    let c = cfg.to_str().unwrap();
+    let worker = |role: &str| {
+        let log = dir.path().join(format!("{role}.log"));
+        let child = VANE
+            .command(&["engine", "count", "--worker", "-c", c])
+            .env("ROLE", role)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_log(&log, "consuming \"vane.engine.count\"");
+        vane_test_support::proc::Killed(child)
+    };
+    let workers = ["w1", "w2", "w3"];
+    let mut running: Vec<_> = workers.iter().map(|w| worker(w)).collect();
+    let agents: Vec<_> = ["a1", "a2"]
+        .iter()
+        .map(|a| VANE.start_logged_with(&cfg, &dir.path().join(format!("{a}.log")), &[("ROLE", a)]))
+        .collect();
+    // Mid-stream, one worker is killed: what it had not acknowledged goes to the others.
+    wait_until(Duration::from_secs(120), "a part of the stream through the workers", || {
+        fleet_counts(dir.path(), &workers).0.len() >= 5000
+    });
+    let killed = running.remove(0);
+    signal(&killed, libc::SIGKILL);
+    drop(killed);
+    wait_until(Duration::from_secs(240), "every event of both agents", || {
+        fleet_counts(dir.path(), &workers).0.len() == 2 * n as usize
+    });
+    let (counts, per) = fleet_counts(dir.path(), &workers);
+    for a in ["a1", "a2"] {
+        for i in 1..=n as i64 {
+            assert!(counts.contains_key(&(a.to_owned(), i)), "{a} {i} arrived");
+        }
+    }
+    let dups: u32 = counts.values().map(|k| k - 1).sum();
+    // Only what the killed worker had stored but not acknowledged (its
+    // prefetch window) and its disk buffer had not let go (a batch).
+    assert!(dups <= 200 + 1000, "{dups} duplicates");
+    assert!(per.iter().filter(|&&k| k > 0).count() >= 2, "competing consumers shared the queue: {per:?}");
+    for a in agents {
+        assert_eq!(stop(a), Some(0));
+    }
+    for w in running {
+        assert_eq!(stop(w), Some(0));
+    }
+    assert_eq!(rabbit.ready("vane.engine.count"), 0);
+}
+
+#[test]
+fn vane_check_validates_the_fleet_and_a_worker_needs_a_bus_backed_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "engines:\n  - { id: e, plugin: transform, via: { plugin: file } }\n  - { id: f, plugin: transform, via: { plugin: amqp, config: { prefetch: 0, bogus: 1 } } }\n\
+         sources:\n  - { id: s, plugin: hello, next: [e, f] }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    let out = VANE.output(&["check", "-c", cfg.to_str().unwrap()]);
+    let err = vane_test_support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:2:", cfg.display())) && err.contains("both a sink and a source"), "{err}");
+    assert!(err.contains(&format!("{}:3:", cfg.display())) && err.contains("bogus"), "{err}");
+    let ok = write(
+        dir.path(),
+        "ok.yaml",
+        "engines:\n  - { id: e, plugin: transform, via: { plugin: amqp } }\n  - { id: local, plugin: transform }\n\
+         sources:\n  - { id: s, plugin: hello, next: [e, local] }\nsinks:\n  - { id: out, plugin: stdout }\n",
+    );
+    assert!(VANE.output(&["check", "-c", ok.to_str().unwrap()]).status.success());
+    let out = VANE.output(&["engine", "local", "--worker", "-c", ok.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(vane_test_support::text(&out.stderr).contains("has no `via`"));
+}

@@ -54,7 +54,8 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<Report, StartError> {
     registry.finish()?;
-    let agent = Arc::new(Agent::new(config, registry));
+    // Bus-backed engines run in workers; here they are what is published to.
+    let agent = Arc::new(Agent::new(config.publishing(), registry));
     tracing::info!(jobs = agent.stats.len(), "starting");
     let mut queues = agent.queues();
     let http = agent.serve_http().await?;

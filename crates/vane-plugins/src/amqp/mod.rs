@@ -12,3 +12,4 @@ pub mod canopsis;
 pub mod connection;
 pub mod message;
 pub mod notification;
+pub mod queue;

@@ -17,7 +17,9 @@
 //! topic exchange, unless told otherwise) is declared at each connect
 //! unless `declare: false`. With `format: canopsis` each event is one
 //! Canopsis event, sent by default to `canopsis.events` with Canopsis's
-//! own routing key.
+//! own routing key. With `queue:` the sink feeds that queue straight
+//! (through the default exchange), declaring it as the `amqp` source does:
+//! that is how events reach a bus-backed engine's workers.
 
 use lapin::Confirmation;
 use lapin::ExchangeKind;
@@ -33,9 +35,11 @@ use super::dead_letter::DeadLetter;
 use crate::amqp::canopsis::CanopsisEvent;
 use crate::amqp::connection::{Broker, Link, clipped, short};
 use crate::amqp::message::{Format, PerMessage};
+use crate::amqp::queue::QueueSpec;
 
-/// Settings of the `amqp` sink: its own and the broker's.
-pub type AmqpSinkConfig = Flat<AmqpSinkSettings, Broker>;
+/// Settings of the `amqp` sink: its own, a queue's (when it feeds one
+/// straight) and the broker's.
+pub type AmqpSinkConfig = Flat<AmqpSinkSettings, Flat<QueueSpec, Broker>>;
 
 /// An exchange's type.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +115,22 @@ pub struct AmqpSinkSettings {
     pub dead_letter: Option<PathBuf>,
 }
 
+/// How a message's routing key is made.
+enum Key {
+    Template(PathTemplate),
+    /// Canopsis's own key, from the event.
+    Canopsis,
+    /// A queue's name, through the default exchange.
+    Queue(ShortString),
+}
+
 pub struct Amqp {
     cfg: AmqpSinkSettings,
+    /// The queue fed straight, through the default exchange, if any.
+    queue: Option<(QueueSpec, String)>,
     broker: Broker,
     exchange: String,
-    /// The routing key's template; none for Canopsis's own key.
-    key: Option<PathTemplate>,
+    key: Key,
     link: Option<Link>,
     dead_letter: DeadLetter,
 }
@@ -131,12 +145,15 @@ struct Message {
 
 impl Amqp {
     fn routing_key(&self, e: &Event) -> ShortString {
-        let mut key = String::new();
         match &self.key {
-            Some(t) => t.render(&mut key, "", e, ""),
-            None => key = CanopsisEvent::from_event(e).routing_key(),
+            Key::Template(t) => {
+                let mut key = String::new();
+                t.render(&mut key, "", e, "");
+                clipped(&key)
+            }
+            Key::Canopsis => clipped(&CanopsisEvent::from_event(e).routing_key()),
+            Key::Queue(q) => q.clone(),
         }
-        clipped(&key)
     }
 
     fn messages(&self, batch: &[Event], ctx: &Context) -> Vec<Message> {
@@ -170,6 +187,9 @@ impl Amqp {
 
     async fn connect(&self, ctx: &Context) -> Result<Link, String> {
         let link = self.broker.open(ctx).await?;
+        if let (Some((spec, q)), true) = (&self.queue, self.cfg.declare) {
+            spec.declare(&link.channel, q).await.map_err(|e| format!("declaring queue {q:?}: {e}"))?;
+        }
         if self.cfg.declare && !self.exchange.is_empty() {
             let opts = ExchangeDeclareOptions { durable: true, ..Default::default() };
             let name = short("exchange", &self.exchange)?;
@@ -271,17 +291,25 @@ impl Sink for Amqp {
 impl Build for Amqp {
     type Config = AmqpSinkConfig;
 
-    fn build(Flat(cfg, broker): AmqpSinkConfig, ctx: &Context) -> Result<Self, BuildError> {
+    fn build(Flat(cfg, Flat(spec, broker)): AmqpSinkConfig, ctx: &Context) -> Result<Self, BuildError> {
         broker.check()?;
+        spec.check()?;
         let canopsis = cfg.format == Format::Canopsis;
-        let exchange = cfg.exchange.clone().unwrap_or_else(|| if canopsis { "canopsis.events" } else { "vane" }.into());
+        let queue = spec.queue.clone().map(|q| (spec, q));
+        let exchange = match (&cfg.exchange, &queue) {
+            (Some(e), _) => e.clone(),
+            (None, Some(_)) => String::new(),
+            (None, None) if canopsis => "canopsis.events".into(),
+            (None, None) => "vane".into(),
+        };
         short("exchange", &exchange).map_err(BuildError::stop)?;
-        let key = match (&cfg.routing_key, canopsis) {
-            (Some(k), _) => Some(PathTemplate::parse(k)),
-            (None, true) => None,
-            (None, false) => Some(PathTemplate::parse("{name}")),
+        let key = match (&cfg.routing_key, &queue, canopsis) {
+            (Some(k), _, _) => Key::Template(PathTemplate::parse(k)),
+            (None, Some((_, q)), _) => Key::Queue(short("queue", q).map_err(BuildError::stop)?),
+            (None, None, true) => Key::Canopsis,
+            (None, None, false) => Key::Template(PathTemplate::parse("{name}")),
         };
         let dead_letter = DeadLetter::new(cfg.dead_letter.clone(), ctx);
-        Ok(Amqp { cfg, broker, exchange, key, link: None, dead_letter })
+        Ok(Amqp { cfg, queue, broker, exchange, key, link: None, dead_letter })
     }
 }

@@ -30,9 +30,9 @@ use futures_core::Stream;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeclareOptions, QueueBindOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 use serde::Deserialize;
 use vane_core::node::Flat;
@@ -41,19 +41,10 @@ use vane_core::prelude::*;
 use crate::amqp::connection::{Broker, Link, short};
 use crate::amqp::message::Format;
 use crate::amqp::notification::{self, Meter, Outcome};
+use crate::amqp::queue::{QueueSpec, text};
 
-/// Settings of the `amqp` source: its own and the broker's.
-pub type AmqpSourceConfig = Flat<AmqpSourceSettings, Broker>;
-
-/// A queue's type.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueType {
-    /// Replicated, with a delivery limit: RabbitMQ's choice for data that matters.
-    #[default]
-    Quorum,
-    Classic,
-}
+/// Settings of the `amqp` source: its own, the queue's and the broker's.
+pub type AmqpSourceConfig = Flat<AmqpSourceSettings, Flat<QueueSpec, Broker>>;
 
 /// A binding of the queue to an exchange.
 #[derive(Deserialize, Debug, Clone)]
@@ -74,46 +65,21 @@ fn every_key() -> String {
     "#".into()
 }
 
-fn default_queue() -> String {
-    "vane".into()
-}
-
 fn default_bindings() -> Vec<Binding> {
     vec![Binding { exchange: "vane".into(), routing_key: every_key(), durable: true }]
-}
-
-fn default_dead_letter() -> String {
-    "vane.dead".into()
 }
 
 fn default_prefetch() -> u16 {
     1000
 }
 
-fn default_delivery_limit() -> u32 {
-    5
-}
-
 /// What the `amqp` source takes besides the broker's settings.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSourceSettings {
-    /// The queue consumed. Default: vane.
-    #[serde(default = "default_queue")]
-    pub queue: String,
-    /// quorum or classic. Default: quorum.
-    #[serde(default)]
-    pub queue_type: QueueType,
-    /// Deliveries of one message before a quorum queue dead-letters it. Default: 5.
-    #[serde(default = "default_delivery_limit")]
-    pub delivery_limit: u32,
     /// Exchanges and keys the queue is bound to. Default: exchange vane, key `#`.
     #[serde(default = "default_bindings")]
     pub bindings: Vec<Binding>,
-    /// Where unreadable messages go (a fanout exchange, and a queue of the
-    /// same name when declared). Default: vane.dead.
-    #[serde(default = "default_dead_letter")]
-    pub dead_letter_exchange: String,
     /// Declare the queue, exchanges and bindings at each connect. Default: true.
     #[serde(default = "crate::defaults::yes")]
     pub declare: bool,
@@ -135,59 +101,40 @@ pub struct AmqpSourceSettings {
 
 pub struct AmqpSource {
     cfg: AmqpSourceSettings,
+    spec: QueueSpec,
+    /// The queue consumed.
+    queue: String,
     broker: Broker,
 }
 
 impl Build for AmqpSource {
     type Config = AmqpSourceConfig;
 
-    fn build(Flat(cfg, broker): AmqpSourceConfig, _: &Context) -> Result<Self, BuildError> {
+    fn build(Flat(cfg, Flat(spec, broker)): AmqpSourceConfig, _: &Context) -> Result<Self, BuildError> {
         broker.check()?;
-        for name in [&cfg.queue, &cfg.dead_letter_exchange].into_iter().chain(cfg.bindings.iter().map(|b| &b.exchange))
-        {
-            short("name", name).map_err(BuildError::stop)?;
+        spec.check()?;
+        for b in &cfg.bindings {
+            short("exchange", &b.exchange).map_err(BuildError::stop)?;
         }
         if cfg.prefetch == 0 {
             return Err(BuildError::stop("prefetch: must be at least 1"));
         }
-        Ok(AmqpSource { cfg, broker })
+        let queue = spec.queue.clone().unwrap_or_else(|| "vane".into());
+        Ok(AmqpSource { cfg, spec, queue, broker })
     }
 }
 
-fn durable_exchange() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions { durable: true, ..Default::default() }
-}
-
-fn durable_queue() -> QueueDeclareOptions {
-    QueueDeclareOptions { durable: true, ..Default::default() }
-}
-
-fn text(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
-
 impl AmqpSource {
-    /// Declares what the queue needs; every name was checked at build.
+    /// Declares the queue and its bindings; every name was checked at build.
     async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
-        let c = &self.cfg;
-        let dlx = ShortString::from(c.dead_letter_exchange.as_str());
-        ch.exchange_declare(dlx.clone(), ExchangeKind::Fanout, durable_exchange(), FieldTable::default()).await?;
-        ch.queue_declare(dlx.clone(), durable_queue(), FieldTable::default()).await?;
-        ch.queue_bind(dlx.clone(), dlx.clone(), "".into(), QueueBindOptions::default(), FieldTable::default()).await?;
-        let mut args = FieldTable::default();
-        args.insert("x-dead-letter-exchange".into(), text(&c.dead_letter_exchange));
-        if c.queue_type == QueueType::Quorum {
-            args.insert("x-queue-type".into(), text("quorum"));
-            args.insert("x-delivery-limit".into(), AMQPValue::LongInt(c.delivery_limit.min(i32::MAX as u32) as i32));
-        }
-        let queue = ShortString::from(c.queue.as_str());
-        ch.queue_declare(queue.clone(), durable_queue(), args).await?;
-        for b in &c.bindings {
+        self.spec.declare(ch, &self.queue).await?;
+        for b in &self.cfg.bindings {
             let exchange = ShortString::from(b.exchange.as_str());
             let opts = ExchangeDeclareOptions { durable: b.durable, ..Default::default() };
             ch.exchange_declare(exchange.clone(), ExchangeKind::Topic, opts, FieldTable::default()).await?;
             let key = ShortString::try_new(b.routing_key.as_str()).unwrap_or_else(|_| "#".into());
-            ch.queue_bind(queue.clone(), exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
+            let queue = ShortString::from(self.queue.as_str());
+            ch.queue_bind(queue, exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
         }
         Ok(())
     }
@@ -196,9 +143,9 @@ impl AmqpSource {
     async fn dead_letter(&self, ch: &Channel, d: &Delivery, why: &str) -> Result<(), String> {
         let mut headers = d.properties.headers().clone().unwrap_or_default();
         headers.insert("x-vane-reason".into(), text(why));
-        headers.insert("x-vane-queue".into(), text(&self.cfg.queue));
+        headers.insert("x-vane-queue".into(), text(&self.queue));
         let props = d.properties.clone().with_headers(headers);
-        let dlx = ShortString::from(self.cfg.dead_letter_exchange.as_str());
+        let dlx = ShortString::from(self.spec.dead_letter_exchange.as_str());
         let confirm = ch
             .basic_publish(dlx, d.routing_key.clone(), BasicPublishOptions::default(), &d.data, props)
             .await
@@ -271,7 +218,7 @@ impl Service for AmqpSource {
         if self.cfg.declare {
             self.declare(ch)
                 .await
-                .map_err(|e| ServiceError::restart(format!("declaring queue {:?}: {e}", self.cfg.queue)))?;
+                .map_err(|e| ServiceError::restart(format!("declaring queue {:?}: {e}", self.queue)))?;
         }
         ch.basic_qos(self.cfg.prefetch, BasicQosOptions::default())
             .await
@@ -280,14 +227,14 @@ impl Service for AmqpSource {
         let tag = crate::amqp::connection::clipped(&tag);
         let mut consumer = ch
             .basic_consume(
-                self.cfg.queue.as_str().into(),
+                self.queue.as_str().into(),
                 tag.clone(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| ServiceError::restart(format!("consuming {:?}: {e}", self.cfg.queue)))?;
-        ctx.info(format!("consuming {:?} at {}", self.cfg.queue, self.broker.url));
+            .map_err(|e| ServiceError::restart(format!("consuming {:?}: {e}", self.queue)))?;
+        ctx.info(format!("consuming {:?} at {}", self.queue, self.broker.url));
         let mut acks = tokio::task::JoinSet::new();
         let ended = loop {
             let next = tokio::select! {
@@ -301,8 +248,8 @@ impl Service for AmqpSource {
                         break Some(format!("handling a delivery: {e}"));
                     }
                 }
-                Some(Err(e)) => break Some(format!("consuming {:?}: {e}", self.cfg.queue)),
-                None => break Some(format!("the broker ended the consumer of {:?}", self.cfg.queue)),
+                Some(Err(e)) => break Some(format!("consuming {:?}: {e}", self.queue)),
+                None => break Some(format!("the broker ended the consumer of {:?}", self.queue)),
             }
         };
         // Deliveries in flight are acknowledged as their events are stored;

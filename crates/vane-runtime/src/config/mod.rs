@@ -4,6 +4,7 @@
 //! [`validate`] checks them against the registry, [`defaults`] holds the
 //! built-in config and the machine-derived defaults.
 
+pub mod bus;
 pub mod defaults;
 pub mod load;
 pub mod schema;
@@ -73,6 +74,21 @@ pub struct SourceSpec {
 pub struct EngineSpec {
     pub beat: Option<std::time::Duration>,
     pub workers: usize,
+    /// Set when the engine runs in workers fed through a bus.
+    pub via: Option<ViaSpec>,
+}
+
+/// A bus-backed engine's two sides, each a plugin config of the bus plugin.
+#[derive(Clone, Debug)]
+pub struct ViaSpec {
+    pub plugin: String,
+    /// The engine's queue.
+    pub queue: String,
+    /// The publishing side's config (the agent's sink named after the engine).
+    pub sink: Node,
+    /// The consuming side's config (the workers' source).
+    pub source: Node,
+    pub buffer: BufferConfig,
 }
 
 /// What a sink job adds.

@@ -93,6 +93,26 @@ pub struct EngineKeys {
     pub beat: Option<Duration>,
     /// Parallel instances; events are split by series. Default: 1.
     pub workers: Option<usize>,
+    /// Run by workers elsewhere (`vane engine ID --worker`), fed through a
+    /// message bus: this agent publishes what the engine would get.
+    pub via: Option<Via>,
+}
+
+/// How a bus-backed engine is reached.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Via {
+    /// A plugin that is a sink and a source of the bus (`amqp`).
+    pub plugin: Spanned<String>,
+    /// Its settings, given to both sides (the broker's, the queue's; the
+    /// queue defaults to `vane.engine.ID`).
+    pub config: Option<Node>,
+    /// Settings of the publishing side only (the agents' sink).
+    pub publish: Option<Node>,
+    /// Settings of the consuming side only (the workers' source: `prefetch`…).
+    pub consume: Option<Node>,
+    /// Where the agent keeps what the bus has not taken yet. Default: memory.
+    pub buffer: Option<BufferConfig>,
 }
 
 /// What only sinks have.

@@ -11,8 +11,8 @@ use vane_core::expr::Expr;
 use vane_core::node::{ConfigError, Mark, Node, NodeKind};
 use vane_core::registry::{Registry, Role, edit_distance};
 
-use super::schema::{Common, EngineSection, File, Flow, SinkSection, SourceSection};
-use super::{Config, EngineSpec, Job, SinkSpec, SourceSpec};
+use super::schema::{Common, EngineSection, File, Flow, SinkSection, SourceSection, Via};
+use super::{Config, EngineSpec, Job, SinkSpec, SourceSpec, ViaSpec, bus};
 
 /// What validation tolerates.
 #[derive(Clone, Copy, Debug, Default)]
@@ -217,8 +217,59 @@ impl Validator<'_> {
             ));
             return None;
         }
-        let spec = EngineSpec { beat: own.beat.map(Duration::get), workers: own.workers.unwrap_or(1) };
+        let via = match &own.via {
+            Some(via) => Some(self.via(via, &common.id.value, &format!("{path}.via"))?),
+            None => None,
+        };
+        let spec = EngineSpec { beat: own.beat.map(Duration::get), workers: own.workers.unwrap_or(1), via };
         Some((Job { tags, levels, ..job? }.with(spec), targets))
+    }
+
+    /// A bus-backed engine's sides: the plugin must be a sink and a source,
+    /// and take the config (with its queue) as both.
+    fn via(&mut self, via: &Via, id: &str, path: &str) -> Option<ViaSpec> {
+        let at = |m: String| ConfigError::new(Some(via.plugin.mark.clone()), format!("{path}.plugin"), m);
+        let config = via.config.clone().unwrap_or_else(|| Node::null(via.plugin.mark.clone()));
+        let queue =
+            config.get("queue").and_then(Node::as_str).map_or_else(|| format!("vane.engine.{id}"), str::to_owned);
+        let mark = config.mark.clone();
+        let both = bus::with_defaults(&config, &[("queue", Node::string(mark.clone(), &queue))]);
+        let side = |extra: &Option<Node>| match extra {
+            Some(Node { kind: NodeKind::Map(m), .. }) => {
+                let m: Vec<(&str, Node)> = m.iter().filter_map(|(k, v)| Some((k.as_str()?, v.clone()))).collect();
+                bus::with_defaults(&both, &m)
+            }
+            _ => both.clone(),
+        };
+        let sink = side(&via.publish);
+        // The workers' source reads the queue alone: no bindings of its own.
+        let empty = Node { mark: mark.clone(), kind: NodeKind::Seq(Vec::new()) };
+        let source = bus::with_defaults(&side(&via.consume), &[("bindings", empty)]);
+        let mut ok = true;
+        for (role, cfg) in [(Role::Sink, &sink), (Role::Source, &source)] {
+            match self.registry.find(&via.plugin, role) {
+                Some(p) => {
+                    if let Err(e) = p.validate(cfg, &format!("{path}.config")) {
+                        self.errors.push(e);
+                        ok = false;
+                    }
+                }
+                None => {
+                    self.errors.push(at(format!(
+                        "`{}` cannot carry an engine's events: `via` takes a plugin that is both a sink and a source (amqp)",
+                        *via.plugin
+                    )));
+                    return None;
+                }
+            }
+        }
+        ok.then(|| ViaSpec {
+            plugin: via.plugin.value.clone(),
+            queue,
+            sink,
+            source,
+            buffer: via.buffer.clone().unwrap_or_default(),
+        })
     }
 
     fn sink(&mut self, entry: &SinkSection, path: &str) -> Option<Job<SinkSpec>> {
