@@ -13,6 +13,9 @@ use vane_core::node::{Node, NodeKind};
 
 use super::{Config, EngineJob, Job, SinkJob, SinkSpec, SourceJob, SourceSpec, Unknown};
 
+/// The built-in source of the agent's own figures, kept in workers.
+const FIGURES: &str = "internal";
+
 /// `node` (a mapping, or nothing) with the `extra` keys it lacks added.
 pub fn with_defaults(node: &Node, extra: &[(&str, Node)]) -> Node {
     let mut entries = match &node.kind {
@@ -91,9 +94,18 @@ impl Config {
     pub fn worker(mut self, id: &str) -> Result<Config, WorkerError> {
         let via = self.engine(id)?.spec.via.clone().ok_or_else(|| WorkerError::NotBusBacked(id.to_owned()))?;
         self.explicit_next();
-        // What the engine reaches, through local engines.
+        // The agent's own figures stay: each worker reports its own.
+        let figures: Vec<SourceJob> = self.sources.iter().filter(|s| s.plugin == FIGURES).cloned().collect();
+        // What the engine and the figures reach, through local engines.
         let mut keep: HashSet<String> = HashSet::from([id.to_owned()]);
         let mut todo = vec![id.to_owned()];
+        for f in &figures {
+            for n in &f.next {
+                if keep.insert(n.clone()) {
+                    todo.push(n.clone());
+                }
+            }
+        }
         while let Some(at) = todo.pop() {
             let Some(e) = self.engines.iter().find(|e| e.id == at) else { continue };
             if e.spec.via.is_some() && e.id != id {
@@ -120,7 +132,7 @@ impl Config {
                 timeout: std::time::Duration::from_secs(10),
             },
         };
-        self.sources = vec![feeder];
+        self.sources = std::iter::once(feeder).chain(figures).collect();
         self.engines.retain(|e| keep.contains(&e.id));
         for e in &mut self.engines {
             if e.id == id {
