@@ -1,9 +1,10 @@
 //! Events in AMQP messages: the formats a message body may have, how the
-//! format is named on the message (its content type, and a `vane-format`
-//! header), and the two ways a sink cuts a batch into messages.
+//! format is named on the message (its content type; a `vane-format`
+//! header, when a publisher sets one, is read first), and the two ways a
+//! sink cuts a batch into messages.
 
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::AMQPValue;
 use serde::Deserialize;
 use vane_core::formats;
 use vane_core::lineproto::Precision;
@@ -73,15 +74,13 @@ impl Format {
         header.or_else(by_type).unwrap_or(default)
     }
 
-    /// The properties of a message of this format.
+    /// The properties of a message of this format: its content type names
+    /// it (a header table would cost the broker a decoding per message).
     pub fn properties(self, persistent: bool) -> BasicProperties {
-        let mut headers = FieldTable::default();
-        headers.insert(FORMAT_HEADER.into(), AMQPValue::LongString(LongString::from(self.name())));
         BasicProperties::default()
             .with_content_type(self.content_type().into())
             .with_delivery_mode(if persistent { 2 } else { 1 })
             .with_app_id("vane".into())
-            .with_headers(headers)
     }
 
     /// Appends `events`, one a line, to `out`; the number that the format

@@ -150,7 +150,8 @@ pub fn timestamp(s: &str) -> Option<i64> {
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
     let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+    let valid = (0..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&day);
+    if !valid || !(0..=23).contains(&h) || !(0..=59).contains(&min) || !(0..=60).contains(&sec) {
         return None;
     }
     // Days from the civil date (proleptic Gregorian), from 1970-01-01.
@@ -243,6 +244,8 @@ mod tests {
         assert_eq!(timestamp("2012-05-08 20:23:48.028195"), Some(1_336_508_628_028_195_000));
         assert_eq!(timestamp("2024-02-29T12:00:00Z"), Some(1_709_208_000_000_000_000));
         assert_eq!(timestamp("yesterday"), None);
+        assert_eq!(timestamp("99999999999999-01-01 00:00:00"), None);
+        assert_eq!(timestamp("2024-01-01 -1:00:00"), None);
     }
 
     #[test]
