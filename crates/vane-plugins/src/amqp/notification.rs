@@ -162,9 +162,13 @@ pub fn timestamp(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let digits: String = frac.chars().take(9).collect();
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = &frac[..frac.len().min(9)];
     let nanos = if digits.is_empty() { 0 } else { digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32) };
-    Some(((days * 86_400 + h * 3600 + min * 60 + sec) * 1_000_000_000) + nanos)
+    // Nanoseconds since 1970 in an i64 reach the year 2262.
+    (days * 86_400 + h * 3600 + min * 60 + sec).checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// The samples the meters make of one message.
@@ -246,6 +250,8 @@ mod tests {
         assert_eq!(timestamp("yesterday"), None);
         assert_eq!(timestamp("99999999999999-01-01 00:00:00"), None);
         assert_eq!(timestamp("2024-01-01 -1:00:00"), None);
+        assert_eq!(timestamp("3048-05-08 20:23:48.028195"), None, "past what nanoseconds in an i64 hold");
+        assert_eq!(timestamp("2024-01-01 00:00:00.-5"), None);
     }
 
     #[test]
