@@ -10,20 +10,15 @@ clients (vane: the agent and every worker) and of the broker.
 
     bench/amqp.sh [N=50000] [ROUNDS=3]
 """
-import json, os, signal, socket, subprocess, sys, tempfile, time
+import os, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import free_port  # noqa: E402  (the harness's own helper)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VANE = os.path.join(ROOT, "target/release/vane")
 LOOP = os.path.join(ROOT, "target/release/examples/amqp_loop")
 TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def cpu_of(pid):
