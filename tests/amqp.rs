@@ -30,6 +30,15 @@ fn counts(path: &Path) -> BTreeMap<i64, u32> {
     c
 }
 
+/// The sorted `seq` fields of messages pika read, each one vane JSON event.
+fn sorted_seqs(messages: &[serde_json::Value]) -> Vec<i64> {
+    let body =
+        |m: &serde_json::Value| serde_json::from_str::<serde_json::Value>(m["body"].as_str().unwrap().trim()).unwrap();
+    let mut seqs: Vec<i64> = messages.iter().map(|m| body(m)["fields"]["seq"].as_i64().unwrap()).collect();
+    seqs.sort_unstable();
+    seqs
+}
+
 fn every_number_once(path: &Path, n: i64) -> bool {
     let c = counts(path);
     c.len() as i64 == n && c.keys().copied().eq(1..=n) && c.values().all(|&k| k == 1)
@@ -60,7 +69,6 @@ fn what_vane_publishes_pika_reads_as_published() {
     wait_until(Duration::from_secs(60), "every event in the queue", || rabbit.ready("seen") >= n);
     let got = rabbit.drain("seen", Duration::from_millis(500));
     assert_eq!(got.len() as u64, n, "one message an event");
-    let mut seqs = Vec::new();
     for m in &got {
         assert_eq!(m["content_type"], "application/x-ndjson", "{m}");
         assert_eq!(m["headers"]["vane-format"], serde_json::Value::Null, "the content type says it: {m}");
@@ -68,10 +76,8 @@ fn what_vane_publishes_pika_reads_as_published() {
         assert_eq!(m["routing_key"], "metrics.h1.job", "{m}");
         let body: serde_json::Value = serde_json::from_str(m["body"].as_str().unwrap().trim()).unwrap();
         assert_eq!((&body["name"], &body["host"], &body["tags"]["src"]), (&json!("job"), &json!("h1"), &json!("gen")));
-        seqs.push(body["fields"]["seq"].as_i64().unwrap());
     }
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=n as i64).collect::<Vec<_>>());
+    assert_eq!(sorted_seqs(&got), (1..=n as i64).collect::<Vec<_>>());
     assert_eq!(stop(agent), Some(0));
 }
 
@@ -253,16 +259,7 @@ fn a_message_no_queue_takes_is_retried_until_one_does() {
     rabbit.bind("late", "lonely", "k.*");
     wait_until(Duration::from_secs(60), "the batch delivered once a queue takes it", || rabbit.ready("late") >= 10);
     let got = rabbit.drain("late", Duration::from_millis(300));
-    let mut seqs: Vec<i64> = got
-        .iter()
-        .map(|m| {
-            serde_json::from_str::<serde_json::Value>(m["body"].as_str().unwrap()).unwrap()["fields"]["seq"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
-    seqs.sort_unstable();
-    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(sorted_seqs(&got), (1..=10).collect::<Vec<_>>());
     assert_eq!(stop(agent), Some(0));
 }
 
