@@ -271,7 +271,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                 OutFormat::Json => vane_runtime::standalone::Format::Json,
             };
             let rt = runtime();
-            let stdin = tokio::io::BufReader::new(rt.block_on(async { tokio::io::stdin() }));
+            let stdin = rt.block_on(async { tokio::io::stdin() });
             let r = rt.block_on(vane_runtime::standalone::run_engine_stdio(
                 &c,
                 Arc::new(registry),

@@ -333,7 +333,7 @@ fn engine_runs_alone_on_standard_input() {
         "bytes,host=h1,kind=delta value=150.0 2000000000\nbytes,host=h1,kind=delta value=40.0 3000000000\n"
     );
     let err = text(&out.stderr);
-    assert!(err.contains("input line 2: column 9: missing '=' after field key \"line\""), "{err}");
+    assert!(err.contains("input line 2: column 9: expected '=' after field key \"line\""), "{err}");
     assert!(err.contains("events_in=3 events_out=2 bad_lines=1"), "{err}");
     let out = vane(&["engine", "nope", "-c", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

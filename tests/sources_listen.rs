@@ -85,7 +85,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
     let log = std::fs::read_to_string(&log).unwrap();
     // Line numbers count every line the connection sent.
     assert!(log.contains("line 102: column"), "{log}");
-    assert!(log.contains("line 203: longer than max_line (1024 bytes)"), "{log}");
+    assert!(log.contains("line 203: column 1: record longer than 1024 bytes; skipped"), "{log}");
     assert!(log.contains("line 205: column"), "{log}");
 }
 

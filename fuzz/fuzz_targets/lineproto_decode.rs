@@ -1,17 +1,25 @@
 //! Fuzzes the line-protocol decoder: it must never panic, every error must
-//! name a line and column inside the input, and whatever decodes must encode
-//! and decode again to the same event.
+//! name a line and column inside the input, whatever decodes must encode
+//! and decode again to the same event, and a stream cut anywhere must
+//! decode as the whole.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vane_core::lineproto::{Precision, decode, encode_into};
+use vane_core::lineproto::{Precision, Records, decode, encode_into};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let lines = text.split('\n').count();
-    for r in decode(text, Precision::Nanoseconds, 0) {
+    let lines = data.split(|&b| b == b'\n').count();
+    let whole: Vec<_> = decode(data, Precision::Nanoseconds, 0).collect();
+    // The first byte chooses where the stream is cut.
+    let cut = data.first().map_or(0, |&b| b as usize % (data.len() + 1));
+    let mut records = Records::new(Precision::Nanoseconds, usize::MAX);
+    let mut chunked = Vec::new();
+    records.extend(&data[..cut]);
+    records.decode(false, 0, |r| chunked.push(r));
+    records.extend(&data[cut..]);
+    records.decode(true, 0, |r| chunked.push(r));
+    assert_eq!(chunked, whole);
+    for r in whole {
         match r {
             Err(e) => {
                 assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}", e.line);

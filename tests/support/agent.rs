@@ -87,7 +87,7 @@ impl Vane {
     }
 
     /// `vane engine ID -c CONFIG` fed `input`: what it printed, and its log.
-    pub fn engine(&self, config: &Path, id: &str, input: &str) -> Output {
+    pub fn engine(&self, config: &Path, id: &str, input: impl AsRef<[u8]>) -> Output {
         use std::io::Write;
         let mut child = self
             .command(&["engine", id, "-c", config.to_str().unwrap()])
@@ -96,7 +96,7 @@ impl Vane {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.stdin.take().unwrap().write_all(input.as_ref()).unwrap();
         child.wait_with_output().unwrap()
     }
 }
@@ -126,9 +126,9 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Events in line protocol, one a line.
+/// Events in line protocol (a record may span lines inside its strings).
 pub fn events(lines: &[u8]) -> Vec<Event> {
-    text(lines).lines().map(|l| vane_core::lineproto::decode_line(l, Default::default()).unwrap()).collect()
+    vane_core::lineproto::decode(lines, Default::default(), vane_core::event::NO_TIME).map(Result::unwrap).collect()
 }
 
 /// The events of a line-protocol file written by a `file` sink.

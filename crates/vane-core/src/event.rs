@@ -9,13 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// reserved tag and field names that carry `host`, `kind`, `state`, `description`
 /// and `ttl`), a Riemann event, a Prometheus sample and a Graphite line.
 ///
-/// `time == 0` and an empty `host` mean "not set": the runtime stamps the poll
-/// time and the agent's host name before the event leaves its source.
-#[derive(Clone, Debug, PartialEq, Default)]
+/// `time == NO_TIME` and an empty `host` mean "not set": the runtime stamps
+/// the poll time and the agent's host name before the event leaves its source.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// Measurement / service name.
     pub name: String,
-    /// Nanoseconds since the Unix epoch; 0 until stamped.
+    /// Nanoseconds since the Unix epoch (0 is the epoch); [`NO_TIME`] until stamped.
     pub time: i64,
     /// The host the event is about; empty until stamped.
     pub host: String,
@@ -31,6 +31,26 @@ pub struct Event {
     pub description: Option<String>,
     /// Seconds after which the event is stale (Riemann's ttl).
     pub ttl: Option<f64>,
+}
+
+/// The time of an event that has none yet. It is the earliest instant an
+/// `i64` of nanoseconds holds (1677-09-21), which no source reports.
+pub const NO_TIME: i64 = i64::MIN;
+
+impl Default for Event {
+    fn default() -> Event {
+        Event {
+            name: String::new(),
+            time: NO_TIME,
+            host: String::new(),
+            tags: Vec::new(),
+            fields: Vec::new(),
+            kind: Kind::Gauge,
+            state: None,
+            description: None,
+            ttl: None,
+        }
+    }
 }
 
 /// A field value.
@@ -291,7 +311,7 @@ impl Event {
 
     /// Fills the time and host when they are not set.
     pub fn stamp(&mut self, time_ns: i64, host: &str) {
-        if self.time == 0 {
+        if self.time == NO_TIME {
             self.time = time_ns;
         }
         if self.host.is_empty() {

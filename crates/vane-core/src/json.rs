@@ -95,7 +95,9 @@ impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("name", &self.name)?;
-        m.serialize_entry("time", &self.time)?;
+        if self.time != crate::event::NO_TIME {
+            m.serialize_entry("time", &self.time)?;
+        }
         m.serialize_entry("host", &self.host)?;
         m.serialize_entry("tags", &Pairs(&self.tags))?;
         m.serialize_entry("fields", &Pairs(&self.fields))?;
@@ -118,7 +120,7 @@ impl Serialize for Event {
 struct EventJson {
     name: String,
     #[serde(default)]
-    time: i64,
+    time: Option<i64>,
     #[serde(default)]
     host: String,
     #[serde(default)]
@@ -150,7 +152,7 @@ impl<'de> Deserialize<'de> for Event {
         };
         Ok(Event {
             name: j.name,
-            time: j.time,
+            time: j.time.unwrap_or(crate::event::NO_TIME),
             host: j.host,
             tags: j.tags.map(|t| t.0).unwrap_or_default(),
             fields: j.fields.0,

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use vane_core::context::Context;
 use vane_core::error::{BuildAction, BuildError};
-use vane_core::event::Event;
+use vane_core::event::{Event, NO_TIME};
 use vane_core::instance::Instance;
 use vane_core::lineproto::{self, Precision};
 use vane_core::registry::{Registry, Role};
@@ -55,7 +55,7 @@ pub enum StandaloneError {
 
 /// Runs engine `id` over `input` until it ends; output lines go to `out`,
 /// unreadable input lines (with their line number) to `err`.
-pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
+pub async fn run_engine_stdio<R: AsyncRead + Unpin>(
     config: &Config,
     registry: Arc<Registry>,
     id: &str,
@@ -131,41 +131,38 @@ pub async fn run_engine_stdio<R: AsyncBufRead + Unpin>(
     Ok(summary)
 }
 
-/// Feeds decoded lines to the engine; a line that cannot be read costs
-/// only itself. The engine's queue closes when this returns.
-async fn read<R: AsyncBufRead + Unpin>(
+/// Feeds decoded records to the engine: line protocol, and lines starting
+/// with `{` as JSON events. A record that cannot be read (not UTF-8, not
+/// valid) costs only itself. The engine's queue closes when this returns.
+async fn read<R: AsyncRead + Unpin>(
     mut input: R,
     feed: Route,
     summary: &mut Summary,
     err: &mut dyn std::io::Write,
 ) -> Result<(), StandaloneError> {
-    let mut line = Vec::new();
+    /// A record longer than this is skipped, as the listeners' default.
+    const MAX_RECORD: usize = 1 << 20;
+    let mut records = lineproto::Records::new(Precision::Nanoseconds, MAX_RECORD).with_json_lines();
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line).await.map_err(StandaloneError::Read)? == 0 {
-            return Ok(());
+        let buf = records.buffer();
+        if buf.capacity() - buf.len() < 32 << 10 {
+            buf.reserve(64 << 10);
         }
-        summary.lines += 1;
-        let Ok(text) = std::str::from_utf8(&line) else {
-            summary.bad_lines += 1;
-            let _ = writeln!(err, "input line {}: not UTF-8", summary.lines);
-            continue;
-        };
-        let t = text.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        let parsed = if t.starts_with('{') {
-            vane_core::json::decode(t).map_err(|e| e.to_string())
-        } else {
-            lineproto::decode_line(t, Precision::Nanoseconds).map_err(|e| format!("column {}: {}", e.column, e.message))
-        };
-        match parsed {
-            Ok(ev) => feed.deliver(vec![ev], Vec::new()).await,
+        let end = input.read_buf(buf).await.map_err(StandaloneError::Read)? == 0;
+        let mut events = Vec::new();
+        records.decode(end, NO_TIME, |r| match r {
+            Ok(ev) => events.push(ev),
             Err(e) => {
                 summary.bad_lines += 1;
-                let _ = writeln!(err, "input line {}: {e}", summary.lines);
+                let _ = writeln!(err, "input line {}: column {}: {}", e.line, e.column, e.message);
             }
+        });
+        if !events.is_empty() {
+            feed.deliver(events, Vec::new()).await;
+        }
+        if end {
+            summary.lines = records.lines_read() as u64;
+            return Ok(());
         }
     }
 }

@@ -63,27 +63,42 @@ fn decode_line_text(format: Format, line: &str, default_time: i64) -> Result<Opt
 
 /// Decodes a whole output; bad lines are returned with their numbers.
 /// `code` is the exit code, for Nagios output; `name` names Nagios checks.
+/// Line protocol is read as bytes, record by record (a record that is not
+/// UTF-8 is an error of its own); the other formats as text, with bytes
+/// that are not UTF-8 replaced.
 pub fn decode_text(
     format: Format,
-    text: &str,
+    bytes: &[u8],
     code: Option<i32>,
     name: &str,
     default_time: i64,
 ) -> (Vec<Event>, Vec<Bad>) {
+    let text = || String::from_utf8_lossy(bytes);
     match format {
         Format::Nagios => {
-            let c = nagios::parse(text, code);
+            let c = nagios::parse(&text(), code);
             let mut evs = c.to_events(name);
             for e in &mut evs {
                 e.time = default_time;
             }
             (evs, c.bad)
         }
-        Format::Prometheus => prometheus::parse(text, default_time),
-        _ => {
+        Format::Prometheus => prometheus::parse(&text(), default_time),
+        Format::Influx => {
             let mut out = Vec::new();
             let mut bad = Vec::new();
-            for (i, line) in text.lines().enumerate() {
+            for r in lineproto::decode(bytes, Precision::Nanoseconds, default_time) {
+                match r {
+                    Ok(e) => out.push(e),
+                    Err(e) => bad.push(Bad { line: e.line, message: format!("column {}: {}", e.column, e.message) }),
+                }
+            }
+            (out, bad)
+        }
+        Format::Json | Format::Graphite => {
+            let mut out = Vec::new();
+            let mut bad = Vec::new();
+            for (i, line) in text().lines().enumerate() {
                 match decode_line(format, line, default_time) {
                     Ok(Some(e)) => out.push(e),
                     Ok(None) => {}

@@ -110,7 +110,7 @@ impl Format {
             Format::Influx => formats::Format::Influx,
             Format::Canopsis => return super::canopsis::decode(text, now),
         };
-        let (events, bad) = formats::decode_text(format, text, None, "", now);
+        let (events, bad) = formats::decode_text(format, body, None, "", now);
         match bad.first() {
             None => Ok(events),
             Some(b) if bad.len() == 1 => Err(format!("line {}: {}", b.line, b.message)),

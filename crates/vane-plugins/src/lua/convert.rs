@@ -89,7 +89,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
     e.time = match t.get::<Lv>("time")? {
         Lv::Integer(i) => i,
         Lv::Number(n) => n as i64,
-        _ => 0,
+        _ => vane_core::event::NO_TIME,
     };
     e.host = get_str("host")?.unwrap_or_default();
     if let Ok(tags) = t.get::<Table>("tags") {

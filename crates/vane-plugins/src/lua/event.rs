@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use mlua::{LightUserData, Lua, Value as Lv};
-use vane_core::event::{Event, Kind, State, Value};
+use vane_core::event::{Event, Kind, NO_TIME, State, Value};
 
 use super::ScriptError;
 
@@ -148,6 +148,7 @@ fn read(lua: &Lua, part: Part, call: u32, slot: u32, e: &Event, key: &str) -> ml
     }
     Ok(match key {
         "name" => Lv::String(lua.create_string(&e.name)?),
+        "time" if e.time == NO_TIME => Lv::Nil,
         "time" => Lv::Integer(e.time),
         "host" => Lv::String(lua.create_string(&e.host)?),
         "kind" => Lv::String(lua.create_string(e.kind.as_str())?),
@@ -195,6 +196,7 @@ fn write(part: Part, e: &mut Event, key: String, v: Lv) -> mlua::Result<()> {
             ("host", Lv::String(s)) => e.host = s.to_str()?.to_owned(),
             ("time", Lv::Integer(t)) => e.time = t,
             ("time", Lv::Number(t)) => e.time = t as i64,
+            ("time", Lv::Nil) => e.time = NO_TIME,
             ("kind", Lv::String(s)) => {
                 let s = s.to_str()?;
                 e.kind = Kind::parse(&s).ok_or_else(|| unknown("kind", &s))?;

@@ -18,6 +18,7 @@ use tokio::io::AsyncBufReadExt;
 use vane_core::ByteSize;
 use vane_core::event::now_ns;
 use vane_core::formats::{self, Bad, Format};
+use vane_core::lineproto::{Precision, Records};
 use vane_core::lines::{LimitedLines, Line};
 use vane_core::prelude::*;
 
@@ -77,8 +78,7 @@ fn report_bad(ctx: &Context, what: &str, bad: &[Bad]) {
 impl Source for Exec {
     async fn poll(&mut self, ctx: &Context) -> Result<Vec<Event>> {
         let out = ctx.exec(&self.cmd).await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (events, bad) = formats::decode_text(self.format, &text, out.code, &self.name, now_ns());
+        let (events, bad) = formats::decode_text(self.format, &out.stdout, out.code, &self.name, now_ns());
         report_bad(ctx, &self.cmd.program, &bad);
         if self.format != Format::Nagios && out.code != Some(0) {
             let err = String::from_utf8_lossy(&out.stderr);
@@ -125,6 +125,35 @@ pub struct ExecdConfig {
     pub stop_timeout: vane_core::Duration,
 }
 
+/// What execd reads of its program's output: line protocol record by record
+/// (a record may hold line feeds inside its strings), other formats line by
+/// line.
+enum Output {
+    Records(tokio::process::ChildStdout, Records),
+    Lines(LimitedLines<tokio::process::ChildStdout>),
+}
+
+enum Read {
+    Line(Line),
+    Records(Vec<std::result::Result<Event, vane_core::lineproto::ParseError>>),
+    End,
+}
+
+impl Output {
+    async fn next(&mut self) -> std::io::Result<Read> {
+        use tokio::io::AsyncReadExt;
+        match self {
+            Output::Lines(lines) => Ok(lines.next_line().await?.map_or(Read::End, Read::Line)),
+            Output::Records(out, records) => {
+                let end = out.read_buf(records.buffer()).await? == 0;
+                let mut got = Vec::new();
+                records.decode(end, now_ns(), |r| got.push(r));
+                Ok(if end && got.is_empty() { Read::End } else { Read::Records(got) })
+            }
+        }
+    }
+}
+
 pub struct Execd {
     cfg: ExecdConfig,
     cmd: Command,
@@ -164,7 +193,12 @@ impl Execd {
                 log_ctx.info(format!("{program}: {l}"));
             }
         });
-        let mut lines = LimitedLines::new(stdout, self.cfg.max_line.0 as usize);
+        let max = self.cfg.max_line.0 as usize;
+        let mut output = if self.cfg.format == Format::Influx {
+            Output::Records(stdout, Records::new(Precision::Nanoseconds, max))
+        } else {
+            Output::Lines(LimitedLines::new(stdout, max))
+        };
         let mut n = 0usize;
         let mut block = String::new();
         let stop = ctx.stopping();
@@ -184,10 +218,21 @@ impl Execd {
                     }
                     break None;
                 }
-                line = lines.next_line() => {
-                    let line = match line {
-                        Ok(Some(l)) => l,
-                        Ok(None) | Err(_) => break Some(child.wait().await?),
+                read = output.next() => {
+                    let line = match read {
+                        Ok(Read::Line(l)) => l,
+                        Ok(Read::Records(rs)) => {
+                            let mut evs = Vec::with_capacity(rs.len());
+                            for r in rs {
+                                match r {
+                                    Ok(e) => evs.push(e),
+                                    Err(e) => report_bad(ctx, &self.cmd.program, &[Bad { line: e.line, message: format!("column {}: {}", e.column, e.message) }]),
+                                }
+                            }
+                            ctx.emit_all(evs).await;
+                            continue;
+                        }
+                        Ok(Read::End) | Err(_) => break Some(child.wait().await?),
                     };
                     n += 1;
                     let text = match line {
@@ -204,7 +249,7 @@ impl Execd {
                     if self.cfg.format == Format::Prometheus {
                         // A block ends at an empty line.
                         if text.trim().is_empty() || text.trim() == "# EOF" {
-                            let (evs, bad) = formats::decode_text(Format::Prometheus, &block, None, "", now_ns());
+                            let (evs, bad) = formats::decode_text(Format::Prometheus, block.as_bytes(), None, "", now_ns());
                             block.clear();
                             report_bad(ctx, &self.cmd.program, &bad);
                             ctx.emit_all(evs).await;

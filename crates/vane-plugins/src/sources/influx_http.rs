@@ -439,24 +439,14 @@ async fn gunzip(
     }
 }
 
-/// The events of a body, lazily, each bad line as its error (naming it).
+/// The events of a body, lazily, each bad record as its error (naming its
+/// line and column).
 pub fn decode(
     body: &[u8],
     precision: Precision,
     now: i64,
-) -> Box<dyn Iterator<Item = std::result::Result<Event, String>> + Send + '_> {
-    match std::str::from_utf8(body) {
-        Ok(text) => Box::new(lineproto::decode(text, precision, now).map(|r| r.map_err(|e| e.to_string()))),
-        // Not all UTF-8: line by line, so only the lines that are not are lost.
-        Err(_) => Box::new(body.split(|b| *b == b'\n').enumerate().filter_map(move |(i, line)| {
-            match std::str::from_utf8(line) {
-                Err(_) => Some(Err(format!("line {}: not UTF-8", i + 1))),
-                Ok(t) => lineproto::decode(t, precision, now)
-                    .next()
-                    .map(|r| r.map_err(|e| format!("line {}, column {}: {}", i + 1, e.column, e.message))),
-            }
-        })),
-    }
+) -> impl Iterator<Item = std::result::Result<Event, String>> + Send + '_ {
+    lineproto::decode(body, precision, now).map(|r| r.map_err(|e| e.to_string()))
 }
 
 /// The events of a body, the number of bad lines and the first one's error.
@@ -485,7 +475,7 @@ mod tests {
         assert_eq!(evs[1].time, 10_000_000_000);
         assert_eq!(evs[0].time, 7);
         assert_eq!(bad, 2);
-        assert_eq!(first.unwrap(), "line 2, column 5: missing field value");
+        assert_eq!(first.unwrap(), "line 2, column 5: missing value for field \"v\"");
         let (evs, bad, first) = decode_body(b"x v=1i\nm", Precision::Nanoseconds, 0);
         assert_eq!((evs.len(), bad), (1, 1));
         assert!(first.unwrap().starts_with("line 2, column"));

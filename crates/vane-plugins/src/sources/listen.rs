@@ -59,7 +59,7 @@ impl LineDecoder {
             LineFormat::Graphite => self.templates.parse_line(line, now).map(Some),
             LineFormat::Json => vane_core::json::decode(line.trim())
                 .map(|mut e| {
-                    if e.time == 0 {
+                    if e.time == vane_core::event::NO_TIME {
                         e.time = now;
                     }
                     Some(e)
@@ -269,9 +269,19 @@ impl Socket {
                 _ = ctx.stopping() => return Ok(()),
             };
             let now = now_ns();
-            for (i, line) in buf[..n].split(|b| *b == b'\n').enumerate() {
-                if !line.is_empty() {
-                    take_line(&self.decoder, &ctx, &peer, i as u64 + 1, line, now, &mut out);
+            if self.decoder.format == LineFormat::Influx {
+                // A datagram holds whole records.
+                for r in lineproto::decode(&buf[..n], self.decoder.precision, now) {
+                    match r {
+                        Ok(e) => out.push(e),
+                        Err(e) => bad_line(&ctx, &peer, e.line as u64, &format!("column {}: {}", e.column, e.message)),
+                    }
+                }
+            } else {
+                for (i, line) in buf[..n].split(|b| *b == b'\n').enumerate() {
+                    if !line.is_empty() {
+                        take_line(&self.decoder, &ctx, &peer, i as u64 + 1, line, now, &mut out);
+                    }
                 }
             }
             if !out.is_empty() {
@@ -281,7 +291,47 @@ impl Socket {
     }
 }
 
-/// Reads lines from a stream until it ends, idles past `idle`, or the agent stops.
+/// Reads once from a connection into `buf`; true when it is over: ended,
+/// failed, idle past `idle`, or the agent stops.
+async fn read_some(
+    sock: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    peer: std::net::SocketAddr,
+    ctx: &Context,
+    idle: std::time::Duration,
+) -> bool {
+    const READ: usize = 64 << 10;
+    if buf.capacity() - buf.len() < READ / 2 {
+        buf.reserve(READ);
+    }
+    tokio::select! {
+        r = tokio::time::timeout(idle, sock.read_buf(buf)) => match r {
+            Err(_) => {
+                ctx.debug(format!("{peer}: idle for {idle:?}; closed"));
+                true
+            }
+            Ok(Err(e)) => {
+                ctx.debug(format!("{peer}: {e}"));
+                true
+            }
+            Ok(Ok(n)) => n == 0,
+        },
+        _ = ctx.stopping() => true,
+    }
+}
+
+/// Hands on what a connection decoded, in batches: all of it at the end,
+/// or once a batch is full.
+async fn hand_on(ctx: &Context, out: &mut Vec<Event>, end: bool) {
+    if out.len() >= BATCH || (end && !out.is_empty()) {
+        // The next read likely brings as many: no growing from empty.
+        let cap = out.len();
+        ctx.emit_all(std::mem::replace(out, Vec::with_capacity(cap))).await;
+    }
+}
+
+/// Reads a stream until it ends, idles past `idle`, or the agent stops:
+/// line protocol record by record, other formats line by line.
 pub async fn serve_lines(
     mut sock: impl tokio::io::AsyncRead + Unpin,
     peer: std::net::SocketAddr,
@@ -290,30 +340,16 @@ pub async fn serve_lines(
     max_line: usize,
     idle: std::time::Duration,
 ) {
-    const READ: usize = 64 << 10;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ);
+    if dec.format == LineFormat::Influx {
+        return serve_records(sock, peer, dec.precision, ctx, max_line, idle).await;
+    }
+    let mut buf: Vec<u8> = Vec::new();
     let mut n_line = 0u64;
     // Discarding an overlong line until its end.
     let mut skipping = false;
     let mut out = Vec::new();
     loop {
-        if buf.capacity() - buf.len() < READ / 2 {
-            buf.reserve(READ);
-        }
-        let eof = tokio::select! {
-            r = tokio::time::timeout(idle, sock.read_buf(&mut buf)) => match r {
-                Err(_) => {
-                    ctx.debug(format!("{peer}: idle for {idle:?}; closed"));
-                    true
-                }
-                Ok(Err(e)) => {
-                    ctx.debug(format!("{peer}: {e}"));
-                    true
-                }
-                Ok(Ok(n)) => n == 0,
-            },
-            _ = ctx.stopping() => true,
-        };
+        let eof = read_some(&mut sock, &mut buf, peer, ctx, idle).await;
         let now = now_ns();
         let mut start = 0;
         while let Some(pos) = memchr::memchr(b'\n', &buf[start..]) {
@@ -325,9 +361,7 @@ pub async fn serve_lines(
                 continue;
             }
             take_line(dec, ctx, &peer, n_line, line, now, &mut out);
-            if out.len() >= BATCH {
-                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(BATCH))).await;
-            }
+            hand_on(ctx, &mut out, false).await;
         }
         buf.drain(..start);
         if buf.len() > max_line {
@@ -343,13 +377,34 @@ pub async fn serve_lines(
                     take_line(dec, ctx, &peer, n_line, &buf, now, &mut out);
                 }
             }
-            ctx.emit_all(out).await;
+            hand_on(ctx, &mut out, true).await;
             return;
         }
-        if !out.is_empty() {
-            // The next read likely brings as many: no growing from empty.
-            let cap = out.len();
-            ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap))).await;
+        hand_on(ctx, &mut out, true).await;
+    }
+}
+
+/// Line protocol from a stream: a record may hold line feeds inside its
+/// strings, and may arrive over several reads.
+async fn serve_records(
+    mut sock: impl tokio::io::AsyncRead + Unpin,
+    peer: std::net::SocketAddr,
+    precision: Precision,
+    ctx: &Context,
+    max_record: usize,
+    idle: std::time::Duration,
+) {
+    let mut records = lineproto::Records::new(precision, max_record);
+    let mut out = Vec::new();
+    loop {
+        let eof = read_some(&mut sock, records.buffer(), peer, ctx, idle).await;
+        records.decode(eof, now_ns(), |r| match r {
+            Ok(e) => out.push(e),
+            Err(e) => bad_line(ctx, &peer, e.line as u64, &format!("column {}: {}", e.column, e.message)),
+        });
+        hand_on(ctx, &mut out, true).await;
+        if eof {
+            return;
         }
     }
 }

@@ -1,0 +1,839 @@
+//! Bytes to events, one record at a time, with the position of every error.
+//!
+//! A record is one point; it ends at a line feed that is not inside a string
+//! field value. A record that cannot be read yields one error and decoding
+//! goes on after the line feed where reading stopped, so a bad record costs
+//! only itself. [`decode_stream`] reads a buffer that more bytes may follow:
+//! it stops before a record that the buffer may not hold whole.
+
+use super::{Precision, is_control, reserved};
+use crate::event::{Event, Kind, NO_TIME, State, Value};
+
+/// A record that could not be decoded, with its 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Decodes a whole buffer; an iterator of events and errors, one per record.
+///
+/// Blank lines and `#` comments are skipped. Points without a timestamp get
+/// `default_time` ([`NO_TIME`] leaves them for the runtime to stamp).
+pub fn decode<B: AsRef<[u8]> + ?Sized>(input: &B, precision: Precision, default_time: i64) -> Decoder<'_> {
+    Decoder::new(input.as_ref(), precision, default_time, 1, true)
+}
+
+/// Decodes the start of a stream: stops before a record that is not yet
+/// ended by a line feed. [`Decoder::consumed`] tells how many bytes were
+/// read; the rest goes before the stream's next bytes. Lines are numbered
+/// from `first_line`.
+pub fn decode_stream(input: &[u8], precision: Precision, default_time: i64, first_line: usize) -> Decoder<'_> {
+    Decoder::new(input, precision, default_time, first_line, false)
+}
+
+/// Decodes a single record (no trailing newline needed).
+pub fn decode_line(line: &str, precision: Precision) -> Result<Event, ParseError> {
+    match decode(line, precision, NO_TIME).next() {
+        Some(r) => r,
+        None => Err(ParseError { line: 1, column: 1, message: "empty line".into() }),
+    }
+}
+
+/// Iterator returned by [`decode`] and [`decode_stream`].
+pub struct Decoder<'a> {
+    b: &'a [u8],
+    pos: usize,
+    line: usize,
+    precision: Precision,
+    default_time: i64,
+    /// Whether the buffer holds the whole input.
+    complete: bool,
+    /// Whether a record starting with `{` is a JSON event on one line.
+    json: bool,
+    /// Longest record read; longer ones are errors.
+    max: usize,
+}
+
+/// Where a record ended: before byte N (past its line feed), or at the
+/// end of the buffer.
+enum End {
+    At(usize),
+    Buffer,
+}
+
+impl<'a> Decoder<'a> {
+    pub(super) fn new(b: &'a [u8], precision: Precision, default_time: i64, line: usize, complete: bool) -> Self {
+        Decoder { b, pos: 0, line, precision, default_time, complete, json: false, max: usize::MAX }
+    }
+
+    /// Reports records longer than `max` bytes as errors instead of reading them.
+    pub fn max_record(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Also reads lines starting with `{` as JSON events (`vane engine`'s
+    /// input takes both; no measurement of line protocol starts so in practice).
+    pub fn with_json_lines(mut self) -> Self {
+        self.json = true;
+        self
+    }
+
+    /// Bytes read so far: whole records, blank lines and comments.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// The number of the line the next record starts on.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// Skips blank lines and comments; the start of the next record (its
+    /// line's start and its first byte), or `None` at the end of what can
+    /// be read.
+    fn next_record(&mut self) -> Option<(usize, usize)> {
+        let b = self.b;
+        let mut i = self.pos;
+        loop {
+            let line_start = i;
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            let rest_is_partial = |d: &mut Self| {
+                // What is left may be the start of a record still arriving.
+                d.pos = if d.complete { b.len() } else { line_start };
+                None
+            };
+            match b.get(i) {
+                None => return rest_is_partial(self),
+                Some(b'\n') => {
+                    i += 1;
+                    self.line += 1;
+                }
+                Some(b'\r') if b.get(i + 1) == Some(&b'\n') => {
+                    i += 2;
+                    self.line += 1;
+                }
+                Some(b'\r') if i + 1 == b.len() => return rest_is_partial(self),
+                Some(b'#') => {
+                    let mut j = i + 1;
+                    while j < b.len() && !is_control(b[j]) {
+                        j += 1;
+                    }
+                    match (b.get(j), b.get(j + 1)) {
+                        (None, _) | (Some(b'\r'), None) => return rest_is_partial(self),
+                        (Some(b'\n'), _) => i = j + 1,
+                        (Some(b'\r'), Some(b'\n')) => i = j + 2,
+                        // A control character in the comment: the line is
+                        // an error, read as a record.
+                        _ => return Some((line_start, i)),
+                    }
+                    self.line += 1;
+                }
+                Some(_) => return Some((line_start, i)),
+            }
+            self.pos = i;
+        }
+    }
+
+    /// The line and column of byte `at` of a record starting at `start`.
+    fn locate(&self, start: usize, at: usize) -> (usize, usize) {
+        let span = &self.b[start..at];
+        let newlines = memchr::memchr_iter(b'\n', span).count();
+        let line_start = memchr::memrchr(b'\n', span).map_or(0, |n| n + 1);
+        // Columns count characters: every byte but UTF-8 continuations.
+        let column = span[line_start..].iter().filter(|&&c| (c & 0xC0) != 0x80).count() + 1;
+        (self.line + newlines, column)
+    }
+
+    /// Where a record that failed ends: past the line feed after the point
+    /// where reading stopped. A record that failed after its fields with
+    /// no timestamp ends earlier, at a lone `\r` before that line feed, as
+    /// the reference's does (the `\r` then starts a record, which fails).
+    fn failed_end(&self, f: &Fail) -> End {
+        let from = f.resume.min(self.b.len());
+        let rest = &self.b[from..];
+        let found = if f.stops_at_cr { memchr::memchr2(b'\r', b'\n', rest) } else { memchr::memchr(b'\n', rest) };
+        match found {
+            None => End::Buffer,
+            Some(n) if rest[n] == b'\n' => End::At(from + n + 1),
+            Some(n) => match rest.get(n + 1) {
+                Some(b'\n') => End::At(from + n + 2),
+                None if !self.complete => End::Buffer,
+                _ => End::At(from + n),
+            },
+        }
+    }
+
+    /// Moves past a record that ended at `end`; false when it may go on
+    /// past the buffer and must be read again with what follows.
+    fn finish(&mut self, line_start: usize, end: End) -> bool {
+        let end = match end {
+            End::At(e) => e,
+            End::Buffer if !self.complete => {
+                self.pos = line_start;
+                return false;
+            }
+            End::Buffer => self.b.len(),
+        };
+        self.line += memchr::memchr_iter(b'\n', &self.b[line_start..end]).count();
+        self.pos = end;
+        true
+    }
+
+    /// What a record that ended came to: itself, or an error if it was too long.
+    fn checked(&self, line: usize, start: usize, read: Result<Event, ParseError>) -> Result<Event, ParseError> {
+        let record = &self.b[start..self.pos];
+        if record.len() - usize::from(record.ends_with(b"\n")) <= self.max {
+            return read;
+        }
+        Err(ParseError { line, column: 1, message: format!("record longer than {} bytes; skipped", self.max) })
+    }
+}
+
+impl Iterator for Decoder<'_> {
+    type Item = Result<Event, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (line_start, start) = self.next_record()?;
+        let line = self.line;
+        let read = self.read_record(line_start, start)?;
+        Some(self.checked(line, start, read))
+    }
+}
+
+impl Decoder<'_> {
+    /// The record from `start`; `None` when it is not whole in the buffer.
+    fn read_record(&mut self, line_start: usize, start: usize) -> Option<Result<Event, ParseError>> {
+        if self.json && self.b[start] == b'{' {
+            return self.json_line(line_start, start);
+        }
+        let mut p = Record { b: self.b, i: start, ended: false };
+        match p.point(self.precision, self.default_time) {
+            Ok(ev) => {
+                let end = if p.ended { End::At(p.i) } else { End::Buffer };
+                self.finish(line_start, end).then_some(Ok(ev))
+            }
+            Err(f) => {
+                let end = self.failed_end(&f);
+                let (line, column) = self.locate(line_start, f.at.min(self.b.len()));
+                self.finish(line_start, end).then_some(Err(ParseError { line, column, message: f.message }))
+            }
+        }
+    }
+
+    /// A JSON event, to its line's end.
+    fn json_line(&mut self, line_start: usize, start: usize) -> Option<Result<Event, ParseError>> {
+        let (end, text_end) = match memchr::memchr(b'\n', &self.b[start..]) {
+            Some(n) => (End::At(start + n + 1), start + n),
+            None => (End::Buffer, self.b.len()),
+        };
+        let line = self.line;
+        let read = match std::str::from_utf8(&self.b[start..text_end]) {
+            Err(_) => Err("invalid UTF-8".to_owned()),
+            Ok(text) => crate::json::decode(text.trim_end()).map_err(|e| e.to_string()),
+        };
+        let default_time = self.default_time;
+        let read = read
+            .map(|mut e| {
+                if e.time == NO_TIME {
+                    e.time = default_time;
+                }
+                e
+            })
+            .map_err(|message| ParseError { line, column: 1, message });
+        self.finish(line_start, end).then_some(read)
+    }
+}
+
+/// Why a record failed: where (reported) and where reading stopped (from
+/// there the decoder looks for the record's end).
+struct Fail {
+    at: usize,
+    resume: usize,
+    message: String,
+    /// The record ends at a lone `\r` too (see [`Decoder::failed_end`]).
+    stops_at_cr: bool,
+}
+
+/// Reads one record from byte `i`.
+struct Record<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Whether the record's line feed was read.
+    ended: bool,
+}
+
+/// Which bytes end a name, and which escapes it knows.
+#[derive(Clone, Copy)]
+enum Name {
+    Measurement,
+    Key,
+}
+
+impl Name {
+    fn stops(self, c: u8) -> bool {
+        match self {
+            Name::Measurement => c == b',' || c == b' ' || is_control(c),
+            Name::Key => c == b',' || c == b'=' || c == b' ' || is_control(c),
+        }
+    }
+
+    fn escape(self, c: u8) -> bool {
+        match self {
+            Name::Measurement => c == b',' || c == b' ',
+            Name::Key => c == b',' || c == b'=' || c == b' ',
+        }
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> Option<String> {
+    String::from_utf8(bytes).ok()
+}
+
+impl<'a> Record<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn fail<T>(&self, at: usize, message: impl Into<String>) -> Result<T, Fail> {
+        Err(Fail { at, resume: self.i, message: message.into(), stops_at_cr: false })
+    }
+
+    /// A printable description of the byte at the read position.
+    fn found(&self) -> String {
+        match self.peek() {
+            None => "the end of the input".into(),
+            Some(c) => format!("{:?}", c as char),
+        }
+    }
+
+    /// Reads a name up to a byte that ends it, unescaping its escapes.
+    fn name(&mut self, kind: Name) -> Result<String, Fail> {
+        let start = self.i;
+        let mut out: Option<Vec<u8>> = None;
+        let mut from = start;
+        while let Some(c) = self.peek() {
+            if c == b'\\' {
+                match self.b.get(self.i + 1) {
+                    Some(&n) if kind.escape(n) => {
+                        let o = out.get_or_insert_with(Vec::new);
+                        o.extend_from_slice(&self.b[from..self.i]);
+                        o.push(n);
+                        self.i += 2;
+                        from = self.i;
+                    }
+                    // Any other backslash is itself.
+                    _ => self.i += 1,
+                }
+                continue;
+            }
+            if kind.stops(c) {
+                break;
+            }
+            self.i += 1;
+        }
+        let bytes = match out {
+            None => self.b[start..self.i].to_vec(),
+            Some(mut o) => {
+                o.extend_from_slice(&self.b[from..self.i]);
+                o
+            }
+        };
+        match utf8(bytes) {
+            Some(s) => Ok(s),
+            None => self.fail(start, "invalid UTF-8"),
+        }
+    }
+
+    /// After a measurement or tag value: a comma must start another tag.
+    fn tag_comma(&mut self) -> Result<(), Fail> {
+        if self.peek() == Some(b',') {
+            self.i += 1;
+            if matches!(self.peek(), None | Some(b' ' | b'\r' | b'\n')) {
+                return self.fail(self.i, format!("expected a tag key after the comma, found {}", self.found()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes a line ending (`\n`, `\r\n`, or `\r` or nothing at the end
+    /// of the input) if one is next.
+    fn line_end(&mut self) -> bool {
+        match (self.peek(), self.b.get(self.i + 1)) {
+            (None, _) => true,
+            (Some(b'\n'), _) => {
+                self.i += 1;
+                self.ended = true;
+                true
+            }
+            (Some(b'\r'), None) => {
+                self.i += 1;
+                true
+            }
+            (Some(b'\r'), Some(b'\n')) => {
+                self.i += 2;
+                self.ended = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.i += 1;
+        }
+    }
+
+    /// Bytes up to the next field separator, white space or line end.
+    fn token(&mut self, allowed: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.i;
+        while self.peek().is_some_and(&allowed) {
+            self.i += 1;
+        }
+        &self.b[start..self.i]
+    }
+
+    fn point(&mut self, precision: Precision, default_time: i64) -> Result<Event, Fail> {
+        let at = self.i;
+        let name = self.name(Name::Measurement)?;
+        if name.is_empty() {
+            return self.fail(at, format!("expected a measurement, found {}", self.found()));
+        }
+        if name.starts_with('#') {
+            return self.fail(at, "invalid character in a comment line");
+        }
+        let mut ev = Event::new(name);
+        self.tag_comma()?;
+        self.tags(&mut ev)?;
+        self.fields(&mut ev)?;
+        ev.time = self.time(precision)?.unwrap_or(default_time);
+        Ok(ev)
+    }
+
+    fn tags(&mut self, ev: &mut Event) -> Result<(), Fail> {
+        let (mut host, mut kind, mut state) = (false, false, false);
+        loop {
+            if self.peek() == Some(b' ') {
+                self.skip_spaces();
+                return Ok(());
+            }
+            let at = self.i;
+            let key = self.name(Name::Key)?;
+            if key.is_empty() {
+                return self.fail(at, format!("expected a tag key or fields, found {}", self.found()));
+            }
+            if self.peek() != Some(b'=') {
+                return self.fail(self.i, format!("expected '=' after tag key {key:?}, found {}", self.found()));
+            }
+            self.i += 1;
+            let vat = self.i;
+            let value = self.name(Name::Key)?;
+            if value.is_empty() {
+                return self.fail(vat, format!("expected a value for tag {key:?}, found {}", self.found()));
+            }
+            let seen = match key.as_str() {
+                reserved::HOST => std::mem::replace(&mut host, true),
+                reserved::KIND => std::mem::replace(&mut kind, true),
+                reserved::STATE => std::mem::replace(&mut state, true),
+                _ => ev.tags.iter().any(|(k, _)| *k == key),
+            };
+            if seen {
+                return self.fail(at, format!("duplicate tag key `{key}`"));
+            }
+            match key.as_str() {
+                reserved::HOST => ev.host = value,
+                reserved::KIND if Kind::parse(&value).is_some() => ev.kind = Kind::parse(&value).unwrap_or_default(),
+                reserved::STATE if State::parse(&value).is_some() => ev.state = State::parse(&value),
+                _ => ev.tags.push((key, value)),
+            }
+            self.tag_comma()?;
+        }
+    }
+
+    fn fields(&mut self, ev: &mut Event) -> Result<(), Fail> {
+        loop {
+            let at = self.i;
+            let key = self.name(Name::Key)?;
+            if key.is_empty() {
+                return self.fail(at, format!("expected a field key, found {}", self.found()));
+            }
+            if self.peek() != Some(b'=') {
+                return self.fail(self.i, format!("expected '=' after field key {key:?}, found {}", self.found()));
+            }
+            self.i += 1;
+            let value = self.field_value(&key)?;
+            match (key.as_str(), value) {
+                (reserved::DESCRIPTION, Value::Str(_)) if ev.description.is_some() => {
+                    return self.fail(at, format!("duplicate field `{key}`"));
+                }
+                (reserved::DESCRIPTION, Value::Str(s)) => ev.description = Some(s),
+                (reserved::TTL, Value::Float(_)) if ev.ttl.is_some() => {
+                    return self.fail(at, format!("duplicate field `{key}`"));
+                }
+                (reserved::TTL, Value::Float(f)) => ev.ttl = Some(f),
+                (_, value) => ev.fields.push((key, value)),
+            }
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                None | Some(b' ' | b'\r' | b'\n') => return Ok(()),
+                Some(_) => {
+                    return self.fail(self.i, format!("unexpected {} after a field value", self.found()));
+                }
+            }
+        }
+    }
+
+    fn field_value(&mut self, key: &str) -> Result<Value, Fail> {
+        let at = self.i;
+        let plain = |c: u8| !matches!(c, b',' | b' ' | b'\r' | b'\n');
+        match self.peek() {
+            Some(b'"') => self.string(key),
+            Some(b't' | b'T' | b'f' | b'F') => {
+                let tok = self.token(plain);
+                match tok {
+                    b"t" | b"T" | b"true" | b"True" | b"TRUE" => Ok(Value::Bool(true)),
+                    b"f" | b"F" | b"false" | b"False" | b"FALSE" => Ok(Value::Bool(false)),
+                    _ => {
+                        let tok = String::from_utf8_lossy(tok).into_owned();
+                        self.fail(at, format!("invalid boolean {tok:?} for field {key:?}"))
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9' | b'.') => {
+                let tok = self.token(plain);
+                number(tok).or_else(|why| {
+                    let tok = String::from_utf8_lossy(tok).into_owned();
+                    self.fail(at, format!("invalid number {tok:?} for field {key:?}: {why}"))
+                })
+            }
+            None | Some(b' ' | b',' | b'\r' | b'\n') => self.fail(at, format!("missing value for field {key:?}")),
+            Some(_) => {
+                let tok = String::from_utf8_lossy(self.token(plain)).into_owned();
+                self.fail(at, format!("invalid value {tok:?} for field {key:?}: not a number, boolean or string"))
+            }
+        }
+    }
+
+    /// A string value from its opening quote; may hold line feeds.
+    fn string(&mut self, key: &str) -> Result<Value, Fail> {
+        let at = self.i;
+        self.i += 1;
+        let mut out = Vec::new();
+        let mut from = self.i;
+        loop {
+            match self.peek() {
+                None => {
+                    return self.fail(at, format!("missing the closing quote of field {key:?}"));
+                }
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    let un = match self.b.get(self.i + 1) {
+                        Some(b'\\') => Some(b'\\'),
+                        Some(b'"') => Some(b'"'),
+                        Some(b'n') => Some(b'\n'),
+                        Some(b'r') => Some(b'\r'),
+                        Some(b't') => Some(b'\t'),
+                        _ => None,
+                    };
+                    match un {
+                        Some(c) => {
+                            out.extend_from_slice(&self.b[from..self.i]);
+                            out.push(c);
+                            self.i += 2;
+                            from = self.i;
+                        }
+                        None => self.i += 1,
+                    }
+                }
+                Some(_) => self.i += 1,
+            }
+        }
+        out.extend_from_slice(&self.b[from..self.i]);
+        self.i += 1;
+        match utf8(out) {
+            Some(s) => Ok(Value::Str(s)),
+            None => self.fail(at, format!("invalid UTF-8 in field {key:?}")),
+        }
+    }
+
+    /// After the fields: an optional timestamp, then the line's end.
+    fn time(&mut self, precision: Precision) -> Result<Option<i64>, Fail> {
+        self.skip_spaces();
+        if self.line_end() {
+            return Ok(None);
+        }
+        let at = self.i;
+        let tok = self.token(|c| c == b'-' || c.is_ascii_digit());
+        let time = match tok {
+            [] => None,
+            tok => {
+                // Only ASCII digits and minus signs: valid UTF-8.
+                let text = std::str::from_utf8(tok).unwrap_or_default();
+                let t: i64 = match text.parse() {
+                    Ok(t) => t,
+                    Err(_) => return self.fail(at, format!("invalid timestamp {text:?}")),
+                };
+                match t.checked_mul(precision.factor()) {
+                    Some(t) => Some(t),
+                    None => return self.fail(at, format!("timestamp {text} out of range")),
+                }
+            }
+        };
+        let fail = |r: &Self, at: usize, message: &str| {
+            r.fail(at, message).map_err(|f| Fail { stops_at_cr: time.is_none(), ..f })
+        };
+        match self.peek() {
+            None | Some(b' ' | b'\r' | b'\n') => {}
+            Some(_) => {
+                self.i += 1;
+                return fail(self, at, "invalid timestamp");
+            }
+        }
+        self.skip_spaces();
+        if !self.line_end() {
+            return fail(self, self.i, "unexpected text after the timestamp");
+        }
+        Ok(time)
+    }
+}
+
+/// A number field: `-?digits i`, `digits u`, or a decimal float.
+fn number(tok: &[u8]) -> Result<Value, &'static str> {
+    // Only ASCII is ever a number; anything else fails to parse below.
+    let text = std::str::from_utf8(tok).map_err(|_| "not a number")?;
+    if let Some(i) = text.strip_suffix('i') {
+        return i.parse().map(Value::Int).map_err(|e| range_or(e.kind(), "not an integer"));
+    }
+    if let Some(u) = text.strip_suffix('u') {
+        return u.parse().map(Value::Uint).map_err(|e| range_or(e.kind(), "not an unsigned integer"));
+    }
+    // Digits, point, exponent and signs only: no `inf`, `nan` or hex; a
+    // sign only first (a minus: the caller saw to that) or after `e`.
+    let b = text.as_bytes();
+    let well_formed = b.iter().enumerate().all(|(i, &c)| match c {
+        b'0'..=b'9' | b'.' | b'e' | b'E' => true,
+        b'-' | b'+' => i == 0 || matches!(b[i - 1], b'e' | b'E'),
+        _ => false,
+    });
+    match text.parse::<f64>() {
+        Ok(f) if well_formed && f.is_finite() => Ok(Value::Float(f)),
+        Ok(_) if well_formed => Err("out of range"),
+        _ => Err("not a number"),
+    }
+}
+
+fn range_or(kind: &std::num::IntErrorKind, otherwise: &'static str) -> &'static str {
+    match kind {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "out of range",
+        _ => otherwise,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &[u8]) -> Result<Event, ParseError> {
+        decode(s, Precision::Nanoseconds, NO_TIME).next().unwrap_or_else(|| panic!("nothing in {s:?}"))
+    }
+
+    fn ok(s: &[u8]) -> Event {
+        dec(s).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(s)))
+    }
+
+    fn rejected(s: &[u8]) -> bool {
+        dec(s).is_err()
+    }
+
+    #[test]
+    fn only_comma_equals_and_space_are_escapes_in_names() {
+        let e = ok(br"cpu,host=two\\ words value=42");
+        assert_eq!(e.host, r"two\ words");
+        let e = ok(br"cpu,host=two\\\ words value=42");
+        assert_eq!(e.host, r"two\\ words");
+        let e = ok(br"u,\\n=t e=1");
+        assert_eq!(e.tags, vec![(r"\\n".to_owned(), "t".to_owned())]);
+        let e = ok(br"cpu va\lue=42");
+        assert_eq!(e.fields[0].0, r"va\lue");
+        // `=` is not escaped in a measurement: the backslash stays.
+        let e = ok(br"a\=b\,c\ d,t\=k=v\,w f\ k=1");
+        assert_eq!((e.name.as_str(), &e.tags[0]), (r"a\=b,c d", &("t=k".to_owned(), "v,w".to_owned())));
+        assert_eq!(e.fields[0].0, "f k");
+        assert_eq!(ok(br"\#m v=1").name, r"\#m");
+    }
+
+    #[test]
+    fn string_values_know_five_escapes() {
+        let e = ok(br#"m s="\t\r\n\v\\\"x""#);
+        assert_eq!(e.get_field("s").and_then(Value::as_str), Some("\t\r\n\\v\\\"x"));
+        assert!(rejected(br#"m s="open\""#));
+    }
+
+    #[test]
+    fn control_characters_are_rejected_outside_strings() {
+        for bad in
+            [&b"m x\x01y=1"[..], b"m,x\x01y=v v=1", b"\tm v=1", b"m\x7f v=1", b"m,t=v\x00 v=1", b"# bad\x01 comment"]
+        {
+            assert!(rejected(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(ok(b"m s=\"a\x01\tb\"").get_field("s").and_then(Value::as_str), Some("a\x01\tb"));
+        // Leading spaces are fine, and so is a comment with a tab? No: the
+        // reference refuses any control character in a comment.
+        assert_eq!(ok(b"   m v=1").name, "m");
+        assert!(decode(b"# a fine comment\n  # another\r\n", Precision::Nanoseconds, 0).next().is_none());
+    }
+
+    #[test]
+    fn a_tag_key_appears_once() {
+        let e = dec(b"cpu,b=2,c=3,b=1 value=1i").unwrap_err();
+        assert_eq!((e.column, e.message.as_str()), (13, "duplicate tag key `b`"));
+        for line in [&b"m,state=ok,state=warning v=1"[..], b"m,host=a,host=b v=1", b"m,kind=banana,kind=delta v=1"] {
+            assert!(dec(line).unwrap_err().message.starts_with("duplicate tag key"));
+        }
+        let e = dec(br#"m description="a",description="b""#).unwrap_err();
+        assert_eq!((e.column, e.message.as_str()), (19, "duplicate field `description`"));
+        // A kind or state that is not one is an ordinary tag; a ttl that is
+        // not a float an ordinary field.
+        let e = ok(b"m,kind=banana,state=meh v=1,ttl=5i");
+        assert_eq!((e.kind, e.state), (Kind::Gauge, None));
+        assert_eq!(e.tags.len(), 2);
+        assert_eq!(e.get_field("ttl"), Some(&Value::Int(5)));
+    }
+
+    #[test]
+    fn zero_is_the_epoch_and_only_a_missing_timestamp_is_unset() {
+        assert_eq!(ok(b"cpu value=42 0").time, 0);
+        assert_eq!(ok(b"cpu value=42").time, NO_TIME);
+        assert_eq!(
+            decode(b"a v=1\nb v=1 9", Precision::Nanoseconds, 42).map(|r| r.unwrap().time).collect::<Vec<_>>(),
+            [42, 9]
+        );
+        assert_eq!(decode("m v=1 5", Precision::Milliseconds, 0).next().unwrap().unwrap().time, 5_000_000);
+        assert!(decode("m v=1 9223372036854775", Precision::Milliseconds, 0).next().unwrap().is_err());
+        assert_eq!(ok(b"m v=1 -9223372036854775807").time, -9_223_372_036_854_775_807);
+    }
+
+    #[test]
+    fn number_forms_follow_the_reference() {
+        let value = |v: &str| dec(format!("m v={v}").as_bytes()).ok().map(|e| e.fields[0].1.clone());
+        for (v, want) in [
+            ("1", Some(Value::Float(1.0))),
+            ("-0", Some(Value::Float(-0.0))),
+            ("00012", Some(Value::Float(12.0))),
+            ("1.", Some(Value::Float(1.0))),
+            (".5", Some(Value::Float(0.5))),
+            ("-.5e+3", Some(Value::Float(-500.0))),
+            ("0.e1", Some(Value::Float(0.0))),
+            ("1E5", Some(Value::Float(1e5))),
+            ("1e-400", Some(Value::Float(0.0))),
+            ("01i", Some(Value::Int(1))),
+            ("-0i", Some(Value::Int(0))),
+            ("-9223372036854775808i", Some(Value::Int(i64::MIN))),
+            ("18446744073709551615u", Some(Value::Uint(u64::MAX))),
+            ("0u", Some(Value::Uint(0))),
+            ("t", Some(Value::Bool(true))),
+            ("FALSE", Some(Value::Bool(false))),
+        ] {
+            assert_eq!(value(v), want, "{v}");
+        }
+        for v in [
+            "+1",
+            "+1i",
+            "+1u",
+            "1e400",
+            "inf",
+            "-inf",
+            "nan",
+            "-Infinity",
+            ".",
+            "1e",
+            "1e+",
+            ".e1",
+            "-",
+            "-i",
+            "1.5i",
+            "9223372036854775808i",
+            "18446744073709551616u",
+            "-0u",
+            "1.0u",
+            "1ei",
+            "0x10",
+            "0x1p3",
+            "1_000",
+            "tRue",
+            "t1",
+            "1+2",
+            "--1",
+        ] {
+            assert_eq!(value(v), None, "{v}");
+        }
+        assert!(rejected(b"m v=1 +5"));
+        assert!(rejected(b"m v=1 1-2"));
+        assert!(rejected(b"m v=1 5x"));
+    }
+
+    #[test]
+    fn line_ends_and_carriage_returns() {
+        let evs: Vec<_> = decode(b"a v=1\r\nb v=2 5\r\nc v=3\r", Precision::Nanoseconds, 0).collect();
+        assert!(evs.iter().all(Result::is_ok), "{evs:?}");
+        assert!(rejected(b"m v=1\rx"));
+        assert!(rejected(b"m v=1 5\rx"));
+        assert!(rejected(b"\rm v=1"));
+        assert!(rejected(b"m,t=v\r v=1"));
+    }
+
+    #[test]
+    fn a_bad_record_costs_only_itself() {
+        let input = b"ok v=1\n\n# comment\nbad,t v=1\nm v=nope\nm v=1 12x\nm\nm v=\"open\nlast v=2";
+        let out: Vec<_> = decode(input, Precision::Nanoseconds, 0).collect();
+        let errs: Vec<_> = out.iter().filter_map(|r| r.as_ref().err()).map(|e| (e.line, e.column)).collect();
+        assert_eq!(errs, vec![(4, 6), (5, 5), (6, 7), (7, 2), (8, 5)]);
+        assert_eq!(out[0].as_ref().unwrap().name, "ok");
+        assert!(out[1].as_ref().unwrap_err().message.contains("'='"));
+        assert!(out[2].as_ref().unwrap_err().message.contains("nope"));
+        // Invalid UTF-8 costs its own record.
+        let out: Vec<_> = decode(b"a v=1\nb\xff v=1\nc s=\"\xfe\"\nd v=2", Precision::Nanoseconds, 0).collect();
+        let names: Vec<_> = out.iter().map(|r| r.as_ref().map(|e| e.name.clone()).map_err(|e| e.line)).collect();
+        assert_eq!(names, [Ok("a".into()), Err(2), Err(3), Ok("d".into())]);
+    }
+
+    #[test]
+    fn a_record_spans_lines_inside_a_string() {
+        let input = b"a s=\"x\ny\"\nb,t= v=1\nc s=\"1\n2\",v=x\nd v=1";
+        let out: Vec<_> = decode(input, Precision::Nanoseconds, 0).collect();
+        assert_eq!(out[0].as_ref().unwrap().get_field("s").unwrap().as_str(), Some("x\ny"));
+        let err = out[1].as_ref().unwrap_err();
+        assert_eq!((err.line, err.column), (3, 5));
+        let err = out[2].as_ref().unwrap_err();
+        assert_eq!((err.line, err.column), (5, 6));
+        assert_eq!(out[3].as_ref().unwrap().name, "d");
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn a_stream_stops_before_a_record_it_may_not_hold_whole() {
+        let chunks: [&[u8]; 6] = [b"a v=1\nb s=\"x", b"\ny\" 5\n# comm", b"ent\nc v=", b"2\r", b"\n  ", b"d v=3\n"];
+        let (mut buf, mut line, mut got) = (Vec::new(), 1, Vec::new());
+        for c in chunks {
+            buf.extend_from_slice(c);
+            let mut d = decode_stream(&buf, Precision::Nanoseconds, 0, line);
+            got.extend(d.by_ref().map(|r| r.unwrap().name));
+            let used = d.consumed();
+            line = d.line();
+            buf.drain(..used);
+        }
+        assert_eq!(got, ["a", "b", "c", "d"]);
+        assert!(buf.is_empty());
+        assert_eq!(line, 7);
+        // At the end of the stream, what is left is decoded whole.
+        let mut d = decode_stream(b"e v=1", Precision::Nanoseconds, 0, 1);
+        assert!(d.next().is_none());
+        assert_eq!(d.consumed(), 0);
+    }
+}
