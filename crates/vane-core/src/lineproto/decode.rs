@@ -212,11 +212,18 @@ impl Decoder<'_> {
         if self.json && self.b[start] == b'{' {
             return self.json_line(line_start, start);
         }
-        let mut p = Record { b: self.b, i: start, ended: false };
+        let mut p = Record { b: self.b, i: start, ended: false, broke: None };
         match p.point(self.precision, self.default_time) {
             Ok(ev) => {
                 let end = if p.ended { End::At(p.i) } else { End::Buffer };
-                self.finish(line_start, end).then_some(Ok(ev))
+                let read = match p.broke {
+                    None => Ok(ev),
+                    Some((at, message)) => {
+                        let (line, column) = self.locate(line_start, at);
+                        Err(ParseError { line, column, message })
+                    }
+                };
+                self.finish(line_start, end).then_some(read)
             }
             Err(f) => {
                 let end = self.failed_end(&f);
@@ -266,6 +273,10 @@ struct Record<'a> {
     i: usize,
     /// Whether the record's line feed was read.
     ended: bool,
+    /// A rule of vane's own the record broke (a repeated tag key, a second
+    /// `description`): its position and message. Such a record is still
+    /// read to its end, as the grammar allows it, and then refused.
+    broke: Option<(usize, String)>,
 }
 
 /// Which bytes end a name, and which escapes it knows.
@@ -444,7 +455,9 @@ impl<'a> Record<'a> {
                 _ => ev.tags.iter().any(|(k, _)| *k == key),
             };
             if seen {
-                return self.fail(at, format!("duplicate tag key `{key}`"));
+                self.broke.get_or_insert((at, format!("duplicate tag key `{key}`")));
+                self.tag_comma()?;
+                continue;
             }
             match key.as_str() {
                 reserved::HOST => ev.host = value,
@@ -470,11 +483,11 @@ impl<'a> Record<'a> {
             let value = self.field_value(&key)?;
             match (key.as_str(), value) {
                 (reserved::DESCRIPTION, Value::Str(_)) if ev.description.is_some() => {
-                    return self.fail(at, format!("duplicate field `{key}`"));
+                    self.broke.get_or_insert((at, format!("duplicate field `{key}`")));
                 }
                 (reserved::DESCRIPTION, Value::Str(s)) => ev.description = Some(s),
                 (reserved::TTL, Value::Float(_)) if ev.ttl.is_some() => {
-                    return self.fail(at, format!("duplicate field `{key}`"));
+                    self.broke.get_or_insert((at, format!("duplicate field `{key}`")));
                 }
                 (reserved::TTL, Value::Float(f)) => ev.ttl = Some(f),
                 (_, value) => ev.fields.push((key, value)),
@@ -579,7 +592,8 @@ impl<'a> Record<'a> {
                     Ok(t) => t,
                     Err(_) => return self.fail(at, format!("invalid timestamp {text:?}")),
                 };
-                match t.checked_mul(precision.factor()) {
+                // The earliest instant is NO_TIME, "no timestamp": refused.
+                match t.checked_mul(precision.factor()).filter(|&t| t != NO_TIME) {
                     Some(t) => Some(t),
                     None => return self.fail(at, format!("timestamp {text} out of range")),
                 }
@@ -696,6 +710,9 @@ mod tests {
         for line in [&b"m,state=ok,state=warning v=1"[..], b"m,host=a,host=b v=1", b"m,kind=banana,kind=delta v=1"] {
             assert!(dec(line).unwrap_err().message.starts_with("duplicate tag key"));
         }
+        // A repeated key is refused once the record is read to its end.
+        let out: Vec<_> = decode(b"m,a=1,a=2 s=\"x\ny\"\nn v=1", Precision::Nanoseconds, 0).collect();
+        assert!(matches!(&out[..], [Err(e), Ok(n)] if e.line == 1 && n.name == "n"), "{out:?}");
         let e = dec(br#"m description="a",description="b""#).unwrap_err();
         assert_eq!((e.column, e.message.as_str()), (19, "duplicate field `description`"));
         // A kind or state that is not one is an ordinary tag; a ttl that is
@@ -717,6 +734,7 @@ mod tests {
         assert_eq!(decode("m v=1 5", Precision::Milliseconds, 0).next().unwrap().unwrap().time, 5_000_000);
         assert!(decode("m v=1 9223372036854775", Precision::Milliseconds, 0).next().unwrap().is_err());
         assert_eq!(ok(b"m v=1 -9223372036854775807").time, -9_223_372_036_854_775_807);
+        assert!(rejected(b"m v=1 -9223372036854775808"));
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //!   (`0x1p3`) and digit underscores (`1_000`), which its grammar and
 //!   InfluxDB's servers do not: vane rejects them.
 //! - A timestamp is `-?digits` in the stream's precision; `0` is the epoch.
-//!   Only a missing timestamp means "not set" ([`crate::event::NO_TIME`]).
+//!   Only a missing timestamp means "not set" ([`crate::event::NO_TIME`]);
+//!   the one instant that is NO_TIME (`-9223372036854775808` ns, in 1677)
+//!   is refused as out of range.
 //! - Lines end at `\n` or `\r\n`; a lone `\r` elsewhere is an error.
 //!
 //! The event's own attributes travel under reserved names: the tags `host`,

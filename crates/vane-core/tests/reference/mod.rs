@@ -186,6 +186,10 @@ fn point(c: &mut Cursor) -> Result<Point, Stop> {
     }
     let text = std::str::from_utf8(&c.b[start..c.i]).map_err(|_| ())?;
     let time: i64 = text.parse().map_err(|_| ())?;
+    // vane's one departure: the earliest instant means "no time" to it.
+    if time == i64::MIN {
+        return Err(Stop::Line);
+    }
     if !matches!(c.at(), None | Some(b' ' | b'\r' | b'\n')) {
         return Err(Stop::Line);
     }
