@@ -21,6 +21,7 @@ packages=(
   e2fsprogs                  # mkfs.ext4: the image that test freezes
   rabbitmq-server            # 3.10, the broker of the amqp sink and source tests
   python3-pika               # RabbitMQ's Python client, publishing and consuming beside vane
+  riemann-c-client           # riemann-client: Riemann's C client, against the riemann source
 )
 
 if command -v rustup >/dev/null; then

@@ -9,6 +9,8 @@ pub mod engines;
 pub mod http_client;
 #[cfg(feature = "lua")]
 pub mod lua;
+#[cfg(feature = "http")]
+pub mod riemann;
 pub mod sinks;
 pub mod sources;
 
@@ -84,6 +86,10 @@ pub fn register(r: &mut Registry) {
     .service::<sources::influx_http::InfluxListener>(
         "influxdb_listener",
         "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",
+    )
+    .service::<sources::riemann::RiemannSource>(
+        "riemann",
+        "a Riemann server's door (TCP and UDP): Riemann clients and Duct send to vane unchanged",
     )
     .sink::<sinks::influxdb::InfluxDb>(
         "influxdb",

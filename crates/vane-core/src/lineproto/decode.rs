@@ -286,11 +286,31 @@ enum Name {
     Key,
 }
 
+/// Bytes that end or escape a name, by kind: a backslash, and the stops.
+const fn specials(stops: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = c < 0x20 || c == 0x7f || c == b'\\' as usize;
+        c += 1;
+    }
+    let mut i = 0;
+    while i < stops.len() {
+        t[stops[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+static MEASUREMENT_SPECIAL: [bool; 256] = specials(b", ");
+static KEY_SPECIAL: [bool; 256] = specials(b",= ");
+
 impl Name {
-    fn stops(self, c: u8) -> bool {
+    /// What ends a name (besides a backslash, which escapes or is itself).
+    fn special(self) -> &'static [bool; 256] {
         match self {
-            Name::Measurement => c == b',' || c == b' ' || is_control(c),
-            Name::Key => c == b',' || c == b'=' || c == b' ' || is_control(c),
+            Name::Measurement => &MEASUREMENT_SPECIAL,
+            Name::Key => &KEY_SPECIAL,
         }
     }
 
@@ -326,11 +346,19 @@ impl<'a> Record<'a> {
     /// Reads a name up to a byte that ends it, unescaping its escapes.
     fn name(&mut self, kind: Name) -> Result<String, Fail> {
         let start = self.i;
+        let special = kind.special();
         let mut out: Option<Vec<u8>> = None;
         let mut from = start;
-        while let Some(c) = self.peek() {
-            if c == b'\\' {
-                match self.b.get(self.i + 1) {
+        // The bits of every byte, ORed: no high bit means ASCII.
+        let mut bits = 0u8;
+        loop {
+            // Ordinary bytes, the most of any name, in a tight loop.
+            while let Some(&c) = self.b.get(self.i).filter(|&&c| !special[c as usize]) {
+                bits |= c;
+                self.i += 1;
+            }
+            match self.peek() {
+                Some(b'\\') => match self.b.get(self.i + 1) {
                     Some(&n) if kind.escape(n) => {
                         let o = out.get_or_insert_with(Vec::new);
                         o.extend_from_slice(&self.b[from..self.i]);
@@ -340,13 +368,9 @@ impl<'a> Record<'a> {
                     }
                     // Any other backslash is itself.
                     _ => self.i += 1,
-                }
-                continue;
+                },
+                _ => break,
             }
-            if kind.stops(c) {
-                break;
-            }
-            self.i += 1;
         }
         let bytes = match out {
             None => self.b[start..self.i].to_vec(),
@@ -355,6 +379,10 @@ impl<'a> Record<'a> {
                 o
             }
         };
+        if bits < 0x80 {
+            // SAFETY: every byte is ASCII (checked just above), and ASCII is UTF-8.
+            return Ok(unsafe { String::from_utf8_unchecked(bytes) });
+        }
         match utf8(bytes) {
             Some(s) => Ok(s),
             None => self.fail(start, "invalid UTF-8"),

@@ -1,60 +1,13 @@
 //! The `riemann` sink: Riemann's protobuf protocol over TCP. Each batch is
 //! one `Msg` with a 4-byte big-endian length in front; the batch counts as
-//! delivered when the server answers `ok`. One Riemann event per numeric
-//! field: the service is the event's name (then a space and the field,
-//! unless the field is `value`); host, state, description, ttl and time
-//! (seconds and microseconds) carry over; the metric goes in `metric_sint64`
-//! for integers and `metric_d` otherwise; tags become attributes.
-//!
-//! Message fields follow Riemann's published `proto.proto`.
+//! delivered when the server answers `ok`. The messages, and how events
+//! become Riemann events, are in [`crate::riemann`].
 
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vane_core::prelude::*;
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Msg {
-    #[prost(bool, optional, tag = "2")]
-    pub ok: Option<bool>,
-    #[prost(string, optional, tag = "3")]
-    pub error: Option<String>,
-    #[prost(message, repeated, tag = "6")]
-    pub events: Vec<RiemannEvent>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RiemannEvent {
-    #[prost(int64, optional, tag = "1")]
-    pub time: Option<i64>,
-    #[prost(string, optional, tag = "2")]
-    pub state: Option<String>,
-    #[prost(string, optional, tag = "3")]
-    pub service: Option<String>,
-    #[prost(string, optional, tag = "4")]
-    pub host: Option<String>,
-    #[prost(string, optional, tag = "5")]
-    pub description: Option<String>,
-    #[prost(string, repeated, tag = "7")]
-    pub tags: Vec<String>,
-    #[prost(float, optional, tag = "8")]
-    pub ttl: Option<f32>,
-    #[prost(message, repeated, tag = "9")]
-    pub attributes: Vec<Attribute>,
-    #[prost(int64, optional, tag = "10")]
-    pub time_micros: Option<i64>,
-    #[prost(sint64, optional, tag = "13")]
-    pub metric_sint64: Option<i64>,
-    #[prost(double, optional, tag = "14")]
-    pub metric_d: Option<f64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Attribute {
-    #[prost(string, required, tag = "1")]
-    pub key: String,
-    #[prost(string, optional, tag = "2")]
-    pub value: Option<String>,
-}
+use crate::riemann::{Msg, to_riemann};
 
 /// Settings of the `riemann` sink.
 #[derive(Deserialize, Debug)]
@@ -80,39 +33,6 @@ pub struct Riemann {
     conn: Option<tokio::net::TcpStream>,
 }
 
-/// A batch as Riemann events.
-pub fn to_riemann(batch: &[Event], tags: &[String]) -> Vec<RiemannEvent> {
-    let mut out = Vec::new();
-    for e in batch {
-        for (field, v) in &e.fields {
-            let (sint, d) = match v {
-                Value::Str(_) => continue,
-                Value::Int(i) => (Some(*i), None),
-                Value::Uint(u) => match i64::try_from(*u) {
-                    Ok(i) => (Some(i), None),
-                    Err(_) => (None, Some(*u as f64)),
-                },
-                v => (None, v.as_f64()),
-            };
-            let service = if field == "value" { e.name.clone() } else { format!("{} {field}", e.name) };
-            out.push(RiemannEvent {
-                time: Some(e.time.div_euclid(1_000_000_000)),
-                time_micros: Some(e.time.div_euclid(1_000)),
-                state: e.state.map(|s| s.as_str().to_owned()),
-                service: Some(service),
-                host: (!e.host.is_empty()).then(|| e.host.clone()),
-                description: e.description.clone(),
-                tags: tags.to_vec(),
-                ttl: e.ttl.map(|t| t as f32),
-                attributes: e.tags.iter().map(|(k, v)| Attribute { key: k.clone(), value: Some(v.clone()) }).collect(),
-                metric_sint64: sint,
-                metric_d: d,
-            });
-        }
-    }
-    out
-}
-
 impl Riemann {
     async fn exchange(&mut self, body: &[u8]) -> std::io::Result<Msg> {
         if self.conn.is_none() {
@@ -136,7 +56,7 @@ impl Riemann {
 impl Sink for Riemann {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
-        let msg = Msg { ok: None, error: None, events: to_riemann(batch, &self.cfg.tags) };
+        let msg = Msg { events: to_riemann(batch, &self.cfg.tags), ..Msg::default() };
         if msg.events.is_empty() {
             return Ok(());
         }

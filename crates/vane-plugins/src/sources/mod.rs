@@ -16,6 +16,8 @@ pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
 #[cfg(feature = "http")]
+pub mod riemann;
+#[cfg(feature = "http")]
 pub mod scrape;
 #[cfg(feature = "sql")]
 pub mod sql;
