@@ -22,7 +22,8 @@ impl Prometheus {
         ))
     }
 
-    fn with_config(yaml: &str) -> Prometheus {
+    /// A Prometheus with this configuration file.
+    pub fn with_config(yaml: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let conf = dir.path().join("prometheus.yml");

@@ -10,6 +10,8 @@ pub mod http_client;
 #[cfg(feature = "lua")]
 pub mod lua;
 #[cfg(feature = "http")]
+pub mod remote_write;
+#[cfg(feature = "http")]
 pub mod riemann;
 pub mod sinks;
 pub mod sources;
@@ -86,6 +88,10 @@ pub fn register(r: &mut Registry) {
     .service::<sources::influx_http::InfluxListener>(
         "influxdb_listener",
         "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",
+    )
+    .service::<sources::remote_write::RemoteWriteSource>(
+        "prometheus_remote_write",
+        "a Prometheus remote-write receiver: every sample an event, answered once stored",
     )
     .service::<sources::riemann::RiemannSource>(
         "riemann",

@@ -44,7 +44,10 @@ pub fn parse(text: &str, default_time: i64) -> (Vec<Event>, Vec<Bad>) {
     (out, bad)
 }
 
-fn kind_of(name: &str, types: &HashMap<String, String>) -> Kind {
+/// The kind of sample `name`, from the `# TYPE`s of its family (`counter`,
+/// `histogram`, `summary`, ...): counters and the cumulative series of
+/// histograms and summaries are counters, the rest gauges.
+pub fn kind_of(name: &str, types: &HashMap<String, String>) -> Kind {
     if types.get(name).is_some_and(|t| t == "counter") {
         return Kind::Counter;
     }

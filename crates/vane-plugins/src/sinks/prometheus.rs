@@ -18,7 +18,7 @@ use serde::Deserialize;
 use vane_core::listen::Listen;
 use vane_core::prelude::*;
 
-use super::remote_write::sanitize;
+use crate::remote_write::sanitize;
 
 /// Settings of the `prometheus` sink.
 #[derive(Deserialize, Debug)]

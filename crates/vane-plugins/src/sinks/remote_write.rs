@@ -15,35 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use vane_core::prelude::*;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
+use crate::remote_write::{Label, Sample, TimeSeries, WriteRequest, sanitize};
 
 /// Settings of the `prometheus_remote_write` sink.
 #[derive(Deserialize, Debug)]
@@ -60,18 +32,6 @@ pub struct RemoteWriteConfig {
 pub struct RemoteWrite {
     cfg: RemoteWriteConfig,
     client: reqwest::Client,
-}
-
-/// A Prometheus metric or label name from any text.
-pub fn sanitize(s: &str, metric: bool) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || (metric && c == ':') { c } else { '_' })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
 }
 
 /// Series (sorted labels) to samples, for a batch.
@@ -108,7 +68,7 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
 impl Sink for RemoteWrite {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
         use prost::Message as _;
-        let req = WriteRequest { timeseries: series(batch) };
+        let req = WriteRequest { timeseries: series(batch), metadata: Vec::new() };
         if req.timeseries.is_empty() {
             return Ok(());
         }
@@ -151,10 +111,6 @@ mod tests {
 
     #[test]
     fn names_labels_and_order() {
-        assert_eq!(sanitize("cpu-usage.total", true), "cpu_usage_total");
-        assert_eq!(sanitize("9lives", false), "_9lives");
-        assert_eq!(sanitize("a:b", true), "a:b");
-        assert_eq!(sanitize("a:b", false), "a_b");
         let batch = vec![
             Event::gauge("disk", 2.0).host("h").tag("path", "/").field("free", 5i64).at(2_000_000),
             Event::gauge("disk", 1.0).host("h").tag("path", "/").field("note", "skip").at(1_000_000),

@@ -9,12 +9,16 @@ pub mod exec;
 #[cfg(feature = "host")]
 pub mod host;
 #[cfg(feature = "http")]
+pub mod http_intake;
+#[cfg(feature = "http")]
 pub mod influx_http;
 pub mod internal;
 pub mod listen;
 pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
+#[cfg(feature = "http")]
+pub mod remote_write;
 #[cfg(feature = "http")]
 pub mod riemann;
 #[cfg(feature = "http")]
