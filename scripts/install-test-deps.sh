@@ -22,6 +22,7 @@ packages=(
   rabbitmq-server            # 3.10, the broker of the amqp sink and source tests
   python3-pika               # RabbitMQ's Python client, publishing and consuming beside vane
   riemann-c-client           # riemann-client: Riemann's C client, against the riemann source
+  python3-venv               # the virtual environments of the PyPI clients below
 )
 
 if command -v rustup >/dev/null; then
@@ -42,3 +43,25 @@ if ((${#missing[@]})); then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# Clients from PyPI, each set in its own virtual environment under
+# target/venvs (Python's riemann-client pins an old protobuf that would
+# break the OpenTelemetry packages). The tests run target/venvs/NAME/bin/python.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv() {
+  local name="$1"
+  shift
+  local dir="$root/target/venvs/$name"
+  if [ ! -f "$dir/.installed" ] || [ "$(cat "$dir/.installed")" != "$*" ]; then
+    rm -rf "$dir"
+    /usr/bin/python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+    echo "$*" >"$dir/.installed"
+  fi
+}
+# The OpenTelemetry SDK exporting to the otlp source; opentelemetry-proto
+# decoding what the otlp sink sends; ducted with its Riemann output.
+venv otel "opentelemetry-sdk==1.45.*" "opentelemetry-exporter-otlp-proto-http==1.45.*" \
+  "opentelemetry-exporter-otlp-proto-grpc==1.45.*" "opentelemetry-proto==1.45.*" "ducted==2.2.*"
+# Riemann's Python client, against the riemann source.
+venv riemann "riemann-client==6.1.*"

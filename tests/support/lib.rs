@@ -10,6 +10,7 @@ pub mod influx;
 pub mod postgres;
 pub mod proc;
 pub mod prometheus;
+pub mod python;
 pub mod rabbitmq;
 
 pub use agent::*;

@@ -10,6 +10,8 @@ pub mod http_client;
 #[cfg(feature = "lua")]
 pub mod lua;
 #[cfg(feature = "http")]
+pub mod otlp;
+#[cfg(feature = "http")]
 pub mod remote_write;
 #[cfg(feature = "http")]
 pub mod riemann;
@@ -88,6 +90,10 @@ pub fn register(r: &mut Registry) {
     .service::<sources::influx_http::InfluxListener>(
         "influxdb_listener",
         "InfluxDB 1.x's write API (POST /write, /ping): clients and Telegraf write to vane unchanged",
+    )
+    .service::<sources::otlp::OtlpSource>(
+        "otlp",
+        "an OpenTelemetry metrics receiver (OTLP/HTTP and OTLP/gRPC on one port): answered once stored",
     )
     .service::<sources::remote_write::RemoteWriteSource>(
         "prometheus_remote_write",

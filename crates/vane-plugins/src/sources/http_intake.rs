@@ -247,7 +247,15 @@ impl Refusal {
 /// A body read whole, inflated, and the intake budget's room it holds.
 pub struct Body {
     pub bytes: Bytes,
-    _rooms: Vec<intake::Room>,
+    rooms: Vec<intake::Room>,
+}
+
+impl Body {
+    /// A gzip part of the body (a gRPC message) inflated, at most `max`
+    /// bytes, its room held with the body's.
+    pub async fn gunzip(&mut self, part: &[u8], max: usize) -> Result<Bytes, Refusal> {
+        gunzip(part, max, &mut self.rooms).await
+    }
 }
 
 /// How a body is compressed, from its `Content-Encoding`.
@@ -309,7 +317,7 @@ pub async fn read_body(
         Encoding::Gzip => gunzip(&raw, max, &mut rooms).await?,
         Encoding::Snappy => unsnap(&raw, max, &mut rooms).await?,
     };
-    Ok(Body { bytes, _rooms: rooms })
+    Ok(Body { bytes, rooms })
 }
 
 /// A gzip body inflated, at most `max` bytes, each MiB of it reserved in

@@ -14,6 +14,8 @@ pub mod http_intake;
 pub mod influx_http;
 pub mod internal;
 pub mod listen;
+#[cfg(feature = "http")]
+pub mod otlp;
 pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
