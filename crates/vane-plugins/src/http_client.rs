@@ -65,3 +65,12 @@ pub async fn error_text(resp: reqwest::Response) -> String {
         Err(e) => format!("(the answer's body could not be read: {e})"),
     }
 }
+
+/// Waits as long as a throttling answer's `Retry-After` (in seconds) asks,
+/// at most a minute, before the retry the runtime's backoff then makes.
+pub async fn honour_retry_after(headers: &reqwest::header::HeaderMap) {
+    let secs = headers.get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(secs) = secs {
+        tokio::time::sleep(std::time::Duration::from_secs(secs.min(60))).await;
+    }
+}

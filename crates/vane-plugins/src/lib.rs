@@ -67,6 +67,10 @@ pub fn register(r: &mut Registry) {
         "prometheus_remote_write",
         "Prometheus remote write (protobuf, snappy): name and field as metric, tags as labels",
     )
+    .sink::<sinks::otlp::Otlp>(
+        "otlp",
+        "OpenTelemetry metrics (OTLP/HTTP or OTLP/gRPC) to any OTLP receiver, retried as the specification says",
+    )
     .sink::<sinks::prometheus::Prometheus>(
         "prometheus",
         "serves /metrics for Prometheus to scrape: the latest value of each series",

@@ -3,7 +3,9 @@
 //! mapping of its metrics to vane's events (`events.rs`) and back
 //! (`metrics.rs`), and gRPC's framing (`grpc.rs`).
 
+pub mod channel;
 pub mod events;
 pub mod grpc;
 pub mod json;
+pub mod metrics;
 pub mod proto;

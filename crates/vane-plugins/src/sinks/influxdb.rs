@@ -12,7 +12,6 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 use vane_core::lineproto::{self, Precision};
@@ -166,8 +165,7 @@ impl Sink for InfluxDb {
             .await
             .map_err(|e| SinkError::retry(format!("InfluxDB at {}: {}", self.cfg.url, e.without_url())))?;
         let status = resp.status().as_u16();
-        let retry_after =
-            resp.headers().get("Retry-After").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        let headers = resp.headers().clone();
         let text = crate::http_client::error_text(resp).await;
         match status {
             200..=299 => Ok(()),
@@ -185,8 +183,8 @@ impl Sink for InfluxDb {
                 Ok(())
             }
             _ => {
-                if let Some(secs) = retry_after.filter(|_| status == 429 || status == 503) {
-                    tokio::time::sleep(Duration::from_secs(secs.min(60))).await;
+                if status == 429 || status == 503 {
+                    crate::http_client::honour_retry_after(&headers).await;
                 }
                 Err(SinkError::retry(format!("InfluxDB answered {status}: {}", text.trim())))
             }

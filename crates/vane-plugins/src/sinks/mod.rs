@@ -11,6 +11,8 @@ pub mod http;
 #[cfg(feature = "http")]
 pub mod influxdb;
 #[cfg(feature = "http")]
+pub mod otlp;
+#[cfg(feature = "http")]
 pub mod prometheus;
 #[cfg(feature = "http")]
 pub mod remote_write;
