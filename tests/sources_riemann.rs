@@ -110,3 +110,160 @@ fn riemanns_own_client_sends_to_vane_over_tcp_and_udp() {
     let now = vane_core::event::now_ns();
     assert!(evs.iter().all(|e| (now - e.time).abs() < 60_000_000_000), "{evs:?}");
 }
+
+fn listener_config(d: &std::path::Path, tcp: u16, udp: u16, extra: &str) -> std::path::PathBuf {
+    write(
+        d,
+        "vane.yaml",
+        &format!(
+            "agent: {{ host: h1 }}\n\
+             jobs:\n\
+             \x20 - {{ id: rt, plugin: riemann, next: out, config: {{ listen: \"tcp://127.0.0.1:{tcp}\" }} }}\n\
+             \x20 - {{ id: ru, plugin: riemann, next: out, config: {{ listen: \"udp://127.0.0.1:{udp}\" }} }}\n\
+             {extra}\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
+            d = d.display()
+        ),
+    )
+}
+
+#[test]
+fn pythons_riemann_client_sends_to_vane() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tcp, udp) = (free_port(), free_port());
+    let log = d.join("log");
+    let agent = VANE.start_logged(&listener_config(d, tcp, udp, ""), &log);
+    wait_for_log(&log, &format!("riemann on udp://127.0.0.1:{udp}"));
+    let send = |transport: &str, port: u16, args: &[&str]| {
+        let out = vane_test_support::python::program("riemann", "riemann-client")
+            .args(["-H", "127.0.0.1", "-P", &port.to_string(), "-T", transport, "send"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    // Python's client sends the metric as metric_f, and its own time.
+    send(
+        "tcp",
+        tcp,
+        &[
+            "-s",
+            "api latency",
+            "-h",
+            "app-02",
+            "-S",
+            "critical",
+            "-d",
+            "slow",
+            "-t",
+            "eu",
+            "-l",
+            "30",
+            "-a",
+            "team=web",
+            "-m",
+            "0.25",
+            "-T",
+            "1700000000",
+        ],
+    );
+    send("udp", udp, &["-s", "heartbeat", "-h", "app-03", "-m", "1"]);
+    let path = d.join("out.lp");
+    wait_until(Duration::from_secs(10), "2 events", || events_in(&path).len() >= 2);
+    stop(agent);
+    let evs = events_in(&path);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    let e = evs.iter().find(|e| e.name == "api latency").unwrap();
+    assert_eq!(e.host, "app-02");
+    assert_eq!(e.state, Some(State::Critical));
+    assert_eq!(e.description.as_deref(), Some("slow"));
+    assert_eq!(e.ttl, Some(30.0));
+    assert_eq!(e.get_tag("team"), Some("web"));
+    assert_eq!(e.get_tag("tags"), Some("eu"));
+    assert_eq!(e.get_field("value"), Some(&Value::Float(0.25)));
+    assert_eq!(e.time, 1_700_000_000_000_000_000);
+    let h = evs.iter().find(|e| e.name == "heartbeat").unwrap();
+    assert_eq!((h.host.as_str(), h.get_field("value")), ("app-03", Some(&Value::Float(1.0))));
+}
+
+#[test]
+fn ducted_with_its_riemann_output_delivers_to_vane() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tcp, udp) = (free_port(), free_port());
+    let log = d.join("log");
+    let agent = VANE.start_logged(&listener_config(d, tcp, udp, ""), &log);
+    wait_for_log(&log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
+    let conf = write(
+        d,
+        "duct.yml",
+        &format!(
+            "interval: 0.5\nttl: 60.0\nstagger: 0.0\n\
+             outputs:\n  - output: duct.outputs.riemann.RiemannTCP\n    server: 127.0.0.1\n    port: {tcp}\n    interval: 0.2\n\
+             sources:\n  - service: load\n    source: duct.sources.linux.basic.LoadAverage\n    interval: 0.5\n    hostname: duct-host\n"
+        ),
+    );
+    let _ductd = vane_test_support::proc::Killed(
+        vane_test_support::python::program("otel", "ductd")
+            .arg("-c")
+            .arg(&conf)
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let path = d.join("out.lp");
+    wait_until(Duration::from_secs(60), "ducted's load events", || {
+        events_in(&path).iter().filter(|e| e.name == "load").count() >= 2
+    });
+    stop(agent);
+    let evs: Vec<_> = events_in(&path).into_iter().filter(|e| e.name == "load").collect();
+    let e = &evs[0];
+    assert_eq!((e.host.as_str(), e.state, e.ttl), ("duct-host", Some(State::Ok), Some(60.0)));
+    let proc_load: f64 = std::fs::read_to_string("/proc/loadavg").unwrap().split(' ').next().unwrap().parse().unwrap();
+    let sent = e.get_field("value").and_then(Value::as_f64).unwrap();
+    assert!((sent - proc_load).abs() < 1.0, "ducted sent the kernel's load: {sent} vs {proc_load}");
+}
+
+#[test]
+fn vanes_riemann_sink_delivers_to_vanes_riemann_source_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tcp, udp, lp) = (free_port(), free_port(), free_port());
+    let extra = format!(
+        "\x20 - {{ id: in, plugin: influxdb_listener, next: send, config: {{ listen: \"127.0.0.1:{lp}\" }} }}\n"
+    );
+    let cfg = listener_config(d, tcp, udp, &extra);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "sinks:\n",
+        &format!("sinks:\n  - {{ id: send, plugin: riemann, batch_wait: 10ms, config: {{ address: \"127.0.0.1:{tcp}\", tags: [fleet] }} }}\n"),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = d.join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, &format!("influxdb_listener on http://127.0.0.1:{lp}"));
+    let body =
+        b"disk,host=db-1,state=warning,mount=/var value=91.5,description=\"nearly full\",ttl=30 1700000000123456000\n\
+                 jobs,host=db-1 value=-4i 1700000000000000000\n";
+    assert_eq!(vane_test_support::http::http_post(lp, "/write", "", body), 204);
+    let path = d.join("out.lp");
+    wait_until(Duration::from_secs(10), "both events back", || events_in(&path).len() >= 2);
+    stop(agent);
+    let evs = events_in(&path);
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    let disk = evs.iter().find(|e| e.name == "disk").unwrap();
+    assert_eq!(disk.host, "db-1");
+    assert_eq!(disk.state, Some(State::Warning));
+    assert_eq!(disk.description.as_deref(), Some("nearly full"));
+    assert_eq!(disk.ttl, Some(30.0));
+    assert_eq!(disk.get_tag("mount"), Some("/var"));
+    assert_eq!(disk.get_tag("tags"), Some("fleet"));
+    assert_eq!(disk.get_field("value"), Some(&Value::Float(91.5)));
+    // Microseconds carry over (time_micros).
+    assert_eq!(disk.time, 1_700_000_000_123_456_000);
+    let jobs = evs.iter().find(|e| e.name == "jobs").unwrap();
+    assert_eq!(jobs.get_field("value"), Some(&Value::Int(-4)));
+}

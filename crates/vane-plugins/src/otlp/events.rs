@@ -4,7 +4,7 @@
 //! point's (a later one of the same key wins); values that are not text
 //! are written as text (arrays and maps as JSON, bytes as hex). The
 //! resource attribute `host.name` is the event's host (and not a tag);
-//! without it `service.name` is the host (and stays a tag too); without
+//! without it (or empty) `service.name` is the host (and stays a tag too); without
 //! either the agent's host is. The time is the point's `time_unix_nano` (0:
 //! the agent's now).
 //!
@@ -60,7 +60,8 @@ impl Base {
     }
 
     fn host(&self) -> String {
-        self.host.clone().or_else(|| self.service.clone()).unwrap_or_default()
+        let given = |h: &Option<String>| h.clone().filter(|h| !h.is_empty());
+        given(&self.host).or_else(|| given(&self.service)).unwrap_or_default()
     }
 }
 
