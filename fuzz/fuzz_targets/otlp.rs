@@ -4,19 +4,18 @@
 //! again, are the same names, hosts and values.
 #![no_main]
 
-mod otlp {
-    #[path = "../../../crates/vane-plugins/src/otlp/events.rs"]
-    pub mod events;
-    #[path = "../../../crates/vane-plugins/src/otlp/json.rs"]
-    pub mod json;
-    #[path = "../../../crates/vane-plugins/src/otlp/metrics.rs"]
-    pub mod metrics;
-    #[path = "../../../crates/vane-plugins/src/otlp/proto.rs"]
-    pub mod proto;
-}
+// At the crate root, where the modules' `super::proto` finds its sibling.
+#[path = "../../crates/vane-plugins/src/otlp/events.rs"]
+mod events;
+#[path = "../../crates/vane-plugins/src/otlp/json.rs"]
+mod json;
+#[path = "../../crates/vane-plugins/src/otlp/metrics.rs"]
+mod metrics;
+#[path = "../../crates/vane-plugins/src/otlp/proto.rs"]
+mod proto;
 
 use libfuzzer_sys::fuzz_target;
-use otlp::proto::ExportMetricsServiceRequest;
+use proto::ExportMetricsServiceRequest;
 use prost::Message as _;
 use vane_core::event::Event;
 
@@ -25,10 +24,10 @@ fn key(e: &Event) -> (String, String, Option<u64>) {
 }
 
 fn check(req: ExportMetricsServiceRequest) {
-    let events: Vec<Event> = otlp::events::events(req).flatten().collect();
-    let again = ExportMetricsServiceRequest::decode(otlp::metrics::request(&events, &[]).encode_to_vec().as_slice())
+    let events: Vec<Event> = events::events(req).flatten().collect();
+    let again = ExportMetricsServiceRequest::decode(metrics::request(&events, &[]).encode_to_vec().as_slice())
         .expect("what vane encodes decodes");
-    let back: Vec<Event> = otlp::events::events(again).map(|r| r.expect("vane's own points read")).collect();
+    let back: Vec<Event> = events::events(again).map(|r| r.expect("vane's own points read")).collect();
     let mut a: Vec<_> = events.iter().map(key).collect();
     let mut b: Vec<_> = back.iter().map(key).collect();
     a.sort();
@@ -40,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(req) = ExportMetricsServiceRequest::decode(data) {
         check(req);
     }
-    if let Ok(req) = otlp::json::request(data) {
+    if let Ok(req) = json::request(data) {
         check(req);
     }
 });

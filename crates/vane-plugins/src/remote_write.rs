@@ -123,16 +123,23 @@ pub fn events(series: Vec<TimeSeries>, types: &Types) -> impl Iterator<Item = Re
         let samples = samples.into_iter().filter(|s| s.value.to_bits() != STALE_NAN);
         let out: Box<dyn Iterator<Item = Result<Event, String>> + Send> = match head {
             Err(why) => Box::new(std::iter::once(Err(why))),
-            Ok(head) => Box::new(samples.map(move |s| {
-                let time = s
-                    .timestamp
-                    .checked_mul(1_000_000)
-                    .ok_or_else(|| format!("series {}: timestamp {} ms is out of range", head.name, s.timestamp))?;
-                let mut e = head.clone();
-                e.time = time;
-                e.fields.push(("value".into(), Value::Float(s.value)));
-                Ok(e)
-            })),
+            Ok(head) => {
+                // Each sample an event: clones of the head, and the head itself for the last.
+                let mut head = Some(head);
+                let mut samples = samples.peekable();
+                Box::new(std::iter::from_fn(move || {
+                    let s = samples.next()?;
+                    let last = samples.peek().is_none();
+                    let h = head.as_ref()?;
+                    let Some(time) = s.timestamp.checked_mul(1_000_000) else {
+                        return Some(Err(format!("series {}: timestamp {} ms is out of range", h.name, s.timestamp)));
+                    };
+                    let mut e = if last { head.take()? } else { h.clone() };
+                    e.time = time;
+                    e.fields.push(("value".into(), Value::Float(s.value)));
+                    Some(Ok(e))
+                }))
+            }
         };
         out
     })

@@ -136,6 +136,19 @@ struct Point<'a> {
 }
 
 impl Point<'_> {
+    /// The point's one event, taking its tags.
+    fn into_event(self, kind: Kind, value: Value) -> Event {
+        Event {
+            name: self.name.to_owned(),
+            time: self.time,
+            host: self.base.host(),
+            tags: self.tags,
+            fields: vec![("value".into(), value)],
+            kind,
+            ..Event::default()
+        }
+    }
+
     fn event(&self, suffix: &str, kind: Kind, value: Value) -> Event {
         Event {
             name: format!("{}{suffix}", self.name),
@@ -260,7 +273,7 @@ fn number(point: Result<Point<'_>, String>, value: Option<Number>, kind: Kind, n
         Some(Number::AsDouble(f)) => Value::Float(f),
         None => return Err(format!("metric {name}: a data point without a value")),
     };
-    Ok(point.event("", kind, value))
+    Ok(point.into_event(kind, value))
 }
 
 /// `NAME_bucket` events, cumulative, from (upper bound, count) pairs; the

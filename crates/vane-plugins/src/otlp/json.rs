@@ -14,8 +14,8 @@ type R<T> = Result<T, String>;
 /// A whole body, or the first thing in it that is not OTLP/JSON.
 pub fn request(body: &[u8]) -> R<ExportMetricsServiceRequest> {
     let v: J = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let o = object(&v, "")?;
-    Ok(ExportMetricsServiceRequest { resource_metrics: list(o, "resourceMetrics", "", resource_metrics)? })
+    let o = object(&v, &P::ROOT)?;
+    Ok(ExportMetricsServiceRequest { resource_metrics: list(o, "resourceMetrics", &P::ROOT, resource_metrics)? })
 }
 
 /// A field by its JSON name or its proto name (`fooBar` or `foo_bar`).
@@ -36,49 +36,84 @@ fn snake(camel: &str) -> String {
     s
 }
 
-fn object<'a>(v: &'a J, path: &str) -> R<&'a Map<String, J>> {
-    v.as_object().ok_or_else(|| format!("{}: expected an object", at(path)))
+fn object<'a>(v: &'a J, path: &P<'_>) -> R<&'a Map<String, J>> {
+    v.as_object().ok_or_else(|| format!("{path}: expected an object"))
 }
 
-fn at(path: &str) -> &str {
-    if path.is_empty() { "the body" } else { path }
+/// Where a value is in the body, written out only for an error.
+#[derive(Clone, Copy)]
+struct P<'a> {
+    parent: Option<&'a P<'a>>,
+    seg: Seg<'a>,
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Root,
+    Key(&'a str),
+    Index(usize),
 }
 
-fn list<T>(o: &Map<String, J>, key: &str, path: &str, each: impl Fn(&J, &str) -> R<T>) -> R<Vec<T>> {
-    let p = join(path, key);
+impl<'a> P<'a> {
+    const ROOT: P<'static> = P { parent: None, seg: Seg::Root };
+
+    fn key(&'a self, k: &'a str) -> P<'a> {
+        P { parent: Some(self), seg: Seg::Key(k) }
+    }
+
+    fn index(&'a self, i: usize) -> P<'a> {
+        P { parent: Some(self), seg: Seg::Index(i) }
+    }
+}
+
+impl std::fmt::Display for P<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let top = matches!(self.parent, None | Some(P { seg: Seg::Root, .. }));
+        if let Some(parent) = self.parent
+            && !top
+        {
+            parent.fmt(f)?;
+        }
+        match self.seg {
+            Seg::Root => f.write_str("the body"),
+            Seg::Key(k) if top => f.write_str(k),
+            Seg::Key(k) => write!(f, ".{k}"),
+            Seg::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+fn list<T>(o: &Map<String, J>, key: &str, path: &P<'_>, each: impl Fn(&J, &P<'_>) -> R<T>) -> R<Vec<T>> {
+    let p = path.key(key);
     match get(o, key) {
         None => Ok(Vec::new()),
-        Some(J::Array(a)) => a.iter().enumerate().map(|(i, v)| each(v, &format!("{p}[{i}]"))).collect(),
+        Some(J::Array(a)) => a.iter().enumerate().map(|(i, v)| each(v, &p.index(i))).collect(),
         Some(_) => Err(format!("{p}: expected an array")),
     }
 }
 
-fn message<T: Default>(o: &Map<String, J>, key: &str, path: &str, read: impl Fn(&J, &str) -> R<T>) -> R<Option<T>> {
-    get(o, key).map(|v| read(v, &join(path, key))).transpose()
+fn message<T: Default>(o: &Map<String, J>, key: &str, path: &P<'_>, read: impl Fn(&J, &P<'_>) -> R<T>) -> R<Option<T>> {
+    get(o, key).map(|v| read(v, &path.key(key))).transpose()
 }
 
-fn string(o: &Map<String, J>, key: &str, path: &str) -> R<String> {
+fn string(o: &Map<String, J>, key: &str, path: &P<'_>) -> R<String> {
     match get(o, key) {
         None => Ok(String::new()),
         Some(J::String(s)) => Ok(s.clone()),
-        Some(_) => Err(format!("{}: expected a string", join(path, key))),
+        Some(_) => Err(format!("{}: expected a string", path.key(key))),
     }
 }
 
-fn boolean(o: &Map<String, J>, key: &str, path: &str) -> R<bool> {
+fn boolean(o: &Map<String, J>, key: &str, path: &P<'_>) -> R<bool> {
     match get(o, key) {
         None => Ok(false),
         Some(J::Bool(b)) => Ok(*b),
-        Some(_) => Err(format!("{}: expected true or false", join(path, key))),
+        Some(_) => Err(format!("{}: expected true or false", path.key(key))),
     }
 }
 
 /// An integer, from a number or a decimal string.
-fn int<T: TryFrom<i128>>(v: &J, path: &str) -> R<T> {
+fn int<T: TryFrom<i128>>(v: &J, path: &P<'_>) -> R<T> {
     let bad = || format!("{path}: expected an integer in range");
     let n: i128 = match v {
         J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -93,11 +128,11 @@ fn int<T: TryFrom<i128>>(v: &J, path: &str) -> R<T> {
     T::try_from(n).map_err(|_| bad())
 }
 
-fn int_field<T: TryFrom<i128> + Default>(o: &Map<String, J>, key: &str, path: &str) -> R<T> {
-    get(o, key).map_or(Ok(T::default()), |v| int(v, &join(path, key)))
+fn int_field<T: TryFrom<i128> + Default>(o: &Map<String, J>, key: &str, path: &P<'_>) -> R<T> {
+    get(o, key).map_or(Ok(T::default()), |v| int(v, &path.key(key)))
 }
 
-fn float(v: &J, path: &str) -> R<f64> {
+fn float(v: &J, path: &P<'_>) -> R<f64> {
     match v {
         J::Number(n) => n.as_f64().ok_or_else(|| format!("{path}: expected a number")),
         J::String(s) => match s.as_str() {
@@ -110,11 +145,11 @@ fn float(v: &J, path: &str) -> R<f64> {
     }
 }
 
-fn float_field(o: &Map<String, J>, key: &str, path: &str) -> R<Option<f64>> {
-    get(o, key).map(|v| float(v, &join(path, key))).transpose()
+fn float_field(o: &Map<String, J>, key: &str, path: &P<'_>) -> R<Option<f64>> {
+    get(o, key).map(|v| float(v, &path.key(key))).transpose()
 }
 
-fn resource_metrics(v: &J, path: &str) -> R<ResourceMetrics> {
+fn resource_metrics(v: &J, path: &P<'_>) -> R<ResourceMetrics> {
     let o = object(v, path)?;
     Ok(ResourceMetrics {
         resource: message(o, "resource", path, |v, p| {
@@ -125,7 +160,7 @@ fn resource_metrics(v: &J, path: &str) -> R<ResourceMetrics> {
     })
 }
 
-fn scope_metrics(v: &J, path: &str) -> R<ScopeMetrics> {
+fn scope_metrics(v: &J, path: &P<'_>) -> R<ScopeMetrics> {
     let o = object(v, path)?;
     Ok(ScopeMetrics {
         scope: message(o, "scope", path, |v, p| {
@@ -141,30 +176,30 @@ fn scope_metrics(v: &J, path: &str) -> R<ScopeMetrics> {
     })
 }
 
-fn key_value(v: &J, path: &str) -> R<KeyValue> {
+fn key_value(v: &J, path: &P<'_>) -> R<KeyValue> {
     let o = object(v, path)?;
     Ok(KeyValue { key: string(o, "key", path)?, value: message(o, "value", path, any_value)? })
 }
 
-fn any_value(v: &J, path: &str) -> R<AnyValue> {
+fn any_value(v: &J, path: &P<'_>) -> R<AnyValue> {
     use super::proto::any_value::Value as V;
     let o = object(v, path)?;
     let value = if let Some(s) = get(o, "stringValue") {
-        V::StringValue(s.as_str().ok_or_else(|| format!("{path}.stringValue: expected a string"))?.to_owned())
+        V::StringValue(s.as_str().ok_or_else(|| format!("{}: expected a string", path.key("stringValue")))?.to_owned())
     } else if get(o, "boolValue").is_some() {
         V::BoolValue(boolean(o, "boolValue", path)?)
     } else if let Some(i) = get(o, "intValue") {
-        V::IntValue(int(i, &join(path, "intValue"))?)
+        V::IntValue(int(i, &path.key("intValue"))?)
     } else if let Some(f) = get(o, "doubleValue") {
-        V::DoubleValue(float(f, &join(path, "doubleValue"))?)
+        V::DoubleValue(float(f, &path.key("doubleValue"))?)
     } else if let Some(a) = get(o, "arrayValue") {
-        let p = join(path, "arrayValue");
+        let p = path.key("arrayValue");
         V::ArrayValue(ArrayValue { values: list(object(a, &p)?, "values", &p, any_value)? })
     } else if let Some(l) = get(o, "kvlistValue") {
-        let p = join(path, "kvlistValue");
+        let p = path.key("kvlistValue");
         V::KvlistValue(KeyValueList { values: list(object(l, &p)?, "values", &p, key_value)? })
     } else if let Some(b) = get(o, "bytesValue") {
-        let p = join(path, "bytesValue");
+        let p = path.key("bytesValue");
         V::BytesValue(
             base64(b.as_str().ok_or_else(|| format!("{p}: expected base64"))?)
                 .ok_or(format!("{p}: expected base64"))?,
@@ -197,13 +232,13 @@ fn base64(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn metric(v: &J, path: &str) -> R<Metric> {
+fn metric(v: &J, path: &P<'_>) -> R<Metric> {
     let o = object(v, path)?;
     let data = if let Some(g) = get(o, "gauge") {
-        let p = join(path, "gauge");
+        let p = path.key("gauge");
         Some(Data::Gauge(Gauge { data_points: list(object(g, &p)?, "dataPoints", &p, number_point)? }))
     } else if let Some(s) = get(o, "sum") {
-        let p = join(path, "sum");
+        let p = path.key("sum");
         let s = object(s, &p)?;
         Some(Data::Sum(Sum {
             data_points: list(s, "dataPoints", &p, number_point)?,
@@ -211,21 +246,21 @@ fn metric(v: &J, path: &str) -> R<Metric> {
             is_monotonic: boolean(s, "isMonotonic", &p)?,
         }))
     } else if let Some(h) = get(o, "histogram") {
-        let p = join(path, "histogram");
+        let p = path.key("histogram");
         let h = object(h, &p)?;
         Some(Data::Histogram(Histogram {
             data_points: list(h, "dataPoints", &p, histogram_point)?,
             aggregation_temporality: int_field(h, "aggregationTemporality", &p)?,
         }))
     } else if let Some(h) = get(o, "exponentialHistogram") {
-        let p = join(path, "exponentialHistogram");
+        let p = path.key("exponentialHistogram");
         let h = object(h, &p)?;
         Some(Data::ExponentialHistogram(ExponentialHistogram {
             data_points: list(h, "dataPoints", &p, exponential_point)?,
             aggregation_temporality: int_field(h, "aggregationTemporality", &p)?,
         }))
     } else if let Some(s) = get(o, "summary") {
-        let p = join(path, "summary");
+        let p = path.key("summary");
         Some(Data::Summary(Summary { data_points: list(object(s, &p)?, "dataPoints", &p, summary_point)? }))
     } else {
         None
@@ -238,10 +273,10 @@ fn metric(v: &J, path: &str) -> R<Metric> {
     })
 }
 
-fn number_point(v: &J, path: &str) -> R<NumberDataPoint> {
+fn number_point(v: &J, path: &P<'_>) -> R<NumberDataPoint> {
     let o = object(v, path)?;
     let value = if let Some(i) = get(o, "asInt") {
-        Some(Number::AsInt(int(i, &join(path, "asInt"))?))
+        Some(Number::AsInt(int(i, &path.key("asInt"))?))
     } else {
         float_field(o, "asDouble", path)?.map(Number::AsDouble)
     };
@@ -254,7 +289,7 @@ fn number_point(v: &J, path: &str) -> R<NumberDataPoint> {
     })
 }
 
-fn histogram_point(v: &J, path: &str) -> R<HistogramDataPoint> {
+fn histogram_point(v: &J, path: &P<'_>) -> R<HistogramDataPoint> {
     let o = object(v, path)?;
     Ok(HistogramDataPoint {
         attributes: list(o, "attributes", path, key_value)?,
@@ -270,9 +305,9 @@ fn histogram_point(v: &J, path: &str) -> R<HistogramDataPoint> {
     })
 }
 
-fn exponential_point(v: &J, path: &str) -> R<ExponentialHistogramDataPoint> {
+fn exponential_point(v: &J, path: &P<'_>) -> R<ExponentialHistogramDataPoint> {
     let o = object(v, path)?;
-    let buckets = |v: &J, p: &str| -> R<Buckets> {
+    let buckets = |v: &J, p: &P<'_>| -> R<Buckets> {
         let o = object(v, p)?;
         Ok(Buckets { offset: int_field(o, "offset", p)?, bucket_counts: list(o, "bucketCounts", p, int)? })
     };
@@ -293,7 +328,7 @@ fn exponential_point(v: &J, path: &str) -> R<ExponentialHistogramDataPoint> {
     })
 }
 
-fn summary_point(v: &J, path: &str) -> R<SummaryDataPoint> {
+fn summary_point(v: &J, path: &P<'_>) -> R<SummaryDataPoint> {
     let o = object(v, path)?;
     Ok(SummaryDataPoint {
         attributes: list(o, "attributes", path, key_value)?,
