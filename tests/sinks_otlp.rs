@@ -175,3 +175,40 @@ fn a_receiver_down_is_waited_for_over_grpc_and_http() {
     stop(sender);
     stop(receiver);
 }
+
+#[test]
+fn grpc_and_http_over_tls_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = vane_test_support::proc::self_signed(d);
+    let (http, grpc) = (free_port(), free_port());
+    let tls = format!("tls: {{ cert: {}, key: {} }}, token: s3cret", cert.display(), key.display());
+    let jobs = format!(
+        "\x20 - {{ id: oh, plugin: otlp, next: out, tags: {{ via: http }}, config: {{ listen: \"127.0.0.1:{http}\", {tls} }} }}\n\
+         \x20 - {{ id: og, plugin: otlp, next: out, tags: {{ via: grpc }}, config: {{ listen: \"127.0.0.1:{grpc}\", {tls} }} }}\n"
+    );
+    let auth = format!("bearer_token: s3cret, ca: {}", cert.display());
+    let all = format!(
+        "\x20 - {{ id: toh, plugin: otlp, batch_wait: 10ms, config: {{ url: \"https://localhost:{http}/v1/metrics\", {auth} }} }}\n\
+         \x20 - {{ id: tog, plugin: otlp, batch_wait: 10ms, config: {{ url: \"https://localhost:{grpc}\", protocol: grpc, {auth} }} }}\n\
+         \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {}/out.lp }} }}\n",
+        d.display()
+    );
+    let (agent, lp) = agent(d, &all, &jobs);
+    assert_eq!(http_post(lp, "/write", "", POINTS), 204);
+    let out = d.join("out.lp");
+    wait_until(Duration::from_secs(20), "four metrics each way", || events_in(&out).len() >= 8);
+    let evs = events_in(&out);
+    for via in ["http", "grpc"] {
+        assert_eq!(evs.iter().filter(|e| e.get_tag("via") == Some(via)).count(), 4, "{evs:#?}");
+    }
+    // Without the token: refused.
+    let curl = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "x"])
+        .args(["-H", "Content-Type: application/x-protobuf"])
+        .arg(format!("https://127.0.0.1:{http}/v1/metrics"))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "401");
+    stop(agent);
+}
