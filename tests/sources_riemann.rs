@@ -267,3 +267,40 @@ fn vanes_riemann_sink_delivers_to_vanes_riemann_source_intact() {
     let jobs = evs.iter().find(|e| e.name == "jobs").unwrap();
     assert_eq!(jobs.get_field("value"), Some(&Value::Int(-4)));
 }
+
+#[test]
+fn an_ok_waits_until_stored_and_a_dropped_message_is_answered_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (tcp, dead) = (free_port(), free_port()); // nothing listens on `dead`
+    let cfg = write(
+        d,
+        "vane.yaml",
+        &format!(
+            "jobs:\n\
+             \x20 - {{ id: rt, plugin: riemann, next: small, config: {{ listen: \"tcp://127.0.0.1:{tcp}\" }} }}\n\
+             sinks:\n\
+             \x20 - {{ id: small, plugin: graphite, buffer: {{ max_size: 1KiB, when_full: drop_newest }}, config: {{ address: \"127.0.0.1:{dead}\" }} }}\n"
+        ),
+    );
+    let log = d.join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
+    let port = tcp.to_string();
+    let long = "x".repeat(300);
+    // The buffer holds a few; then the sink drops what comes, and the
+    // client hears that its event was not stored.
+    let mut sent = 0;
+    loop {
+        let out = riemann_client(&["send", "-S", "filler", "-D", &long, "-d", "1", "127.0.0.1", &port]);
+        sent += 1;
+        if !out.status.success() {
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(said.contains("not stored"), "{said}");
+            break;
+        }
+        assert!(sent < 30, "every one of {sent} events answered ok");
+    }
+    assert!(sent > 1, "the first fits the buffer");
+    stop(agent);
+}
