@@ -39,6 +39,22 @@ fn agent(d: &Path, sinks: &str, extra_jobs: &str) -> (vane_test_support::Agent, 
     (a, lp)
 }
 
+/// Posts [`POINTS`] to an agent with these sinks and jobs, and returns the
+/// eight events the `out` file gets (four metrics each way).
+fn delivered(d: &Path, sinks: &str, jobs: &str) -> (vane_test_support::Agent, Vec<Event>) {
+    let all = format!(
+        "{sinks}\x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {}/out.lp }} }}\n",
+        d.display()
+    );
+    let (agent, lp) = agent(d, &all, jobs);
+    assert_eq!(http_post(lp, "/write", "", POINTS), 204);
+    let out = d.join("out.lp");
+    wait_until(Duration::from_secs(20), "four metrics each way", || events_in(&out).len() >= 8);
+    let evs = events_in(&out);
+    assert_eq!(evs.len(), 8, "{evs:#?}");
+    (agent, evs)
+}
+
 fn sinks(http: u16, grpc: u16) -> String {
     format!(
         "\x20 - {{ id: toh, plugin: otlp, batch_wait: 10ms, config: {{ url: \"http://127.0.0.1:{http}/v1/metrics\", gzip: true, resource: {{ deployment.environment: test }} }} }}\n\
@@ -55,17 +71,7 @@ fn vanes_otlp_source_reads_what_the_sink_sends() {
         "\x20 - {{ id: oh, plugin: otlp, next: out, tags: {{ via: http }}, config: {{ listen: \"127.0.0.1:{http}\" }} }}\n\
          \x20 - {{ id: og, plugin: otlp, next: out, tags: {{ via: grpc }}, config: {{ listen: \"127.0.0.1:{grpc}\" }} }}\n"
     );
-    let all = format!(
-        "{}\x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {}/out.lp }} }}\n",
-        sinks(http, grpc),
-        d.display()
-    );
-    let (agent, lp) = agent(d, &all, &jobs);
-    assert_eq!(http_post(lp, "/write", "", POINTS), 204);
-    let out = d.join("out.lp");
-    wait_until(Duration::from_secs(20), "four metrics each way", || events_in(&out).len() >= 8);
-    let evs = events_in(&out);
-    assert_eq!(evs.len(), 8, "{evs:#?}");
+    let (agent, evs) = delivered(d, &sinks(http, grpc), &jobs);
     for via in ["http", "grpc"] {
         let get = |name: &str| -> &Event {
             evs.iter().find(|e| e.name == name && e.get_tag("via") == Some(via)).unwrap_or_else(|| panic!("{name}"))
@@ -188,27 +194,21 @@ fn grpc_and_http_over_tls_with_a_token() {
          \x20 - {{ id: og, plugin: otlp, next: out, tags: {{ via: grpc }}, config: {{ listen: \"127.0.0.1:{grpc}\", {tls} }} }}\n"
     );
     let auth = format!("bearer_token: s3cret, ca: {}", cert.display());
-    let all = format!(
+    let tls_sinks = format!(
         "\x20 - {{ id: toh, plugin: otlp, batch_wait: 10ms, config: {{ url: \"https://localhost:{http}/v1/metrics\", {auth} }} }}\n\
-         \x20 - {{ id: tog, plugin: otlp, batch_wait: 10ms, config: {{ url: \"https://localhost:{grpc}\", protocol: grpc, {auth} }} }}\n\
-         \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {}/out.lp }} }}\n",
-        d.display()
+         \x20 - {{ id: tog, plugin: otlp, batch_wait: 10ms, config: {{ url: \"https://localhost:{grpc}\", protocol: grpc, {auth} }} }}\n"
     );
-    let (agent, lp) = agent(d, &all, &jobs);
-    assert_eq!(http_post(lp, "/write", "", POINTS), 204);
-    let out = d.join("out.lp");
-    wait_until(Duration::from_secs(20), "four metrics each way", || events_in(&out).len() >= 8);
-    let evs = events_in(&out);
+    let (agent, evs) = delivered(d, &tls_sinks, &jobs);
     for via in ["http", "grpc"] {
         assert_eq!(evs.iter().filter(|e| e.get_tag("via") == Some(via)).count(), 4, "{evs:#?}");
     }
     // Without the token: refused.
     let curl = std::process::Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "x"])
+        .args(["-sSk", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "x"])
         .args(["-H", "Content-Type: application/x-protobuf"])
         .arg(format!("https://127.0.0.1:{http}/v1/metrics"))
         .output()
         .expect("curl runs");
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "401");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "401", "{}", String::from_utf8_lossy(&curl.stderr));
     stop(agent);
 }

@@ -4,10 +4,11 @@
 //! OTLP/JSON bodies; what cannot be read is refused with its status.
 
 use std::path::Path;
+use std::time::Duration;
 
 use vane_core::event::{Event, Kind, Value};
 use vane_test_support::python::{python, script};
-use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, write};
+use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -61,7 +62,14 @@ fn the_python_sdk_exports_over_http_and_grpc() {
     // sink stored the points: their success means the events are there.
     export("http", &format!("http://127.0.0.1:{http}/v1/metrics"), &[]);
     export("grpc", &format!("127.0.0.1:{grpc}"), &["delta"]);
-    let evs = events_in(&d.join("out.lp"));
+    // Stored means in the file sink's buffer; the file has them soon after.
+    // Each export's points come in order, the histogram's max last.
+    let out = d.join("out.lp");
+    wait_until(Duration::from_secs(10), "both exports in the file", || {
+        let evs = events_in(&out);
+        ["http", "grpc"].iter().all(|via| evs.iter().any(|e| e.name == "latency_max" && e.get_tag("via") == Some(via)))
+    });
+    let evs = events_in(&out);
     for via in ["http", "grpc"] {
         let orders = one(&evs, via, "orders", None);
         assert_eq!(orders.get_field("value"), Some(&Value::Int(7)));
@@ -130,7 +138,9 @@ fn json_bodies_partial_success_and_refusals() {
     let a: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(a["partialSuccess"]["rejectedDataPoints"], "2", "{answer}");
     assert_eq!(a["partialSuccess"]["errorMessage"], "metric nodata: no data (gauge, sum, histogram or summary)");
-    let evs = events_in(&d.join("out.lp"));
+    let out = d.join("out.lp");
+    wait_until(Duration::from_secs(10), "the two points in the file", || events_in(&out).len() >= 2);
+    let evs = events_in(&out);
     assert_eq!(evs.len(), 2, "{evs:?}");
     // No host.name: service.name is the host.
     assert_eq!((evs[0].name.as_str(), evs[0].host.as_str(), evs[0].kind), ("jobs", "billing", Kind::Counter));

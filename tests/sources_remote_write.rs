@@ -4,33 +4,14 @@
 //! with PromQL on that Prometheus; vane's own remote-write sink writes to
 //! it; bodies that are not remote write are refused with their status.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use vane_core::event::{Kind, Value};
 use vane_test_support::http::{http_post, urlencode};
-use vane_test_support::prometheus::Prometheus;
+use vane_test_support::prometheus::{Prometheus, node_exporter};
 use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
-
-fn node_exporter(port: u16) -> vane_test_support::proc::Killed {
-    let ne = vane_test_support::proc::Killed(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Debian enables the systemd collector, which fails without systemd.
-            .arg("--no-collector.systemd")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-node-exporter runs (scripts/install-test-deps.sh installs it)"),
-    );
-    let addr = format!("127.0.0.1:{port}");
-    wait_until(Duration::from_secs(20), "node_exporter answers", || {
-        vane_test_support::http::http_get(&addr, "/metrics").contains("node_load1")
-    });
-    ne
-}
 
 /// The samples of a range-vector query: (labels, [(ms, value)]) per series.
 fn matrix(prom: &Prometheus, promql: &str, at: f64) -> Vec<(serde_json::Value, Vec<(i64, f64)>)> {

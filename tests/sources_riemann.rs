@@ -176,14 +176,12 @@ fn pythons_riemann_client_sends_to_vane() {
     let evs = events_in(&path);
     assert_eq!(evs.len(), 2, "{evs:?}");
     let e = evs.iter().find(|e| e.name == "api latency").unwrap();
-    assert_eq!(e.host, "app-02");
-    assert_eq!(e.state, Some(State::Critical));
-    assert_eq!(e.description.as_deref(), Some("slow"));
-    assert_eq!(e.ttl, Some(30.0));
-    assert_eq!(e.get_tag("team"), Some("web"));
-    assert_eq!(e.get_tag("tags"), Some("eu"));
+    assert_eq!(
+        (e.host.as_str(), e.state, e.description.as_deref(), e.ttl, e.time),
+        ("app-02", Some(State::Critical), Some("slow"), Some(30.0), 1_700_000_000_000_000_000)
+    );
+    assert_eq!((e.get_tag("team"), e.get_tag("tags")), (Some("web"), Some("eu")));
     assert_eq!(e.get_field("value"), Some(&Value::Float(0.25)));
-    assert_eq!(e.time, 1_700_000_000_000_000_000);
     let h = evs.iter().find(|e| e.name == "heartbeat").unwrap();
     assert_eq!((h.host.as_str(), h.get_field("value")), ("app-03", Some(&Value::Float(1.0))));
 }
@@ -255,15 +253,13 @@ fn vanes_riemann_sink_delivers_to_vanes_riemann_source_intact() {
     let evs = events_in(&path);
     assert_eq!(evs.len(), 2, "{evs:?}");
     let disk = evs.iter().find(|e| e.name == "disk").unwrap();
-    assert_eq!(disk.host, "db-1");
-    assert_eq!(disk.state, Some(State::Warning));
-    assert_eq!(disk.description.as_deref(), Some("nearly full"));
-    assert_eq!(disk.ttl, Some(30.0));
-    assert_eq!(disk.get_tag("mount"), Some("/var"));
-    assert_eq!(disk.get_tag("tags"), Some("fleet"));
-    assert_eq!(disk.get_field("value"), Some(&Value::Float(91.5)));
     // Microseconds carry over (time_micros).
-    assert_eq!(disk.time, 1_700_000_000_123_456_000);
+    assert_eq!(
+        (disk.host.as_str(), disk.state, disk.description.as_deref(), disk.ttl, disk.time),
+        ("db-1", Some(State::Warning), Some("nearly full"), Some(30.0), 1_700_000_000_123_456_000)
+    );
+    assert_eq!((disk.get_tag("mount"), disk.get_tag("tags")), (Some("/var"), Some("fleet")));
+    assert_eq!(disk.get_field("value"), Some(&Value::Float(91.5)));
     let jobs = evs.iter().find(|e| e.name == "jobs").unwrap();
     assert_eq!(jobs.get_field("value"), Some(&Value::Int(-4)));
 }

@@ -2,11 +2,10 @@
 //! prometheus-node-exporter (installed by scripts/install-test-deps.sh) and
 //! a real Prometheus's own /metrics (for histograms).
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use vane_core::event::{Kind, Value};
-use vane_test_support::prometheus::Prometheus;
+use vane_test_support::prometheus::{Prometheus, node_exporter};
 use vane_test_support::{Vane, events_in, free_port, stop, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
@@ -14,20 +13,8 @@ const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 #[test]
 fn node_exporter_and_prometheus_samples_become_events() {
     let port = free_port();
-    let _ne = vane_test_support::proc::Killed(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // Debian enables the systemd collector, which fails without systemd.
-            .arg("--no-collector.systemd")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-node-exporter runs (scripts/install-test-deps.sh installs it)"),
-    );
+    let _ne = node_exporter(port);
     let addr = format!("127.0.0.1:{port}");
-    wait_until(Duration::from_secs(20), "node_exporter answers", || {
-        vane_test_support::http::http_get(&addr, "/metrics").contains("node_load1")
-    });
     let prom = Prometheus::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(

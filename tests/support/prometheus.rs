@@ -60,6 +60,28 @@ impl Prometheus {
     }
 }
 
+/// Debian's prometheus-node-exporter on 127.0.0.1:`port`, once it answers;
+/// killed on drop.
+pub fn node_exporter(port: u16) -> super::proc::Killed {
+    let ne = super::proc::Killed(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Debian enables the systemd collector, which fails without systemd.
+            .arg("--no-collector.systemd")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter runs (scripts/install-test-deps.sh installs it)"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !super::http::http_get(&addr, "/metrics").contains("node_load1") {
+        assert!(Instant::now() < deadline, "node_exporter did not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ne
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         // SAFETY: signals the server this test started.

@@ -470,34 +470,22 @@ mod tests {
 
     #[test]
     fn summaries_give_quantiles_sum_and_count() {
-        let m = Metric {
+        let summary = |time_unix_nano| Metric {
             name: "rpc".into(),
             data: Some(Data::Summary(Summary {
                 data_points: vec![SummaryDataPoint {
                     count: 4,
                     sum: 2.0,
                     quantile_values: vec![ValueAtQuantile { quantile: 0.99, value: 1.5 }],
-                    time_unix_nano: u64::MAX,
+                    time_unix_nano,
                     ..Default::default()
                 }],
             })),
             ..Default::default()
         };
-        let out: Vec<_> = events(request(vec![m])).collect();
+        let out: Vec<_> = events(request(vec![summary(u64::MAX)])).collect();
         assert!(out[0].as_ref().unwrap_err().contains("out of range"));
-        let m = Metric {
-            name: "rpc".into(),
-            data: Some(Data::Summary(Summary {
-                data_points: vec![SummaryDataPoint {
-                    count: 4,
-                    sum: 2.0,
-                    quantile_values: vec![ValueAtQuantile { quantile: 0.99, value: 1.5 }],
-                    ..Default::default()
-                }],
-            })),
-            ..Default::default()
-        };
-        let out: Vec<Event> = events(request(vec![m])).map(Result::unwrap).collect();
+        let out: Vec<Event> = events(request(vec![summary(0)])).map(Result::unwrap).collect();
         assert_eq!(tag(&out[0], "quantile"), Some("0.99"));
         assert_eq!((out[1].name.as_str(), out[2].get_field("value")), ("rpc_sum", Some(&Value::Uint(4))));
     }

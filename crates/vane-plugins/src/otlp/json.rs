@@ -210,26 +210,16 @@ fn any_value(v: &J, path: &P<'_>) -> R<AnyValue> {
     Ok(AnyValue { value: Some(value) })
 }
 
+/// Base64 as protobuf's JSON mapping takes it: the standard alphabet or
+/// the URL-safe one, padded or not.
 fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const EITHER: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, EITHER);
+    let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, EITHER);
+    standard.decode(s).or_else(|_| url_safe.decode(s)).ok()
 }
 
 fn metric(v: &J, path: &P<'_>) -> R<Metric> {
@@ -403,5 +393,7 @@ mod tests {
             Some(true)
         );
         assert_eq!(base64("AQI=").unwrap(), vec![1, 2]);
+        assert_eq!(base64("_-8").unwrap(), vec![0xff, 0xef]);
+        assert!(base64("*").is_none());
     }
 }
