@@ -159,9 +159,27 @@ pub fn influx_to_file(dir: &Path, port: u16, head: &str, sink: &str) -> (PathBuf
     (cfg, out)
 }
 
-/// A loopback port free at the time of the call.
+/// A loopback port free (for TCP and UDP) at the time of the call, drawn
+/// at random below the kernel's ephemeral range (32768 and up here): a port
+/// the kernel hands out for `bind(0)` or as a client's source port can be
+/// taken by another test's connection before this test's agent binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::{BuildHasher, Hasher};
+    // RabbitMQ's distribution and management ports, which its tests start.
+    const TAKEN: [u16; 2] = [15672, 25672];
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = 10_000 + (h.finish() % 22_000) as u16;
+        if TAKEN.contains(&port) {
+            continue;
+        }
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn signal(child: &Child, sig: i32) {

@@ -25,7 +25,7 @@ impl Prometheus {
     /// A Prometheus with this configuration file.
     pub fn with_config(yaml: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::free_port();
         let conf = dir.path().join("prometheus.yml");
         std::fs::write(&conf, yaml).unwrap();
         let child = Command::new("prometheus")
