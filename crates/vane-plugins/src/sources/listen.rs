@@ -199,6 +199,40 @@ pub fn noticing(ctx: &Context) -> impl FnMut(Notice) + Send + '_ {
     }
 }
 
+/// Accepts TCP connections on `addr` within `limits` until the job stops,
+/// each served by `serve` on a task of its own; logs `"{label} tcp://ADDR"`
+/// once listening. On stopping, connections end at their next read, and
+/// what they read is handed on before this returns.
+pub async fn serve_tcp<F, Fut>(
+    label: &str,
+    addr: SocketAddr,
+    limits: Limits,
+    ctx: &Context,
+    serve: F,
+) -> Result<(), ServiceError>
+where
+    F: Fn(vane_core::conns::Tracked<tokio::net::TcpStream>, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = Listener::bind(addr, limits)
+        .await
+        .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{addr}: {e}")))?;
+    ctx.info(format!("{label} tcp://{}", listener.local_addr()?));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut notice = noticing(ctx);
+    loop {
+        tokio::select! {
+            (sock, peer) = listener.accept(&mut notice) => {
+                conns.spawn(serve(sock, peer));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = ctx.stopping() => break,
+        }
+    }
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// Events are handed on in batches of at most this many.
 const BATCH: usize = 4096;
 
@@ -234,26 +268,12 @@ fn take_line(
 
 impl Socket {
     async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = Listener::bind(self.addr, self.limits)
-            .await
-            .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
-        ctx.info(format!("listening on tcp://{}", listener.local_addr()?));
-        let mut conns = tokio::task::JoinSet::new();
-        let mut notice = noticing(&ctx);
-        loop {
-            tokio::select! {
-                (sock, peer) = listener.accept(&mut notice) => {
-                    let (dec, ctx) = (self.decoder.clone(), ctx.clone());
-                    let (max, idle) = (self.max_line, self.read_timeout);
-                    conns.spawn(async move { serve_lines(sock, peer, &dec, &ctx, max, idle).await });
-                }
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                _ = ctx.stopping() => break,
-            }
-        }
-        // Connections end at the next read when stopping: what they read is handed on.
-        while conns.join_next().await.is_some() {}
-        Ok(())
+        let (max, idle) = (self.max_line, self.read_timeout);
+        serve_tcp("listening on", self.addr, self.limits, &ctx, |sock, peer| {
+            let (dec, ctx) = (self.decoder.clone(), ctx.clone());
+            async move { serve_lines(sock, peer, &dec, &ctx, max, idle).await }
+        })
+        .await
     }
 
     async fn run_udp(self, ctx: Context) -> Result<(), ServiceError> {

@@ -14,11 +14,10 @@ use prost::Message as _;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vane_core::ByteSize;
-use vane_core::conns::Listener;
 use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 
-use super::listen::{Connections, noticing};
+use super::listen::Connections;
 use crate::riemann::{Msg, event};
 
 /// Settings of the `riemann` source besides its connections' limits.
@@ -92,29 +91,16 @@ fn answer(ok: bool, error: Option<String>) -> Vec<u8> {
 
 impl RiemannSource {
     async fn run_tcp(self, ctx: Context) -> Result<(), ServiceError> {
-        let listener = Listener::bind(self.addr, self.conns.limits())
-            .await
-            .map_err(|e| ServiceError::restart(format!("cannot listen on tcp://{}: {e}", self.addr)))?;
-        ctx.info(format!("riemann on tcp://{}", listener.local_addr()?));
-        let mut conns = tokio::task::JoinSet::new();
-        let mut notice = noticing(&ctx);
-        loop {
-            tokio::select! {
-                (sock, peer) = listener.accept(&mut notice) => {
-                    let ctx = ctx.clone();
-                    let (max, idle) = (self.max, self.conns.read_timeout.get());
-                    conns.spawn(async move {
-                        if let Err(e) = serve(sock, peer, &ctx, max, idle).await {
-                            ctx.debug(format!("{peer}: {e}"));
-                        }
-                    });
+        let (max, idle) = (self.max, self.conns.read_timeout.get());
+        super::listen::serve_tcp("riemann on", self.addr, self.conns.limits(), &ctx, |sock, peer| {
+            let ctx = ctx.clone();
+            async move {
+                if let Err(e) = serve(sock, peer, &ctx, max, idle).await {
+                    ctx.debug(format!("{peer}: {e}"));
                 }
-                Some(_) = conns.join_next(), if !conns.is_empty() => {}
-                _ = ctx.stopping() => break,
             }
-        }
-        while conns.join_next().await.is_some() {}
-        Ok(())
+        })
+        .await
     }
 
     async fn run_udp(self, ctx: Context) -> Result<(), ServiceError> {
