@@ -370,10 +370,13 @@ async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
 }
 
 fn print_plugins(registry: &Registry) {
+    // Columns as wide as their longest entry.
+    let name = registry.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let role = registry.iter().map(|p| p.describe_role().len()).max().unwrap_or(0);
     for p in registry.iter() {
-        println!("{:<12} {:<22} {}", p.name, p.describe_role(), p.description);
+        println!("{:<name$} {:<role$} {}", p.name, p.describe_role(), p.description);
         if !p.keys.is_empty() {
-            println!("{:<12} {:<22} config: {}", "", "", p.keys.join(", "));
+            println!("{:<name$} {:<role$} config: {}", "", "", p.keys.join(", "));
         }
     }
 }

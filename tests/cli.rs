@@ -38,9 +38,19 @@ fn version_and_plugins_list() {
         "stdout",
         "file",
         "transform",
+        "otlp",
+        "prometheus_remote_write",
+        "riemann",
     ] {
         assert!(s.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name} missing from:\n{s}");
     }
+    // One column each for names, roles and descriptions, whatever a name's length.
+    let role_at = |l: &str| {
+        let gap = l.find(' ').unwrap();
+        gap + l[gap..].find(|c| c != ' ').unwrap()
+    };
+    let starts: Vec<usize> = s.lines().filter(|l| !l.trim_start().starts_with("config:")).map(role_at).collect();
+    assert!(starts.windows(2).all(|w| w[0] == w[1]), "{s}");
     assert!(s.contains("config: path, format, precision, rotate_size, keep"));
 }
 
