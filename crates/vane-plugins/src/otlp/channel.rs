@@ -26,8 +26,9 @@ pub struct Channel {
 pub enum Failure {
     /// The connection failed or the call timed out: worth trying again.
     Transport(String),
-    /// The server answered with this gRPC status and message.
-    Status(u32, String),
+    /// The server answered with this gRPC status and message, and the
+    /// delay it asked for before a retry, if it did (RetryInfo).
+    Status(u32, String, Option<std::time::Duration>),
 }
 
 impl Channel {
@@ -131,10 +132,13 @@ impl Channel {
         let message = message.map(|m| percent_decoded(m.as_bytes())).unwrap_or_default();
         match status.and_then(|s| s.to_str().ok()?.parse::<u32>().ok()) {
             Some(grpc::OK) => {
-                let (_, m) = grpc::message(&body).map_err(|e| Failure::Status(grpc::INTERNAL, e))?;
+                let (_, m) = grpc::message(&body).map_err(|e| Failure::Status(grpc::INTERNAL, e, None))?;
                 Ok(body.slice_ref(m))
             }
-            Some(code) => Err(Failure::Status(code, message)),
+            Some(code) => {
+                let details = trailers.get("grpc-status-details-bin").or_else(|| head.get("grpc-status-details-bin"));
+                Err(Failure::Status(code, message, details.and_then(|d| grpc::retry_delay(d.as_bytes()))))
+            }
             None => Err(Failure::Transport(format!("{} answered HTTP {http} without a gRPC status", self.authority))),
         }
     }

@@ -33,6 +33,20 @@ pub fn message(body: &[u8]) -> Result<(bool, &[u8]), String> {
     Ok((compressed, rest))
 }
 
+/// The delay a server's `grpc-status-details-bin` asks for (a
+/// `google.rpc.Status` whose details hold a `google.rpc.RetryInfo`), if any.
+pub fn retry_delay(details_bin: &[u8]) -> Option<std::time::Duration> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    let trimmed: Vec<u8> = details_bin.iter().copied().filter(|b| *b != b'=').collect();
+    let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed).ok()?;
+    let status = super::proto::Status::decode(raw.as_slice()).ok()?;
+    let info = status.details.iter().find(|a| a.type_url.ends_with("/google.rpc.RetryInfo"))?;
+    let d = super::proto::RetryInfo::decode(info.value.as_slice()).ok()?.retry_delay?;
+    let secs = u64::try_from(d.seconds).ok()?;
+    Some(std::time::Duration::from_secs(secs) + std::time::Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)))
+}
+
 /// A message framed, uncompressed.
 pub fn frame(msg: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(msg.len() + 5);
@@ -74,5 +88,31 @@ mod tests {
         assert_eq!(t["grpc-status"], "3");
         assert_eq!(t["grpc-message"], "bad 100%25 %C3%A9");
         assert!(!trailers(OK, "x").contains_key("grpc-message"));
+    }
+
+    #[test]
+    fn a_retry_delay_is_read_from_the_status_details() {
+        use crate::otlp::proto::{Any, ProtoDuration, RetryInfo, Status};
+        use base64::Engine as _;
+        use prost::Message as _;
+        let info = RetryInfo { retry_delay: Some(ProtoDuration { seconds: 2, nanos: 500_000_000 }) };
+        let status = Status {
+            code: RESOURCE_EXHAUSTED as i32,
+            message: "slow down".into(),
+            details: vec![Any {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                value: info.encode_to_vec(),
+            }],
+        };
+        let bin = base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec());
+        assert_eq!(retry_delay(bin.as_bytes()), Some(std::time::Duration::from_millis(2500)));
+        let padded = base64::engine::general_purpose::STANDARD.encode(status.encode_to_vec());
+        assert_eq!(retry_delay(padded.as_bytes()), Some(std::time::Duration::from_millis(2500)));
+        let none = Status { details: vec![], ..status };
+        assert_eq!(
+            retry_delay(base64::engine::general_purpose::STANDARD.encode(none.encode_to_vec()).as_bytes()),
+            None
+        );
+        assert_eq!(retry_delay(b"*"), None);
     }
 }

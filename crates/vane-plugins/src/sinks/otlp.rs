@@ -6,8 +6,9 @@
 //!
 //! Retries as the OTLP specification has them: HTTP 429, 502, 503, 504
 //! (after `Retry-After`, when sent) and gRPC CANCELLED, DEADLINE_EXCEEDED,
-//! ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS, and connection failures,
-//! are retried; any other refusal gives the batch up (counted), as the
+//! ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS (after the delay of a
+//! `RetryInfo` in the status details, when sent), RESOURCE_EXHAUSTED with a
+//! `RetryInfo`, and connection failures, are retried; any other refusal gives the batch up (counted), as the
 //! receiver said it can never take it. Points a receiver rejects in a
 //! partial success are logged with its reason.
 
@@ -154,12 +155,18 @@ impl Sink for Otlp {
                 match channel.call(EXPORT, &msg, &headers, self.cfg.timeout.get()).await {
                     Ok(b) => b.to_vec(),
                     Err(Failure::Transport(e)) => return Err(SinkError::retry(e)),
-                    Err(Failure::Status(code, message)) => {
+                    Err(Failure::Status(code, message, delay)) => {
                         let why = format!("{url} answered gRPC status {code}: {message}");
-                        return match code {
-                            1 | 4 | 10 | 11 | grpc::UNAVAILABLE | 15 => Err(SinkError::retry(why)),
-                            _ => Err(SinkError::give_up(why)),
-                        };
+                        // RESOURCE_EXHAUSTED is retried only when the server says when.
+                        let retryable = matches!(code, 1 | 4 | 10 | 11 | grpc::UNAVAILABLE | 15)
+                            || (code == grpc::RESOURCE_EXHAUSTED && delay.is_some());
+                        if !retryable {
+                            return Err(SinkError::give_up(why));
+                        }
+                        if let Some(d) = delay {
+                            tokio::time::sleep(d.min(std::time::Duration::from_secs(60))).await;
+                        }
+                        return Err(SinkError::retry(why));
                     }
                 }
             }

@@ -216,7 +216,10 @@ fn answer(wire: Wire, r: Result<ExportMetricsServiceResponse, Refusal>) -> Reply
         (Wire::Protobuf, r) => {
             let (status, body) = match r {
                 Ok(ok) => (StatusCode::OK, ok.encode_to_vec()),
-                Err(e) => (e.status, Status { code: rpc_code(e.status) as i32, message: e.message }.encode_to_vec()),
+                Err(e) => (
+                    e.status,
+                    Status { code: rpc_code(e.status) as i32, message: e.message, details: Vec::new() }.encode_to_vec(),
+                ),
             };
             Response::builder()
                 .status(status)
