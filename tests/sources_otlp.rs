@@ -63,11 +63,11 @@ fn the_python_sdk_exports_over_http_and_grpc() {
     export("http", &format!("http://127.0.0.1:{http}/v1/metrics"), &[]);
     export("grpc", &format!("127.0.0.1:{grpc}"), &["delta"]);
     // Stored means in the file sink's buffer; the file has them soon after.
-    // Each export's points come in order, the histogram's max last.
+    // Each export's points come in order, the last histogram's max last.
     let out = d.join("out.lp");
     wait_until(Duration::from_secs(10), "both exports in the file", || {
         let evs = events_in(&out);
-        ["http", "grpc"].iter().all(|via| evs.iter().any(|e| e.name == "latency_max" && e.get_tag("via") == Some(via)))
+        ["http", "grpc"].iter().all(|via| evs.iter().any(|e| e.name == "sizes_max" && e.get_tag("via") == Some(via)))
     });
     let evs = events_in(&out);
     for via in ["http", "grpc"] {
@@ -97,6 +97,28 @@ fn the_python_sdk_exports_over_http_and_grpc() {
             assert_eq!(b.kind, Kind::Counter, "the SDK's histograms are cumulative");
         }
         assert!(orders.time > 1_700_000_000_000_000_000, "the point's own time");
+        // The exponential histogram of 1, 2 and 4: cumulative buckets by upper
+        // bound, the count reached by a bound of at least 4 and not below 2.
+        assert_eq!(one(&evs, via, "sizes_count", None).get_field("value"), Some(&Value::Uint(3)));
+        assert_eq!(one(&evs, via, "sizes_sum", None).get_field("value"), Some(&Value::Float(7.0)));
+        let mut buckets: Vec<(f64, u64)> = evs
+            .iter()
+            .filter(|e| e.name == "sizes_bucket" && e.get_tag("via") == Some(via))
+            .map(|e| {
+                let le = e.get_tag("le").unwrap();
+                let n = match e.get_field("value") {
+                    Some(Value::Uint(n)) => *n,
+                    v => panic!("{v:?}"),
+                };
+                (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, n)
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative: {buckets:?}");
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 3)));
+        let full = buckets.iter().find(|b| b.1 == 3).unwrap().0;
+        assert!((4.0..8.0).contains(&full), "4 is counted by a bound in [4, 8): {buckets:?}");
+        assert!(buckets.iter().filter(|b| b.0 < 2.0).all(|b| b.1 <= 1), "{buckets:?}");
     }
     stop(agent);
 }

@@ -1,4 +1,5 @@
-"""Exports a counter, an up-down counter, a gauge and a histogram with the
+"""Exports a counter, an up-down counter, a gauge, a histogram and an
+exponential histogram with the
 OpenTelemetry Python SDK to an OTLP receiver, and says whether the
 exporter's export succeeded (exit 0) or not (exit 1).
 
@@ -8,6 +9,7 @@ usage: otlp_export.py http|grpc ENDPOINT [delta]
 import sys
 
 from opentelemetry.sdk.metrics import Counter, MeterProvider
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
@@ -38,7 +40,9 @@ def recording(*args, **kwargs):
 exporter.export = recording
 reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
 resource = Resource.create({"service.name": "shop", "host.name": "web-07"})
-provider = MeterProvider(resource=resource, metric_readers=[reader])
+# "sizes" as an exponential histogram.
+views = [View(instrument_name="sizes", aggregation=ExponentialBucketHistogramAggregation())]
+provider = MeterProvider(resource=resource, metric_readers=[reader], views=views)
 meter = provider.get_meter("vane.test")
 
 attrs = {"region": "eu"}
@@ -52,6 +56,9 @@ meter.create_gauge("temperature").set(21.5, attrs)
 latency = meter.create_histogram("latency")
 for v in (0.5, 3, 7):
     latency.record(v, attrs)
+sizes = meter.create_histogram("sizes")
+for v in (1, 2, 4):
+    sizes.record(v, attrs)
 
 provider.shutdown()
 print(protocol, [str(r) for r in results])
