@@ -547,10 +547,13 @@ fn agents_feed_an_engines_workers_through_the_bus_and_a_killed_worker_loses_noth
     for a in agents {
         assert_eq!(stop(a), Some(0));
     }
+    // The running workers drain the queue (a batch an agent published again
+    // after a lost confirm is a duplicate still on its way; and RabbitMQ's
+    // counts lag a little behind).
+    wait_until(Duration::from_secs(60), "the workers drained the queue", || rabbit.ready("vane.engine.count") == 0);
     for w in running {
         assert_eq!(stop(w), Some(0));
     }
-    assert_eq!(rabbit.ready("vane.engine.count"), 0);
 }
 
 #[test]
