@@ -556,6 +556,84 @@ fn agents_feed_an_engines_workers_through_the_bus_and_a_killed_worker_loses_noth
     }
 }
 
+/// Every `beat` event the workers wrote, as (time, worker).
+fn beats(dir: &Path, workers: &[&str]) -> Vec<(i64, String)> {
+    let mut all = Vec::new();
+    for w in workers {
+        let text = std::fs::read_to_string(dir.join(format!("beats-{w}.lp"))).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        all.extend(vane_test_support::events(whole.as_bytes()).into_iter().map(|e| (e.time, e.host)));
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn an_engines_beat_runs_once_per_interval_across_its_workers_and_moves_when_its_worker_dies() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "tick.lua",
+        "beat_once = true\nfunction process(e) return e end\nfunction beat() return { name = 'beat', fields = { n = 1 } } end\n",
+    );
+    let cfg = write(
+        dir.path(),
+        "beat.yaml",
+        &format!(
+            "agent: {{ host: \"${{ROLE}}\", data_dir: \"{d}/data-${{ROLE}}\" }}\n\
+             engines:\n  - {{ id: tick, plugin: lua, beat: 1s, next: out, config: {{ script: tick.lua }}, \
+                          via: {{ plugin: amqp, config: {{ url: \"{}\" }} }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: \"{d}/beats-${{ROLE}}.lp\" }} }}\n",
+            rabbit.url(),
+            d = dir.path().display(),
+        ),
+    );
+    let worker = |role: &str| {
+        let log = dir.path().join(format!("{role}.log"));
+        let child = VANE
+            .command(&["engine", "tick", "--worker", "-c", cfg.to_str().unwrap()])
+            .env("ROLE", role)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_log(&log, "consuming \"vane.engine.tick\"");
+        (role.to_owned(), vane_test_support::proc::Killed(child))
+    };
+    let workers = ["w1", "w2", "w3"];
+    let mut running: Vec<_> = workers.iter().map(|w| worker(w)).collect();
+    wait_until(Duration::from_secs(60), "six beats", || beats(dir.path(), &workers).len() >= 6);
+    let first = beats(dir.path(), &workers);
+    let hosts: std::collections::BTreeSet<&str> = first.iter().map(|(_, h)| h.as_str()).collect();
+    assert_eq!(hosts.len(), 1, "one worker of three beats: {first:?}");
+    // Once per interval: three workers beating on their own would be a third of it apart.
+    for w in first.windows(2) {
+        assert!(w[1].0 - w[0].0 >= 800_000_000, "two beats in one interval: {first:?}");
+    }
+    let leader = first[0].1.clone();
+    let log = std::fs::read_to_string(dir.path().join(format!("{leader}.log"))).unwrap();
+    assert!(log.contains("holds the lease \"vane.engine.tick.beat\""), "{log}");
+    // Its worker dies: the broker lets the lease go with its connection, another takes it.
+    let at = running.iter().position(|(r, _)| *r == leader).unwrap();
+    let (_, killed) = running.remove(at);
+    signal(&killed, libc::SIGKILL);
+    drop(killed);
+    let before = first.len();
+    wait_until(Duration::from_secs(60), "three beats by another worker", || {
+        beats(dir.path(), &workers).iter().filter(|(_, h)| *h != leader).count() >= 3
+    });
+    let after: Vec<(i64, String)> = beats(dir.path(), &workers).into_iter().filter(|(_, h)| *h != leader).collect();
+    let hosts: std::collections::BTreeSet<&str> = after.iter().map(|(_, h)| h.as_str()).collect();
+    assert_eq!(hosts.len(), 1, "one of the two left beats: {after:?} (before: {before})");
+    for w in after.windows(2) {
+        assert!(w[1].0 - w[0].0 >= 800_000_000, "two beats in one interval: {after:?}");
+    }
+    for (_, w) in running {
+        assert_eq!(stop(w), Some(0));
+    }
+}
+
 #[test]
 fn vane_check_validates_the_fleet_and_a_worker_needs_a_bus_backed_engine() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,6 +54,7 @@ pub trait DynEngine: Send {
     fn process(&mut self, event: Event, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn beat(&mut self, out: &mut Vec<Event>, ctx: &Context) -> Result<(), EngineError>;
     fn default_beat(&self) -> Option<std::time::Duration>;
+    fn beat_each_worker(&self) -> bool;
     fn blocking(&self) -> bool;
 }
 
@@ -66,6 +67,9 @@ impl<T: Engine> DynEngine for T {
     }
     fn default_beat(&self) -> Option<std::time::Duration> {
         Engine::default_beat(self)
+    }
+    fn beat_each_worker(&self) -> bool {
+        Engine::beat_each_worker(self)
     }
     fn blocking(&self) -> bool {
         Engine::blocking(self)

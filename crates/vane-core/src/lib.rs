@@ -36,6 +36,7 @@ pub mod instance;
 pub mod intake;
 pub mod invalid;
 pub mod json;
+pub mod lease;
 pub mod lifecycle;
 pub mod lineproto;
 pub mod lines;

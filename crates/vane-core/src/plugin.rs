@@ -107,6 +107,15 @@ pub trait Engine: Send + 'static {
         None
     }
 
+    /// True when its beat works on what this instance keeps (windows, the
+    /// latest event per series): then every worker of the engine beats, the
+    /// agent's (`workers: N`) and a bus-backed engine's alike. False (the
+    /// default) when the beat stands for the engine as a whole (Canopsis's
+    /// beat task): it runs once per interval, on one worker.
+    fn beat_each_worker(&self) -> bool {
+        false
+    }
+
     /// True when its calls may take long (a script, a blocking library):
     /// the runtime then makes them off the threads that run async tasks.
     fn blocking(&self) -> bool {

@@ -14,6 +14,7 @@ use crate::context::Context;
 use crate::error::BuildError;
 use crate::error::ServiceError;
 use crate::instance::Instance;
+use crate::lease::LeaseFn;
 use crate::node::{ConfigError, Node, from_node, struct_fields};
 use crate::plugin::{Beat, Build, Engine, FnEngine, FnService, Service, Sink, Source, Work};
 
@@ -111,6 +112,7 @@ pub struct RegistryError(pub Vec<Problem>);
 pub struct Registry {
     plugins: Vec<Plugin>,
     index: HashMap<(String, Role), usize>,
+    leases: HashMap<String, LeaseFn>,
     problems: Vec<Problem>,
 }
 
@@ -181,6 +183,19 @@ impl Registry {
     pub fn sink<T: Sink + Build>(&mut self, name: &str, description: &str) -> &mut Self {
         let f = factory::<T>(|s, _| Instance::Sink(Box::new(s)));
         self.typed::<T::Config>(name, description, Role::Sink, false, f)
+    }
+
+    /// Lets the bus plugin `name` (registered as a source) hold a lease
+    /// ([`crate::lease`]): a bus-backed engine of that plugin then beats on
+    /// one of its workers at a time.
+    pub fn lease(&mut self, name: &str, hold: LeaseFn) -> &mut Self {
+        self.leases.insert(name.to_owned(), hold);
+        self
+    }
+
+    /// The lease the plugin `name` offers, if any.
+    pub fn find_lease(&self, name: &str) -> Option<LeaseFn> {
+        self.leases.get(name).copied()
     }
 
     fn typed<C: serde::de::DeserializeOwned>(

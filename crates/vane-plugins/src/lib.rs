@@ -119,7 +119,8 @@ pub fn register(r: &mut Registry) {
     .sink::<sinks::amqp::Amqp>(
         "amqp",
         "publishes to a RabbitMQ exchange: persistent, a batch delivered once every message is confirmed",
-    );
+    )
+    .lease("amqp", amqp::lease::hold);
     #[cfg(feature = "sql")]
     r.source::<sources::sql::Sql>("sql", "a PostgreSQL query each poll: every row an event, columns as tags or fields");
     #[cfg(feature = "lua")]

@@ -12,14 +12,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use vane_core::context::Context;
 use vane_core::error::{BuildAction, BuildError};
-use vane_core::instance::Instance;
+use vane_core::instance::{DynEngine, Instance};
+use vane_core::lease::Lease;
 use vane_core::registry::{Registry, RegistryError, Role};
 use vane_core::runtime::{Introspect, LifecycleControl, Outlet, Parts};
 use vane_core::stats::JobStats;
 
 use crate::buffer::Store;
 use crate::config::{Config, EngineJob, Job, SinkJob};
-use crate::engine::{BuildEngine, EngineTask, partition};
+use crate::engine::{BuildEngine, EngineTask, Share, partition};
 use crate::introspect::Introspection;
 use crate::queue::{Rx, Tx, queue};
 use crate::route::{Prepare, Route};
@@ -243,17 +244,38 @@ impl Agent {
             } else {
                 vec![rx]
             };
-            for rx in inputs {
+            for (index, rx) in inputs.into_iter().enumerate() {
                 let route = self.route(job, queues, Role::Engine);
                 let (ctx, _) = self.context(job, route.clone());
                 let first = self.build_first(job, Role::Engine, &ctx, |i| match i {
                     Instance::Engine(e) => Some(e),
                     _ => None,
                 })?;
-                set.spawn(self.engine_task(job, ctx, route).run(first, rx));
+                let lease = self.lease(job, first.as_deref(), &ctx)?;
+                let task = EngineTask { share: Share { index, lease }, ..self.engine_task(job, ctx, route) };
+                set.spawn(task.run(first, rx));
             }
         }
         Ok(set)
+    }
+
+    /// The lease a bus worker takes part in, when its engine beats once
+    /// across its workers (an engine not built yet may: it takes part).
+    fn lease(
+        &self,
+        job: &EngineJob,
+        first: Option<&dyn DynEngine>,
+        ctx: &Context,
+    ) -> Result<Option<Arc<dyn Lease>>, StartError> {
+        let Some(spec) = &job.spec.lease else { return Ok(None) };
+        if first.is_some_and(|e| e.beat_each_worker() || job.spec.beat.or_else(|| e.default_beat()).is_none()) {
+            return Ok(None);
+        }
+        let failed = |reason: String| StartError::Build { role: Role::Engine, id: job.id.clone(), reason };
+        let hold = self.registry.find_lease(&spec.plugin).ok_or_else(|| {
+            failed(format!("plugin `{}` offers no lease: its workers cannot share one beat", spec.plugin))
+        })?;
+        hold(&spec.name, &spec.config, ctx).map(Some).map_err(|e| failed(e.to_string()))
     }
 
     fn engine_task(self: &Arc<Self>, job: &EngineJob, ctx: Context, route: Arc<Route>) -> EngineTask {
@@ -262,7 +284,7 @@ impl Agent {
             Instance::Engine(e) => Ok(e),
             other => Err(BuildError::stop(format!("a {} is not an engine", other.role()))),
         });
-        EngineTask { job: Arc::new(job.clone()), ctx, route, build }
+        EngineTask { job: Arc::new(job.clone()), ctx, route, build, share: Share::default() }
     }
 
     fn start_sources(self: &Arc<Self>, queues: &Queues) -> JoinSet<()> {

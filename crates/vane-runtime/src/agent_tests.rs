@@ -101,19 +101,34 @@ impl Source for Count {
 
 static WORKER_IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Tags each event with the instance that processed it.
-struct Who(usize);
+/// Tags each event with the instance that processed it; beats a `who_beat`
+/// event tagged so too, for the engine as a whole unless `each` says its
+/// beat is per worker.
+struct Who(usize, bool);
 impl Engine for Who {
     fn process(&mut self, e: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
         out.push(e.tag("worker", self.0.to_string()));
         Ok(())
     }
+    fn beat(&mut self, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
+        out.push(Event::gauge("who_beat", 1.0).tag("worker", self.0.to_string()));
+        Ok(())
+    }
+    fn beat_each_worker(&self) -> bool {
+        self.1
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct WhoConfig {
+    each: bool,
 }
 
 impl Build for Who {
-    type Config = ();
-    fn build(_: (), _: &Context) -> Result<Self, BuildError> {
-        Ok(Who(WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
+    type Config = WhoConfig;
+    fn build(c: WhoConfig, _: &Context) -> Result<Self, BuildError> {
+        Ok(Who(WORKER_IDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst), c.each))
     }
 }
 
@@ -283,6 +298,23 @@ async fn workers_split_series_and_keep_their_order() {
     }
     let workers: std::collections::HashSet<&String> = by_series.values().map(|(w, _)| w).collect();
     assert!(workers.len() > 1, "eight series all went to one worker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beat_for_the_whole_engine_runs_on_one_worker_and_one_per_worker_on_each() {
+    let text = |bin: &str, each: bool| {
+        format!(
+            "engines:\n  - {{ id: w, plugin: t.who, workers: 3, beat: 5ms, config: {{ each: {each} }} }}\n\
+             jobs:\n  - {{ id: m, plugin: t.count, interval: 1h, next: w, config: {{ name: few, series: 1 }} }}\n\
+             sinks:\n  - {{ id: c, plugin: t.col, batch_wait: 5ms, config: {{ bin: {bin} }} }}\n"
+        )
+    };
+    let beaters = |bin_name: &str| -> std::collections::HashSet<String> {
+        bin(bin_name).iter().filter(|e| e.name == "who_beat").map(|e| e.get_tag("worker").unwrap().to_owned()).collect()
+    };
+    run_until(&text("beat_each", true), || beaters("beat_each").len() == 3).await;
+    run_until(&text("beat_once", false), || count(&bin("beat_once"), "who_beat") >= 30).await;
+    assert_eq!(beaters("beat_once").len(), 1, "one worker of three beats for the engine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

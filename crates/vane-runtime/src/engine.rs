@@ -10,6 +10,9 @@
 //! wait in the queue; one that says `Stop` leaves the engine stopped, and
 //! what reaches it from then on is dropped, counted, and its
 //! acknowledgements fail.
+//!
+//! A beat that stands for the whole engine runs on one of its workers
+//! ([`Share`]); one that works on an instance's own state runs on each.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,6 +23,7 @@ use vane_core::context::Context;
 use vane_core::error::{BuildAction, BuildError, EngineAction};
 use vane_core::event::Event;
 use vane_core::instance::DynEngine;
+use vane_core::lease::Lease;
 
 use crate::config::EngineJob;
 use crate::guard::{Backoff, catch};
@@ -37,6 +41,25 @@ pub struct EngineTask {
     pub route: Arc<Route>,
     /// Builds the engine again after a restart.
     pub build: BuildEngine,
+    /// Which of the engine's workers it is, for beats of the whole engine.
+    pub share: Share,
+}
+
+/// An instance's place among its engine's workers. A beat that stands for
+/// the whole engine (not [`DynEngine::beat_each_worker`]) runs on the first
+/// worker of a process, and, for a bus-backed engine's workers, only in the
+/// process that holds the engine's lease.
+#[derive(Default)]
+pub struct Share {
+    /// Its index among the agent's workers of the engine (`workers: N`).
+    pub index: usize,
+    pub lease: Option<Arc<dyn Lease>>,
+}
+
+impl Share {
+    fn beats(&self, e: &dyn DynEngine) -> bool {
+        e.beat_each_worker() || (self.index == 0 && self.lease.as_ref().is_none_or(|l| l.held()))
+    }
 }
 
 enum Call {
@@ -131,6 +154,9 @@ impl EngineTask {
         let Some(e) = engine.as_mut() else {
             return;
         };
+        if matches!(call, Call::Beat) && !self.share.beats(&**e) {
+            return;
+        }
         let restart = if e.blocking() {
             vane_core::blocking::run(|| self.call(&mut **e, call, out))
         } else {

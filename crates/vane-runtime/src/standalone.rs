@@ -18,7 +18,7 @@ use vane_core::runtime::{LifecycleControl, Parts};
 use vane_core::stats::JobStats;
 
 use crate::config::Config;
-use crate::engine::{BuildEngine, EngineTask};
+use crate::engine::{BuildEngine, EngineTask, Share};
 use crate::queue::{Rx, queue};
 use crate::route::{Prepare, Route};
 use crate::tasks::{AllTasks, TaskSpawner};
@@ -114,7 +114,7 @@ pub async fn run_engine_stdio<R: AsyncRead + Unpin>(
             None
         }
     };
-    let engine = EngineTask { job, ctx, route, build };
+    let engine = EngineTask { job, ctx, route, build, share: Share::default() };
     let mut summary = Summary::default();
     let engine_then_stop = async {
         engine.run(first, in_rx).await;

@@ -33,7 +33,7 @@ pub struct Broker {
 /// An open connection and the channel the plugin uses on it.
 pub struct Link {
     /// Kept for as long as the channel: dropping it closes the connection.
-    _conn: Connection,
+    pub conn: Connection,
     pub channel: Channel,
 }
 
@@ -66,7 +66,7 @@ impl Broker {
             let conn = Connection::connect(&self.uri(), props).await?;
             let channel = conn.create_channel().await?;
             channel.confirm_select(ConfirmSelectOptions::default()).await?;
-            Ok::<_, lapin::Error>(Link { _conn: conn, channel })
+            Ok::<_, lapin::Error>(Link { conn, channel })
         };
         match tokio::time::timeout(limit, opened).await {
             Ok(Ok(link)) => Ok(link),

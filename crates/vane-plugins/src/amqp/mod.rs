@@ -10,6 +10,7 @@
 
 pub mod canopsis;
 pub mod connection;
+pub mod lease;
 pub mod message;
 pub mod notification;
 pub mod queue;

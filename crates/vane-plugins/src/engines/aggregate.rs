@@ -168,6 +168,11 @@ impl Engine for Aggregate {
         Ok(())
     }
 
+    /// Its beat sends what this instance keeps: every worker beats.
+    fn beat_each_worker(&self) -> bool {
+        true
+    }
+
     fn default_beat(&self) -> Option<Duration> {
         Some(self.cfg.period.get())
     }

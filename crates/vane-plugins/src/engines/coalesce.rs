@@ -37,6 +37,11 @@ impl Engine for Coalesce {
         Ok(())
     }
 
+    /// Its beat sends what this instance keeps: every worker beats.
+    fn beat_each_worker(&self) -> bool {
+        true
+    }
+
     fn default_beat(&self) -> Option<Duration> {
         Some(Duration::from_secs(10))
     }

@@ -54,6 +54,11 @@ impl Engine for Expire {
         Ok(())
     }
 
+    /// Its beat sends what this instance keeps: every worker beats.
+    fn beat_each_worker(&self) -> bool {
+        true
+    }
+
     fn default_beat(&self) -> Option<Duration> {
         Some(Duration::from_secs(5))
     }

@@ -91,6 +91,11 @@ impl Engine for StateEngine {
         }
         Ok(())
     }
+
+    /// Its beat sends what this instance keeps: every worker beats.
+    fn beat_each_worker(&self) -> bool {
+        true
+    }
 }
 
 impl Build for StateEngine {

@@ -1,5 +1,7 @@
 //! The `lua` engine: a script's `process(event)` for every event (the event
-//! itself, read and written in place) and optionally `beat()`.
+//! itself, read and written in place) and optionally `beat()`. A script's
+//! tables are its instance's own, so every worker beats, unless the script
+//! sets `beat_once = true` (a beat for the engine as a whole).
 
 use vane_core::prelude::*;
 
@@ -11,6 +13,7 @@ pub struct LuaEngine {
     vm: Vm,
     process: mlua::Function,
     beat: Option<mlua::Function>,
+    beat_once: bool,
 }
 
 impl Engine for LuaEngine {
@@ -26,6 +29,10 @@ impl Engine for LuaEngine {
         Ok(())
     }
 
+    fn beat_each_worker(&self) -> bool {
+        !self.beat_once
+    }
+
     fn blocking(&self) -> bool {
         true
     }
@@ -36,7 +43,12 @@ impl Build for LuaEngine {
 
     fn build(cfg: LuaConfig, ctx: &Context) -> Result<Self, BuildError> {
         let vm = Vm::new(&cfg, ctx, false)?;
-        Ok(LuaEngine { process: vm.require("process")?, beat: vm.function("beat"), vm })
+        Ok(LuaEngine {
+            process: vm.require("process")?,
+            beat: vm.function("beat"),
+            beat_once: vm.flag("beat_once"),
+            vm,
+        })
     }
 }
 

@@ -218,6 +218,11 @@ impl Vm {
         self.env.get::<Option<mlua::Function>>(name).ok().flatten()
     }
 
+    /// True when the script sets the global `name` to `true`.
+    pub fn flag(&self, name: &str) -> bool {
+        self.env.get::<Option<bool>>(name).ok().flatten().unwrap_or(false)
+    }
+
     /// The script's function `name`: a `BuildError` when it defines none.
     pub fn require(&self, name: &str) -> Result<mlua::Function, BuildError> {
         self.function(name).ok_or_else(|| BuildError::stop(format!("{} defines no `{name}` function", self.script)))

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use vane_core::node::{Node, NodeKind};
 
-use super::{Config, EngineJob, Job, SinkJob, SinkSpec, SourceJob, SourceSpec, Unknown};
+use super::{Config, EngineJob, Job, LeaseSpec, SinkJob, SinkSpec, SourceJob, SourceSpec, Unknown};
 
 /// The built-in source of the agent's own figures, kept in workers.
 const FIGURES: &str = "internal";
@@ -137,6 +137,11 @@ impl Config {
         for e in &mut self.engines {
             if e.id == id {
                 e.spec.via = None;
+                e.spec.lease = Some(LeaseSpec {
+                    plugin: via.plugin.clone(),
+                    name: format!("{}.beat", via.queue),
+                    config: via.source.clone(),
+                });
             }
         }
         self.sinks.retain(|s| keep.contains(&s.id));
@@ -207,6 +212,8 @@ mod tests {
         assert_eq!((c.sources[0].id.as_str(), c.sources[0].next.as_slice()), ("a_bus", &["a".to_owned()][..]));
         assert_eq!(c.sources[0].config.get("queue").and_then(Node::as_str), Some("vane.engine.a"));
         assert_eq!(c.engines.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        let lease = c.engines[0].spec.lease.as_ref().expect("a worker takes part in the beat's lease");
+        assert_eq!((lease.plugin.as_str(), lease.name.as_str()), ("bus", "vane.engine.a.beat"));
         // b is bus-backed too: a's worker publishes to it.
         assert_eq!(c.sinks.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["b"]);
         // b's worker sends to every sink, as b's `next` (none) says.

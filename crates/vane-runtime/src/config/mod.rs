@@ -76,6 +76,19 @@ pub struct EngineSpec {
     pub workers: usize,
     /// Set when the engine runs in workers fed through a bus.
     pub via: Option<ViaSpec>,
+    /// Set in a bus worker: the lease that says which worker beats.
+    pub lease: Option<LeaseSpec>,
+}
+
+/// A lease of the bus plugin (`vane_core::lease`), taken part in by each
+/// worker of a bus-backed engine.
+#[derive(Clone, Debug)]
+pub struct LeaseSpec {
+    pub plugin: String,
+    /// The lease's name: the engine's queue, with `.beat`.
+    pub name: String,
+    /// The bus plugin's config, as the workers' source has it.
+    pub config: Node,
 }
 
 /// A bus-backed engine's two sides, each a plugin config of the bus plugin.

@@ -221,7 +221,8 @@ impl Validator<'_> {
             Some(via) => Some(self.via(via, &common.id.value, &format!("{path}.via"))?),
             None => None,
         };
-        let spec = EngineSpec { beat: own.beat.map(Duration::get), workers: own.workers.unwrap_or(1), via };
+        let spec =
+            EngineSpec { beat: own.beat.map(Duration::get), workers: own.workers.unwrap_or(1), via, lease: None };
         Some((Job { tags, levels, ..job? }.with(spec), targets))
     }
 
