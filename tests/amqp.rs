@@ -449,6 +449,66 @@ fn nova_notifications_give_ceilometers_samples() {
     assert_eq!(stop(agent), Some(0));
 }
 
+#[test]
+fn a_lua_script_reads_the_notifications_no_meter_names() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log, stats) = (dir.path().join("out.lp"), dir.path().join("log"), dir.path().join("stats.lp"));
+    write(
+        dir.path(),
+        "images.lua",
+        "function notification(msg)\n\
+           if not msg.event_type:find('^image%.') then return nil end\n\
+           if not msg.payload.size then error('image without a size') end\n\
+           return { name = 'image.size', fields = { value = msg.payload.size }, tags = { resource_id = msg.payload.id } }\n\
+         end\n",
+    );
+    let (me, stats_sink) = vane_test_support::figures_to(&stats);
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "sources:\n{me}\
+             \x20 - {{ id: notes, plugin: amqp, config: {{ url: \"{}\", queue: notes, queue_type: classic, \
+                    bindings: [{{ exchange: openstack, routing_key: notifications.info }}], lua: {{ script: images.lua }}, \
+                    meters: [{{ event_type: compute.instance.exists, name: instance, volume: 1, resource_id: $.payload.instance_id }}] }} }}\n\
+             sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: {} }} }}\n{stats_sink}",
+            rabbit.url(),
+            out.display()
+        ),
+    );
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "consuming \"notes\"");
+    let publish =
+        |v: serde_json::Value| json!({ "exchange": "openstack", "key": "notifications.info", "body": v.to_string() });
+    rabbit.publish(&[
+        publish(nova("compute.instance.exists", 1)),
+        publish(json!({ "event_type": "image.upload", "payload": { "id": "img-1", "size": 4096 } })),
+        publish(json!({ "event_type": "volume.create.end", "payload": {} })),
+        publish(json!({ "event_type": "image.delete", "payload": { "id": "img-2" } })),
+    ]);
+    let text =
+        vane_test_support::wait_for_file(&out, Duration::from_secs(30), |t| t.contains("img-1") && t.contains("i-1"));
+    let evs = vane_test_support::events(text.as_bytes());
+    let image = evs.iter().find(|e| e.name == "image.size").unwrap();
+    assert_eq!(
+        (image.get_tag("resource_id"), image.get_field("value").and_then(|v| v.as_f64())),
+        (Some("img-1"), Some(4096.0))
+    );
+    let instance = evs.iter().find(|e| e.name == "instance").unwrap();
+    assert_eq!(instance.get_tag("resource_id"), Some("i-1"), "the meter took what it names");
+    // Neither took the volume's: counted, let go; the script refused the image without a size.
+    wait_until(Duration::from_secs(30), "one ignored", || {
+        vane_test_support::figure_in(&stats, "notes", "ignored") == 1.0
+    });
+    wait_until(Duration::from_secs(30), "one dead letter", || rabbit.ready("vane.dead") == 1);
+    let dead = rabbit.drain("vane.dead", Duration::from_millis(300));
+    let reason = dead[0]["headers"]["x-vane-reason"].as_str().unwrap();
+    assert!(reason.contains("image without a size") && reason.contains("images.lua"), "{dead:?}");
+    assert_eq!(rabbit.ready("notes"), 0);
+    assert_eq!(stop(agent), Some(0));
+}
+
 /// One config for the whole fleet: agents publish to engine `count`, run by
 /// workers (`vane engine count --worker`) that write `out-ROLE.lp`, each
 /// process with its own data folder; `ROLE` comes from the environment.

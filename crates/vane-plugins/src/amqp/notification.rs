@@ -131,7 +131,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 }
 
 /// The notification inside a message body (oslo's envelope, or bare).
-fn unwrap(body: &[u8]) -> Result<Json, String> {
+pub fn unwrap(body: &[u8]) -> Result<Json, String> {
     let v: Json = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     match v.get("oslo.message") {
         Some(Json::String(inner)) => serde_json::from_str(inner).map_err(|e| format!("oslo.message is not JSON: {e}")),
@@ -171,9 +171,8 @@ pub fn timestamp(s: &str) -> Option<i64> {
     (days * 86_400 + h * 3600 + min * 60 + sec).checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
-/// The samples the meters make of one message.
-pub fn samples(meters: &[Meter], body: &[u8], now: i64) -> Result<Outcome, String> {
-    let n = unwrap(body)?;
+/// The samples the meters make of one notification ([`unwrap`]).
+pub fn samples(meters: &[Meter], n: &Json, now: i64) -> Result<Outcome, String> {
     let event_type = n.get("event_type").and_then(Json::as_str).ok_or("no event_type")?;
     let wanted: Vec<&Meter> = meters.iter().filter(|m| m.event_type.iter().any(|p| matches(p, event_type))).collect();
     if wanted.is_empty() {
@@ -187,7 +186,7 @@ pub fn samples(meters: &[Meter], body: &[u8], now: i64) -> Result<Outcome, Strin
     let time = n.get("timestamp").and_then(Json::as_str).and_then(timestamp).unwrap_or(now);
     let mut out = Vec::with_capacity(wanted.len());
     for m in wanted {
-        let volume = match m.volume.select(&n).as_deref() {
+        let volume = match m.volume.select(n).as_deref() {
             Some(Json::Number(x)) => x.as_f64().unwrap_or(f64::NAN),
             Some(Json::String(s)) => {
                 s.parse().map_err(|_| format!("{}: volume {:?} at {} is not a number", m.name, s, m.volume))?
@@ -202,7 +201,7 @@ pub fn samples(meters: &[Meter], body: &[u8], now: i64) -> Result<Outcome, Strin
         };
         for (key, sel) in [("resource_id", &m.resource_id), ("user_id", &m.user_id), ("project_id", &m.project_id)] {
             if let Some(sel) = sel {
-                e = e.tag(key, sel.text(&n, &format!("{}: {key}", m.name))?);
+                e = e.tag(key, sel.text(n, &format!("{}: {key}", m.name))?);
             }
         }
         if let Some(u) = &m.unit {
@@ -210,7 +209,7 @@ pub fn samples(meters: &[Meter], body: &[u8], now: i64) -> Result<Outcome, Strin
         }
         e = e.tag("event_type", event_type);
         for (k, sel) in &m.tags {
-            e = e.tag(k.clone(), sel.text(&n, &format!("{}: tag {k}", m.name))?);
+            e = e.tag(k.clone(), sel.text(n, &format!("{}: tag {k}", m.name))?);
         }
         out.push(e);
     }
@@ -229,6 +228,10 @@ mod tests {
         ]"#;
         let node = vane_core::node::yaml::parse("m.yaml", yaml, &|_| None).unwrap();
         vane_core::node::from_node(&node, "meters").unwrap()
+    }
+
+    fn samples(meters: &[Meter], body: &[u8], now: i64) -> Result<Outcome, String> {
+        super::samples(meters, &unwrap(body)?, now)
     }
 
     #[test]

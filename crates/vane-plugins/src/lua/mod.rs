@@ -1,6 +1,7 @@
 //! Lua 5.4 plugins: a source script defines `collect(ctx)`, an engine script
 //! `process(event)` and optionally `beat()`, a `lua_lines` script
-//! `line(text)`. Each returns nothing, one event or a list of events;
+//! `line(text)`, an `amqp` source's script `notification(msg)`
+//! ([`notification`]). Each returns nothing, one event or a list of events;
 //! `ctx.emit(event)` sends more at any time.
 //!
 //! An event a script makes is a table `{name=, time=, host=, tags={},
@@ -33,6 +34,8 @@ pub mod engine;
 pub mod event;
 mod exec;
 pub mod lines;
+#[cfg(feature = "amqp")]
+pub mod notification;
 pub mod pattern;
 mod sandbox;
 pub mod source;

@@ -244,6 +244,17 @@ impl Vm {
         Ok(evs)
     }
 
+    /// Calls `f` with a table made of `value`.
+    pub fn call_with_json(
+        &self,
+        f: &mlua::Function,
+        name: &str,
+        value: &serde_json::Value,
+    ) -> Result<Vec<Event>, ScriptError> {
+        let arg = json_to_lua(&self.state.lua, value).map_err(ScriptError::from)?;
+        self.call(f, name, arg)
+    }
+
     /// Calls `f` with `event` lent to it ([`super::event`]).
     pub fn call_with_event(&self, f: &mlua::Function, name: &str, event: Event) -> Result<Vec<Event>, ScriptError> {
         let h = self.state.lent.lock().expect("not poisoned").lend(event);

@@ -97,10 +97,19 @@ pub struct AmqpSourceSettings {
     /// as `ignored`.
     #[serde(default)]
     pub meters: Vec<Meter>,
+    /// A Lua script whose `notification(msg)` makes samples of the
+    /// notifications no meter names ([`crate::lua::notification`]); what it
+    /// returns nil for is let go, counted as `ignored`. Reads messages as
+    /// notifications, as `meters` does.
+    #[cfg(feature = "lua")]
+    pub lua: Option<crate::lua::LuaConfig>,
 }
 
 pub struct AmqpSource {
     cfg: AmqpSourceSettings,
+    /// Notifications read by script (`lua`).
+    #[cfg(feature = "lua")]
+    script: Option<crate::lua::notification::LuaNotifications>,
     spec: QueueSpec,
     /// The queue consumed.
     queue: String,
@@ -110,7 +119,7 @@ pub struct AmqpSource {
 impl Build for AmqpSource {
     type Config = AmqpSourceConfig;
 
-    fn build(Flat(cfg, Flat(spec, broker)): AmqpSourceConfig, _: &Context) -> Result<Self, BuildError> {
+    fn build(Flat(cfg, Flat(spec, broker)): AmqpSourceConfig, ctx: &Context) -> Result<Self, BuildError> {
         broker.check()?;
         spec.check()?;
         for b in &cfg.bindings {
@@ -120,7 +129,18 @@ impl Build for AmqpSource {
             return Err(BuildError::stop("prefetch: must be at least 1"));
         }
         let queue = spec.queue.clone().unwrap_or_else(|| "vane".into());
-        Ok(AmqpSource { cfg, spec, queue, broker })
+        #[cfg(feature = "lua")]
+        let script = cfg.lua.as_ref().map(|l| crate::lua::notification::LuaNotifications::new(l, ctx)).transpose()?;
+        #[cfg(not(feature = "lua"))]
+        let _ = ctx;
+        Ok(AmqpSource {
+            cfg,
+            #[cfg(feature = "lua")]
+            script,
+            spec,
+            queue,
+            broker,
+        })
     }
 }
 
@@ -137,6 +157,34 @@ impl AmqpSource {
             ch.queue_bind(queue, exchange, key, QueueBindOptions::default(), FieldTable::default()).await?;
         }
         Ok(())
+    }
+
+    fn reads_notifications(&self) -> bool {
+        #[cfg(feature = "lua")]
+        if self.script.is_some() {
+            return true;
+        }
+        !self.cfg.meters.is_empty()
+    }
+
+    /// The samples of an OpenStack notification: by the meters that name its
+    /// type, else by the script; none when neither takes it (counted).
+    fn notification(&self, body: &[u8], now: i64, ctx: &Context) -> Result<Vec<Event>, String> {
+        let n = notification::unwrap(body)?;
+        let event_type = match notification::samples(&self.cfg.meters, &n, now)? {
+            Outcome::Samples(events) => return Ok(events),
+            Outcome::Ignored(event_type) => event_type,
+        };
+        #[cfg(feature = "lua")]
+        if let Some(script) = &self.script {
+            let events = script.samples(&n)?;
+            if !events.is_empty() {
+                return Ok(events);
+            }
+        }
+        ctx.stats().ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.debug(format!("{event_type}: neither a meter nor the script takes it; let go"));
+        Ok(Vec::new())
     }
 
     /// Sends an unreadable message to the dead-letter exchange, with why.
@@ -166,18 +214,10 @@ impl AmqpSource {
         acks: &mut tokio::task::JoinSet<()>,
     ) -> Result<(), String> {
         let now = vane_core::event::now_ns();
-        let read = if self.cfg.meters.is_empty() {
-            Format::of(&d.properties, self.cfg.format).decode(&d.data, now)
+        let read = if self.reads_notifications() {
+            self.notification(&d.data, now, ctx)
         } else {
-            match notification::samples(&self.cfg.meters, &d.data, now) {
-                Ok(Outcome::Samples(events)) => Ok(events),
-                Ok(Outcome::Ignored(event_type)) => {
-                    ctx.stats().ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ctx.debug(format!("{event_type}: no meter names it; let go"));
-                    Ok(Vec::new())
-                }
-                Err(why) => Err(why),
-            }
+            Format::of(&d.properties, self.cfg.format).decode(&d.data, now)
         };
         let events = match read {
             Ok(events) => events,
