@@ -84,6 +84,34 @@ fn what_vane_publishes_pika_reads_as_published() {
 /// A config consuming queue `in` (bound to exchange `vane`, `extra` added to
 /// the source's settings) into `out.lp`, with `sink` added to the file
 /// sink's (`buffer: …, `); the config's, the output's and the log's paths.
+#[test]
+fn over_amqps_vane_trusts_the_brokers_certificate_only_when_told() {
+    let rabbit = Rabbit::start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    rabbit.bind("secure", "vane", "#");
+    let config = |ca: &str| {
+        format!(
+            "sources:\n  - {{ id: gen, plugin: hello, interval: 100ms }}\n\
+             sinks:\n  - {{ id: bus, plugin: amqp, batch_wait: 20ms, config: {{ url: \"{}\", format: influx{ca} }} }}\n",
+            rabbit.tls_url()
+        )
+    };
+    // Not trusted: refused, said, retried.
+    let log = dir.path().join("untrusted.log");
+    let agent = VANE.start_logged(&write(dir.path(), "untrusted.yaml", &config("")), &log);
+    wait_for_log(&log, "invalid peer certificate");
+    assert_eq!(rabbit.ready("secure"), 0);
+    assert_eq!(stop(agent), Some(0));
+    let trusted = config(&format!(", ca: \"{}\"", rabbit.ca().display()));
+    let log = dir.path().join("trusted.log");
+    let agent = VANE.start_logged(&write(dir.path(), "trusted.yaml", &trusted), &log);
+    wait_until(Duration::from_secs(30), "messages over amqps", || rabbit.ready("secure") >= 3);
+    assert_eq!(stop(agent), Some(0));
+    let got = rabbit.drain("secure", Duration::from_millis(300));
+    let evs = vane_test_support::events(got[0]["body"].as_str().unwrap().as_bytes());
+    assert!(!evs.is_empty(), "{got:?}");
+}
+
 fn consumer(
     dir: &Path,
     rabbit: &Rabbit,

@@ -29,6 +29,8 @@ pub struct Rabbit {
     _epmd: Killed,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The amqps port, with a self-signed certificate ([`Rabbit::start_tls`]).
+    pub tls_port: Option<u16>,
     epmd_port: u16,
     node: String,
 }
@@ -39,13 +41,31 @@ fn free_port() -> u16 {
 
 impl Rabbit {
     pub fn start() -> Rabbit {
+        Rabbit::start_with(false)
+    }
+
+    /// A broker that also takes amqps, with a self-signed certificate for
+    /// 127.0.0.1 and localhost ([`Rabbit::ca`]).
+    pub fn start_tls() -> Rabbit {
+        Rabbit::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Rabbit {
         let dir = tempfile::tempdir().unwrap();
         let (port, dist, epmd_port) = (free_port(), free_port(), free_port());
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = 127.0.0.1:{port}\ndisk_free_limit.absolute = 1MB\n"),
-        )
-        .unwrap();
+        let mut conf = format!("listeners.tcp.default = 127.0.0.1:{port}\ndisk_free_limit.absolute = 1MB\n");
+        let tls_port = tls.then(|| {
+            let (cert, key) = super::proc::self_signed(dir.path());
+            let p = free_port();
+            conf.push_str(&format!(
+                "listeners.ssl.default = 127.0.0.1:{p}\nssl_options.certfile = {}\nssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
+                cert.display(),
+                key.display()
+            ));
+            p
+        });
+        std::fs::write(dir.path().join("rabbitmq.conf"), conf).unwrap();
         std::fs::write(dir.path().join("enabled_plugins"), "[rabbitmq_consistent_hash_exchange].\n").unwrap();
         let epmd = Command::new("epmd")
             .args(["-address", "127.0.0.1", "-port", &epmd_port.to_string()])
@@ -54,7 +74,7 @@ impl Rabbit {
             .spawn()
             .expect("epmd runs (scripts/install-test-deps.sh installs rabbitmq-server)");
         let node = format!("vane{}x{dist}@localhost", std::process::id());
-        let mut r = Rabbit { broker: None, _epmd: Killed(epmd), dir, port, epmd_port, node };
+        let mut r = Rabbit { broker: None, _epmd: Killed(epmd), dir, port, tls_port, epmd_port, node };
         std::fs::write(r.dir.path().join("dist_port"), dist.to_string()).unwrap();
         r.resume();
         r
@@ -98,6 +118,23 @@ impl Rabbit {
             std::thread::sleep(Duration::from_millis(100));
         }
         self.ctl(&["await_startup"]);
+        if let Some(p) = self.tls_port {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(Instant::now() < deadline, "RabbitMQ did not open its amqps port: {}", self.server_log());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The amqps URL (a broker from [`Rabbit::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        format!("amqps://guest:guest@127.0.0.1:{}/%2f", self.tls_port.expect("a broker with amqps"))
+    }
+
+    /// The broker's self-signed certificate, to trust.
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     /// Stops the broker the way an operator does; its data stays.

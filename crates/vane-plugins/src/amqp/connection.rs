@@ -1,9 +1,10 @@
 //! One AMQP 0.9.1 connection and its channel: the URL (`amqp://` or
 //! `amqps://`, credentials in it, secrets from `${ENV}`), a heartbeat, a
-//! timeout, and a connection name the broker's management shows: `vane`,
+//! timeout, a CA bundle to trust for amqps, and a connection name the broker's management shows: `vane`,
 //! the agent's host and the job.
 
 use lapin::options::ConfirmSelectOptions;
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::ShortString;
 use lapin::{Channel, Connection, ConnectionProperties};
 use serde::Deserialize;
@@ -28,6 +29,8 @@ pub struct Broker {
     /// Longest wait to connect, and for the broker to confirm a batch. Default: 30s.
     #[serde(default = "crate::defaults::thirty_seconds")]
     pub timeout: Duration,
+    /// A CA bundle (PEM) to trust besides the system's, for amqps.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// An open connection and the channel the plugin uses on it.
@@ -48,12 +51,22 @@ impl Broker {
         format!("{raw}{sep}heartbeat={}", self.heartbeat.get().as_secs())
     }
 
-    /// Refuses a URL lapin cannot read, at build time.
+    /// Refuses a URL lapin cannot read, or a CA bundle that does not read,
+    /// at build time.
     pub fn check(&self) -> Result<(), BuildError> {
-        self.uri()
-            .parse::<lapin::uri::AMQPUri>()
-            .map(|_| ())
-            .map_err(|e| BuildError::stop(format!("url {}: {e}", self.url)))
+        self.uri().parse::<lapin::uri::AMQPUri>().map_err(|e| BuildError::stop(format!("url {}: {e}", self.url)))?;
+        self.tls().map(drop).map_err(BuildError::stop)
+    }
+
+    /// The TLS settings: the CA bundle, read at each connect (a renewed one
+    /// is taken without a restart).
+    fn tls(&self) -> Result<OwnedTLSConfig, String> {
+        let Some(ca) = &self.ca else { return Ok(OwnedTLSConfig::default()) };
+        let pem = std::fs::read_to_string(ca).map_err(|e| format!("ca {}: {e}", ca.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("ca {}: no PEM certificate in it", ca.display()));
+        }
+        Ok(OwnedTLSConfig { identity: None, cert_chain: Some(pem) })
     }
 
     /// Connects and opens a channel, with publisher confirms on.
@@ -62,8 +75,10 @@ impl Broker {
         let props = ConnectionProperties::default().with_connection_name(name.into());
         let at = &self.url;
         let limit = self.timeout.get();
+        let tls = self.tls().map_err(|e| format!("AMQP broker at {at}: {e}"))?;
         let opened = async {
-            let conn = Connection::connect(&self.uri(), props).await?;
+            let runtime = lapin::runtime::default_runtime()?;
+            let conn = Connection::connect_with_config(&self.uri(), props, tls, runtime).await?;
             let channel = conn.create_channel().await?;
             channel.confirm_select(ConfirmSelectOptions::default()).await?;
             Ok::<_, lapin::Error>(Link { conn, channel })
@@ -95,7 +110,7 @@ mod tests {
     use super::*;
 
     fn broker(url: &str) -> Broker {
-        Broker { url: Url::new(url), heartbeat: Duration::from_secs(30), timeout: Duration::from_secs(30) }
+        Broker { url: Url::new(url), heartbeat: Duration::from_secs(30), timeout: Duration::from_secs(30), ca: None }
     }
 
     #[test]
