@@ -541,6 +541,11 @@ fn a_lua_script_reads_the_notifications_no_meter_names() {
 /// workers (`vane engine count --worker`) that write `out-ROLE.lp`, each
 /// process with its own data folder; `ROLE` comes from the environment.
 fn fleet(dir: &Path, rabbit: &Rabbit, n: u32) -> std::path::PathBuf {
+    fleet_with(dir, rabbit, n, "")
+}
+
+/// [`fleet`] with more settings of the engine's queue (`, key: value`).
+fn fleet_with(dir: &Path, rabbit: &Rabbit, n: u32, queue: &str) -> std::path::PathBuf {
     let script = write(
         dir,
         "gen.sh",
@@ -555,7 +560,7 @@ fn fleet(dir: &Path, rabbit: &Rabbit, n: u32) -> std::path::PathBuf {
             "agent: {{ data_dir: \"{d}/data-${{ROLE}}\" }}\n\
              sources:\n  - {{ id: gen, plugin: execd, next: count, config: {{ command: [sh, {}] }} }}\n\
              engines:\n  - {{ id: count, plugin: transform, next: out, config: {{ add_tags: {{ worker: \"${{ROLE}}\" }} }}, \
-                          via: {{ plugin: amqp, config: {{ url: \"{}\" }}, consume: {{ prefetch: 200 }} }} }}\n\
+                          via: {{ plugin: amqp, config: {{ url: \"{}\"{queue} }}, consume: {{ prefetch: 200 }} }} }}\n\
              sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, buffer: {{ kind: disk }}, config: {{ path: \"{d}/out-${{ROLE}}.lp\" }} }}\n",
             script.display(),
             rabbit.url(),
@@ -720,6 +725,78 @@ fn an_engines_beat_runs_once_per_interval_across_its_workers_and_moves_when_its_
     for (_, w) in running {
         assert_eq!(stop(w), Some(0));
     }
+}
+
+/// The `seq` numbers of `src` in a worker's file, in the order written.
+fn seqs_of(dir: &Path, worker: &str, src: &str) -> Vec<i64> {
+    let text = std::fs::read_to_string(dir.join(format!("out-{worker}.lp"))).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    vane_test_support::events(whole.as_bytes())
+        .iter()
+        .filter(|e| e.get_tag("src") == Some(src))
+        .map(|e| e.get_field("seq").and_then(|v| v.as_f64()).unwrap() as i64)
+        .collect()
+}
+
+#[test]
+fn with_a_single_active_consumer_one_worker_at_a_time_keeps_the_queues_order() {
+    let rabbit = Rabbit::start();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let cfg = fleet_with(dir.path(), &rabbit, n, ", single_active_consumer: true");
+    let worker = |role: &str| {
+        let log = dir.path().join(format!("{role}.log"));
+        let child = VANE
+            .command(&["engine", "count", "--worker", "-c", cfg.to_str().unwrap()])
+            .env("ROLE", role)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_log(&log, "consuming \"vane.engine.count\"");
+        vane_test_support::proc::Killed(child)
+    };
+    let first = worker("w1");
+    let second = worker("w2");
+    let agent = VANE.start_logged_with(&cfg, &dir.path().join("a1.log"), &[("ROLE", "a1")]);
+    wait_until(Duration::from_secs(120), "a part of the stream", || seqs_of(dir.path(), "w1", "a1").len() >= 5000);
+    assert!(seqs_of(dir.path(), "w2", "a1").is_empty(), "the waiting worker took nothing while the first worked");
+    signal(&first, libc::SIGKILL);
+    drop(first);
+    wait_until(Duration::from_secs(240), "the rest through the second worker", || {
+        seqs_of(dir.path(), "w2", "a1").last() == Some(&(n as i64))
+    });
+    // What the first had acknowledged but not yet written sits in its disk
+    // buffer: it goes out when the first starts again, now the one waiting.
+    let first = worker("w1");
+    let two = seqs_of(dir.path(), "w2", "a1");
+    wait_until(Duration::from_secs(60), "the first worker's buffer written", || {
+        seqs_of(dir.path(), "w1", "a1").last().is_some_and(|&l| l + 1 >= two[0])
+    });
+    // A batch the killed worker had written but not yet let go of in its
+    // buffer is written again at its start (at least once): the order is
+    // that of each number's first arrival.
+    let firsts = |v: Vec<i64>| {
+        let mut seen = std::collections::HashSet::new();
+        v.into_iter().filter(|x| seen.insert(*x)).collect::<Vec<i64>>()
+    };
+    let (one, two) = (firsts(seqs_of(dir.path(), "w1", "a1")), firsts(two));
+    let jumps: Vec<_> = one.windows(2).filter(|p| p[1] != p[0] + 1).collect();
+    assert!(jumps.is_empty(), "the first worker took the queue in order: {jumps:?}");
+    // The second takes first what the first had not acknowledged (its
+    // acknowledgements complete out of order, so some in between are the
+    // first's), then the rest: in order too.
+    let back: Vec<_> = two.windows(2).filter(|p| p[1] <= p[0]).collect();
+    assert!(back.is_empty(), "the second worker took the queue in order: {back:?}");
+    let all: std::collections::HashSet<i64> = one.iter().chain(&two).copied().collect();
+    assert!((1..=n as i64).all(|i| all.contains(&i)), "nothing is missing");
+    // The second took over at or before where the first ended (what the
+    // first had not acknowledged comes again): nothing is missing.
+    assert_eq!(one[0], 1);
+    assert!(two[0] <= one.last().unwrap() + 1, "{} after {}", two[0], one.last().unwrap());
+    assert_eq!(stop(agent), Some(0));
+    assert_eq!(stop(second), Some(0));
+    assert_eq!(stop(first), Some(0));
 }
 
 #[test]

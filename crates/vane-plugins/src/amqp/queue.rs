@@ -47,6 +47,11 @@ pub struct QueueSpec {
     /// same name when declared). Default: vane.dead.
     #[serde(default = "default_dead_letter")]
     pub dead_letter_exchange: String,
+    /// The broker delivers to one consumer at a time, the others waiting
+    /// to take over (RabbitMQ's single active consumer): the queue's order
+    /// is kept, at the cost of one consumer working. Default: false.
+    #[serde(default)]
+    pub single_active_consumer: bool,
 }
 
 pub fn text(s: &str) -> AMQPValue {
@@ -76,6 +81,9 @@ impl QueueSpec {
         if self.queue_type == QueueType::Quorum {
             args.insert("x-queue-type".into(), text("quorum"));
             args.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit.min(i32::MAX as u32) as i32));
+        }
+        if self.single_active_consumer {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
         ch.queue_declare(queue.into(), durable, args).await?;
         Ok(())
