@@ -655,7 +655,12 @@ fn beats(dir: &Path, workers: &[&str]) -> Vec<(i64, String)> {
     for w in workers {
         let text = std::fs::read_to_string(dir.join(format!("beats-{w}.lp"))).unwrap_or_default();
         let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-        all.extend(vane_test_support::events(whole.as_bytes()).into_iter().map(|e| (e.time, e.host)));
+        all.extend(
+            vane_test_support::events(whole.as_bytes())
+                .into_iter()
+                .filter(|e| e.name == "beat")
+                .map(|e| (e.time, e.host)),
+        );
     }
     all.sort();
     all
@@ -675,6 +680,7 @@ fn an_engines_beat_runs_once_per_interval_across_its_workers_and_moves_when_its_
         "beat.yaml",
         &format!(
             "agent: {{ host: \"${{ROLE}}\", data_dir: \"{d}/data-${{ROLE}}\" }}\n\
+             sources:\n  - {{ id: me, plugin: internal, interval: 1s, next: out }}\n\
              engines:\n  - {{ id: tick, plugin: lua, beat: 1s, next: out, config: {{ script: tick.lua }}, \
                           via: {{ plugin: amqp, config: {{ url: \"{}\" }} }} }}\n\
              sinks:\n  - {{ id: out, plugin: file, batch_wait: 20ms, config: {{ path: \"{d}/beats-${{ROLE}}.lp\" }} }}\n",
@@ -721,6 +727,15 @@ fn an_engines_beat_runs_once_per_interval_across_its_workers_and_moves_when_its_
     assert_eq!(hosts.len(), 1, "one of the two left beats: {after:?} (before: {before})");
     for w in after.windows(2) {
         assert!(w[1].0 - w[0].0 >= 800_000_000, "two beats in one interval: {after:?}");
+    }
+    // Each worker reports its own figures, its engine's pace among them.
+    for (role, _) in &running {
+        let text = std::fs::read_to_string(dir.path().join(format!("beats-{role}.lp"))).unwrap();
+        let paces = vane_test_support::events(text.as_bytes())
+            .into_iter()
+            .filter(|e| e.name == "vane_engine" && e.get_tag("job") == Some("tick") && e.host == *role)
+            .count();
+        assert!(paces >= 1, "{role} reports its pace: {text}");
     }
     for (_, w) in running {
         assert_eq!(stop(w), Some(0));

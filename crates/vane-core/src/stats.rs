@@ -40,6 +40,8 @@ pub struct JobStats {
     pub levels_unknown: AtomicU64,
     pub poll_ns_total: AtomicU64,
     pub poll_ns_last: AtomicU64,
+    /// Time an engine spent in its `process` and `beat` calls.
+    pub work_ns_total: AtomicU64,
     /// Shared by every instance of the job, across restarts.
     pub log_limit: LogLimit,
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -105,11 +105,7 @@ impl Agent {
         });
         Agent {
             host: Arc::from(config.host.as_str()),
-            introspection: Arc::new(Introspection {
-                started: std::time::Instant::now(),
-                jobs,
-                queues: Mutex::new(Vec::new()),
-            }),
+            introspection: Arc::new(Introspection::new(jobs)),
             stats,
             routes,
             config: Arc::new(config),

@@ -94,6 +94,7 @@ impl EngineTask {
                 }
                 _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => false,
             };
+            let began = std::time::Instant::now();
             if input {
                 let mut events = Vec::new();
                 for q in got.drain(..) {
@@ -110,6 +111,7 @@ impl EngineTask {
             } else {
                 self.step(&mut engine, Call::Beat, &mut out).await;
             }
+            self.ctx.stats().work_ns_total.fetch_add(began.elapsed().as_nanos() as u64, Relaxed);
             self.pass_on(&mut out, &mut acks).await;
         }
         // The input ended: a last beat, so that open windows go out.

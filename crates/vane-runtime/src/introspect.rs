@@ -1,6 +1,8 @@
 //! The agent's own figures as events, for the `internal` source: per job
-//! counters, queue depths, and the process's memory and uptime.
+//! counters, each engine's pace, queue depths, and the process's memory
+//! and uptime.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,6 +21,37 @@ pub struct Introspection {
     pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
     /// Each queue's id, a sender that does not keep it open, and its capacity.
     pub queues: Mutex<Vec<(String, WeakSender<Queued>, usize)>>,
+    /// Each engine's events in and work time at the last report.
+    pub last: Mutex<HashMap<String, Mark>>,
+}
+
+/// An engine's counters when last reported.
+#[derive(Clone, Copy)]
+pub struct Mark {
+    at: Instant,
+    events_in: u64,
+    work_ns: u64,
+}
+
+impl Introspection {
+    pub fn new(jobs: Vec<(String, String, &'static str, Arc<JobStats>)>) -> Introspection {
+        Introspection { started: Instant::now(), jobs, queues: Mutex::default(), last: Mutex::default() }
+    }
+
+    /// An engine's pace since the last report (Canopsis's engine figures):
+    /// events a second, and seconds of work an event.
+    fn pace(&self, id: &str, s: &JobStats, now: Instant) -> Event {
+        let mark = Mark { at: now, events_in: get(&s.events_in), work_ns: get(&s.work_ns_total) };
+        let mut last = self.last.lock().expect("not poisoned");
+        let before = last.insert(id.to_owned(), mark).unwrap_or(Mark { at: self.started, events_in: 0, work_ns: 0 });
+        let events = mark.events_in.saturating_sub(before.events_in);
+        let secs = now.duration_since(before.at).as_secs_f64();
+        let work = mark.work_ns.saturating_sub(before.work_ns) as f64 / 1e9;
+        Event::new("vane_engine")
+            .tag("job", id)
+            .field("events_per_second", if secs > 0.0 { events as f64 / secs } else { 0.0 })
+            .field("seconds_per_event", if events > 0 { work / events as f64 } else { 0.0 })
+    }
 }
 
 impl Introspection {
@@ -76,8 +109,15 @@ impl Introspect for Introspection {
                     .field("buffer_skipped", get(&s.buffer_skipped))
                     .field("buffer_stalled_seconds", crate::buffer_io::stalled_for(s).as_secs_f64())
                     .field("poll_seconds_total", get(&s.poll_ns_total) as f64 / 1e9)
-                    .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9),
+                    .field("poll_seconds_last", get(&s.poll_ns_last) as f64 / 1e9)
+                    .field("work_seconds_total", get(&s.work_ns_total) as f64 / 1e9),
             );
+        }
+        let at = Instant::now();
+        for (id, _, role, s) in &self.jobs {
+            if *role == "engine" {
+                out.push(self.pace(id, s, at).at(now));
+            }
         }
         for (id, weak, cap) in queues.iter() {
             let depth = weak.upgrade().map(|tx| cap - tx.capacity()).unwrap_or(0);
@@ -97,5 +137,36 @@ impl Introspect for Introspection {
                 .field("jobs", self.jobs.len() as u64),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engines_pace_is_since_the_last_report() {
+        let s = Arc::new(JobStats::default());
+        let i = Introspection::new(vec![
+            ("e".into(), "p".into(), "engine", s.clone()),
+            ("s".into(), "p".into(), "source", Arc::default()),
+        ]);
+        let pace = |evs: Vec<Event>| {
+            let e = evs.into_iter().find(|e| e.name == "vane_engine").expect("engines report their pace");
+            assert_eq!(e.get_tag("job"), Some("e"));
+            let f = |k| e.get_field(k).and_then(|v| v.as_f64()).unwrap();
+            (f("events_per_second"), f("seconds_per_event"))
+        };
+        s.events_in.store(100, Relaxed);
+        s.work_ns_total.store(1_000_000_000, Relaxed);
+        let (rate, per) = pace(i.report(0));
+        assert!(rate > 0.0 && (per - 0.01).abs() < 1e-9, "{rate} {per}");
+        // Since then: 50 more events in half a second of work.
+        s.events_in.store(150, Relaxed);
+        s.work_ns_total.store(1_500_000_000, Relaxed);
+        let (_, per) = pace(i.report(0));
+        assert!((per - 0.01).abs() < 1e-9, "{per}");
+        assert_eq!(pace(i.report(0)), (0.0, 0.0), "nothing since");
+        assert_eq!(i.report(0).iter().filter(|e| e.name == "vane_engine").count(), 1, "only engines");
     }
 }

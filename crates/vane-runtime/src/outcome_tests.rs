@@ -4,6 +4,7 @@
 use super::*;
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::Notify;

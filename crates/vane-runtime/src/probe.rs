@@ -39,8 +39,7 @@ pub async fn poll_once(config: &Config, registry: &Registry, id: &str) -> Result
         None => ProbeError::Unknown(unknown),
     })?;
     let plugin = registry.find(&job.plugin, Role::Source).expect("validated plugin");
-    let introspect: Arc<dyn Introspect> =
-        Arc::new(Introspection { started: std::time::Instant::now(), jobs: vec![], queues: Default::default() });
+    let introspect: Arc<dyn Introspect> = Arc::new(Introspection::new(vec![]));
     let h = Harness::with(&job.id, &config.host, config.data_dir.clone(), job.config.clone(), Some(introspect));
     let inst = plugin.build(&job.config, &job.path, h.context()).map_err(|e| ProbeError::Build(e.to_string()))?;
     let mut events = match inst {
