@@ -23,6 +23,7 @@ packages=(
   python3-pika               # RabbitMQ's Python client, publishing and consuming beside vane
   riemann-c-client           # riemann-client: Riemann's C client, against the riemann source
   python3-venv               # the virtual environments of the PyPI clients below
+  systemd                    # systemd-analyze verify: the Debian package's unit
 )
 
 if command -v rustup >/dev/null; then

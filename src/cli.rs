@@ -19,6 +19,10 @@ struct Cli {
     /// How much to log on standard error.
     #[arg(long, global = true, value_enum, default_value = "info")]
     log_level: LogLevel,
+    /// How log lines are written: text for people, logfmt or json (one
+    /// object a line) for journald and log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,29 +36,45 @@ enum LogLevel {
     Trace,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Logfmt,
+    Json,
+}
+
+/// The config of a command run without `-c`: the system's, when installed.
+const SYSTEM_CONFIG: &str = "/etc/vane/vane.yaml";
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent (without -c: host metrics every 10 s to standard output).
+    /// Run the agent until SIGTERM or SIGINT.
     Run {
-        /// Config file; `conf.d/*.yaml` beside it is merged.
+        /// Config file; `conf.d/*.yaml` beside it is merged. Default:
+        /// /etc/vane/vane.yaml when it exists, else the built-in config
+        /// (host metrics every 10 s to standard output).
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
     /// Validate a config without starting anything.
     Check {
+        /// Config file (default: as `run`).
         #[arg(short, long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Poll one source once and print its events as line protocol.
     Test {
         /// The job's id.
         job: String,
-        /// Config file (default: the built-in config).
+        /// Config file (default: as `run`).
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
     /// List every plugin: name, role, description and config keys.
     Plugins,
+    /// Print the built-in config (what `run` uses without a config file):
+    /// a start for one's own.
+    Config,
     /// Run one engine alone: events (line protocol or JSON lines) on standard
     /// input, its output on standard output. With --worker, run it as one
     /// of the workers of a bus-backed engine (`via:`): its events from its
@@ -62,8 +82,9 @@ enum Command {
     Engine {
         /// The engine's id.
         engine: String,
+        /// Config file (default: as `run`).
         #[arg(short, long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "influx")]
         format: OutFormat,
@@ -126,7 +147,7 @@ fn registry(extra: fn(&mut Registry)) -> Registry {
     r
 }
 
-fn init_logging(level: LogLevel) {
+fn init_logging(level: LogLevel, format: LogFormat) {
     let level = match level {
         LogLevel::Error => tracing::Level::ERROR,
         LogLevel::Warn => tracing::Level::WARN,
@@ -134,6 +155,7 @@ fn init_logging(level: LogLevel) {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Trace => tracing::Level::TRACE,
     };
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     // The AMQP client logs at warn what vane reports itself, with whole
@@ -144,10 +166,14 @@ fn init_logging(level: LogLevel) {
         .with_default(level)
         .with_target("lapin", clients)
         .with_target("amq_protocol", clients);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let layer = || tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => {
+            layer().with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).boxed()
+        }
+        LogFormat::Logfmt => layer().event_format(crate::log_format::Pairs::Logfmt).boxed(),
+        LogFormat::Json => layer().event_format(crate::log_format::Pairs::Json).boxed(),
+    };
     tracing_subscriber::registry().with(fmt).with(filter).init();
     std::panic::set_hook(Box::new(|info| {
         tracing::error!("panic: {info}");
@@ -181,6 +207,12 @@ fn disks_writable(c: &Config) -> bool {
     ok
 }
 
+/// The config file a command reads: the one given, else the system's when
+/// it exists, else none (the built-in config).
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()))
+}
+
 fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
     let r = match path {
         Some(p) => vane_runtime::load(p, registry),
@@ -196,7 +228,7 @@ fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
 pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    init_logging(cli.log_level);
+    init_logging(cli.log_level, cli.log_format);
     let registry = registry(extra);
     if let Err(problems) = registry.finish() {
         for p in problems.0 {
@@ -209,23 +241,30 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             print_plugins(&registry);
             ExitCode::SUCCESS
         }
-        Command::Check { config } => match load(Some(&config), &registry) {
-            Ok(c) if !disks_writable(&c) => ExitCode::from(1),
-            Ok(c) => {
-                println!(
-                    "{}: ok ({} sources, {} engines, {} sinks, {} files)",
-                    config.display(),
-                    c.sources.len(),
-                    c.engines.len(),
-                    c.sinks.len(),
-                    c.files.len()
-                );
-                ExitCode::SUCCESS
+        Command::Config => {
+            print!("{}", vane_runtime::config::defaults::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => {
+            let config = config_path(config);
+            match load(config.as_deref(), &registry) {
+                Ok(c) if !disks_writable(&c) => ExitCode::from(1),
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} sources, {} engines, {} sinks, {} files)",
+                        config.as_deref().unwrap_or(Path::new("<built-in config>")).display(),
+                        c.sources.len(),
+                        c.engines.len(),
+                        c.sinks.len(),
+                        c.files.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
             }
-            Err(code) => code,
-        },
+        }
         Command::Test { job, config } => {
-            let c = match load(config.as_deref(), &registry) {
+            let c = match load(config_path(config).as_deref(), &registry) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -249,6 +288,10 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
         Command::Engine { engine, config, format, worker } => {
             // An engine runs alone even when nothing in the config feeds it.
             let options = vane_runtime::config::Options { unfed_engines: true };
+            let Some(config) = config_path(config) else {
+                eprintln!("error: no config file: give one with -c (the built-in config has no engines)");
+                return ExitCode::from(1);
+            };
             let c = match vane_runtime::config::load_with(&config, &registry, options) {
                 Ok(c) => c,
                 Err(errors) => {
@@ -300,7 +343,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             }
         }
         Command::Run { config } => {
-            let c = match load(config.as_deref(), &registry) {
+            let c = match load(config_path(config).as_deref(), &registry) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

@@ -2,5 +2,6 @@
 //! plugins: `fn main() -> ExitCode { vane::main_with(my_crate::register) }`.
 
 mod cli;
+mod log_format;
 
 pub use cli::main_with;

@@ -391,3 +391,37 @@ fn the_readme_configuration_is_valid() {
     let out = vane(&["check", "-c", p.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn log_lines_for_machines_are_one_json_object_or_logfmt_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "sources:\n  - { id: hi, plugin: hello, interval: 1h }\nsinks:\n  - { id: b, plugin: blackhole }\n",
+    );
+    for format in ["json", "logfmt"] {
+        let log = dir.path().join(format!("{format}.log"));
+        let child = VANE
+            .command(&["--log-format", format, "run", "-c", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let agent = vane_test_support::proc::Killed(child);
+        vane_test_support::wait_for_log(&log, "vane is running");
+        assert_eq!(vane_test_support::stop(agent), Some(0));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.lines().count() >= 3, "{text}");
+        for line in text.lines() {
+            if format == "json" {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert!(v["time"].is_string() && v["level"].is_string() && v["msg"].is_string(), "{line}");
+            } else {
+                assert!(line.starts_with("time=") && line.contains(" level=") && line.contains(" msg="), "{line}");
+            }
+        }
+        let running = text.lines().find(|l| l.contains("vane is running")).unwrap();
+        assert!(running.contains("jobs"), "its fields too: {running}");
+    }
+}

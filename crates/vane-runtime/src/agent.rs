@@ -336,6 +336,7 @@ impl Agent {
         };
         self.life.set_ready();
         tracing::info!(jobs = self.stats.len(), host = %self.host, "vane is running");
+        crate::notify::notify(&format!("READY=1\nSTATUS=running {} jobs", self.stats.len()));
         !stopped
     }
 
@@ -349,6 +350,7 @@ impl Agent {
         http: Option<tokio::task::JoinHandle<()>>,
     ) -> Report {
         tracing::info!("stopping: sources stop, engines drain, sinks flush");
+        crate::notify::notify("STOPPING=1\nSTATUS=stopping: sources stop, engines drain, sinks flush");
         self.life.stop();
         let grace = self.config.shutdown_timeout;
         let mut report = Report { stats: self.stats.clone(), ..Report::default() };

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod http;
 pub mod introspect;
 pub mod levels;
+pub mod notify;
 pub mod probe;
 pub mod queue;
 pub mod route;

@@ -30,8 +30,16 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// `/var/lib/vane` as root, else the user's state folder.
+/// The folder the service manager made for the agent (systemd's
+/// `StateDirectory=`), else `/var/lib/vane` as root, else the user's state
+/// folder.
 pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // Several are separated by colons; the first is the agent's.
+        let d = PathBuf::from(d);
+        let first = d.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from);
+        return first.unwrap_or(d);
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/lib/vane");
