@@ -418,8 +418,8 @@ fn print_plugins(registry: &Registry) {
     let role = registry.iter().map(|p| p.describe_role().len()).max().unwrap_or(0);
     for p in registry.iter() {
         println!("{:<name$} {:<role$} {}", p.name, p.describe_role(), p.description);
-        if !p.keys.is_empty() {
-            println!("{:<name$} {:<role$} config: {}", "", "", p.keys.join(", "));
+        if !p.keys().is_empty() {
+            println!("{:<name$} {:<role$} config: {}", "", "", p.keys().join(", "));
         }
     }
 }

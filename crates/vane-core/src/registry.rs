@@ -63,13 +63,20 @@ pub struct Plugin {
     /// A source that runs until the agent stops, rather than being polled.
     pub long_running: bool,
     pub description: String,
-    /// Top-level keys of its config, from its `Deserialize` impl.
-    pub keys: &'static [&'static str],
+    /// Top-level keys of its config, read from its `Deserialize` impl when
+    /// asked ([`Plugin::keys`]): registering runs none of a plugin's code,
+    /// so that start-up touches only the plugins a config uses.
+    keys: fn() -> &'static [&'static str],
     validate: Validate,
     build: Factory,
 }
 
 impl Plugin {
+    /// Top-level keys of its config.
+    pub fn keys(&self) -> &'static [&'static str] {
+        (self.keys)()
+    }
+
     /// Reads the config without building anything.
     pub fn validate(&self, config: &Node, path: &str) -> Result<(), ConfigError> {
         (self.validate)(config, path)
@@ -211,7 +218,7 @@ impl Registry {
             role,
             long_running,
             description: description.into(),
-            keys: struct_fields::<C>(),
+            keys: struct_fields::<C>,
             validate: validate::<C>(),
             build,
         })
@@ -314,7 +321,7 @@ mod tests {
         r2.source::<Random>("both", "").engine_fn("both", "", pass, None);
         assert!(r2.finish().is_ok());
         assert_eq!(r2.find("both", Role::Engine).unwrap().role, Role::Engine);
-        assert_eq!(r.get("com.example.random").unwrap().keys, &["max"]);
+        assert_eq!(r.get("com.example.random").unwrap().keys(), &["max"]);
         assert_eq!(r.suggest("com.example.randon"), Some("com.example.random"));
     }
 }
