@@ -52,7 +52,12 @@ pub async fn supervise(job: Arc<SourceJob>, factory: Factory, lifecycle: Lifecyc
         let (ctx, spawner) = (factory.context)();
         let next = match build(|| (factory.build)(&ctx), &ctx) {
             Ok(Instance::Source(src)) => run_polled(&job, src, &ctx, &mut backoff).await,
-            Ok(Instance::Service(svc)) => run_service(svc, &ctx).await,
+            Ok(Instance::Service(svc)) => {
+                let began = Instant::now();
+                let next = run_service(svc, &ctx).await;
+                ran_well(&mut backoff, began.elapsed());
+                next
+            }
             Ok(other) => {
                 ctx.report_error(format!("a {} is not a source; this job stays stopped", other.role()));
                 Next::Stop
@@ -82,6 +87,17 @@ pub async fn supervise(job: Arc<SourceJob>, factory: Factory, lifecycle: Lifecyc
                 ctx.stats().restarts.fetch_add(1, Relaxed);
             }
         }
+    }
+}
+
+/// How long a service must have run before its failure counts as a new
+/// one: then the next restart waits the first wait again (a listener up for
+/// months whose broker restarts reconnects after 1 s, not after 60).
+const RAN_WELL: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn ran_well(backoff: &mut Backoff, ran: std::time::Duration) {
+    if ran >= RAN_WELL {
+        backoff.reset();
     }
 }
 
@@ -157,5 +173,23 @@ async fn run_service(svc: Box<dyn DynService>, ctx: &Context) -> Next {
             ctx.report_error(format!("panicked: {p}"));
             Next::Restart
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_service_that_ran_well_restarts_after_the_first_wait_again() {
+        let mut b = Backoff::default();
+        for _ in 0..6 {
+            b.next_wait();
+        }
+        ran_well(&mut b, Duration::from_secs(5));
+        assert!(b.next_wait() > Duration::from_secs(40), "a quick failure keeps the grown wait");
+        ran_well(&mut b, RAN_WELL);
+        assert!(b.next_wait() <= Duration::from_millis(1200), "after running well, the first wait");
     }
 }

@@ -76,6 +76,10 @@ impl Records {
             d.by_ref().for_each(&mut each);
             let used = d.consumed();
             self.line = d.line();
+            // A last line without its line feed is a line read too.
+            if end && used > 0 && self.buf[used - 1] != b'\n' {
+                self.line += 1;
+            }
             self.buf.drain(..used);
             if self.buf.len() <= self.max || end {
                 return;
@@ -110,6 +114,16 @@ mod tests {
     fn records_come_whole_whatever_the_chunks() {
         let got = run(&[b"a v=1\nb s=\"x", b"\ny\"\nc", b" v=2"], 100);
         assert_eq!(got, [Ok("a".into()), Ok("b".into()), Ok("c".into())]);
+    }
+
+    #[test]
+    fn every_line_read_is_counted_the_last_without_its_line_feed_too() {
+        for (input, lines) in [(&b"a v=1\nb v=2"[..], 2), (b"a v=1\nb v=2\n", 2), (b"", 0), (b"# c\n\nx", 3)] {
+            let mut r = Records::new(Precision::Nanoseconds, 100);
+            r.extend(input);
+            r.decode(true, 0, |_| {});
+            assert_eq!(r.lines_read(), lines, "{:?}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]
