@@ -32,6 +32,7 @@ pub fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
 }
 
+#[cfg(feature = "http")]
 pub fn five_minutes() -> Duration {
     Duration::from_secs(300)
 }
@@ -44,6 +45,7 @@ pub fn sixty_four_kib() -> ByteSize {
     ByteSize(64 << 10)
 }
 
+#[cfg(feature = "http")]
 pub fn thirty_two_mib() -> ByteSize {
     ByteSize(32 << 20)
 }
