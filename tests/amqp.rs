@@ -537,6 +537,21 @@ fn a_lua_script_reads_the_notifications_no_meter_names() {
     assert_eq!(stop(agent), Some(0));
 }
 
+/// `vane engine ENGINE --worker -c CONFIG` as worker `role` (its `ROLE`),
+/// its log in `dir/ROLE.log`, once it consumes the engine's queue.
+fn start_worker(dir: &Path, cfg: &Path, engine: &str, role: &str) -> vane_test_support::proc::Killed {
+    let log = dir.join(format!("{role}.log"));
+    let child = VANE
+        .command(&["engine", engine, "--worker", "-c", cfg.to_str().unwrap()])
+        .env("ROLE", role)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(&log, &format!("consuming \"vane.engine.{engine}\""));
+    vane_test_support::proc::Killed(child)
+}
+
 /// One config for the whole fleet: agents publish to engine `count`, run by
 /// workers (`vane engine count --worker`) that write `out-ROLE.lp`, each
 /// process with its own data folder; `ROLE` comes from the environment.
@@ -595,18 +610,7 @@ fn agents_feed_an_engines_workers_through_the_bus_and_a_killed_worker_loses_noth
     let n = 20_000;
     let cfg = fleet(dir.path(), &rabbit, n);
     let c = cfg.to_str().unwrap();
-    let worker = |role: &str| {
-        let log = dir.path().join(format!("{role}.log"));
-        let child = VANE
-            .command(&["engine", "count", "--worker", "-c", c])
-            .env("ROLE", role)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_log(&log, "consuming \"vane.engine.count\"");
-        vane_test_support::proc::Killed(child)
-    };
+    let worker = |role: &str| start_worker(dir.path(), Path::new(c), "count", role);
     let workers = ["w1", "w2", "w3"];
     let mut running: Vec<_> = workers.iter().map(|w| worker(w)).collect();
     let agents: Vec<_> = ["a1", "a2"]
@@ -688,18 +692,7 @@ fn an_engines_beat_runs_once_per_interval_across_its_workers_and_moves_when_its_
             d = dir.path().display(),
         ),
     );
-    let worker = |role: &str| {
-        let log = dir.path().join(format!("{role}.log"));
-        let child = VANE
-            .command(&["engine", "tick", "--worker", "-c", cfg.to_str().unwrap()])
-            .env("ROLE", role)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_log(&log, "consuming \"vane.engine.tick\"");
-        (role.to_owned(), vane_test_support::proc::Killed(child))
-    };
+    let worker = |role: &str| (role.to_owned(), start_worker(dir.path(), &cfg, "tick", role));
     let workers = ["w1", "w2", "w3"];
     let mut running: Vec<_> = workers.iter().map(|w| worker(w)).collect();
     wait_until(Duration::from_secs(60), "six beats", || beats(dir.path(), &workers).len() >= 6);
@@ -759,18 +752,7 @@ fn with_a_single_active_consumer_one_worker_at_a_time_keeps_the_queues_order() {
     let dir = tempfile::tempdir().unwrap();
     let n = 20_000;
     let cfg = fleet_with(dir.path(), &rabbit, n, ", single_active_consumer: true");
-    let worker = |role: &str| {
-        let log = dir.path().join(format!("{role}.log"));
-        let child = VANE
-            .command(&["engine", "count", "--worker", "-c", cfg.to_str().unwrap()])
-            .env("ROLE", role)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_log(&log, "consuming \"vane.engine.count\"");
-        vane_test_support::proc::Killed(child)
-    };
+    let worker = |role: &str| start_worker(dir.path(), &cfg, "count", role);
     let first = worker("w1");
     let second = worker("w2");
     let agent = VANE.start_logged_with(&cfg, &dir.path().join("a1.log"), &[("ROLE", "a1")]);

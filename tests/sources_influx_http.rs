@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vane_core::event::Value;
-use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, stopped_with, wait_for_log, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -61,10 +61,7 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
     let out = Command::new("/usr/bin/python3").args(["-c", &script]).output().expect("python3 runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let path = dir.path().join("out.lp");
-    wait_until(Duration::from_secs(20), "2,002 events", || events_in(&path).len() >= 2002);
-    stop(agent);
-    let evs = events_in(&path);
-    assert_eq!(evs.len(), 2002);
+    let evs = stopped_with(agent, &path, 2002, Duration::from_secs(20));
     let cpu: Vec<_> = evs.iter().filter(|e| e.name == "cpu").collect();
     assert_eq!(cpu.len(), 2000);
     let sum: i64 = cpu

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vane_core::event::{State, Value};
-use vane_test_support::{Vane, events_in, figure_in, free_port, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, figure_in, free_port, stop, stopped_with, wait_for_log, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -171,10 +171,7 @@ fn pythons_riemann_client_sends_to_vane() {
     );
     send("udp", udp, &["-s", "heartbeat", "-h", "app-03", "-m", "1"]);
     let path = d.join("out.lp");
-    wait_until(Duration::from_secs(10), "2 events", || events_in(&path).len() >= 2);
-    stop(agent);
-    let evs = events_in(&path);
-    assert_eq!(evs.len(), 2, "{evs:?}");
+    let evs = stopped_with(agent, &path, 2, Duration::from_secs(10));
     let e = evs.iter().find(|e| e.name == "api latency").unwrap();
     assert_eq!(
         (e.host.as_str(), e.state, e.description.as_deref(), e.ttl, e.time),
@@ -248,10 +245,7 @@ fn vanes_riemann_sink_delivers_to_vanes_riemann_source_intact() {
                  jobs,host=db-1 value=-4i 1700000000000000000\n";
     assert_eq!(vane_test_support::http::http_post(lp, "/write", "", body), 204);
     let path = d.join("out.lp");
-    wait_until(Duration::from_secs(10), "both events back", || events_in(&path).len() >= 2);
-    stop(agent);
-    let evs = events_in(&path);
-    assert_eq!(evs.len(), 2, "{evs:?}");
+    let evs = stopped_with(agent, &path, 2, Duration::from_secs(10));
     let disk = evs.iter().find(|e| e.name == "disk").unwrap();
     // Microseconds carry over (time_micros).
     assert_eq!(

@@ -188,6 +188,16 @@ pub fn signal(child: &Child, sig: i32) {
     assert_eq!(r, 0, "signal sent");
 }
 
+/// Waits up to `limit` until `path` holds `n` events, stops the agent
+/// (which must exit 0) and returns the events: exactly `n`.
+pub fn stopped_with(agent: Agent, path: &Path, n: usize, limit: Duration) -> Vec<Event> {
+    wait_until(limit, &format!("{n} events in {}", path.display()), || events_in(path).len() >= n);
+    assert_eq!(stop(agent), Some(0), "the agent stops cleanly");
+    let evs = events_in(path);
+    assert_eq!(evs.len(), n, "{evs:?}");
+    evs
+}
+
 /// SIGTERM, then waits; the exit code.
 pub fn stop(mut agent: Agent) -> Option<i32> {
     signal(&agent, libc::SIGTERM);
