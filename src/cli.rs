@@ -213,6 +213,20 @@ fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
     given.or_else(|| Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()))
 }
 
+/// Whether every job builds; prints why one does not (an error), or why
+/// one would be retried (a warning).
+fn builds(c: &Config, registry: &Registry, path: Option<&Path>) -> bool {
+    let built = runtime().block_on(async { vane_runtime::check::build_all(c, registry) });
+    for w in &built.warnings {
+        eprintln!("warning: {w}");
+    }
+    if built.errors.is_empty() {
+        return true;
+    }
+    print_errors(path.unwrap_or(Path::new("<built-in config>")), &built.errors);
+    false
+}
+
 fn load(path: Option<&Path>, registry: &Registry) -> Result<Config, ExitCode> {
     let r = match path {
         Some(p) => vane_runtime::load(p, registry),
@@ -249,6 +263,7 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             let config = config_path(config);
             match load(config.as_deref(), &registry) {
                 Ok(c) if !disks_writable(&c) => ExitCode::from(1),
+                Ok(c) if !builds(&c, &registry, config.as_deref()) => ExitCode::from(1),
                 Ok(c) => {
                     println!(
                         "{}: ok ({} sources, {} engines, {} sinks, {} files)",

@@ -68,8 +68,13 @@ fn idle_connections_do_not_lock_real_clients_out() {
     let log = dir.path().join("log");
     let _agent = VANE.start_logged(&cfg, &log);
     wait_for_log(&log, "vane is running");
-    // 1,000 idle connections to each (256 is their max_connections).
-    let held: Vec<_> = [tcp, lua, influx].iter().flat_map(|p| idle(*p, 1000)).collect();
+    // 1,000 idle connections to each (256 is their max_connections): the
+    // first 256 idle long enough to be closed for the next ones (so that the
+    // first warnings, before the log's limit of ten a minute, are the
+    // evictions, not the refusals of a burst with none idle yet).
+    let mut held: Vec<_> = [tcp, lua, influx].iter().flat_map(|p| idle(*p, 256)).collect();
+    let_them_idle();
+    held.extend([tcp, lua, influx].iter().flat_map(|p| idle(*p, 744)));
     let_them_idle();
     let t = Instant::now();
     assert!(nc(tcp, "real v=1i\n"), "nc to the socket listener");

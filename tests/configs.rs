@@ -158,3 +158,32 @@ fn a_bad_regular_expression_is_refused_where_it_is_written() {
     let err = refused(&cfg, "invalid regex");
     assert!(err.contains(&format!("{}:2:", cfg.display())) && err.contains("config.body_regex"), "{err}");
 }
+
+#[test]
+fn check_builds_every_job_so_a_config_it_passes_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "broken.lua", "function process(e)\n  return e\nend\nlocal x = = 1\n");
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        "sources:\n\
+         \x20 - { id: pinger, plugin: ping, config: { hosts: [] } }\n\
+         \x20 - { id: cpu, plugin: cpu, next: tag }\n\
+         engines:\n\
+         \x20 - { id: tag, plugin: lua, config: { script: broken.lua } }\n\
+         sinks:\n  - { id: out, plugin: blackhole }\n",
+    );
+    let (code, said) = check(&cfg);
+    assert_eq!(code, Some(1), "{said}");
+    // Each names its place, and says what the plugin said.
+    let ping = said.lines().find(|l| l.contains("`pinger`")).unwrap_or_else(|| panic!("{said}"));
+    assert!(ping.contains("v.yaml:2:") && ping.contains("hosts: name at least one"), "{ping}");
+    let lua = said.lines().find(|l| l.contains("`tag`")).unwrap_or_else(|| panic!("{said}"));
+    assert!(lua.contains("v.yaml:5:") && lua.contains("broken.lua:4"), "{lua}");
+    assert!(said.contains("2 errors"), "{said}");
+    // Fixed, it passes.
+    write(dir.path(), "broken.lua", "function process(e)\n  return e\nend\n");
+    write(dir.path(), "v.yaml", &std::fs::read_to_string(&cfg).unwrap().replace("hosts: []", "hosts: [127.0.0.1]"));
+    let (code, said) = check(&cfg);
+    assert_eq!(code, Some(0), "{said}");
+}

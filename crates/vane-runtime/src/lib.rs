@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod buffer;
 pub mod buffer_io;
+pub mod check;
 pub mod config;
 pub mod engine;
 pub mod guard;
