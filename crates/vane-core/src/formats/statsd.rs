@@ -98,10 +98,36 @@ fn parse_line_text(line: &str) -> Result<Sample<'_>, String> {
 
 type Key = (String, Vec<(String, String)>);
 
-#[derive(Default)]
+/// Timer samples kept per series and interval for its percentiles: past
+/// it, a uniform sample of them (reservoir sampling); count, sum, min and
+/// max stay exact.
+pub const TIMER_SAMPLES: usize = 10_000;
+
+/// Distinct members counted per set and interval; past it the count stops
+/// there and the event says `truncated`.
+pub const SET_MEMBERS: usize = 100_000;
+
 struct Timer {
+    /// Weighted by sample rates.
     count: f64,
+    /// Samples seen.
+    seen: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
     values: Vec<f64>,
+}
+
+impl Default for Timer {
+    fn default() -> Timer {
+        Timer { count: 0.0, seen: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, values: Vec::new() }
+    }
+}
+
+#[derive(Default)]
+struct Members {
+    members: HashSet<String>,
+    truncated: bool,
 }
 
 /// A gauge's kept value, whether it changed since the last flush, and the
@@ -120,8 +146,10 @@ pub struct Aggregator {
     counters: HashMap<Key, f64>,
     gauges: HashMap<Key, Gauge>,
     timers: HashMap<Key, Timer>,
-    sets: HashMap<Key, HashSet<String>>,
+    sets: HashMap<Key, Members>,
     max_series: usize,
+    /// xorshift state for the timers' reservoirs.
+    seed: u64,
     /// Flushes a gauge is kept without an update; `None`: for ever.
     gauge_expiry: Option<u32>,
 }
@@ -155,6 +183,7 @@ impl Aggregator {
             timers: HashMap::new(),
             sets: HashMap::new(),
             max_series,
+            seed: 0x9e37_79b9_7f4a_7c15,
             gauge_expiry,
         }
     }
@@ -191,10 +220,29 @@ impl Aggregator {
             Type::Timer => {
                 let t = self.timers.entry(k).or_default();
                 t.count += 1.0 / s.rate;
-                t.values.push(s.value);
+                t.seen += 1;
+                t.sum += s.value;
+                t.min = t.min.min(s.value);
+                t.max = t.max.max(s.value);
+                if t.values.len() < TIMER_SAMPLES {
+                    t.values.push(s.value);
+                } else {
+                    self.seed ^= self.seed << 13;
+                    self.seed ^= self.seed >> 7;
+                    self.seed ^= self.seed << 17;
+                    let j = (self.seed % t.seen) as usize;
+                    if j < TIMER_SAMPLES {
+                        t.values[j] = s.value;
+                    }
+                }
             }
             Type::Set => {
-                self.sets.entry(k).or_default().insert(s.raw.to_owned());
+                let m = self.sets.entry(k).or_default();
+                if m.members.len() < SET_MEMBERS {
+                    m.members.insert(s.raw.to_owned());
+                } else if !m.members.contains(s.raw) {
+                    m.truncated = true;
+                }
             }
         }
     }
@@ -225,13 +273,12 @@ impl Aggregator {
         for (k, mut t) in self.timers.drain() {
             t.values.sort_by(f64::total_cmp);
             let n = t.values.len();
-            let sum: f64 = t.values.iter().sum();
             let mut e = event(k, time)
                 .field("count", Value::Float(t.count))
-                .field("min", Value::Float(t.values[0]))
-                .field("max", Value::Float(t.values[n - 1]))
-                .field("mean", Value::Float(sum / n as f64))
-                .field("sum", Value::Float(sum));
+                .field("min", Value::Float(t.min))
+                .field("max", Value::Float(t.max))
+                .field("mean", Value::Float(t.sum / t.seen as f64))
+                .field("sum", Value::Float(t.sum));
             for p in &self.percentiles {
                 // Nearest rank: the smallest value with at least p% of the values at or below it.
                 let rank = ((p / 100.0) * n as f64).ceil().clamp(1.0, n as f64) as usize;
@@ -240,7 +287,8 @@ impl Aggregator {
             out.push(e);
         }
         for (k, s) in self.sets.drain() {
-            out.push(event(k, time).field("value", Value::Int(s.len() as i64)));
+            let e = event(k, time).field("value", Value::Int(s.members.len() as i64));
+            out.push(if s.truncated { e.field("truncated", true) } else { e });
         }
         out
     }
@@ -262,6 +310,30 @@ mod tests {
 
     fn f(e: &Event, k: &str) -> f64 {
         e.get_field(k).and_then(Value::as_f64).unwrap()
+    }
+
+    #[test]
+    fn timers_and_sets_are_bounded_within_an_interval() {
+        let mut a = Aggregator::new(vec![50.0]);
+        for i in 0..(3 * TIMER_SAMPLES) {
+            a.add(&parse_line(&format!("t:{i}|ms")).unwrap());
+        }
+        for i in 0..(SET_MEMBERS + 10) {
+            a.add(&parse_line(&format!("u:m{i}|s")).unwrap());
+        }
+        a.add(&parse_line("u:m0|s").unwrap());
+        assert!(a.timers.values().all(|t| t.values.len() == TIMER_SAMPLES));
+        let evs = a.flush(0);
+        let t = evs.iter().find(|e| e.name == "t").unwrap();
+        let n = 3 * TIMER_SAMPLES;
+        // Exact, whatever was kept: count, min, max, sum, mean.
+        assert_eq!((f(t, "count"), f(t, "min"), f(t, "max")), (n as f64, 0.0, (n - 1) as f64));
+        assert_eq!(f(t, "sum"), (n * (n - 1) / 2) as f64);
+        // The median of a uniform sample of 0..30000 is near 15000.
+        assert!((f(t, "p50") - 15_000.0).abs() < 1_000.0, "{}", f(t, "p50"));
+        let u = evs.iter().find(|e| e.name == "u").unwrap();
+        assert_eq!(f(u, "value"), SET_MEMBERS as f64);
+        assert_eq!(u.get_field("truncated"), Some(&Value::Bool(true)));
     }
 
     #[test]
