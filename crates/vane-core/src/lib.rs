@@ -44,6 +44,7 @@ pub mod listen;
 pub mod node;
 pub mod path_template;
 pub mod plugin;
+pub mod random;
 pub mod regex;
 pub mod registry;
 pub mod runtime;

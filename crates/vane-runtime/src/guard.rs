@@ -52,7 +52,7 @@ pub struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
-    seed: u64,
+    random: vane_core::random::XorShift,
 }
 
 impl Default for Backoff {
@@ -67,18 +67,14 @@ impl Backoff {
     pub fn new(first: Duration, max: Duration) -> Backoff {
         static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x9e37_79b9_7f4a_7c15);
         let seed = SEEDS.fetch_add(0x6a09_e667_f3bc_c909, std::sync::atomic::Ordering::Relaxed) | 1;
-        Backoff { first, max, next: first, seed }
+        Backoff { first, max, next: first, random: vane_core::random::XorShift::new(seed) }
     }
 
     /// The next wait; grows until reset.
     pub fn next_wait(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(self.max);
-        // xorshift
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let jitter = (self.seed % 400) as f64 / 1000.0 - 0.2;
+        let jitter = (self.random.next_u64() % 400) as f64 / 1000.0 - 0.2;
         base.mul_f64(1.0 + jitter)
     }
 

@@ -148,8 +148,8 @@ pub struct Aggregator {
     timers: HashMap<Key, Timer>,
     sets: HashMap<Key, Members>,
     max_series: usize,
-    /// xorshift state for the timers' reservoirs.
-    seed: u64,
+    /// Picks what a full timer reservoir keeps.
+    random: crate::random::XorShift,
     /// Flushes a gauge is kept without an update; `None`: for ever.
     gauge_expiry: Option<u32>,
 }
@@ -183,7 +183,7 @@ impl Aggregator {
             timers: HashMap::new(),
             sets: HashMap::new(),
             max_series,
-            seed: 0x9e37_79b9_7f4a_7c15,
+            random: crate::random::XorShift::new(0x9e37_79b9_7f4a_7c15),
             gauge_expiry,
         }
     }
@@ -227,10 +227,7 @@ impl Aggregator {
                 if t.values.len() < TIMER_SAMPLES {
                     t.values.push(s.value);
                 } else {
-                    self.seed ^= self.seed << 13;
-                    self.seed ^= self.seed >> 7;
-                    self.seed ^= self.seed << 17;
-                    let j = (self.seed % t.seen) as usize;
+                    let j = (self.random.next_u64() % t.seen) as usize;
                     if j < TIMER_SAMPLES {
                         t.values[j] = s.value;
                     }
