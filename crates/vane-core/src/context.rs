@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ack::{Ack, Batch};
+use crate::board::{Board, Boards};
 use crate::error::SourceError;
 use crate::event::{Event, State, Value};
 use crate::exec::{Command, Output};
@@ -185,5 +186,28 @@ impl Context {
     /// has no HTTP port (`agent.http` unset); `Some(false)` when taken.
     pub fn serve(&self, path: &str, handler: HttpHandler) -> Option<bool> {
         self.inner.routes.as_ref().map(|r| r.add(path, handler))
+    }
+
+    /// Gets board `name` or creates it from `template` (YAML, as read from
+    /// `origin`, e.g. the plugin's name), its flows tagged `prefix` + the
+    /// template's tags; the job owns it. An error when the config has no
+    /// `board` sink, or the template does not read.
+    pub fn board(&self, name: &str, prefix: &str, template: &str, origin: &str) -> Result<Board, String> {
+        match self.inner.boards.get() {
+            Some(b) => b.open(name, prefix, template, origin, self.job()),
+            None => Err("no board sink in the config: add `- { id: board, plugin: board }` under sinks".into()),
+        }
+    }
+
+    /// Posts `data` to flow `flow` (its full tag, prefix included) of
+    /// whichever board has it; returns at once. False when none has it.
+    pub fn post_flow(&self, flow: &str, data: serde_json::Value) -> bool {
+        self.inner.boards.get().is_some_and(|b| b.post(flow, data))
+    }
+
+    /// Offers boards to every job (the `board` sink does); false when
+    /// another job offered first.
+    pub fn offer_boards(&self, boards: Arc<dyn Boards>) -> bool {
+        self.inner.boards.offer(boards)
     }
 }

@@ -22,6 +22,7 @@
 pub mod ack;
 pub mod binary;
 pub mod blocking;
+pub mod board;
 pub mod conns;
 pub mod context;
 pub mod duration;
@@ -45,6 +46,7 @@ pub mod node;
 pub mod path_template;
 pub mod plugin;
 pub mod random;
+pub mod record;
 pub mod regex;
 pub mod registry;
 pub mod runtime;

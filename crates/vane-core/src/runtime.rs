@@ -103,4 +103,6 @@ pub struct Parts {
     pub introspect: Option<Arc<dyn Introspect>>,
     /// The agent's HTTP port, when `agent.http` is set.
     pub routes: Option<Arc<dyn Routes>>,
+    /// Where the `board` sink offers boards to every job (one per agent).
+    pub boards: Arc<crate::board::Desk>,
 }

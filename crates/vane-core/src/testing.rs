@@ -111,6 +111,7 @@ impl Harness {
             spawner: tasks.clone(),
             introspect,
             routes: None,
+            boards: Arc::default(),
         });
         Harness { ctx, out, tasks, life }
     }

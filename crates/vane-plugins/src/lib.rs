@@ -3,6 +3,7 @@
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+pub mod board;
 mod defaults;
 pub mod engines;
 #[cfg(feature = "http")]
@@ -163,6 +164,10 @@ pub fn register(r: &mut Registry) {
         "takes every batch and keeps nothing (benchmarks, trying a pipeline)",
     )
     .sink::<sinks::stdout::Stdout>("stdout", "writes events to standard output as line protocol or JSON")
+    .sink::<board::sink::BoardSink>(
+        "board",
+        "keeps every numeric field in the local history (raw, then downsampled tiers) and answers its queries",
+    )
     .sink::<sinks::file::File>("file", "appends events to a file as line protocol or JSON, rotating by size");
 }
 

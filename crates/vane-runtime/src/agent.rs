@@ -89,6 +89,7 @@ struct Agent {
     introspection: Arc<Introspection>,
     all_tasks: AllTasks,
     routes: Option<Arc<crate::http::RouteTable>>,
+    boards: Arc<vane_core::board::Desk>,
 }
 
 impl Agent {
@@ -108,6 +109,7 @@ impl Agent {
             introspection: Arc::new(Introspection::new(jobs)),
             stats,
             routes,
+            boards: Arc::default(),
             config: Arc::new(config),
             registry,
             life: LifecycleControl::default(),
@@ -171,6 +173,7 @@ impl Agent {
             spawner: spawner.clone(),
             introspect: Some(self.introspection.clone() as Arc<dyn Introspect>),
             routes: self.routes.clone().map(|r| r as Arc<dyn vane_core::runtime::Routes>),
+            boards: self.boards.clone(),
         });
         (ctx, spawner)
     }

@@ -1,5 +1,7 @@
 //! The agent's HTTP port (`agent.http`): `/health`, and the GET routes
-//! plugins add through `Context::serve` (the prometheus sink's `/metrics`).
+//! plugins add through `Context::serve` (the prometheus sink's `/metrics`,
+//! the board sink's pages). A route ending in `/` answers the paths below
+//! it; a streamed body (server-sent events) is sent chunk by chunk.
 //! It binds to loopback unless told otherwise, like every listener.
 //!
 //! `/health` answers 200 while the agent runs: `{"status":"ok"}`, or
@@ -13,9 +15,11 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use vane_core::http::{HttpHandler, HttpResponse};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::body::{Bytes, Frame};
+use vane_core::http::{Body, HttpHandler, HttpRequest, HttpResponse};
 use vane_core::lifecycle::Lifecycle;
 use vane_core::runtime::Routes;
 use vane_core::stats::JobStats;
@@ -66,14 +70,41 @@ impl RouteTable {
         }
     }
 
-    fn answer(&self, path: &str) -> HttpResponse {
-        if path == "/health" {
-            return HttpResponse { status: 200, content_type: "application/json".into(), body: self.health() };
+    fn answer(&self, req: &HttpRequest) -> HttpResponse {
+        if req.path == "/health" {
+            return HttpResponse::json(self.health());
         }
-        let handler = self.routes.lock().expect("not poisoned").get(path).cloned();
+        let handler = {
+            let t = self.routes.lock().expect("not poisoned");
+            t.get(&req.path).cloned().or_else(|| {
+                // The longest route ending in `/` that the path is under.
+                t.iter()
+                    .filter(|(p, _)| p.ends_with('/') && req.path.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, h)| h.clone())
+            })
+        };
         match handler {
-            Some(h) => h(),
-            None => HttpResponse { status: 404, content_type: "text/plain".into(), body: format!("no route {path}\n") },
+            Some(h) => h(req),
+            None => HttpResponse::not_found(format_args!("no route {}", req.path)),
+        }
+    }
+}
+
+/// A response body: whole, or chunks from a handler's stream.
+enum Out {
+    Whole(Option<Bytes>),
+    Stream(tokio::sync::mpsc::Receiver<String>),
+}
+
+impl hyper::body::Body for Out {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut *self {
+            Out::Whole(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Out::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(Bytes::from(c))))),
         }
     }
 }
@@ -102,14 +133,20 @@ pub async fn serve(
             let table = table.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let r = table.answer(req.uri().path());
+                    let req = HttpRequest::new(req.uri().path(), req.uri().query().unwrap_or(""));
+                    let r = table.answer(&req);
                     async move {
-                        let resp = hyper::Response::builder()
-                            .status(r.status)
-                            .header("Content-Type", r.content_type)
-                            .body(Full::new(Bytes::from(r.body)))
-                            .expect("a valid response");
-                        Ok::<_, Infallible>(resp)
+                        let (body, stream) = match r.body {
+                            Body::Text(t) => (Out::Whole(Some(Bytes::from(t))), false),
+                            Body::Static(b) => (Out::Whole(Some(Bytes::from_static(b))), false),
+                            Body::Stream(rx) => (Out::Stream(rx), true),
+                        };
+                        let mut resp =
+                            hyper::Response::builder().status(r.status).header("Content-Type", r.content_type);
+                        if stream {
+                            resp = resp.header("Cache-Control", "no-cache");
+                        }
+                        Ok::<_, Infallible>(resp.body(body).expect("a valid response"))
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(sock);

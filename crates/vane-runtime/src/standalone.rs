@@ -95,6 +95,7 @@ pub async fn run_engine_stdio<R: AsyncRead + Unpin>(
         spawner: Arc::new(TaskSpawner::new(Arc::from(id), stats.clone(), life.lifecycle(), tasks.clone())),
         introspect: None,
         routes: None,
+        boards: Arc::default(),
     });
     let j2 = job.clone();
     let build: BuildEngine = Arc::new(move |ctx: &Context| {

@@ -92,10 +92,9 @@ impl Sink for Prometheus {
         let staleness = self.cfg.staleness.get();
         if self.cfg.listen.is_none() {
             let latest = self.latest.clone();
-            let handler: vane_core::http::HttpHandler = Arc::new(move || vane_core::http::HttpResponse {
-                status: 200,
-                content_type: "text/plain; version=0.0.4".into(),
-                body: render(&latest.lock().expect("not poisoned"), staleness),
+            let handler: vane_core::http::HttpHandler = Arc::new(move |_| {
+                let body = render(&latest.lock().expect("not poisoned"), staleness);
+                vane_core::http::HttpResponse::text(200, "text/plain; version=0.0.4", body)
             });
             match ctx.serve("/metrics", handler) {
                 Some(true) => {

@@ -1,5 +1,5 @@
 //! The disk buffer. Segment files `NNNNNNNNNNNNNNNNNNNN.seg` of records
-//! `[len: u32 LE][crc32: u32 LE][len bytes: a batch in vane_core::binary]`, and a file
+//! `vane_core::record`s (`[len][crc32]`, then a batch in vane_core::binary), and a file
 //! `ack` naming the segment and offset of the first batch not yet
 //! delivered. A new segment is started on open, at 16 MiB, and when the one
 //! being written has been read to its end (so a buffer that keeps up gives
@@ -17,6 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use vane_core::event::Event;
+use vane_core::record;
 
 use super::{Pushed, Store, WhenFull};
 
@@ -24,7 +25,7 @@ const SEGMENT_MAX: u64 = 16 << 20;
 /// A segment read to its end is replaced by a new one once it holds this
 /// much, so a buffer that keeps up gives its disk space back.
 const SEGMENT_DRAINED: u64 = 256 << 10;
-const HEADER: u64 = 8;
+const HEADER: u64 = record::HEADER as u64;
 
 /// Segment files on disk; see the module's documentation for the format.
 pub struct Disk {
@@ -125,11 +126,7 @@ impl Disk {
             self.writer.sync_data()?;
             self.roll()?;
         }
-        let h = HEADER as usize;
-        let crc = crc32fast::hash(&rec[h..]);
-        let len = (rec.len() - h) as u32;
-        rec[..4].copy_from_slice(&len.to_le_bytes());
-        rec[4..h].copy_from_slice(&crc.to_le_bytes());
+        record::seal(rec);
         if let Err(e) = self.writer.write_all(rec) {
             // A record written in part would read as torn: the segment ends
             // where the last whole record does, and the caller keeps the batch.
@@ -196,8 +193,8 @@ impl Disk {
             }
             let mut h = [0u8; HEADER as usize];
             f.read_exact_at(&mut h, off)?;
-            let n = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as u64;
-            let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+            let (n, crc) = record::header(&h);
+            let n = n as u64;
             let mut payload = std::mem::take(&mut self.payload);
             payload.clear();
             if off + HEADER + n <= len {
@@ -205,7 +202,7 @@ impl Disk {
                 f.read_exact_at(&mut payload, off + HEADER)?;
             }
             self.reader = Some((seg, f));
-            let intact = off + HEADER + n <= len && crc32fast::hash(&payload) == crc;
+            let intact = off + HEADER + n <= len && record::intact(&payload, crc);
             let mut batch = std::mem::take(&mut self.spare);
             let decoded = intact && vane_core::binary::decode_batch_into(&payload, &mut batch).is_ok();
             // Kept for the next record, unless an odd one made it large.
@@ -271,18 +268,7 @@ impl Disk {
 /// The first offset at or after `from` where a whole record with a
 /// matching checksum starts (corruption only: reads the whole segment).
 fn resync(path: &Path, from: u64) -> io::Result<Option<u64>> {
-    let b = fs::read(path)?;
-    let h = HEADER as usize;
-    let mut p = from as usize;
-    while p + h <= b.len() {
-        let n = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]) as usize;
-        let crc = u32::from_le_bytes([b[p + 4], b[p + 5], b[p + 6], b[p + 7]]);
-        if n > 0 && p + h + n <= b.len() && crc32fast::hash(&b[p + h..p + h + n]) == crc {
-            return Ok(Some(p as u64));
-        }
-        p += 1;
-    }
-    Ok(None)
+    Ok(record::next_intact(&fs::read(path)?, from as usize).map(|p| p as u64))
 }
 
 impl Store for Disk {

@@ -1,0 +1,91 @@
+//! Boards as a plugin sees them (the Telemetry Agent's `GetOrCreateBoard`
+//! and `PostFlowUpdate`): a plugin gets or creates a board from a template
+//! it ships, giving it a name and a prefix, and posts updates to the
+//! board's flows by their template tags. A post returns at once; the board
+//! keeps the last update of each flow until its submission interval, then
+//! shows it. The `board` sink provides boards; without one in the config,
+//! [`crate::context::Context::board`] says so.
+
+use std::sync::{Arc, OnceLock};
+
+/// What provides boards (the `board` sink), as the runtime passes it on.
+pub trait Boards: Send + Sync + 'static {
+    /// Gets board `name` or creates it from `template` (a board template
+    /// in YAML, read as coming from `origin`), its flows tagged `prefix` +
+    /// the template's tag. `owner` (the job) is shown as the board's owner;
+    /// an existing board keeps its flows' data and takes the template's
+    /// layout. The error says what is wrong, with its position.
+    fn open(&self, name: &str, prefix: &str, template: &str, origin: &str, owner: &str) -> Result<Board, String>;
+
+    /// Keeps `data` as flow `flow`'s next update (the last one before the
+    /// board's submission interval wins). False when no board has the flow.
+    fn post(&self, flow: &str, data: serde_json::Value) -> bool;
+}
+
+/// One board, as its plugin holds it. Cheap to clone.
+#[derive(Clone)]
+pub struct Board {
+    name: Arc<str>,
+    prefix: Arc<str>,
+    tags: Arc<[String]>,
+    boards: Arc<dyn Boards>,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board").field("name", &self.name).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Board {
+    /// What a [`Boards`] hands back: the board's name, prefix, the tags of its
+    /// template's flows, and where posts go.
+    pub fn new(name: &str, prefix: &str, tags: Vec<String>, boards: Arc<dyn Boards>) -> Board {
+        Board { name: name.into(), prefix: prefix.into(), tags: tags.into(), boards }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The template's flow tags.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The flow's full tag: the board's prefix and the template's tag.
+    pub fn flow(&self, tag: &str) -> String {
+        format!("{}{tag}", self.prefix)
+    }
+
+    /// Posts `data` (the widget variant's fields, e.g. `{"value": 42}`) to
+    /// the flow the template tags `tag`; returns at once. An error names a
+    /// tag the template does not have.
+    pub fn post(&self, tag: &str, data: serde_json::Value) -> Result<(), String> {
+        if !self.tags.iter().any(|t| t == tag) {
+            return Err(format!(
+                "board {:?} has no flow tagged {tag:?} (its tags: {})",
+                self.name,
+                self.tags.join(", ")
+            ));
+        }
+        self.boards.post(&self.flow(tag), data);
+        Ok(())
+    }
+}
+
+/// Where the runtime keeps the provider of boards: empty until a `board`
+/// sink is built, then it, for every job of the agent.
+#[derive(Default)]
+pub struct Desk(OnceLock<Arc<dyn Boards>>);
+
+impl Desk {
+    /// Offers `boards` to every job; false when another sink offered first.
+    pub fn offer(&self, boards: Arc<dyn Boards>) -> bool {
+        self.0.set(boards).is_ok()
+    }
+
+    pub fn get(&self) -> Option<&Arc<dyn Boards>> {
+        self.0.get()
+    }
+}
