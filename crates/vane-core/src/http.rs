@@ -22,35 +22,41 @@ impl HttpRequest {
 
     /// The first value of query parameter `name`, percent-decoded (`+` is a space).
     pub fn param(&self, name: &str) -> Option<String> {
-        self.query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k) == name).then(|| decode(v))
-        })
+        form_pairs(self.query.as_bytes()).into_iter().find_map(|(k, v)| (k == name).then_some(v))
     }
 }
 
-/// Percent-decoding of a query component; a malformed escape stays as written.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
+/// `application/x-www-form-urlencoded` pairs (a query string, a form body),
+/// percent-decoded; a malformed escape stays as written.
+pub fn form_pairs(q: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &[u8]) -> String {
+        let mut out = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            match s[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < s.len() => {
+                    match std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
                     }
-                    None => out.push(b'%'),
                 }
+                b => out.push(b),
             }
-            c => out.push(c),
+            i += 1;
         }
-        i += 1;
+        String::from_utf8_lossy(&out).into_owned()
     }
-    String::from_utf8_lossy(&out).into_owned()
+    q.split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|b| *b == b'=') {
+            Some(i) => (decode(&p[..i]), decode(&p[i + 1..])),
+            None => (decode(p), String::new()),
+        })
+        .collect()
 }
 
 /// What a response carries.

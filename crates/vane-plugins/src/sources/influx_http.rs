@@ -105,43 +105,10 @@ fn refused(r: Refusal) -> Reply {
     reply
 }
 
+use vane_core::http::form_pairs;
+
 fn query_params(req: &Request<Incoming>) -> Vec<(String, String)> {
     req.uri().query().map(|q| form_pairs(q.as_bytes())).unwrap_or_default()
-}
-
-/// `application/x-www-form-urlencoded` pairs, percent-decoded.
-fn form_pairs(q: &[u8]) -> Vec<(String, String)> {
-    fn decode(s: &[u8]) -> String {
-        let mut out = Vec::with_capacity(s.len());
-        let mut i = 0;
-        while i < s.len() {
-            match s[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < s.len() => {
-                    match u8::from_str_radix(std::str::from_utf8(&s[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    q.split(|b| *b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = match p.iter().position(|b| *b == b'=') {
-                Some(i) => (&p[..i], &p[i + 1..]),
-                None => (p, &b""[..]),
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 impl InfluxListener {
