@@ -24,6 +24,9 @@ packages=(
   riemann-c-client           # riemann-client: Riemann's C client, against the riemann source
   python3-venv               # the virtual environments of the PyPI clients below
   systemd                    # systemd-analyze verify: the Debian package's unit
+  chromium                   # a real browser on the board pages (headless)
+  chromium-driver            # chromedriver, which Selenium drives it through
+  fonts-liberation           # readable screenshots
 )
 
 if command -v rustup >/dev/null; then
@@ -66,3 +69,5 @@ venv otel "opentelemetry-sdk==1.45.*" "opentelemetry-exporter-otlp-proto-http==1
   "opentelemetry-exporter-otlp-proto-grpc==1.45.*" "opentelemetry-proto==1.45.*" "ducted==2.2.*"
 # Riemann's Python client, against the riemann source.
 venv riemann "riemann-client==6.1.*"
+# Selenium, driving Debian's Chromium through its chromedriver on the board pages.
+venv browser "selenium==4.*"

@@ -63,8 +63,57 @@ fn a_single_cpu_poll_reports_counters_and_no_usage_from_a_meaningless_window() {
 }
 
 #[test]
-fn run_without_config_writes_host_metrics_as_line_protocol() {
-    let mut child = VANE.command(&[]).arg("run").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+fn run_without_config_serves_the_host_board_with_host_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", vane_test_support::free_port());
+    let log = dir.path().join("log");
+    let child = VANE
+        .command(&["run"])
+        .env("VANE_HTTP", &addr)
+        .env("STATE_DIRECTORY", dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let agent = vane_test_support::proc::Killed(child);
+    // It says where its board is.
+    wait_for_file(&log, Duration::from_secs(30), |t| t.contains(&format!("HTTP on http://{addr}/")));
+    let board = || {
+        let r = vane_test_support::http::http_get(&addr, "/api/board/host");
+        r.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(b).ok())
+    };
+    let filled = |b: &serde_json::Value, tag: &str| {
+        b["widgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["tag"] == tag && w["data"].as_object().is_some_and(|d| !d.is_empty()))
+    };
+    // The first CPU figure needs two polls (10 s apart).
+    vane_test_support::wait_until(Duration::from_secs(40), "the host board filled", || {
+        board().is_some_and(|b| ["cpu_now", "memory_now", "load", "disks"].iter().all(|t| filled(&b, t)))
+    });
+    // Its history is kept in the data folder the environment names.
+    assert!(dir.path().join("board/boards/host.json").is_file());
+    assert_eq!(vane_test_support::stop(agent), Some(0));
+}
+
+#[test]
+fn line_protocol_on_stdout_is_one_config_line_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = text(&vane(&["config"]).stdout);
+    let line = "  # - { id: stdout, plugin: stdout, config: { format: influx } }";
+    assert!(config.contains(line), "{config}");
+    let config = config.replace(line, &line.replacen("# ", "", 1));
+    let path = write(dir.path(), "vane.yaml", &config);
+    let mut child = VANE
+        .command(&["run", "-c", path.to_str().unwrap()])
+        .env("VANE_HTTP", format!("127.0.0.1:{}", vane_test_support::free_port()))
+        .env("STATE_DIRECTORY", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut want: Vec<&str> =
         vec!["cpu", "cpu_time", "mem", "swap", "disk", "net", "system_load", "processes", "system"];

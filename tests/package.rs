@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use vane_test_support::{events, stop};
+use vane_test_support::stop;
 
 const VANE: &str = env!("CARGO_BIN_EXE_vane");
 
@@ -83,12 +83,14 @@ fn the_package_installs_a_unit_a_conffile_and_a_binary_that_runs_as_a_service() 
     let notify = dir.path().join("notify");
     let manager = UnixDatagram::bind(&notify).unwrap();
     manager.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let addr = format!("127.0.0.1:{}", vane_test_support::free_port());
     let mut child = Command::new(root.join("usr/bin/vane"))
         .args(["--log-format", "logfmt", "run", "-c"])
         .arg(root.join("etc/vane/vane.yaml"))
+        .env("VANE_HTTP", &addr)
         .env("NOTIFY_SOCKET", &notify)
         .env("STATE_DIRECTORY", &state)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -96,13 +98,15 @@ fn the_package_installs_a_unit_a_conffile_and_a_binary_that_runs_as_a_service() 
     let n = manager.recv(&mut buf).expect("READY=1 within 30 s");
     let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready}");
-    let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let agent = vane_test_support::proc::Killed(child);
-    // The first poll's events on standard output, as the default config says.
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let first = lines.next().unwrap().unwrap();
-    assert!(!events(format!("{first}\n").as_bytes()).is_empty(), "line protocol: {first}");
+    // The host board, as the default config says, its history in the state folder.
+    let boards = vane_test_support::http::http_get(&addr, "/api/boards");
+    assert!(boards.starts_with("HTTP/1.0 200") && boards.contains("\"slug\":\"host\""), "{boards}");
+    vane_test_support::wait_until(Duration::from_secs(30), "the first points kept", || {
+        vane_test_support::http::http_get(&addr, "/api/series?name=mem").contains("used_percent")
+    });
+    assert!(state.join("board/boards/host.json").is_file());
     assert_eq!(stop(agent), Some(0));
     let n = manager.recv(&mut buf).expect("STOPPING=1");
     assert!(String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "STOPPING=1"));

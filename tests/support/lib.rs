@@ -4,6 +4,7 @@
 //! start on loopback.
 
 pub mod agent;
+pub mod browser;
 pub mod fs;
 pub mod http;
 pub mod influx;

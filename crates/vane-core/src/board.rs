@@ -8,6 +8,22 @@
 
 use std::sync::{Arc, OnceLock};
 
+/// What getting a board or posting to one can meet.
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("no board sink in the config: add `- {{ id: board, plugin: board }}` under sinks")]
+    NoBoards,
+    /// The template does not read; the text names the place (`origin:line:column`).
+    #[error("{0}")]
+    Template(String),
+    #[error("board {board:?} has no flow tagged {tag:?} (its tags: {tags})")]
+    NoFlow { board: String, tag: String, tags: String },
+    #[error("flow {flow:?} already belongs to board {other:?}; give this one another prefix")]
+    Taken { flow: String, other: String },
+    #[error("cannot save board {slug}: {source}")]
+    Save { slug: String, source: std::io::Error },
+}
+
 /// What provides boards (the `board` sink), as the runtime passes it on.
 pub trait Boards: Send + Sync + 'static {
     /// Gets board `name` or creates it from `template` (a board template
@@ -15,7 +31,7 @@ pub trait Boards: Send + Sync + 'static {
     /// the template's tag. `owner` (the job) is shown as the board's owner;
     /// an existing board keeps its flows' data and takes the template's
     /// layout. The error says what is wrong, with its position.
-    fn open(&self, name: &str, prefix: &str, template: &str, origin: &str, owner: &str) -> Result<Board, String>;
+    fn open(&self, name: &str, prefix: &str, template: &str, origin: &str, owner: &str) -> Result<Board, BoardError>;
 
     /// Keeps `data` as flow `flow`'s next update (the last one before the
     /// board's submission interval wins). False when no board has the flow.
@@ -61,13 +77,13 @@ impl Board {
     /// Posts `data` (the widget variant's fields, e.g. `{"value": 42}`) to
     /// the flow the template tags `tag`; returns at once. An error names a
     /// tag the template does not have.
-    pub fn post(&self, tag: &str, data: serde_json::Value) -> Result<(), String> {
+    pub fn post(&self, tag: &str, data: serde_json::Value) -> Result<(), BoardError> {
         if !self.tags.iter().any(|t| t == tag) {
-            return Err(format!(
-                "board {:?} has no flow tagged {tag:?} (its tags: {})",
-                self.name,
-                self.tags.join(", ")
-            ));
+            return Err(BoardError::NoFlow {
+                board: self.name.to_string(),
+                tag: tag.into(),
+                tags: self.tags.join(", "),
+            });
         }
         self.boards.post(&self.flow(tag), data);
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ack::{Ack, Batch};
-use crate::board::{Board, Boards};
+use crate::board::{Board, BoardError, Boards};
 use crate::error::SourceError;
 use crate::event::{Event, State, Value};
 use crate::exec::{Command, Output};
@@ -152,6 +152,12 @@ impl Context {
         self.inner.stats.warn(&self.inner.job, msg.as_ref());
     }
 
+    /// Sets a gauge of the job's own (`history_series`, `memory_bytes`…),
+    /// reported by the `internal` source in a `vane_plugin` event.
+    pub fn set_figure(&self, name: &'static str, value: u64) {
+        self.inner.stats.figures.set(name, value);
+    }
+
     /// Reports an error: logged and counted for the job; never stops it.
     pub fn report_error(&self, err: impl std::fmt::Display) {
         self.inner.stats.report_error(&self.inner.job, err);
@@ -192,10 +198,10 @@ impl Context {
     /// `origin`, e.g. the plugin's name), its flows tagged `prefix` + the
     /// template's tags; the job owns it. An error when the config has no
     /// `board` sink, or the template does not read.
-    pub fn board(&self, name: &str, prefix: &str, template: &str, origin: &str) -> Result<Board, String> {
+    pub fn board(&self, name: &str, prefix: &str, template: &str, origin: &str) -> Result<Board, BoardError> {
         match self.inner.boards.get() {
             Some(b) => b.open(name, prefix, template, origin, self.job()),
-            None => Err("no board sink in the config: add `- { id: board, plugin: board }` under sinks".into()),
+            None => Err(BoardError::NoBoards),
         }
     }
 

@@ -44,6 +44,28 @@ pub struct JobStats {
     pub work_ns_total: AtomicU64,
     /// Shared by every instance of the job, across restarts.
     pub log_limit: LogLimit,
+    /// Gauges of the plugin's own (a board's series and memory), by name.
+    pub figures: Figures,
+}
+
+/// A plugin's own gauges (`Context::set_figure`), reported by the
+/// `internal` source as the fields of a `vane_plugin` event.
+#[derive(Debug, Default)]
+pub struct Figures(std::sync::Mutex<Vec<(&'static str, u64)>>);
+
+impl Figures {
+    pub fn set(&self, name: &'static str, value: u64) {
+        let mut f = self.0.lock().expect("not poisoned");
+        match f.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => f.push((name, value)),
+        }
+    }
+
+    /// Every figure set, in the order first set.
+    pub fn all(&self) -> Vec<(&'static str, u64)> {
+        self.0.lock().expect("not poisoned").clone()
+    }
 }
 
 impl JobStats {

@@ -4,7 +4,11 @@
 //! not load, a CA file that does not read) are made in its build, so a
 //! config `vane check` passes is one whose jobs start. A build that asks to
 //! be retried (something not there yet) is a warning, not an error: the
-//! agent would retry it.
+//! agent would retry it. The jobs are built in a scratch data folder, so a
+//! check never touches the state of an agent running on the same config
+//! (a board's history, a source's position).
+
+use std::path::Path;
 
 use vane_core::error::BuildAction;
 use vane_core::node::ConfigError;
@@ -22,9 +26,9 @@ pub struct Built {
 }
 
 impl Built {
-    fn try_one<S>(&mut self, config: &Config, registry: &Registry, job: &Job<S>, role: Role) {
+    fn try_one<S>(&mut self, config: &Config, registry: &Registry, job: &Job<S>, role: Role, scratch: &Path) {
         let Some(plugin) = registry.find(&job.plugin, role) else { return };
-        let h = Harness::with(&job.id, &config.host, config.data_dir.clone(), job.config.clone(), None);
+        let h = Harness::with(&job.id, &config.host, scratch.to_owned(), job.config.clone(), None);
         let built = crate::source::build(|| plugin.build(&job.config, &job.path, h.context()), h.context());
         if let Err(e) = built {
             let said = ConfigError::new(
@@ -45,15 +49,23 @@ impl Built {
 /// clients there.
 pub fn build_all(config: &Config, registry: &Registry) -> Built {
     let mut built = Built::default();
+    let scratch = std::env::temp_dir().join(format!("vane-check-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&scratch) {
+        let said = format!("cannot make a scratch folder {} for the check: {e}", scratch.display());
+        built.errors.push(ConfigError::new(None, "agent.data_dir", said));
+        return built;
+    }
+    let s = scratch.as_path();
     for j in &config.sources {
-        built.try_one(config, registry, j, Role::Source);
+        built.try_one(config, registry, j, Role::Source, s);
     }
     for j in &config.engines {
-        built.try_one(config, registry, j, Role::Engine);
+        built.try_one(config, registry, j, Role::Engine, s);
     }
     let agent = config.clone().publishing();
     for j in &agent.sinks {
-        built.try_one(config, registry, j, Role::Sink);
+        built.try_one(config, registry, j, Role::Sink, s);
     }
+    let _ = std::fs::remove_dir_all(&scratch);
     built
 }

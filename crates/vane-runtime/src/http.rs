@@ -122,7 +122,7 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let limits = vane_core::conns::Limits { max_connections: MAX_CONNECTIONS, max_per_client: 0 };
     let listener = vane_core::conns::Listener::bind(addr, limits).await?;
-    tracing::info!("HTTP on {}", listener.local_addr()?);
+    tracing::info!("HTTP on http://{}/", listener.local_addr()?);
     Ok(tokio::spawn(async move {
         let mut notice = |n: vane_core::conns::Notice| tracing::warn!("agent.http: {n:?}");
         loop {

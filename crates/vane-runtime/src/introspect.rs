@@ -113,6 +113,17 @@ impl Introspect for Introspection {
                     .field("work_seconds_total", get(&s.work_ns_total) as f64 / 1e9),
             );
         }
+        for (id, plugin, _, s) in &self.jobs {
+            let figures = s.figures.all();
+            if figures.is_empty() {
+                continue;
+            }
+            let mut e = Event::new("vane_plugin").at(now).tag("job", id.as_str()).tag("plugin", plugin.as_str());
+            for (name, v) in figures {
+                e = e.field(name, v);
+            }
+            out.push(e);
+        }
         let at = Instant::now();
         for (id, _, role, s) in &self.jobs {
             if *role == "engine" {

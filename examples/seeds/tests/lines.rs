@@ -34,7 +34,7 @@ const EXAMPLES: &[Example] = &[
         lua: None,
     },
     Example {
-        name: "Telemetry `com.telemetryapp.random` (3 tasks, coalesced by a `coalesce` engine)",
+        name: "Telemetry `com.telemetryapp.random` (its board from the template it ships, 3 tasks posting to its flows, coalesced per submission)",
         guide: (None, "fragments only, about 35"),
         rust: "src/telemetry.rs",
         lua: None,

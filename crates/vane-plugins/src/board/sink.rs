@@ -1,22 +1,19 @@
 //! The `board` sink: keeps every numeric field it takes in the local
-//! history (`history.rs`, under the job's data folder) and answers queries
-//! on the agent's HTTP port:
-//!
-//! - `/api/series?name=N&field=F` (both optional): every series (matching),
-//!   with its latest time (ms) and value;
-//! - `/api/range?key=K&from=MS&to=MS&points=N`: one series' points between
-//!   two times (ms since the epoch; default: the last hour), at most N
-//!   (default 600), each `[ms, mean, min, max, count]`, from the finest tier
-//!   that keeps `from`.
+//! history (`history.rs`, under the job's data folder), the state of every
+//! series that has one (`checks.rs`), and provides boards to every job
+//! (`set.rs`), drawn by the pages it serves on the agent's HTTP port
+//! (`web.rs`, `query.rs`). Its boards, the flows posted to them and the
+//! history live under the job's data folder.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
-use vane_core::http::{HttpHandler, HttpRequest, HttpResponse};
 use vane_core::prelude::*;
 
+use super::checks::Checks;
 use super::history::{History, TierSpec};
+use super::set::BoardSet;
+use super::web::Site;
 
 /// A tier beyond the raw points: one min/max/sum/count point per `step`, kept for `keep`.
 #[derive(Deserialize, Debug, Clone, Copy)]
@@ -63,16 +60,46 @@ fn minutes_for_a_day() -> Vec<TierConfig> {
     vec![TierConfig { step: vane_core::Duration::from_secs(60), keep: vane_core::Duration::from_secs(86_400) }]
 }
 
+/// A board the config names.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct BoardInstance {
+    pub name: String,
+    /// `builtin:NAME` or a template file's path.
+    pub template: String,
+    /// Put before each of the template's tags to make its flows' tags.
+    #[serde(default)]
+    pub prefix: String,
+}
+
 /// Settings of the `board` sink.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct BoardConfig {
     #[serde(default)]
     pub history: HistoryConfig,
+    /// The boards of the config. Default: the host overview (`builtin:host`).
+    #[serde(default = "host_board")]
+    pub boards: Vec<BoardInstance>,
+    /// How often posted flows are shown and bound ones recomputed (at least 1s). Default: 1s.
+    #[serde(default = "second")]
+    pub submit: vane_core::Duration,
+}
+
+impl Default for BoardConfig {
+    fn default() -> Self {
+        BoardConfig { history: HistoryConfig::default(), boards: host_board(), submit: second() }
+    }
+}
+
+fn host_board() -> Vec<BoardInstance> {
+    vec![BoardInstance { name: "host".into(), template: "builtin:host".into(), prefix: String::new() }]
 }
 
 pub struct BoardSink {
     history: Arc<Mutex<History>>,
+    checks: Arc<Mutex<Checks>>,
+    boards: Arc<BoardSet>,
 }
 
 impl BoardConfig {
@@ -96,6 +123,9 @@ impl Build for BoardSink {
 
     fn build(c: BoardConfig, ctx: &Context) -> Result<Self, BuildError> {
         let tiers = c.tiers().map_err(BuildError::stop)?;
+        if c.submit.get() < std::time::Duration::from_secs(1) {
+            return Err(BuildError::stop("submit: at least 1s"));
+        }
         let dir = ctx.data_dir();
         let history = History::open(&dir, &tiers, c.history.max_series, c.history.sync.get())
             .map_err(|e| BuildError::retry(format!("cannot open the history in {}: {e}", dir.display())))?;
@@ -108,22 +138,45 @@ impl Build for BoardSink {
                 dir.display()
             ));
         }
-        let history = Arc::new(Mutex::new(history));
-        for (path, answer) in
-            [("/api/series", series as fn(&History, &HttpRequest) -> HttpResponse), ("/api/range", range)]
-        {
-            let h = history.clone();
-            let handler: HttpHandler = Arc::new(move |req| answer(&h.lock().expect("not poisoned"), req));
+        let boards = BoardSet::new(dir.join("boards"));
+        for b in &c.boards {
+            boards
+                .open_configured(&b.name, &b.prefix, &b.template, ctx.job())
+                .map_err(|e| BuildError::stop(format!("board {:?}: {e}", b.name)))?;
+        }
+        if !ctx.offer_boards(boards.clone()) {
+            return Err(BuildError::stop("another board sink provides the agent's boards: one is enough"));
+        }
+        let site = Site { boards, history: Arc::new(Mutex::new(history)), checks: Arc::default() };
+        for (path, handler) in site.routes() {
             if ctx.serve(path, handler) == Some(false) {
                 return Err(BuildError::stop(format!("{path} is already served on the agent's HTTP port")));
             }
         }
-        Ok(BoardSink { history })
+        let s = site.clone();
+        ctx.add_task("submit", c.submit.get(), move |ctx| {
+            let s = s.clone();
+            async move {
+                let errors = tokio::task::spawn_blocking(move || {
+                    let h = s.history.lock().expect("not poisoned");
+                    let checks = s.checks.lock().expect("not poisoned");
+                    s.boards.submit(&h, &checks)
+                })
+                .await
+                .map_err(|e| SourceError::retry(e.to_string()))?;
+                for e in errors {
+                    ctx.report_error(e);
+                }
+                Ok(())
+            }
+        });
+        Ok(BoardSink { history: site.history, checks: site.checks, boards: site.boards })
     }
 }
 
 impl Sink for BoardSink {
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
+        self.checks.lock().expect("not poisoned").observe(batch);
         let history = self.history.clone();
         let batch = batch.to_vec();
         let refused_before = history.lock().expect("not poisoned").figures().refused;
@@ -134,7 +187,13 @@ impl Sink for BoardSink {
         .await
         .map_err(|e| SinkError::retry(e.to_string()))?;
         let stats = ctx.stats();
-        stats.buffer_bytes.store(figures.disk_bytes, std::sync::atomic::Ordering::Relaxed);
+        ctx.set_figure("history_series", figures.series);
+        ctx.set_figure("history_points", figures.points);
+        ctx.set_figure("history_memory_bytes", figures.memory_bytes);
+        ctx.set_figure("history_disk_bytes", figures.disk_bytes);
+        ctx.set_figure("history_skipped_records", figures.skipped_records);
+        ctx.set_figure("checks", self.checks.lock().expect("not poisoned").len() as u64);
+        ctx.set_figure("board_watchers", self.boards.watchers() as u64);
         if figures.refused > refused_before {
             vane_core::stats::JobStats::add(&stats.events_dropped, figures.refused - refused_before);
             ctx.warn(format!("history: refused points of new series beyond max_series ({} series)", figures.series));
@@ -142,80 +201,22 @@ impl Sink for BoardSink {
         result.map_err(|e| SinkError::retry(format!("history: {e}")))
     }
 
-    async fn flush(&mut self, _: &Context) -> Result<(), SinkError> {
-        let history = self.history.clone();
-        tokio::task::spawn_blocking(move || history.lock().expect("not poisoned").sync())
-            .await
-            .map_err(|e| SinkError::retry(e.to_string()))?
-            .map_err(|e| SinkError::retry(format!("history: {e}")))
-    }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push_str(&serde_json::Value::from(s).to_string());
-}
-
-fn num(out: &mut String, v: f64) {
-    if v.is_finite() {
-        let _ = write!(out, "{v}");
-    } else {
-        out.push_str("null");
-    }
-}
-
-fn series(h: &History, req: &HttpRequest) -> HttpResponse {
-    let (name, field) = (req.param("name"), req.param("field"));
-    let mut out = String::from("[");
-    for s in h.all() {
-        if name.as_deref().is_some_and(|n| n != &*s.name) || field.as_deref().is_some_and(|f| f != &*s.field) {
-            continue;
+    /// Syncs the history, and shows (and saves) the flows posted since the
+    /// last submission, so that a stop keeps them.
+    async fn flush(&mut self, ctx: &Context) -> Result<(), SinkError> {
+        let (history, checks, boards) = (self.history.clone(), self.checks.clone(), self.boards.clone());
+        let (synced, errors) = tokio::task::spawn_blocking(move || {
+            let mut h = history.lock().expect("not poisoned");
+            let errors = boards.submit(&h, &checks.lock().expect("not poisoned"));
+            (h.sync(), errors)
+        })
+        .await
+        .map_err(|e| SinkError::retry(e.to_string()))?;
+        for e in errors {
+            ctx.report_error(e);
         }
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push_str("{\"key\":");
-        json_str(&mut out, &s.key);
-        match s.latest {
-            Some((ts, v)) => {
-                let _ = write!(out, ",\"time\":{},\"value\":", ts / 1_000_000);
-                num(&mut out, v);
-            }
-            None => out.push_str(",\"time\":null,\"value\":null"),
-        }
-        out.push('}');
+        synced.map_err(|e| SinkError::retry(format!("history: {e}")))
     }
-    out.push_str("]\n");
-    HttpResponse::json(out)
-}
-
-fn range(h: &History, req: &HttpRequest) -> HttpResponse {
-    let Some(key) = req.param("key") else {
-        return HttpResponse::text(400, "text/plain; charset=utf-8", "key= is needed\n");
-    };
-    let Some(id) = h.id_of(&key) else {
-        return HttpResponse::not_found(format_args!("no series {key:?}"));
-    };
-    let ms = |p: &str| req.param(p).and_then(|v| v.parse::<i64>().ok());
-    let now = vane_core::event::now_ns();
-    let to = ms("to").map_or(now, |v| v * 1_000_000);
-    let from = ms("from").map_or(to - 3_600_000_000_000, |v| v * 1_000_000);
-    let points = ms("points").map_or(600, |p| p.clamp(1, 100_000) as usize);
-    let (tier, pts) = h.range(id, from, to, points);
-    let mut out = format!("{{\"tier\":{tier},\"points\":[");
-    for (i, p) in pts.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "[{},", p.ts / 1_000_000);
-        num(&mut out, p.mean());
-        out.push(',');
-        num(&mut out, p.min);
-        out.push(',');
-        num(&mut out, p.max);
-        let _ = write!(out, ",{}]", p.count);
-    }
-    out.push_str("]}\n");
-    HttpResponse::json(out)
 }
 
 #[cfg(test)]
@@ -227,31 +228,40 @@ mod tests {
         vane_core::node::yaml::parse("<test>", yaml, &|_| None).unwrap()
     }
 
-    #[tokio::test]
-    async fn what_the_sink_takes_is_kept_and_read_back_through_its_queries() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_post_to_boards_and_checks_and_history_fill_the_bound_widgets() {
         let dir = tempfile::tempdir().unwrap();
-        let node = config("history: { raw: 10m, tiers: [{ step: 1m, keep: 2h }] }");
+        let node = config("boards: [{ name: host, template: builtin:host }]");
         let h = Harness::with("board", "h", dir.path().to_owned(), node.clone(), None);
         let c: BoardConfig = vane_core::node::de::from_node(&node, "config").unwrap();
         let mut sink = BoardSink::build(c, h.context()).unwrap();
+        let ctx = h.context();
+        let template = "title: Mine\nwidgets:\n  - { tag: n, variant: value }\n";
+        let mine = ctx.board("Mine", "a.", template, "test").unwrap();
+        mine.post("n", serde_json::json!({"value": 7})).unwrap();
         let now = vane_core::event::now_ns();
-        let batch: Vec<Event> =
-            (0..5).map(|i| Event::gauge("load", i as f64).host("h").at(now - (5 - i) * 1_000_000_000)).collect();
+        let batch = vec![
+            Event::new("cpu").tag("cpu", "cpu-total").field("usage_active", 12.5).host("h").at(now),
+            Event::gauge("http_check", 1.0).host("h").state(State::Critical).description("down").at(now),
+        ];
         h.send(&mut sink, &batch).await.unwrap();
-        let history = sink.history.lock().unwrap();
-        let list = series(&history, &HttpRequest::new("/api/series", "name=load"));
-        let vane_core::http::Body::Text(list) = list.body else { panic!() };
-        assert!(list.contains("\"key\":\"load,host=h value\""), "{list}");
-        assert!(list.contains("\"value\":4"), "{list}");
-        let r = range(
-            &history,
-            &HttpRequest::new("/api/range", format!("key=load%2Chost%3Dh+value&from={}", now / 1_000_000 - 60_000)),
-        );
-        let vane_core::http::Body::Text(r) = r.body else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(&r).unwrap();
-        assert_eq!(v["tier"], 0);
-        let means: Vec<f64> = v["points"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).collect();
-        assert_eq!(means, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        let figures = ctx.stats().figures.all();
+        assert!(figures.contains(&("history_series", 2)) && figures.contains(&("checks", 1)), "{figures:?}");
+        h.run_tasks_once().await;
+        let set = &sink.boards;
+        let b = set.snapshot("mine").unwrap();
+        assert_eq!(b["widgets"][0]["data"]["value"], 7);
+        assert_eq!(b["owner"], "board");
+        assert_eq!(set.list().as_array().unwrap().len(), 2);
+        let host = set.snapshot("host").unwrap();
+        let widget = |tag: &str| host["widgets"].as_array().unwrap().iter().find(|w| w["tag"] == tag).unwrap().clone();
+        assert_eq!(widget("cpu_now")["data"]["value"], 12.5);
+        assert_eq!(widget("checks")["data"]["items"][0]["state"], "critical");
+        assert_eq!(widget("checks")["data"]["items"][0]["description"], "down");
+        // A second board sink is refused: one provides the agent's boards.
+        let c2: BoardConfig = vane_core::node::de::from_node(&config("boards: []"), "config").unwrap();
+        let e = BoardSink::build(c2, h.context()).err().unwrap();
+        assert!(e.to_string().contains("one is enough"), "{e}");
     }
 
     #[test]

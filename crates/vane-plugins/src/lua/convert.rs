@@ -38,6 +38,47 @@ pub fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Lv> {
     })
 }
 
+/// A Lua value as JSON (a flow's data): a table with keys 1..n is an
+/// array, any other table an object; functions and the like are an error.
+pub fn lua_to_json(v: &Lv, depth: usize) -> Result<serde_json::Value, ScriptError> {
+    let fail = |m: String| Err(ScriptError(m));
+    use serde_json::Value as J;
+    if depth > 32 {
+        return fail("nested more than 32 deep".into());
+    }
+    Ok(match v {
+        Lv::Nil => J::Null,
+        Lv::Boolean(b) => J::Bool(*b),
+        Lv::Integer(i) => J::from(*i),
+        Lv::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Lv::String(s) => J::String(s.to_string_lossy()),
+        Lv::Table(t) => {
+            let n = t.raw_len();
+            let pairs: Vec<(Lv, Lv)> = t.pairs::<Lv, Lv>().collect::<mlua::Result<_>>()?;
+            if n > 0 && pairs.len() == n {
+                let mut a = vec![J::Null; n];
+                for (k, x) in &pairs {
+                    let Lv::Integer(i) = k else { return fail("a table mixes a list and keys".into()) };
+                    a[*i as usize - 1] = lua_to_json(x, depth + 1)?;
+                }
+                J::Array(a)
+            } else {
+                let mut o = serde_json::Map::new();
+                for (k, x) in &pairs {
+                    let key = match k {
+                        Lv::String(s) => s.to_string_lossy(),
+                        Lv::Integer(i) => i.to_string(),
+                        other => return fail(format!("a {} cannot be a key", other.type_name())),
+                    };
+                    o.insert(key, lua_to_json(x, depth + 1)?);
+                }
+                J::Object(o)
+            }
+        }
+        other => return fail(format!("a {} is not data", other.type_name())),
+    })
+}
+
 /// Nothing, one event, or a list of events. An event lent to the call is
 /// moved out (twice in a list: the second is a copy).
 pub fn events_from_lua(v: Lv, lent: &SharedLent) -> Result<Vec<Event>, ScriptError> {

@@ -67,6 +67,34 @@ mod tests {
     }
 
     #[test]
+    fn a_script_gets_a_board_and_posts_to_its_flows() {
+        const SCRIPT: &str = "local b = ctx.board{ name = 'Lua', prefix = 'l.', \
+               template = 'title: L\\nwidgets:\\n  - { tag: n, variant: multivalue }\\n' }\n\
+             function process(e)\n\
+               b:post('n', { values = { { label = b.name, value = e.fields.value } } })\n\
+               local ok, err = pcall(function() b:post('nope', {}) end)\n\
+               e.description = b:flow('n') .. ' ' .. tostring(err)\n\
+               return e\n\
+             end\n";
+        let (_d, cfg) = script(SCRIPT);
+        // Without a board sink, the script's start says what is missing.
+        let e = LuaEngine::build(cfg, Harness::new("e").context()).err().unwrap();
+        assert!(e.to_string().contains("no board sink"), "{e}");
+        let (_d, cfg) = script(SCRIPT);
+        let h = Harness::new("e");
+        let dir = tempfile::tempdir().unwrap();
+        let boards = crate::board::set::BoardSet::new(dir.path().to_owned());
+        assert!(h.context().offer_boards(boards.clone()));
+        let mut en = LuaEngine::build(cfg, h.context()).unwrap();
+        let out = h.process(&mut en, vec![Event::gauge("m", 3.5)]).unwrap();
+        let said = out[0].description.clone().unwrap();
+        assert!(said.starts_with("l.n ") && said.contains("no flow tagged \"nope\""), "{said}");
+        assert!(vane_core::board::Boards::post(&*boards, "l.n", serde_json::json!({})), "the flow exists");
+        let b = boards.snapshot("lua").unwrap();
+        assert_eq!(b["owner"], "e");
+    }
+
+    #[test]
     fn an_engine_changes_drops_and_multiplies_keeping_order_and_types() {
         let (_d, h, mut en) = engine(
             "function process(e)\n\

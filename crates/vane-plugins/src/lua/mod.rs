@@ -28,6 +28,7 @@
 //! that runs away is stopped, counted and reported, and the agent goes on.
 //! Errors name the script's file and line.
 
+mod board;
 mod budget;
 pub mod convert;
 pub mod engine;

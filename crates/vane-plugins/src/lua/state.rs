@@ -109,6 +109,20 @@ impl LuaState {
             Ok(())
         })?;
         base.set("emit", emit)?;
+        let cur = current.clone();
+        let board = lua.create_function(move |_, spec: Table| {
+            let ctx = cur.lock().expect("not poisoned").ctx.clone();
+            let ctx =
+                ctx.ok_or_else(|| mlua::Error::RuntimeError("ctx.board: called outside the job's turn".into()))?;
+            let name: String = spec.get("name")?;
+            let prefix: Option<String> = spec.get("prefix")?;
+            let template: String = spec.get("template")?;
+            let origin = format!("{} (Lua template)", ctx.job());
+            ctx.board(&name, &prefix.unwrap_or_default(), &template, &origin)
+                .map(super::board::LuaBoard)
+                .map_err(|e| mlua::Error::RuntimeError(e.to_string()))
+        })?;
+        base.set("board", board)?;
         Ok(LuaState { lua, budget, current, turn: Mutex::new(()), ctx_base: base, make_load, limit, lent })
     }
 

@@ -10,7 +10,7 @@ use vane_core::prelude::*;
 #[serde(deny_unknown_fields)]
 pub struct InternalConfig {}
 
-/// Reports `vane_job`, `vane_queue` and `vane_agent` events.
+/// Reports `vane_job`, `vane_plugin` (a plugin's own figures), `vane_queue` and `vane_agent` events.
 pub struct Internal;
 
 impl Source for Internal {

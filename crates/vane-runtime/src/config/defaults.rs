@@ -3,10 +3,14 @@
 
 use std::path::PathBuf;
 
-/// The built-in config of `vane run` without `-c`: host metrics every 10 s to stdout.
+/// The built-in config of `vane run` without `-c`: host metrics every 10 s,
+/// kept in the local history and shown on the host board.
 pub const DEFAULT_CONFIG: &str = "\
-# vane's built-in config: host metrics every 10 s, written to standard output
-# as InfluxDB line protocol.
+# vane's built-in config: host metrics every 10 s, kept in the local history
+# (under agent.data_dir) and shown on the host board, served on the agent's
+# HTTP port: http://127.0.0.1:8686/ unless VANE_HTTP names another address.
+agent:
+  http: ${VANE_HTTP:-127.0.0.1:8686}
 sources:
   - { id: cpu, plugin: cpu }
   - { id: memory, plugin: memory }
@@ -17,8 +21,11 @@ sources:
   - { id: load, plugin: load }
   - { id: processes, plugin: processes }
   - { id: system, plugin: system }
+  - { id: internal, plugin: internal }
 sinks:
-  - { id: stdout, plugin: stdout, config: { format: influx } }
+  - { id: board, plugin: board }
+  # Every event on standard output as InfluxDB line protocol too: uncomment.
+  # - { id: stdout, plugin: stdout, config: { format: influx } }
 ";
 
 /// The machine's host name.
