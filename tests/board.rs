@@ -136,6 +136,14 @@ fn boards_are_listed_drawn_with_data_and_a_posted_value_shows_live() {
     b.wait("document.querySelector('[data-widget=events]').innerText.includes('m = 4242')", 5);
     // The graph bound to the same series draws it.
     b.wait("Number(document.querySelector('[data-widget=m]').dataset.points) >= 1", 10);
+
+    // A series with a state is on the checks page, its description with it.
+    let line = "http_check,site=shop,state=critical value=0,description=\"refused\"\n";
+    assert!(post(s.intake, line));
+    b.open(&format!("http://{}/checks", s.http));
+    b.wait("document.querySelector('[data-check][data-state=critical]') !== null", 10);
+    let row = b.js("document.querySelector('[data-state=critical]').innerText");
+    assert!(row.as_str().unwrap().contains("http_check shop") && row.as_str().unwrap().contains("refused"), "{row}");
     drop(b);
     assert_eq!(stop(agent), Some(0));
 }

@@ -599,7 +599,7 @@ mod tests {
     fn the_default_config_reads_with_the_builtins_it_names() {
         let node = vane_core::node::yaml::parse("d", super::super::defaults::DEFAULT_CONFIG, &|_| None).unwrap();
         let f: File = vane_core::node::from_node(&node, "").unwrap();
-        assert_eq!((f.sources.len(), f.sinks.len()), (9, 1));
+        assert_eq!((f.sources.len(), f.sinks.len()), (10, 1));
     }
 
     #[test]
