@@ -558,10 +558,137 @@ def influxdb_pairs(work):
     return rows
 
 
+HOST_JOBS = ["cpu", "memory", "swap", "disk", "diskio", "net", "load", "processes", "system"]
+
+
 def idle_vane(work, secs):
-    p = Proc([VANE, "--log-level", "warn", "run"], env=dict(os.environ, HOME=work))
+    """collectd's work: the built-in config's host sources every 10 s, to a file."""
+    jobs = "".join(f"  - {{ id: {j}, plugin: {j} }}\n" for j in HOST_JOBS)
+    p = vane(f"agent: {{ host: bench, data_dir: {work} }}\nsources:\n{jobs}"
+             f"sinks:\n  - {{ id: out, plugin: file, config: {{ path: {work}/out.lp }} }}\n", work)
     cpu, rss = measure(p, secs)
     p.stop()
+    return {"cpu s": cpu, "peak RSS MiB": rss}
+
+
+class Browser:
+    """Debian's Chromium, headless, on one page, driven by the tests' own
+    driver (tests/python/browser.py in target/venvs/browser, which
+    scripts/install-test-deps.sh makes). Its CPU is not the agent's."""
+
+    def __init__(self, url):
+        py = os.path.join(ROOT, "target", "venvs", "browser", "bin", "python")
+        if not os.path.exists(py):
+            raise Unavailable(f"{py} is missing: run scripts/install-test-deps.sh")
+        self.p = subprocess.Popen([py, os.path.join(ROOT, "tests", "python", "browser.py")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        self.p.stdin.write(json.dumps({"open": url}) + "\n")
+        self.p.stdin.flush()
+        said = json.loads(self.p.stdout.readline() or '{"error": "the driver ended"}')
+        if "error" in said:
+            self.close()
+            raise Unavailable(f"the page {url} did not load: {said['error']}")
+
+    def close(self):
+        try:
+            self.p.stdin.write(json.dumps({"quit": True}) + "\n")
+            self.p.stdin.flush()
+            self.p.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+
+
+def board_vane(page):
+    """The built-in config (host metrics every 10 s, their history, the host
+    board), with or without the board open in Chromium."""
+    def run(work, secs):
+        port = free_port()
+        env = dict(os.environ, STATE_DIRECTORY=work, VANE_HTTP=f"127.0.0.1:{port}")
+        p = Proc([VANE, "--log-level", "warn", "run"], env=env)
+        wait_port(port)
+        b = Browser(f"http://127.0.0.1:{port}/board/host") if page else None
+        try:
+            cpu, rss = measure(p, secs)
+        finally:
+            if b:
+                b.close()
+            p.stop()
+        return {"cpu s": cpu, "peak RSS MiB": rss}
+    return run
+
+
+class Page(Browser):
+    """A Browser that also answers commands (see tests/python/browser.py)."""
+
+    def call(self, cmd):
+        self.p.stdin.write(json.dumps(cmd) + "\n")
+        self.p.stdin.flush()
+        said = json.loads(self.p.stdout.readline() or '{"error": "the driver ended"}')
+        if "error" in said:
+            raise Unavailable(said["error"])
+        return said["ok"]
+
+
+def post_lines(port, text):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/write", data=text.encode(), method="POST")
+    urllib.request.urlopen(req, timeout=60).read()
+
+
+def page_many(n):
+    """One board: a graph of n series (60 points each over ten minutes) and
+    the states of n checks; how long the page takes to draw it, to show one
+    submission, and one redraw of the graph."""
+    def run(work, _secs):
+        http, intake = free_port(), free_port()
+        with open(os.path.join(work, "many.yaml"), "w") as f:
+            f.write("title: Many\nwidgets:\n"
+                    "  - { tag: all, variant: graph, width: 12, height: 4, series: [{ name: m, field: value }] }\n"
+                    "  - { tag: checks, variant: status, row: 4, width: 12, height: 4, checks: {} }\n")
+        p = vane(f"agent: {{ host: bench, data_dir: {work}, http: \"127.0.0.1:{http}\" }}\n"
+                 f"sources:\n  - {{ id: in, plugin: influxdb_listener, config: {{ listen: \"127.0.0.1:{intake}\" }} }}\n"
+                 f"sinks:\n  - {{ id: board, plugin: board, config: {{ boards: [{{ name: many, template: {work}/many.yaml }}] }} }}\n",
+                 work)
+        try:
+            wait_port(intake)
+            now = time.time_ns()
+            lines = [f"m,i={i} value={(i * 7 + t) % 100} {now - (60 - t) * 10_000_000_000}"
+                     for t in range(60) for i in range(n)]
+            lines += [f"c,i={i},state={'critical' if i % 10 == 0 else 'ok'} value=1" for i in range(n)]
+            for k in range(0, len(lines), 5000):
+                post_lines(intake, "\n".join(lines[k:k + 5000]) + "\n")
+            t0 = time.monotonic()
+            b = Page(f"http://127.0.0.1:{http}/board/many")
+            graph = "document.querySelector('[data-widget=all]').dataset"
+            b.call({"wait": f"Number({graph}.points) >= {n * 60}", "timeout": 120})
+            first = (time.monotonic() - t0) * 1000
+            t0 = time.monotonic()
+            post_lines(intake, "\n".join(f"m,i={i} value=50" for i in range(n)) + "\n")
+            b.call({"wait": f"Number({graph}.points) >= {n * 61}", "timeout": 60})
+            live = (time.monotonic() - t0) * 1000
+            redraw = b.call({"js": "(() => { const t = performance.now(); "
+                                   "drawWidget(board.widgets[0]); return performance.now() - t; })()"})
+            b.close()
+        finally:
+            p.stop()
+        return {"first draw ms": first, "a submission shown ms": live, "one graph redraw ms": redraw}
+    return run
+
+
+def board_netdata(work, secs):
+    """netdata on the same collectors every 10 s, its own dashboard open."""
+    p, port = netdata(work, 10)
+    try:
+        wait_port(port)
+        b = Browser(f"http://127.0.0.1:{port}/")
+    except Unavailable:
+        p.stop()
+        raise
+    try:
+        cpu, rss = measure(p, secs)
+    finally:
+        b.close()
+        p.stop()
     return {"cpu s": cpu, "peak RSS MiB": rss}
 
 
@@ -674,7 +801,7 @@ def make_lines(path, n, graphite):
 
 
 def main(names):
-    every = ["hostmetrics", "sources", "relay", "ingest", "influxdb", "idle"]
+    every = ["hostmetrics", "sources", "relay", "ingest", "influxdb", "idle", "board", "page"]
     names = names or every
     for n in names:
         if n not in every:
@@ -735,9 +862,30 @@ def main(names):
             r, f = alternate([("vane", idle_vane), ("collectd", idle_collectd),
                               ("node_exporter", idle_node_exporter)], secs)
             write_section(name, "6. Idle footprint",
-                          f"{machine()}; {secs} s a run. vane on its built-in default config (host metrics "
-                          f"every 10 s to stdout, discarded); collectd with the same six plugins at 10 s; "
+                          f"{machine()}; {secs} s a run. vane doing collectd's work: the built-in config's "
+                          f"host sources every 10 s, written to a file (the built-in config with its board is "
+                          f"measured in 7.); collectd with the same six plugins at 10 s, to CSV files; "
                           f"node_exporter with its defaults, not scraped.\n\n" + table(r, f, True))
+        elif name == "board":
+            secs = seconds(300)
+            r, f = alternate([("vane, board open", board_vane(True)), ("vane, no page", board_vane(False)),
+                              ("netdata, dashboard open", board_netdata)], secs)
+            write_section(name, "7. The built-in config with its board",
+                          f"{machine()}; {secs} s a run. vane on its built-in config (host metrics every 10 s, "
+                          f"kept in its history, the host board served), with the host board open in headless "
+                          f"Chromium and with no page; netdata on the same collectors every 10 s with its "
+                          f"dashboard open. CPU and RSS of the agent alone, not of the browser.\n\n"
+                          + table(r, f, True, base="vane, board open"))
+        elif name == "page":
+            n = int(os.environ.get("BENCH_PAGE_SERIES", "1000"))
+            r, f = alternate([("vane", page_many(n))], 0)
+            write_section(name, "8. A board page with many series",
+                          f"{machine()}; headless Chromium on one board: a graph bound to {n:,} series of 60 "
+                          f"points each, and the states of {n:,} checks. `first draw`: from opening the page to "
+                          f"every point drawn; `a submission shown`: from posting one new point per series to "
+                          f"the page drawing them (the submission interval is 1 s); `one graph redraw`: the "
+                          f"script's time to draw the graph again. The limit is a response within 100 ms "
+                          f"(RAIL) for one redraw.\n\n" + table(r, f, True))
         print(f"  written to {RESULTS}", flush=True)
 
 

@@ -4,7 +4,10 @@
 # the scenarios (all, or those named) and writes their tables into
 # bench/RESULTS.md. See bench/run.py for the scenarios and how they measure.
 #
-#   bench/run.sh [hostmetrics|sources|relay|ingest|influxdb|idle …]
+#   bench/run.sh [hostmetrics|sources|relay|ingest|influxdb|idle|board|page …]
+#
+# `board` and `page` open pages in the Chromium and Selenium that
+# scripts/install-test-deps.sh installs.
 #
 # Shorter runs for a quick look (the tables say what was used):
 #   BENCH_PAIRS=1 BENCH_SECONDS=10 BENCH_SOURCES=1000 BENCH_LINES=1000000 bench/run.sh

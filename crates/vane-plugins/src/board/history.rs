@@ -81,6 +81,10 @@ pub struct Series {
     open: Box<[Vec<Point>]>,
     /// Per aggregating tier: the bucket being filled.
     bucket: Box<[Option<Point>]>,
+    /// When a point last came (the clock's ns): a bucket is closed by the
+    /// clock only once its series has been quiet for a step, so points
+    /// that come late in a burst (a buffer's backlog) still merge.
+    touched: i64,
 }
 
 /// A series key as the board's pages write it: `name,host=H,tag=v field`.
@@ -378,6 +382,7 @@ impl History {
             latest: None,
             open: (0..n).map(|_| Vec::new()).collect(),
             bucket: vec![None; n].into_boxed_slice(),
+            touched: 0,
         });
         self.ids.insert(key, id);
         Some(id)
@@ -469,6 +474,7 @@ impl History {
                 let Some(v) = v.as_f64() else { continue };
                 let key = key_of(&e.name, &e.host, &e.tags, f);
                 let Some(id) = self.id(&key)? else { continue };
+                self.series[id as usize].touched = now;
                 self.add(id, Point::raw(ts, v))?;
             }
         }
@@ -554,12 +560,14 @@ impl History {
     /// Appends what is pending; syncs when `sync` has passed; closes
     /// buckets and windows that time has passed.
     pub fn flush(&mut self, now: i64) -> io::Result<()> {
-        // A bucket no point has come to for a whole step after its end is done.
+        // A bucket no point has come to for a whole step after its end is
+        // done, once its series has been quiet for a step.
         for t in 1..self.tiers.len() {
             let step = self.tiers[t].step;
             for id in 0..self.series.len() {
                 if let Some(b) = self.series[id].bucket[t]
                     && b.ts + 2 * step <= now
+                    && self.series[id].touched + step <= now
                 {
                     self.series[id].bucket[t] = None;
                     self.put(t, id as u32, b)?;
@@ -813,6 +821,27 @@ mod tests {
 
     fn ev(name: &str, host: &str, ts: i64, v: f64) -> Event {
         Event::gauge(name, v).host(host).at(ts)
+    }
+
+    #[test]
+    fn a_backlog_written_in_a_burst_makes_whole_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = vane_core::event::now_ns();
+        let t0 = (now - 30 * MIN).div_euclid(MIN) * MIN;
+        let mut h = History::open(dir.path(), &tiers(), 10, Duration::ZERO).unwrap();
+        // Twenty minutes of one point a second, one write each, within a moment of the clock.
+        for i in 0..1200 {
+            h.write(&[ev("cpu", "a", t0 + i * SECOND, 1.0)]).unwrap();
+        }
+        let id = h.id_of("cpu,host=a value").unwrap();
+        let mut points = h.tier_points(1, id, t0, t0 + 20 * MIN);
+        points.sort_by_key(|p| p.ts);
+        let counts: Vec<u32> = points.iter().map(|p| p.count).collect();
+        assert!(counts.len() >= 19 && counts.iter().all(|c| *c == 60), "{counts:?}");
+        let mut ts: Vec<i64> = points.iter().map(|p| p.ts).collect();
+        ts.dedup();
+        assert_eq!(ts.len(), points.len(), "one point per minute");
+        assert!(h.figures().memory_bytes < 4096, "{}", h.figures().memory_bytes);
     }
 
     #[test]
