@@ -576,13 +576,16 @@ class Browser:
     driver (tests/python/browser.py in target/venvs/browser, which
     scripts/install-test-deps.sh makes). Its CPU is not the agent's."""
 
-    def __init__(self, url):
+    def __init__(self, url, ready=None):
         py = os.path.join(ROOT, "target", "venvs", "browser", "bin", "python")
         if not os.path.exists(py):
             raise Unavailable(f"{py} is missing: run scripts/install-test-deps.sh")
         self.p = subprocess.Popen([py, os.path.join(ROOT, "tests", "python", "browser.py")],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-        self.p.stdin.write(json.dumps({"open": url}) + "\n")
+        cmd = {"open": url, "timeout": 60}
+        if ready:
+            cmd["ready"] = ready
+        self.p.stdin.write(json.dumps(cmd) + "\n")
         self.p.stdin.flush()
         said = json.loads(self.p.stdout.readline() or '{"error": "the driver ended"}')
         if "error" in said:
@@ -680,7 +683,9 @@ def board_netdata(work, secs):
     p, port = netdata(work, 10)
     try:
         wait_port(port)
-        b = Browser(f"http://127.0.0.1:{port}/")
+        if not os.path.isdir("/usr/share/netdata/web"):
+            raise Unavailable("netdata's dashboard is not installed (apt-get install netdata-web)")
+        b = Browser(f"http://127.0.0.1:{port}/", ready="document.readyState === 'complete'")
     except Unavailable:
         p.stop()
         raise

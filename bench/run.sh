@@ -14,7 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-packages=(collectd-core netdata-core prometheus-node-exporter carbon-c-relay influxdb socat curl python3-venv)
+packages=(collectd-core netdata-core netdata-web prometheus-node-exporter carbon-c-relay influxdb socat curl python3-venv)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

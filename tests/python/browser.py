@@ -1,7 +1,8 @@
 """Drives Debian's headless Chromium for vane's board tests, one JSON
 command a line on stdin, one JSON answer a line on stdout:
 
-  {"open": URL}            load a page, wait for body[data-ready]
+  {"open": URL}            load a page, wait for body[data-ready] (vane's pages;
+                           "ready": JS names another sign, for other pages)
   {"widgets": true}        every widget's tag, variant, data-filled, data-value, text
   {"wait": JS, "timeout": S}  poll a JS expression until it is truthy; the ms it took
   {"js": JS}               the value of a JS expression
@@ -58,7 +59,7 @@ def main():
             try:
                 if "open" in cmd:
                     d.get(cmd["open"])
-                    until(d, "document.body.dataset.ready === '1'", cmd.get("timeout", 20))
+                    until(d, cmd.get("ready", "document.body.dataset.ready === '1'"), cmd.get("timeout", 20))
                     out = d.current_url
                 elif "widgets" in cmd:
                     out = d.execute_script(WIDGETS)

@@ -92,14 +92,20 @@ fn main() {
     println!("| series × seconds at 1 s | {series} × {seconds} = {:.1} M points |", points / 1e6);
     println!("| CPU per million points written | {:.3} s |", write_cpu / points * 1e6);
     println!("| memory per series (process RSS growth / series) | {:.0} B |", grown / series as f64);
-    println!("| memory per series (points held, the store's own count) | {:.0} B |", f.memory_bytes as f64 / series as f64);
+    println!(
+        "| memory per series (points held, the store's own count) | {:.0} B |",
+        f.memory_bytes as f64 / series as f64
+    );
     println!("| disk per point, raw tier | {:.1} B |", raw_bytes as f64 / points);
     let minute_points = series as f64 * (seconds / 60) as f64;
     if minute_points > 0.0 {
         println!("| disk per point, 1 min tier (min/max/sum/count) | {:.1} B |", minute_bytes as f64 / minute_points);
     }
     let req = HttpRequest::new("/api/series", "name=top");
-    println!("| latest values of 1,000 series (`/api/series`) | {:.2} ms |", median_ms(|| drop(query::series(&h, &req))));
+    println!(
+        "| latest values of 1,000 series (`/api/series`) | {:.2} ms |",
+        median_ms(|| drop(query::series(&h, &req)))
+    );
     drop(h);
 
     // One series at 1 s over 24 h: the page's 24 h range reads the 1 min tier.

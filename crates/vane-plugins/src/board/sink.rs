@@ -149,8 +149,15 @@ impl Build for BoardSink {
         }
         let site = Site { boards, history: Arc::new(Mutex::new(history)), checks: Arc::default() };
         for (path, handler) in site.routes() {
-            if ctx.serve(path, handler) == Some(false) {
-                return Err(BuildError::stop(format!("{path} is already served on the agent's HTTP port")));
+            match ctx.serve(path, handler) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(BuildError::stop(format!("{path} is already served on the agent's HTTP port")));
+                }
+                None => {
+                    ctx.warn("agent.http is not set: the history is kept, but no page shows the boards");
+                    break;
+                }
             }
         }
         let s = site.clone();
