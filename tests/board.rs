@@ -237,6 +237,21 @@ fn the_default_config_shows_the_host_board_with_real_data() {
     let memory = widget(&ws, "memory_now")["value"].as_f64().unwrap();
     assert!(memory > 0.0 && memory < 100.0, "{memory}");
     assert!(widget(&ws, "disks")["text"].as_str().unwrap().contains('%'), "{ws:?}");
+    // The page as saved at its load, by Chromium alone (no script driving
+    // it): the agent writes what it draws first into the page.
+    let profile = tempfile::tempdir().unwrap();
+    let dumped = std::process::Command::new("/usr/bin/chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--timeout=20000", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("http://{http}/board/host"))
+        .output()
+        .expect("chromium runs (scripts/install-test-deps.sh installs it)");
+    let dom = String::from_utf8_lossy(&dumped.stdout);
+    for tag in ["cpu_now", "memory_now", "disks"] {
+        let at = dom.find(&format!("data-widget=\"{tag}\"")).unwrap_or_else(|| panic!("{tag} in {dom}"));
+        let element = &dom[at..at + dom[at..].find('>').unwrap()];
+        assert!(element.contains("data-filled=\"1\""), "{element}");
+    }
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join("host-board.png");

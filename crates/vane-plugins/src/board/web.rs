@@ -31,8 +31,14 @@ pub struct Site {
     pub checks: Arc<Mutex<Checks>>,
 }
 
-fn page() -> HttpResponse {
-    HttpResponse::text(200, "text/html; charset=utf-8", PAGE)
+/// The page, with what it draws first written into it (so that it is drawn
+/// before the page's load event, without waiting for a request: a page
+/// saved or dumped at load shows the data).
+fn page(initial: &Value) -> HttpResponse {
+    // `</` would end the script element early.
+    let data = initial.to_string().replace("</", "<\\/");
+    let script = format!("<script id=\"initial\" type=\"application/json\">{data}</script>");
+    HttpResponse::text(200, "text/html; charset=utf-8", PAGE.replace("<!-- initial -->", &script))
 }
 
 fn asset(req: &HttpRequest) -> HttpResponse {
@@ -52,22 +58,33 @@ impl Site {
         let s = self.clone();
         let list = move |_: &HttpRequest| HttpResponse::json(format!("{}\n", s.boards.list()));
         let s = self.clone();
-        let checks = move |_: &HttpRequest| {
-            HttpResponse::json(format!("{}\n", Value::Array(s.checks.lock().expect("not poisoned").list(""))))
+        let checks = move |_: &HttpRequest| HttpResponse::json(format!("{}\n", s.checks_now()));
+        let s = self.clone();
+        let home = move |req: &HttpRequest| {
+            if req.path == "/" {
+                page(&s.boards.list())
+            } else {
+                HttpResponse::not_found(format_args!("no page {}", req.path))
+            }
         };
+        let s = self.clone();
+        let board = move |req: &HttpRequest| {
+            let slug = req.path.trim_start_matches("/board/");
+            match s.boards.snapshot(slug) {
+                Some(b) => page(&b),
+                None => HttpResponse::not_found(format_args!("no board {slug:?}")),
+            }
+        };
+        let s = self.clone();
+        let checks_page = move |_: &HttpRequest| page(&s.checks_now());
         let h = self.history.clone();
         let series = move |req: &HttpRequest| super::query::series(&h.lock().expect("not poisoned"), req);
         let h = self.history.clone();
         let range = move |req: &HttpRequest| super::query::range(&h.lock().expect("not poisoned"), req);
         vec![
-            (
-                "/",
-                Arc::new(|req: &HttpRequest| {
-                    if req.path == "/" { page() } else { HttpResponse::not_found(format_args!("no page {}", req.path)) }
-                }) as HttpHandler,
-            ),
-            ("/board/", Arc::new(|_: &HttpRequest| page())),
-            ("/checks", Arc::new(|_: &HttpRequest| page())),
+            ("/", Arc::new(home) as HttpHandler),
+            ("/board/", Arc::new(board)),
+            ("/checks", Arc::new(checks_page)),
             ("/assets/", Arc::new(asset)),
             ("/api/boards", Arc::new(list)),
             ("/api/board/", Arc::new(api)),
@@ -75,6 +92,10 @@ impl Site {
             ("/api/series", Arc::new(series)),
             ("/api/range", Arc::new(range)),
         ]
+    }
+
+    fn checks_now(&self) -> Value {
+        Value::Array(self.checks.lock().expect("not poisoned").list(""))
     }
 
     fn board_api(&self, req: &HttpRequest) -> HttpResponse {
@@ -116,5 +137,20 @@ impl Site {
             })
             .collect();
         HttpResponse::json(format!("{}\n", json!({"lines": lines})))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_drawing_is_written_into_the_page_and_cannot_end_its_script() {
+        let r = page(&json!({"title": "a </script><b>"}));
+        let Body::Text(html) = r.body else { panic!() };
+        let at = html.find("<script id=\"initial\"").unwrap();
+        let script = &html[at..at + html[at..].find("</script>").unwrap()];
+        assert!(script.contains(r#""title":"a <\/script><b>""#), "{script}");
+        assert!(html.contains("<script src=\"/assets/board.js\"></script>"));
     }
 }

@@ -53,11 +53,17 @@ async function getJSON(url) {
 
 function ready() { document.body.dataset.ready = "1"; }
 
+// What the agent wrote into the page for its first drawing, if anything.
+function initial() {
+  const e = document.getElementById("initial");
+  try { return e ? JSON.parse(e.textContent) : null; } catch (_) { return null; }
+}
+
 // ---- the list of boards -------------------------------------------------
 
 async function listPage() {
   document.body.dataset.page = "boards";
-  const boards = await getJSON("/api/boards");
+  const boards = initial() || await getJSON("/api/boards");
   app.replaceChildren(el("h1", { text: "Boards" }));
   if (!boards.length) app.append(el("p", { class: "empty", text: "No boards: add a board sink to the config." }));
   const ul = el("ul", { class: "boards" });
@@ -85,8 +91,10 @@ function statusList(items) {
 
 async function checksPage() {
   document.body.dataset.page = "checks";
+  let first = initial();
   const draw = async () => {
-    const items = await getJSON("/api/checks");
+    const items = first || await getJSON("/api/checks");
+    first = null;
     const body = items.length ? statusList(items) : el("p", { class: "empty", text: "No check has reported a state yet." });
     app.replaceChildren(el("h1", { text: "Checks" }), body);
     ready();
@@ -183,7 +191,8 @@ function drawWidget(w) {
       break;
     }
     case "graph": {
-      const lines = s.lines || d.series || [];
+      // Until the history's range comes, the latest value of each line.
+      const lines = s.lines || d.series || (d.now || []).map(n => ({ label: n.label, points: [[n.time, n.value]] }));
       filled = lines.some(l => l.points.length > 0);
       body.append(...chart(w, lines));
       const ts = lines.flatMap(l => l.points.filter(p => p[1] !== null).map(p => p[0]));
@@ -321,6 +330,8 @@ function rangeButtons() {
 function boardPage(slug) {
   document.body.dataset.page = "board";
   rangeButtons();
+  const first = initial();
+  if (first) drawBoard(first);
   const live = document.getElementById("live");
   const es = new EventSource(`/api/board/${encodeURIComponent(slug)}/events`);
   es.addEventListener("board", ev => drawBoard(JSON.parse(ev.data)));
