@@ -84,6 +84,7 @@ fn running(demo: &str) -> (tempfile::TempDir, Setup, vane_test_support::Agent) {
 fn start(s: &Setup, log: &Path) -> vane_test_support::Agent {
     let agent = VANE.start_logged(&s.config, log);
     wait_for_log(log, "vane is running");
+    wait_for_log(log, "influxdb_listener on http://");
     agent
 }
 
