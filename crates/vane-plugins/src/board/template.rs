@@ -264,4 +264,50 @@ mod tests {
             .to_string();
         assert!(e.contains("fit"), "{e}");
     }
+
+    /// Widgets made of the template's own words, some of them wrong.
+    fn widget() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let variant = prop_oneof![
+            Just("value"),
+            Just("gauge"),
+            Just("graph"),
+            Just("status"),
+            Just("log"),
+            Just("dial"),
+            Just("")
+        ];
+        (variant, 0u32..14, 0u32..14, any::<bool>(), any::<bool>(), "[a-c]{0,2}").prop_map(
+            |(v, column, width, checks, series, tag)| {
+                let mut w = format!("  - {{ tag: {tag:?}, variant: {v}, column: {column}, width: {width}");
+                if checks {
+                    w.push_str(", checks: {}");
+                }
+                if series {
+                    w.push_str(", series: [{ name: m, aggregate: sum }]");
+                }
+                w + " }\n"
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// Any template reads or is refused with an error naming its origin
+        /// and a place; one that reads holds only widgets that fit, with
+        /// tags of their own.
+        #[test]
+        fn a_template_reads_whole_or_is_refused_with_its_place(ws in proptest::collection::vec(widget(), 0..6)) {
+            let text = format!("title: T\ncolumns: 12\nwidgets:\n{}", ws.concat());
+            match Template::parse(&text, "p.yaml") {
+                Ok(t) => {
+                    let mut tags = t.tags();
+                    tags.sort();
+                    tags.dedup();
+                    proptest::prop_assert_eq!(tags.len(), t.widgets.len());
+                    proptest::prop_assert!(t.widgets.iter().all(|w| w.width > 0 && w.column + w.width <= 12));
+                }
+                Err(e) => proptest::prop_assert!(e.to_string().starts_with("p.yaml"), "{}", e),
+            }
+        }
+    }
 }
