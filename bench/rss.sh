@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idle footprint of vane binaries, alternately: each runs the built-in config
-# (host metrics every 10 s to standard output, discarded) for SECS seconds,
+# Idle footprint of vane binaries, alternately: each does collectd's work
+# (the built-in config's host sources every 10 s, written to a file; before
+# the built-in config served a board, it was this) for SECS seconds,
 # then its RSS (and anonymous / file-backed parts) from /proc/PID/status and
 # the resident KiB of its largest mappings from /proc/PID/smaps.
 # The "Footprint experiments" of bench/RESULTS.md come from it.
@@ -20,7 +21,14 @@ done
 for ((r = 1; r <= rounds; r++)); do
   for bin in "$@"; do
     home=$(mktemp -d)
-    HOME=$home "$bin" run >/dev/null 2>"$home/log" &
+    {
+      echo "agent: { data_dir: $home }"
+      echo "sources:"
+      for j in cpu memory swap disk diskio net load processes system; do echo "  - { id: $j, plugin: $j }"; done
+      echo "sinks:"
+      echo "  - { id: out, plugin: file, config: { path: $home/out.lp } }"
+    } >"$home/vane.yaml"
+    HOME=$home "$bin" run -c "$home/vane.yaml" >/dev/null 2>"$home/log" &
     pid=$!
     sleep "$secs"
     kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }

@@ -52,7 +52,8 @@ enum Command {
     Run {
         /// Config file; `conf.d/*.yaml` beside it is merged. Default:
         /// /etc/vane/vane.yaml when it exists, else the built-in config
-        /// (host metrics every 10 s to standard output).
+        /// (host metrics every 10 s, kept in a local history and shown on a
+        /// host board at http://127.0.0.1:8686/, or at $VANE_HTTP).
         #[arg(short, long)]
         config: Option<PathBuf>,
     },

@@ -14,6 +14,10 @@
 //! whole `.seg` files. Damaged records are skipped and counted, as the disk
 //! buffer does. Series are numbered in `series` (records of id and name).
 //!
+//! The bucket a coarse tier is filling lives only in memory; at open it is
+//! made again from the raw points it stands for, so a kill -9 costs the
+//! coarse tiers nothing either (as long as the raw tier keeps a step).
+//!
 //! Memory per series: its names, the latest value, the open window's points
 //! of each tier and the bucket being filled; nothing older. Disk per tier:
 //! what its retention keeps.
@@ -334,7 +338,29 @@ impl History {
         }
         h.figures.series = h.series.len() as u64;
         h.latest_from_disk();
+        h.rebuild_buckets();
         Ok(h)
+    }
+
+    /// The buckets being filled when the store last stopped (only memory
+    /// held them, so a kill -9 lost them), made again from the raw points
+    /// they stood for, so that a coarse tier loses nothing a crash spared.
+    fn rebuild_buckets(&mut self) {
+        for id in 0..self.series.len() as u32 {
+            let Some((ts, _)) = self.series[id as usize].latest else { continue };
+            for t in 1..self.tiers.len() {
+                let step = self.tiers[t].step;
+                let start = ts.div_euclid(step) * step;
+                if !self.tier_points(t, id, start, start).is_empty() {
+                    continue; // written out before the stop
+                }
+                let raw = self.tier_points(0, id, start, start + step - 1);
+                let Some(first) = raw.first() else { continue };
+                let mut b = Point { ts: start, ..*first };
+                raw[1..].iter().for_each(|p| b.merge(p));
+                self.series[id as usize].bucket[t] = Some(b);
+            }
+        }
     }
 
     /// The latest value of series that no open window holds, from the
@@ -821,6 +847,34 @@ mod tests {
 
     fn ev(name: &str, host: &str, ts: i64, v: f64) -> Event {
         Event::gauge(name, v).host(host).at(ts)
+    }
+
+    #[test]
+    fn the_bucket_being_filled_at_a_kill_is_made_again_from_the_raw_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = vane_core::event::now_ns();
+        let t0 = (now - 10 * MIN).div_euclid(MIN) * MIN;
+        let mut h = History::open(dir.path(), &tiers(), 10, Duration::ZERO).unwrap();
+        // A minute and a half, then the process dies (nothing closes the second minute's bucket).
+        for i in 0..90 {
+            h.write(&[ev("cpu", "a", t0 + i * SECOND, i as f64)]).unwrap();
+        }
+        drop(h);
+        let mut h = History::open(dir.path(), &tiers(), 10, Duration::ZERO).unwrap();
+        let id = h.id_of("cpu,host=a value").unwrap();
+        let minute = |h: &History, m: i64| h.tier_points(1, id, t0 + m * MIN, t0 + m * MIN);
+        assert_eq!(minute(&h, 0).iter().map(|p| p.count).collect::<Vec<_>>(), [60]);
+        let second = minute(&h, 1);
+        assert_eq!(
+            second.iter().map(|p| (p.count, p.min, p.max, p.sum)).collect::<Vec<_>>(),
+            [(30, 60.0, 89.0, (60..90).sum::<i64>() as f64)]
+        );
+        // The rest of that minute joins it.
+        for i in 90..120 {
+            h.write(&[ev("cpu", "a", t0 + i * SECOND, i as f64)]).unwrap();
+        }
+        h.write(&[ev("cpu", "a", t0 + 120 * SECOND, 0.0)]).unwrap();
+        assert_eq!(minute(&h, 1).iter().map(|p| p.count).collect::<Vec<_>>(), [60]);
     }
 
     #[test]
