@@ -33,7 +33,8 @@ pub struct HistoryConfig {
     /// The downsampled tiers. Default: one point a minute for 24 h.
     #[serde(default = "minutes_for_a_day")]
     pub tiers: Vec<TierConfig>,
-    /// Series beyond this many are refused (counted as dropped). Default: 100000.
+    /// Series beyond this many are refused (counted as dropped); about
+    /// 4 KiB of memory each at most. Default: 10000.
     #[serde(default = "max_series")]
     pub max_series: usize,
     /// How often written points are synced to disk. Default: 1s.
@@ -54,7 +55,7 @@ fn second() -> vane_core::Duration {
     vane_core::Duration::from_secs(1)
 }
 fn max_series() -> usize {
-    100_000
+    10_000
 }
 fn minutes_for_a_day() -> Vec<TierConfig> {
     vec![TierConfig { step: vane_core::Duration::from_secs(60), keep: vane_core::Duration::from_secs(86_400) }]
