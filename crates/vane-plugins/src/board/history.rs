@@ -651,40 +651,41 @@ impl History {
         self.append(t)?;
         let dir = self.tiers[t].dir.clone();
         let tmp = dir.join(format!("{start}.tmp"));
-        let mut out = Vec::new();
-        let mut index = Vec::new();
+        // Written a series' record at a time: the window is never whole in memory twice.
+        let mut f = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        let (mut at, mut index, rec) = (0u64, Vec::new(), &mut self.scratch);
         for (id, s) in self.series.iter_mut().enumerate() {
             let mut points = std::mem::take(&mut s.open[t]);
             if points.is_empty() {
                 continue;
             }
             points.sort_by_key(|p| p.ts);
-            let at = out.len() as u64;
-            out.resize(out.len() + record::HEADER, 0);
-            put_series(&mut out, id as u32, &points);
-            record::seal(&mut out[at as usize..]);
+            rec.clear();
+            rec.resize(record::HEADER, 0);
+            put_series(rec, id as u32, &points);
+            record::seal(rec);
+            f.write_all(rec)?;
             index.push((id as u32, at));
+            at += rec.len() as u64;
         }
-        let at = out.len() as u64;
-        out.resize(out.len() + record::HEADER, 0);
-        out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+        rec.clear();
+        rec.resize(record::HEADER, 0);
+        rec.extend_from_slice(&(index.len() as u32).to_le_bytes());
         for (id, off) in &index {
-            out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&off.to_le_bytes());
+            rec.extend_from_slice(&id.to_le_bytes());
+            rec.extend_from_slice(&off.to_le_bytes());
         }
-        record::seal(&mut out[at as usize..]);
-        out.extend_from_slice(&at.to_le_bytes());
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&out)?;
-            f.sync_data()?;
-        }
+        record::seal(rec);
+        f.write_all(rec)?;
+        f.write_all(&at.to_le_bytes())?;
+        let len = at + rec.len() as u64 + 8;
+        f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
         fs::rename(&tmp, dir.join(format!("{start}.seg")))?;
         let _ = fs::remove_file(dir.join(format!("{start}.open")));
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
         }
-        self.tiers[t].done.insert(start, out.len() as u64);
+        self.tiers[t].done.insert(start, len);
         self.tiers[t].open = None;
         self.retire(t, vane_core::event::now_ns())
     }
