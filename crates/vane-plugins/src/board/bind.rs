@@ -2,12 +2,15 @@
 //! matches now (their latest values), and their points over a time range.
 //! A binding matches every series of its name and field that has its tags;
 //! with `aggregate: each` each series is a line of its own, labelled with
-//! its first tag the binding did not fix, else all make one line.
+//! its first tag the binding did not fix, else all make one line; a
+//! widget's lines in the shape its variant draws (`data`).
 
 use std::collections::HashMap;
 
 use super::history::History;
-use super::template::{Aggregate, Binding};
+use serde_json::{Value, json};
+
+use super::template::{Aggregate, Binding, Variant, Widget};
 
 /// One line of a widget: what the page labels it, its latest time (ms) and value.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +140,30 @@ pub fn range(h: &History, b: &Binding, from: i64, to: i64, points: usize) -> Vec
         })
         .collect();
     vec![(b.label.clone().unwrap_or_else(|| b.field.clone()), merged)]
+}
+
+/// A bound widget's data now, in its variant's shape.
+pub fn data(history: &History, rates: &mut Rates, w: &Widget) -> Value {
+    let lines: Vec<Line> = w.series.iter().flat_map(|b| now(history, rates, b)).collect();
+    let line = |l: &Line| json!({"label": l.label, "value": l.value, "time": l.ts});
+    match w.variant {
+        Variant::Value | Variant::Gauge => {
+            if lines.is_empty() {
+                return json!({});
+            }
+            let mean = lines.iter().map(|l| l.value).sum::<f64>() / lines.len() as f64;
+            json!({"value": mean, "time": lines.iter().map(|l| l.ts).max()})
+        }
+        Variant::Multivalue => json!({"values": lines.iter().map(line).collect::<Vec<_>>()}),
+        Variant::Barchart => json!({"bars": lines.iter().map(line).collect::<Vec<_>>()}),
+        Variant::Graph => json!({"now": lines.iter().map(line).collect::<Vec<_>>()}),
+        Variant::Table => json!({
+            "columns": ["series", "value"],
+            "rows": lines.iter().map(|l| json!([l.label, l.value])).collect::<Vec<_>>(),
+            "time": lines.iter().map(|l| l.ts).max(),
+        }),
+        _ => json!({"values": lines.iter().map(line).collect::<Vec<_>>()}),
+    }
 }
 
 #[cfg(test)]

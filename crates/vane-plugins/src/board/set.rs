@@ -206,7 +206,7 @@ impl BoardSet {
                 let data = if let Some(c) = &w.checks {
                     json!({"items": checks.list(&c.name)})
                 } else if !w.series.is_empty() {
-                    bound(history, &mut inner.rates, w)
+                    bind::data(history, &mut inner.rates, w)
                 } else {
                     continue;
                 };
@@ -278,30 +278,6 @@ fn merge(variant: Variant, old: Value, new: Value) -> Value {
         m.insert("messages".into(), Value::Array(messages))
     });
     out
-}
-
-/// A bound widget's data now, in its variant's shape.
-fn bound(history: &History, rates: &mut Rates, w: &Widget) -> Value {
-    let lines: Vec<bind::Line> = w.series.iter().flat_map(|b| bind::now(history, rates, b)).collect();
-    let line = |l: &bind::Line| json!({"label": l.label, "value": l.value, "time": l.ts});
-    match w.variant {
-        Variant::Value | Variant::Gauge => {
-            if lines.is_empty() {
-                return json!({});
-            }
-            let mean = lines.iter().map(|l| l.value).sum::<f64>() / lines.len() as f64;
-            json!({"value": mean, "time": lines.iter().map(|l| l.ts).max()})
-        }
-        Variant::Multivalue => json!({"values": lines.iter().map(line).collect::<Vec<_>>()}),
-        Variant::Barchart => json!({"bars": lines.iter().map(line).collect::<Vec<_>>()}),
-        Variant::Graph => json!({"now": lines.iter().map(line).collect::<Vec<_>>()}),
-        Variant::Table => json!({
-            "columns": ["series", "value"],
-            "rows": lines.iter().map(|l| json!([l.label, l.value])).collect::<Vec<_>>(),
-            "time": lines.iter().map(|l| l.ts).max(),
-        }),
-        _ => json!({"values": lines.iter().map(line).collect::<Vec<_>>()}),
-    }
 }
 
 /// A board as the page draws it.

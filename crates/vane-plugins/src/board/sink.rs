@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use vane_core::prelude::*;
 
-use super::checks::Checks;
 use super::history::{History, TierSpec};
 use super::set::BoardSet;
 use super::web::Site;
@@ -98,9 +97,7 @@ fn host_board() -> Vec<BoardInstance> {
 }
 
 pub struct BoardSink {
-    history: Arc<Mutex<History>>,
-    checks: Arc<Mutex<Checks>>,
-    boards: Arc<BoardSet>,
+    site: Site,
 }
 
 impl BoardConfig {
@@ -178,14 +175,14 @@ impl Build for BoardSink {
                 Ok(())
             }
         });
-        Ok(BoardSink { history: site.history, checks: site.checks, boards: site.boards })
+        Ok(BoardSink { site })
     }
 }
 
 impl Sink for BoardSink {
     async fn send(&mut self, batch: &[Event], ctx: &Context) -> Result<(), SinkError> {
-        self.checks.lock().expect("not poisoned").observe(batch);
-        let history = self.history.clone();
+        self.site.checks.lock().expect("not poisoned").observe(batch);
+        let history = self.site.history.clone();
         let batch = batch.to_vec();
         let refused_before = history.lock().expect("not poisoned").figures().refused;
         let (result, figures) = tokio::task::spawn_blocking(move || {
@@ -200,8 +197,8 @@ impl Sink for BoardSink {
         ctx.set_figure("history_memory_bytes", figures.memory_bytes);
         ctx.set_figure("history_disk_bytes", figures.disk_bytes);
         ctx.set_figure("history_skipped_records", figures.skipped_records);
-        ctx.set_figure("checks", self.checks.lock().expect("not poisoned").len() as u64);
-        ctx.set_figure("board_watchers", self.boards.watchers() as u64);
+        ctx.set_figure("checks", self.site.checks.lock().expect("not poisoned").len() as u64);
+        ctx.set_figure("board_watchers", self.site.boards.watchers() as u64);
         if figures.refused > refused_before {
             vane_core::stats::JobStats::add(&stats.events_dropped, figures.refused - refused_before);
             ctx.warn(format!("history: refused points of new series beyond max_series ({} series)", figures.series));
@@ -212,7 +209,7 @@ impl Sink for BoardSink {
     /// Syncs the history, and shows (and saves) the flows posted since the
     /// last submission, so that a stop keeps them.
     async fn flush(&mut self, ctx: &Context) -> Result<(), SinkError> {
-        let (history, checks, boards) = (self.history.clone(), self.checks.clone(), self.boards.clone());
+        let (history, checks, boards) = (self.site.history.clone(), self.site.checks.clone(), self.site.boards.clone());
         let (synced, errors) = tokio::task::spawn_blocking(move || {
             let mut h = history.lock().expect("not poisoned");
             let errors = boards.submit(&h, &checks.lock().expect("not poisoned"));
@@ -256,7 +253,7 @@ mod tests {
         let figures = ctx.stats().figures.all();
         assert!(figures.contains(&("history_series", 2)) && figures.contains(&("checks", 1)), "{figures:?}");
         h.run_tasks_once().await;
-        let set = &sink.boards;
+        let set = &sink.site.boards;
         let b = set.snapshot("mine").unwrap();
         assert_eq!(b["widgets"][0]["data"]["value"], 7);
         assert_eq!(b["owner"], "board");
