@@ -19,8 +19,8 @@
 //! coarse tiers nothing either (as long as the raw tier keeps a step).
 //!
 //! Memory per series: its names, the latest value, the open window's points
-//! of each tier and the bucket being filled; nothing older. Disk per tier:
-//! what its retention keeps.
+//! of each tier (raw ones as a time and a value, 16 bytes) and the bucket
+//! being filled; nothing older. Disk per tier: what its retention keeps.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -80,15 +80,86 @@ pub struct Series {
     pub field: Box<str>,
     /// The latest point's time and value.
     pub latest: Option<(i64, f64)>,
-    /// Per tier: the open window's points, oldest first (a raw tier's as
-    /// they came; the others' finished buckets).
-    open: Box<[Vec<Point>]>,
+    /// Per tier: the open window's points (a raw tier's as they came; the
+    /// others' finished buckets).
+    open: Box<[Held]>,
     /// Per aggregating tier: the bucket being filled.
     bucket: Box<[Option<Point>]>,
     /// When a point last came (the clock's ns): a bucket is closed by the
     /// clock only once its series has been quiet for a step, so points
     /// that come late in a burst (a buffer's backlog) still merge.
     touched: i64,
+}
+
+/// A series' points of one tier's open window. Raw points are held as
+/// (time, value), 16 bytes, not as 40-byte `Point`s: they are most of what
+/// the store holds. The room is kept from one window to the next (a series
+/// comes at the same pace), so that memory does not churn at every window.
+#[derive(Debug)]
+enum Held {
+    Raw(Vec<(i64, f64)>),
+    Buckets(Vec<Point>),
+}
+
+impl Held {
+    fn for_tier(t: usize) -> Held {
+        if t == 0 { Held::Raw(Vec::new()) } else { Held::Buckets(Vec::new()) }
+    }
+
+    fn push(&mut self, p: Point) {
+        match self {
+            Held::Raw(v) => v.push((p.ts, p.sum)),
+            Held::Buckets(v) => v.push(p),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Held::Raw(v) => v.len(),
+            Held::Buckets(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Held::Raw(v) => v.capacity() * size_of::<(i64, f64)>(),
+            Held::Buckets(v) => v.capacity() * size_of::<Point>(),
+        }
+    }
+
+    fn each(&self, mut f: impl FnMut(Point)) {
+        match self {
+            Held::Raw(v) => v.iter().for_each(|&(ts, x)| f(Point::raw(ts, x))),
+            Held::Buckets(v) => v.iter().for_each(|p| f(*p)),
+        }
+    }
+
+    fn sort(&mut self) {
+        match self {
+            Held::Raw(v) => v.sort_by_key(|p| p.0),
+            Held::Buckets(v) => v.sort_by_key(|p| p.ts),
+        }
+    }
+
+    /// Empties it for the next window, keeping the room this one needed
+    /// (a burst's room is given back: more than twice what came).
+    fn clear(&mut self) {
+        fn keep<T>(v: &mut Vec<T>) {
+            let n = v.len();
+            v.clear();
+            if v.capacity() > 2 * n + 4 {
+                v.shrink_to(n);
+            }
+        }
+        match self {
+            Held::Raw(v) => keep(v),
+            Held::Buckets(v) => keep(v),
+        }
+    }
 }
 
 /// A series key as the board's pages write it: `name,host=H,tag=v field`.
@@ -244,17 +315,17 @@ fn entries(payload: &[u8], mut each: impl FnMut(u32, Point)) -> Option<()> {
 
 /// A finished window's record of one series: `[id][n]`, then per point the
 /// time as a zigzag delta varint, the count as a varint, and its values.
-fn put_series(b: &mut Vec<u8>, id: u32, points: &[Point]) {
+fn put_series(b: &mut Vec<u8>, id: u32, points: &Held) {
     b.extend_from_slice(&id.to_le_bytes());
     b.extend_from_slice(&(points.len() as u32).to_le_bytes());
     let mut prev = 0i64;
-    for p in points {
+    points.each(|p| {
         let d = p.ts.wrapping_sub(prev);
         put_varint(b, ((d << 1) ^ (d >> 63)) as u64);
         prev = p.ts;
         put_varint(b, u64::from(p.count));
-        put_values(b, p);
-    }
+        put_values(b, &p);
+    });
 }
 
 fn series_points(payload: &[u8]) -> Option<(u32, Vec<Point>)> {
@@ -277,7 +348,7 @@ fn series_points(payload: &[u8]) -> Option<(u32, Vec<Point>)> {
 fn held(s: &Series) -> usize {
     let names =
         s.name.len() + s.host.len() + s.field.len() + s.tags.iter().map(|(k, v)| k.len() + v.len() + 32).sum::<usize>();
-    let points = s.open.iter().map(|v| v.capacity() * size_of::<Point>() + size_of::<Vec<Point>>()).sum::<usize>();
+    let points = s.open.iter().map(|v| v.bytes() + size_of::<Held>()).sum::<usize>();
     size_of::<Series>() + 2 * s.key.len() + 48 + names + points + s.bucket.len() * size_of::<Option<Point>>()
 }
 
@@ -406,7 +477,7 @@ impl History {
             tags: tags.into_boxed_slice(),
             field: field.into(),
             latest: None,
-            open: (0..n).map(|_| Vec::new()).collect(),
+            open: (0..n).map(Held::for_tier).collect(),
             bucket: vec![None; n].into_boxed_slice(),
             touched: 0,
         });
@@ -559,16 +630,15 @@ impl History {
             let n = self.series.len() as u32;
             for rec in &read.records {
                 if let Some((id, points)) = series_points(rec).filter(|(id, _)| *id < n) {
-                    self.series[id as usize].open[t].extend(points);
+                    let held = &mut self.series[id as usize].open[t];
+                    points.into_iter().for_each(|p| held.push(p));
                 }
             }
             let path = self.tiers[t].dir.join(format!("{start}.open"));
             let file = OpenOptions::new().create(true).append(true).open(path)?;
             let mut again = Vec::new();
             for (id, s) in self.series.iter().enumerate() {
-                for p in &s.open[t] {
-                    put_entry(&mut again, id as u32, p);
-                }
+                s.open[t].each(|p| put_entry(&mut again, id as u32, &p));
             }
             self.tiers[t].open = Some((start, file, 0));
             std::mem::swap(&mut self.tiers[t].pending, &mut again);
@@ -655,14 +725,15 @@ impl History {
         let mut f = io::BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
         let (mut at, mut index, rec) = (0u64, Vec::new(), &mut self.scratch);
         for (id, s) in self.series.iter_mut().enumerate() {
-            let mut points = std::mem::take(&mut s.open[t]);
+            let points = &mut s.open[t];
             if points.is_empty() {
                 continue;
             }
-            points.sort_by_key(|p| p.ts);
+            points.sort();
             rec.clear();
             rec.resize(record::HEADER, 0);
-            put_series(rec, id as u32, &points);
+            put_series(rec, id as u32, points);
+            points.clear();
             record::seal(rec);
             f.write_all(rec)?;
             index.push((id as u32, at));
@@ -767,7 +838,11 @@ impl History {
             }
         }
         let s = &self.series[id as usize];
-        out.extend(s.open[t].iter().filter(|p| p.ts >= from && p.ts <= to));
+        s.open[t].each(|p| {
+            if p.ts >= from && p.ts <= to {
+                out.push(p);
+            }
+        });
         if let Some(b) = s.bucket.get(t).copied().flatten()
             && b.ts >= from
             && b.ts <= to
