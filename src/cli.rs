@@ -48,12 +48,23 @@ const SYSTEM_CONFIG: &str = "/etc/vane/vane.yaml";
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or SIGINT.
+    /// Run the agent until SIGTERM or SIGINT; SIGHUP (or `vane reload`)
+    /// reads the config again and applies what changed.
     Run {
         /// Config file; `conf.d/*.yaml` beside it is merged. Default:
         /// /etc/vane/vane.yaml when it exists, else the built-in config
         /// (host metrics every 10 s, kept in a local history and shown on a
         /// host board at http://127.0.0.1:8686/, or at $VANE_HTTP).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Make the running agent read its config again: the config is checked
+    /// here first, then the agent is sent SIGHUP through the pid file in
+    /// its data_dir (DATA_DIR/vane.pid). Kept jobs go on untouched; changed
+    /// ones are rebuilt; the agent logs what it added, changed, removed and
+    /// kept. A config with errors is refused whole and the agent goes on.
+    Reload {
+        /// Config file (default: as `run`).
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
@@ -323,7 +334,8 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
                         return ExitCode::from(1);
                     }
                 };
-                return run_to_end(c, registry);
+                // A worker's config is made from the agent's: it is not re-read.
+                return run_to_end(c, None, registry);
             }
             let format = match format {
                 OutFormat::Influx => vane_runtime::standalone::Format::Influx,
@@ -359,19 +371,29 @@ pub fn main_with(extra: fn(&mut Registry)) -> ExitCode {
             }
         }
         Command::Run { config } => {
-            let c = match load(config_path(config).as_deref(), &registry) {
+            let path = config_path(config);
+            let c = match load(path.as_deref(), &registry) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            run_to_end(c, registry)
+            run_to_end(c, Some(Reread(path)), registry)
         }
+        Command::Reload { config } => match load(config_path(config).as_deref(), &registry) {
+            Ok(c) => crate::reload::signal_running(&c),
+            Err(code) => code,
+        },
     }
 }
 
-/// Runs the agent on `c` until a signal stops it.
-fn run_to_end(c: Config, registry: Registry) -> ExitCode {
+/// Where a running agent's config is read again from at SIGHUP: a file,
+/// or (`None`) the built-in config.
+struct Reread(Option<PathBuf>);
+
+/// Runs the agent on `c` until a signal stops it; with `reread`, SIGHUP
+/// reloads it and the agent writes its pid file for `vane reload`.
+fn run_to_end(c: Config, reread: Option<Reread>, registry: Registry) -> ExitCode {
     let rt = runtime_with(c.agent.threads);
-    let r = rt.block_on(run(c, registry));
+    let r = rt.block_on(run(c, reread, registry));
     // A plugin stuck in a blocking call must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match r {
@@ -395,10 +417,15 @@ fn runtime_with(threads: Option<usize>) -> tokio::runtime::Runtime {
     b.enable_all().thread_name("vane").build().expect("a tokio runtime")
 }
 
-async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
+async fn run(config: Config, reread: Option<Reread>, registry: Registry) -> anyhow::Result<()> {
+    let registry = Arc::new(registry);
     // Listen before starting anything, so an early signal is not fatal.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let reloads = match &reread {
+        Some(Reread(path)) => crate::reload::on_hangup(path.clone(), registry.clone())?,
+        None => tokio::sync::mpsc::channel(1).1,
+    };
     let stop = async move {
         tokio::select! {
             _ = term.recv() => {}
@@ -423,7 +450,9 @@ async fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
         Ok((_, now)) => tracing::info!("open files: soft limit {now} (the hard limit)"),
         Err(e) => tracing::warn!("open files: cannot raise the soft limit: {e}"),
     }
-    vane_runtime::run(config, Arc::new(registry), stop).await?;
+    let pid = reread.map(|_| crate::reload::PidFile::write(&config));
+    vane_runtime::run_reloading(config, registry, stop, reloads).await?;
+    drop(pid);
     tracing::info!("stopped");
     Ok(())
 }

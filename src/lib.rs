@@ -3,5 +3,6 @@
 
 mod cli;
 mod log_format;
+mod reload;
 
 pub use cli::main_with;

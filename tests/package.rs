@@ -62,6 +62,7 @@ fn the_package_installs_a_unit_a_conffile_and_a_binary_that_runs_as_a_service() 
         "ProtectHome=yes",
         "NoNewPrivileges=yes",
         "AmbientCapabilities=CAP_NET_RAW",
+        "ExecReload=/usr/bin/vane reload -c /etc/vane/vane.yaml",
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit has {line}");
     }
@@ -107,6 +108,21 @@ fn the_package_installs_a_unit_a_conffile_and_a_binary_that_runs_as_a_service() 
         vane_test_support::http::http_get(&addr, "/api/series?name=mem").contains("used_percent")
     });
     assert!(state.join("board/boards/host.json").is_file());
+    // `systemctl reload`: the unit's ExecReload, with the unit's environment.
+    let reload = Command::new(root.join("usr/bin/vane"))
+        .args(["reload", "-c"])
+        .arg(root.join("etc/vane/vane.yaml"))
+        .env("STATE_DIRECTORY", &state)
+        .env("VANE_HTTP", &addr)
+        .output()
+        .unwrap();
+    assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
+    let n = manager.recv(&mut buf).expect("RELOADING=1");
+    let reloading = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(reloading.lines().any(|l| l == "RELOADING=1"), "{reloading}");
+    assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading}");
+    let n = manager.recv(&mut buf).expect("READY=1 after the reload");
+    assert!(String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1"));
     assert_eq!(stop(agent), Some(0));
     let n = manager.recv(&mut buf).expect("STOPPING=1");
     assert!(String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "STOPPING=1"));

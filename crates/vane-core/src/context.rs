@@ -191,7 +191,7 @@ impl Context {
     /// Serves a GET route on the agent's HTTP port. `None` when the agent
     /// has no HTTP port (`agent.http` unset); `Some(false)` when taken.
     pub fn serve(&self, path: &str, handler: HttpHandler) -> Option<bool> {
-        self.inner.routes.as_ref().map(|r| r.add(path, handler))
+        self.inner.routes.as_ref().map(|r| r.add(&self.inner.job, path, handler))
     }
 
     /// Gets board `name` or creates it from `template` (YAML, as read from

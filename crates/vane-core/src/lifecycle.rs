@@ -23,6 +23,10 @@ impl Lifecycle {
         let _ = s.wait_for(|v| *v).await;
     }
 
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     pub fn is_stopping(&self) -> bool {
         *self.stop.borrow()
     }

@@ -47,8 +47,9 @@ pub trait Spawner: Send + Sync + 'static {
 
 /// The agent's HTTP port (`agent.http`), as plugins see it.
 pub trait Routes: Send + Sync + 'static {
-    /// Serves `path`; false when the path is taken.
-    fn add(&self, path: &str, handler: HttpHandler) -> bool;
+    /// Serves `path` for `job` (freed when a reload rebuilds or removes
+    /// it); false when the path is taken.
+    fn add(&self, job: &str, path: &str, handler: HttpHandler) -> bool;
 }
 
 /// The agent's own figures, for the `internal` source.

@@ -14,9 +14,13 @@ use vane_core::stats::JobStats;
 
 use crate::buffer::Store;
 
+/// A sink's buffer, as its task and the agent share it: a sink rebuilt by
+/// a reload takes over its predecessor's.
+pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+
 /// A buffer, run where its I/O cannot stall the runtime.
 pub struct BufferIo {
-    store: Arc<Mutex<Box<dyn Store>>>,
+    store: SharedStore,
     ctx: Context,
     /// Whether operations touch a disk (and so run on a blocking thread).
     offload: bool,
@@ -37,8 +41,13 @@ pub fn stalled_for(stats: &JobStats) -> Duration {
 impl BufferIo {
     /// `ctx` is the sink's, whose figures the operations stamp.
     pub fn new(store: Box<dyn Store>, ctx: Context) -> BufferIo {
-        let offload = store.durable();
-        BufferIo { store: Arc::new(Mutex::new(store)), ctx, offload }
+        BufferIo::shared(Arc::new(Mutex::new(store)), ctx)
+    }
+
+    /// Runs operations on a buffer the agent holds too.
+    pub fn shared(store: SharedStore, ctx: Context) -> BufferIo {
+        let offload = store.lock().expect("not poisoned").durable();
+        BufferIo { store, ctx, offload }
     }
 
     /// Runs `f` on the buffer, after the operations before it.

@@ -29,20 +29,21 @@ use crate::buffer_io::stalled_for;
 /// How long a buffer operation runs before `/health` calls its sink stalled.
 pub const STALLED: Duration = Duration::from_secs(5);
 
-/// The routes served (plugins add to it), and the sinks `/health` watches.
+/// The routes served (plugins add to it, each route the job's that added
+/// it), and the sinks `/health` watches.
 #[derive(Default)]
 pub struct RouteTable {
-    routes: Mutex<HashMap<String, HttpHandler>>,
-    sinks: Vec<(String, Arc<JobStats>)>,
+    routes: Mutex<HashMap<String, (String, HttpHandler)>>,
+    sinks: Mutex<Vec<(String, Arc<JobStats>)>>,
 }
 
 impl Routes for RouteTable {
-    fn add(&self, path: &str, handler: HttpHandler) -> bool {
+    fn add(&self, job: &str, path: &str, handler: HttpHandler) -> bool {
         let mut t = self.routes.lock().expect("not poisoned");
         if t.contains_key(path) || path == "/health" {
             return false;
         }
-        t.insert(path.to_owned(), handler);
+        t.insert(path.to_owned(), (job.to_owned(), handler));
         true
     }
 }
@@ -50,12 +51,22 @@ impl Routes for RouteTable {
 impl RouteTable {
     /// A table whose `/health` watches `sinks` (id and figures).
     pub fn new(sinks: Vec<(String, Arc<JobStats>)>) -> RouteTable {
-        RouteTable { routes: Mutex::default(), sinks }
+        RouteTable { routes: Mutex::default(), sinks: Mutex::new(sinks) }
+    }
+
+    /// The sinks of the config a reload applied.
+    pub fn set_sinks(&self, sinks: Vec<(String, Arc<JobStats>)>) {
+        *self.sinks.lock().expect("not poisoned") = sinks;
+    }
+
+    /// Frees the routes `job` added: it is rebuilt or removed.
+    pub fn release(&self, job: &str) {
+        self.routes.lock().expect("not poisoned").retain(|_, (owner, _)| owner != job);
     }
 
     fn health(&self) -> String {
         let mut stalled = String::new();
-        for (id, stats) in &self.sinks {
+        for (id, stats) in self.sinks.lock().expect("not poisoned").iter() {
             let d = stalled_for(stats);
             if d > STALLED {
                 let sep = if stalled.is_empty() { "" } else { "," };
@@ -76,12 +87,12 @@ impl RouteTable {
         }
         let handler = {
             let t = self.routes.lock().expect("not poisoned");
-            t.get(&req.path).cloned().or_else(|| {
+            t.get(&req.path).map(|(_, h)| h.clone()).or_else(|| {
                 // The longest route ending in `/` that the path is under.
                 t.iter()
                     .filter(|(p, _)| p.ends_with('/') && req.path.starts_with(p.as_str()))
                     .max_by_key(|(p, _)| p.len())
-                    .map(|(_, h)| h.clone())
+                    .map(|(_, (_, h))| h.clone())
             })
         };
         match handler {

@@ -17,13 +17,16 @@ use crate::queue::{Queued, Tx};
 /// What the agent reports about itself.
 pub struct Introspection {
     pub started: Instant,
-    /// Each job's id, plugin, role and counters.
-    pub jobs: Vec<(String, String, &'static str, Arc<JobStats>)>,
+    /// Each job's id, plugin, role and counters (a reload changes them).
+    pub jobs: Mutex<Vec<Job>>,
     /// Each queue's id, a sender that does not keep it open, and its capacity.
     pub queues: Mutex<Vec<(String, WeakSender<Queued>, usize)>>,
     /// Each engine's events in and work time at the last report.
     pub last: Mutex<HashMap<String, Mark>>,
 }
+
+/// A job's id, plugin, role and counters.
+pub type Job = (String, String, &'static str, Arc<JobStats>);
 
 /// An engine's counters when last reported.
 #[derive(Clone, Copy)]
@@ -34,8 +37,18 @@ pub struct Mark {
 }
 
 impl Introspection {
-    pub fn new(jobs: Vec<(String, String, &'static str, Arc<JobStats>)>) -> Introspection {
-        Introspection { started: Instant::now(), jobs, queues: Mutex::default(), last: Mutex::default() }
+    pub fn new(jobs: Vec<Job>) -> Introspection {
+        Introspection {
+            started: Instant::now(),
+            jobs: Mutex::new(jobs),
+            queues: Mutex::default(),
+            last: Mutex::default(),
+        }
+    }
+
+    /// The jobs of the config a reload applied.
+    pub fn set_jobs(&self, jobs: Vec<Job>) {
+        *self.jobs.lock().expect("not poisoned") = jobs;
     }
 
     /// An engine's pace since the last report (Canopsis's engine figures):
@@ -55,10 +68,17 @@ impl Introspection {
 }
 
 impl Introspection {
-    /// Reports the depth of `id`'s queue.
+    /// Reports the depth of `id`'s queue (in place of the one it had before a reload).
     pub fn add_queue(&self, id: &str, tx: &Tx) {
         let q = (id.to_owned(), tx.downgrade(), tx.max_capacity());
-        self.queues.lock().expect("not poisoned").push(q);
+        let mut queues = self.queues.lock().expect("not poisoned");
+        queues.retain(|(i, ..)| i != id);
+        queues.push(q);
+    }
+
+    /// Stops reporting `id`'s queue: a reload removed its job.
+    pub fn remove_queue(&self, id: &str) {
+        self.queues.lock().expect("not poisoned").retain(|(i, ..)| i != id);
     }
 }
 
@@ -78,8 +98,9 @@ pub fn rss_bytes() -> u64 {
 impl Introspect for Introspection {
     fn report(&self, now: i64) -> Vec<Event> {
         let queues = self.queues.lock().expect("not poisoned");
-        let mut out = Vec::with_capacity(self.jobs.len() + queues.len() + 1);
-        for (id, plugin, role, s) in &self.jobs {
+        let jobs = self.jobs.lock().expect("not poisoned");
+        let mut out = Vec::with_capacity(jobs.len() + queues.len() + 1);
+        for (id, plugin, role, s) in jobs.iter() {
             out.push(
                 Event::new("vane_job")
                     .at(now)
@@ -113,7 +134,7 @@ impl Introspect for Introspection {
                     .field("work_seconds_total", get(&s.work_ns_total) as f64 / 1e9),
             );
         }
-        for (id, plugin, _, s) in &self.jobs {
+        for (id, plugin, _, s) in jobs.iter() {
             let figures = s.figures.all();
             if figures.is_empty() {
                 continue;
@@ -125,7 +146,7 @@ impl Introspect for Introspection {
             out.push(e);
         }
         let at = Instant::now();
-        for (id, _, role, s) in &self.jobs {
+        for (id, _, role, s) in jobs.iter() {
             if *role == "engine" {
                 out.push(self.pace(id, s, at).at(now));
             }
@@ -145,7 +166,7 @@ impl Introspect for Introspection {
                 .at(now)
                 .field("rss_bytes", rss_bytes())
                 .field("uptime_seconds", self.started.elapsed().as_secs_f64())
-                .field("jobs", self.jobs.len() as u64),
+                .field("jobs", jobs.len() as u64),
         );
         out
     }

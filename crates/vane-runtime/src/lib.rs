@@ -1,6 +1,7 @@
 //! vane's runtime: reads and validates the configuration, builds every job
 //! from the plugin registry, schedules sources, moves events through engines
-//! to sinks over bounded queues, and stops in order.
+//! to sinks over bounded queues, applies a changed config as a difference,
+//! and stops in order.
 
 pub mod agent;
 pub mod buffer;
@@ -15,6 +16,7 @@ pub mod levels;
 pub mod notify;
 pub mod probe;
 pub mod queue;
+pub mod reload;
 pub mod route;
 pub mod sink;
 pub mod source;
@@ -22,7 +24,7 @@ pub mod standalone;
 pub mod tasks;
 pub mod ticks;
 
-pub use agent::run;
+pub use agent::{run, run_reloading};
 pub use config::{Config, default_config, load};
 pub use probe::poll_once;
 

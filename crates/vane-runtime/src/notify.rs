@@ -14,6 +14,15 @@ pub fn notify(state: &str) {
     }
 }
 
+/// `RELOADING=1` with the time it began, as systemd asks of a reload.
+pub fn reloading() {
+    // SAFETY: clock_gettime writes into the struct it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    let usec = t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1000;
+    notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+}
+
 fn send(to: &std::ffi::OsStr, state: &str) -> std::io::Result<usize> {
     use std::os::unix::ffi::OsStrExt as _;
     let socket = UnixDatagram::unbound()?;

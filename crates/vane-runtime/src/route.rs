@@ -2,8 +2,8 @@
 //! with time and host, given the job's tags, judged by its levels, then
 //! copied to each of the job's targets.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
 
 use vane_core::BoxFuture;
 use vane_core::ack::{Ack, Batch};
@@ -53,22 +53,38 @@ impl Prepare {
 }
 
 /// One job's way out: its events prepared, then copied to each target.
+/// The targets change when a reload adds, rebuilds or removes an engine or
+/// sink the job sends to; the job itself goes on.
 pub struct Route {
-    pub prepare: Prepare,
-    pub targets: Vec<Tx>,
-    pub stats: Arc<JobStats>,
+    prepare: Prepare,
+    targets: RwLock<Arc<[Tx]>>,
+    stats: Arc<JobStats>,
 }
 
 impl Route {
+    pub fn new(prepare: Prepare, targets: Vec<Tx>, stats: Arc<JobStats>) -> Route {
+        Route { prepare, targets: RwLock::new(targets.into()), stats }
+    }
+
+    /// Sends to `targets` from now on; a batch on its way goes where it was going.
+    pub fn retarget(&self, targets: Vec<Tx>) {
+        *self.targets.write().expect("not poisoned") = targets.into();
+    }
+
+    fn targets(&self) -> Arc<[Tx]> {
+        self.targets.read().expect("not poisoned").clone()
+    }
+
     /// Prepares and delivers events with their acknowledgements; waits while
     /// a target is full. With no target (or a closed one, at shutdown) they
     /// are dropped, counted, and their acknowledgements fail.
     pub async fn deliver(&self, mut events: Vec<Event>, acks: Vec<Ack>) {
         self.prepare.apply(&mut events);
         let n = events.len() as u64;
-        let last = self.targets.len().saturating_sub(1);
+        let targets = self.targets();
+        let last = targets.len().saturating_sub(1);
         let mut events = Some(events);
-        for (i, t) in self.targets.iter().enumerate() {
+        for (i, t) in targets.iter().enumerate() {
             let events = if i == last { events.take().unwrap_or_default() } else { events.clone().unwrap_or_default() };
             let batch = Batch { events, acks: acks.clone() };
             if let Err(b) = t.send(batch).await {
@@ -76,7 +92,7 @@ impl Route {
                 b.acks.iter().for_each(Ack::fail);
             }
         }
-        if self.targets.is_empty() {
+        if targets.is_empty() {
             self.stats.events_dropped.fetch_add(n, Relaxed);
             acks.iter().for_each(Ack::fail);
         }
@@ -93,7 +109,8 @@ impl Outlet for Route {
     }
 
     fn try_send(&self, mut events: Vec<Event>) -> Option<Vec<Event>> {
-        let [target] = self.targets.as_slice() else {
+        let targets = self.targets();
+        let [target] = &*targets else {
             return Some(events);
         };
         // Room first, so that events are prepared once whatever happens.

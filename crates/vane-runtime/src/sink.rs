@@ -10,6 +10,12 @@
 //! the sink: a disk buffer keeps what it holds for the next start, and what
 //! a memory buffer held or the intake receives from then on is dropped and
 //! counted (acknowledgements fail). A panic is a retry.
+//!
+//! The buffer is shared with the agent ([`SharedStore`]): when a reload
+//! rebuilds the sink, its `handoff` is set, and once its queue has closed
+//! (everything it received is stored) the delivery stops after the batch in
+//! hand, which it delivers or gives back, and its successor goes on from
+//! the same buffer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +23,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 use vane_core::ack::{Ack, Batch};
 use vane_core::context::Context;
@@ -26,7 +32,7 @@ use vane_core::event::Event;
 use vane_core::instance::DynSink;
 
 use crate::buffer::{Pushed, Store, WhenFull};
-use crate::buffer_io::BufferIo;
+use crate::buffer_io::{BufferIo, SharedStore};
 use crate::config::SinkJob;
 use crate::guard::{Backoff, CatchUnwind, catch};
 use crate::queue::Rx;
@@ -39,9 +45,12 @@ pub struct SinkTask {
     pub job: Arc<SinkJob>,
     pub ctx: Context,
     pub build: BuildSink,
-    pub store: Box<dyn Store>,
+    pub store: SharedStore,
     /// Told once the sink has tried to prepare its backend (the agent's readiness).
     pub prepared: oneshot::Sender<()>,
+    /// Set when a reload rebuilds the sink: once its queue has closed, it
+    /// stops delivering and leaves what its buffer holds to its successor.
+    pub handoff: watch::Receiver<bool>,
 }
 
 /// The buffer the halves share, and their signals.
@@ -53,6 +62,8 @@ struct Shared {
     space: Notify,
     /// The intake's queue closed and everything it had is stored.
     closed: AtomicBool,
+    /// Set with `closed`, for waiting on it.
+    ended: watch::Sender<bool>,
     /// The sink stopped for good: the intake drops what arrives.
     stopped: AtomicBool,
 }
@@ -62,13 +73,15 @@ impl SinkTask {
     /// sink stopped). `first` is the instance built at start-up.
     pub async fn run(self, first: Option<Box<dyn DynSink>>, rx: Rx) {
         let shared = Shared {
-            store: BufferIo::new(self.store, self.ctx.clone()),
+            store: BufferIo::shared(self.store, self.ctx.clone()),
             data: Notify::new(),
             space: Notify::new(),
             closed: AtomicBool::new(false),
+            ended: watch::channel(false).0,
             stopped: AtomicBool::new(false),
         };
-        let delivery = Delivery { job: &self.job, ctx: &self.ctx, shared: &shared, build: &self.build };
+        let delivery =
+            Delivery { job: &self.job, ctx: &self.ctx, shared: &shared, build: &self.build, handoff: self.handoff };
         tokio::join!(intake(&self.job, &self.ctx, &shared, rx), delivery.run(first, self.prepared));
     }
 }
@@ -178,6 +191,7 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
         store(batch).await;
     }
     shared.closed.store(true, Relaxed);
+    shared.ended.send_replace(true);
     shared.data.notify_one();
 }
 
@@ -247,9 +261,24 @@ struct Delivery<'a> {
     ctx: &'a Context,
     shared: &'a Shared,
     build: &'a BuildSink,
+    handoff: watch::Receiver<bool>,
 }
 
 impl Delivery<'_> {
+    /// Resolves once a reload handed the sink over and its queue closed:
+    /// it delivers no more, its buffer goes to its successor.
+    async fn handed_over(&self) {
+        let mut h = self.handoff.clone();
+        if h.wait_for(|v| *v).await.is_err() {
+            return std::future::pending().await;
+        }
+        let _ = self.shared.ended.subscribe().wait_for(|v| *v).await;
+    }
+
+    fn is_handed_over(&self) -> bool {
+        *self.handoff.borrow() && self.shared.closed.load(Relaxed)
+    }
+
     async fn run(&self, first: Option<Box<dyn DynSink>>, prepared: oneshot::Sender<()>) {
         let mut prepared = Some(prepared);
         let sink = match first {
@@ -339,6 +368,7 @@ impl Delivery<'_> {
         tokio::select! {
             _ = tokio::time::sleep(wait) => true,
             _ = self.ctx.stopping() => false,
+            _ = self.handed_over() => false,
         }
     }
 
@@ -379,6 +409,9 @@ impl Delivery<'_> {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
         let mut failing_since: Option<Instant> = None;
         loop {
+            if self.is_handed_over() {
+                return;
+            }
             let wait = shared.data.notified();
             let due = last_sync.elapsed() >= fsync;
             let ctx = self.ctx.clone();
@@ -403,6 +436,7 @@ impl Delivery<'_> {
                     tokio::select! {
                         _ = wait => {}
                         _ = tokio::time::sleep(fsync) => {}
+                        _ = self.handed_over() => {}
                     }
                     continue;
                 }
@@ -442,7 +476,10 @@ impl Delivery<'_> {
                                 stats.buffer_events.load(Relaxed)
                             ));
                             shared.store.run(move |s| s.give_back(batch)).await;
-                            tokio::time::sleep(wait).await;
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = self.handed_over() => {}
+                            }
                             continue;
                         }
                         SinkAction::Retry => self

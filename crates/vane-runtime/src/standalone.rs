@@ -73,16 +73,8 @@ pub async fn run_engine_stdio<R: AsyncRead + Unpin>(
     let (stats, input_stats) = (Arc::new(JobStats::default()), Arc::new(JobStats::default()));
     let (in_tx, in_rx) = queue(config.queue_size);
     let (out_tx, out_rx) = queue(config.queue_size);
-    let feed = Route {
-        prepare: Prepare::stamp_only(host.clone(), input_stats.clone()),
-        targets: vec![in_tx],
-        stats: input_stats.clone(),
-    };
-    let route = Arc::new(Route {
-        prepare: Prepare::new(&job, host.clone(), stats.clone()),
-        targets: vec![out_tx],
-        stats: stats.clone(),
-    });
+    let feed = Route::new(Prepare::stamp_only(host.clone(), input_stats.clone()), vec![in_tx], input_stats.clone());
+    let route = Arc::new(Route::new(Prepare::new(&job, host.clone(), stats.clone()), vec![out_tx], stats.clone()));
     let ctx = Context::from(Parts {
         job: job.id.clone(),
         plugin: job.plugin.clone(),

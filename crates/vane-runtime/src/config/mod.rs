@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod defaults;
+pub mod diff;
 pub mod load;
 pub mod schema;
 pub mod validate;
