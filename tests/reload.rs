@@ -59,14 +59,20 @@ fn stream_config(dir: &Path, port: u16, k: usize) -> PathBuf {
     write(dir, "v.yaml", &text)
 }
 
+/// The agent on the stream test's first config: its port, config, log.
+fn start_stream(dir: &Path) -> (u16, PathBuf, PathBuf, vane_test_support::Agent) {
+    let port = free_port();
+    let cfg = stream_config(dir, port, 0);
+    let log = dir.join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "influxdb_listener on http://");
+    (port, cfg, log, agent)
+}
+
 #[test]
 fn a_numbered_stream_loses_nothing_acknowledged_through_ten_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = stream_config(dir.path(), port, 0);
-    let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let (port, cfg, log, agent) = start_stream(dir.path());
     // A client posting numbered batches of 5 at a steady pace throughout,
     // keeping the numbers answered 204.
     let (acked, done) = (Arc::new(Mutex::new(Vec::<u64>::new())), Arc::new(AtomicBool::new(false)));
@@ -127,14 +133,10 @@ fn a_numbered_stream_loses_nothing_acknowledged_through_ten_reloads() {
 #[test]
 fn a_broken_config_is_refused_whole_and_the_agent_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = stream_config(dir.path(), port, 0);
-    let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let (port, cfg, log, agent) = start_stream(dir.path());
     assert!(post(port, 0, 5));
-    // Line 6, column 5: a key no sink has; and a valid change elsewhere
-    // that must not be applied either.
+    // A key no sink has (column 5 of the line found below); and a valid
+    // change elsewhere that must not be applied either.
     let good = std::fs::read_to_string(&cfg).unwrap();
     let broken = good.replace("reload: \"0\"", "reload: \"1\"")
         + "  - id: more\n    plugin: file\n    batchsize: 5\n    config: { path: /dev/null }\n";

@@ -197,45 +197,23 @@ mod tests {
         crate::config::from_texts(&[(PathBuf::from("m"), "m".into(), text.into())], &r, &|_| None).unwrap()
     }
 
-    const BASE: &str = "
-sources:
-  - id: a
-    plugin: counter
-    interval: 1s
-  - id: b
-    plugin: counter
-    interval: 1s
-    next: e
-engines:
-  - id: e
-    plugin: passthrough
-sinks:
-  - id: s
-    plugin: collect
-";
+    /// Sources `a` and `b` (`b` through engine `e`, with its interval
+    /// `b_interval`) into sink `s`, `b` first when `b_first`.
+    fn two_sources(b_first: bool, b_interval: &str) -> String {
+        let a = "  - id: a\n    plugin: counter\n    interval: 1s\n";
+        let b = format!("  - id: b\n    plugin: counter\n    interval: {b_interval}\n    next: e\n");
+        let sources = if b_first { format!("{b}{a}") } else { format!("{a}{b}") };
+        format!(
+            "# a comment\nsources:\n{sources}engines:\n  - id: e\n    plugin: passthrough\nsinks:\n  - id: s\n    plugin: collect\n"
+        )
+    }
 
     #[test]
     fn a_job_moved_or_commented_around_is_kept_one_edited_is_changed() {
-        let old = config(BASE);
-        // `a` moves below `b` with a comment above it; `b` changes its interval.
-        let moved = "
-# a comment
-sources:
-  - id: b
-    plugin: counter
-    interval: 2s
-    next: e
-  - id: a
-    plugin: counter
-    interval: 1s
-engines:
-  - id: e
-    plugin: passthrough
-sinks:
-  - id: s
-    plugin: collect
-";
-        let plan = Plan::new(&old, &config(moved));
+        let old = config(&two_sources(false, "1s"));
+        // `a` moves below `b`; `b` changes its interval.
+        let moved = two_sources(true, "2s");
+        let plan = Plan::new(&old, &config(&moved));
         assert_eq!(plan.sources.kept, ["a"]);
         assert_eq!(plan.sources.changed, ["b"]);
         assert!(!plan.engines.any() && !plan.sinks.any());
@@ -244,7 +222,7 @@ sinks:
 
     #[test]
     fn jobs_added_and_removed_are_named_by_id() {
-        let old = config(BASE);
+        let old = config(&two_sources(false, "1s"));
         let new = config(
             "
 sources:
