@@ -451,8 +451,11 @@ async fn run(config: Config, reread: Option<Reread>, registry: Registry) -> anyh
         Err(e) => tracing::warn!("open files: cannot raise the soft limit: {e}"),
     }
     let pid = reread.map(|_| crate::reload::PidFile::write(&config));
-    vane_runtime::run_reloading(config, registry, stop, reloads).await?;
-    drop(pid);
+    let ran = vane_runtime::run_reloading(config, registry, stop, reloads).await;
+    if let Some(p) = pid {
+        p.remove();
+    }
+    ran?;
     tracing::info!("stopped");
     Ok(())
 }

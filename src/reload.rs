@@ -17,7 +17,7 @@ pub fn pid_file(config: &Config) -> PathBuf {
     config.data_dir.join("vane.pid")
 }
 
-/// The running agent's pid file; removed when dropped (at exit).
+/// The running agent's pid file, removed at exit ([`PidFile::remove`]).
 pub struct PidFile(Option<PathBuf>);
 
 impl PidFile {
@@ -36,12 +36,19 @@ impl PidFile {
     }
 }
 
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
+impl PidFile {
+    /// Removes the file, on a thread of its own: the data folder's disk may
+    /// not answer (a frozen disk), and the agent must exit all the same.
+    pub fn remove(self) {
+        if let Some(p) = self.0 {
+            std::thread::spawn(move || std::fs::remove_file(p));
         }
     }
+}
+
+/// The name a process runs as (`/proc/PID/comm`).
+fn name_of(pid: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|n| n.trim().to_owned())
 }
 
 /// Reads the config again at every SIGHUP and sends it on when valid.
@@ -99,6 +106,18 @@ pub fn signal_running(config: &Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A pid file left by an agent that died may name another process by
+    // now: SIGHUP would end most of them.
+    let (theirs, ours) = (name_of(&pid.to_string()), name_of("self"));
+    if theirs != ours {
+        eprintln!(
+            "error: {}: pid {pid} is {}, not {}: the agent is not running (a stale pid file)",
+            path.display(),
+            theirs.map_or("no process".to_owned(), |n| format!("`{n}`")),
+            ours.unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    }
     // SAFETY: kill has no memory preconditions; it only sends a signal.
     if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
         let e = std::io::Error::last_os_error();

@@ -254,3 +254,68 @@ fn an_unchanged_sources_schedule_does_not_move_at_a_reload() {
         assert!((0.8..1.2).contains(&gap), "polls {gap:.3}s apart, not 1s: {t:?}");
     }
 }
+
+#[test]
+fn a_board_sink_changed_at_a_reload_serves_its_new_boards_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = dir.path().display();
+    let config = |boards: &str| {
+        write(
+            dir.path(),
+            "v.yaml",
+            &format!(
+                "agent: {{ data_dir: {d}/data, http: \"{addr}\" }}\n\
+                 sources:\n\
+                 \x20 - {{ id: figures, plugin: internal, interval: 200ms, next: board }}\n\
+                 sinks:\n\
+                 \x20 - {{ id: board, plugin: board, config: {{ boards: [ {{ name: Host, template: \"builtin:host\" }}{boards} ] }} }}\n"
+            ),
+        )
+    };
+    let cfg = config("");
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_for_log(&log, "vane is running");
+    let get = |path: &str| vane_test_support::http::http_get(&addr, path);
+    wait_until(Duration::from_secs(20), "the agent's figures kept", || {
+        get("/api/series?name=vane_agent").contains("rss_bytes")
+    });
+    config(", { name: Second, template: \"builtin:host\", prefix: \"b.\" }");
+    signal(&agent, libc::SIGHUP);
+    applied(&log, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("reload: sinks: added: none; changed: board; removed: none; kept: none"), "{text}");
+    wait_until(Duration::from_secs(10), "the new board listed", || get("/api/boards").contains("\"Second\""));
+    let boards = get("/api/boards");
+    assert!(boards.contains("\"Host\""), "{boards}");
+    // The history the old sink kept is the new one's.
+    assert!(get("/api/series?name=vane_agent").contains("rss_bytes"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("cannot start") && !text.contains("ERROR"), "{text}");
+    assert_eq!(stop(agent), Some(0));
+}
+
+#[test]
+fn reload_without_a_running_agent_says_so_and_signals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let cfg = write(
+        dir.path(),
+        "v.yaml",
+        &format!(
+            "agent: {{ data_dir: {d}/data }}\nsinks:\n  - {{ id: out, plugin: file, config: {{ path: {d}/out.lp }} }}\n"
+        ),
+    );
+    let out = VANE.output(&["reload", "-c", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("vane.pid") && err.contains("is the agent running"), "{err}");
+    // A pid file an agent left behind, naming a process that is not vane
+    // (this test): refused, and this process gets no SIGHUP.
+    write(dir.path(), "data/vane.pid", &format!("{}\n", std::process::id()));
+    let out = VANE.output(&["reload", "-c", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("a stale pid file"), "{err}");
+}

@@ -6,7 +6,7 @@
 //! shows it. The `board` sink provides boards; without one in the config,
 //! [`crate::context::Context::board`] says so.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 /// What getting a board or posting to one can meet.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,11 @@ impl Board {
         Board { name: name.into(), prefix: prefix.into(), tags: tags.into(), boards }
     }
 
+    /// The same board, its posts sent through `boards`.
+    pub(crate) fn through(self, boards: Arc<dyn Boards>) -> Board {
+        Board { boards, ..self }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -91,17 +96,37 @@ impl Board {
 }
 
 /// Where the runtime keeps the provider of boards: empty until a `board`
-/// sink is built, then it, for every job of the agent.
+/// sink is built, then it (and the job it is), for every job of the agent.
+/// Boards handed out post through it, so that when a reload rebuilds the
+/// `board` sink, what jobs post reaches its successor.
 #[derive(Default)]
-pub struct Desk(OnceLock<Arc<dyn Boards>>);
+pub struct Desk(RwLock<Option<(String, Arc<dyn Boards>)>>);
 
 impl Desk {
-    /// Offers `boards` to every job; false when another sink offered first.
-    pub fn offer(&self, boards: Arc<dyn Boards>) -> bool {
-        self.0.set(boards).is_ok()
+    /// Offers `job`'s `boards` to every job; false when another job's are
+    /// offered. The same job offers again when it is rebuilt.
+    pub fn offer(&self, job: &str, boards: Arc<dyn Boards>) -> bool {
+        let mut d = self.0.write().expect("not poisoned");
+        match &*d {
+            Some((owner, _)) if owner != job => false,
+            _ => {
+                *d = Some((job.to_owned(), boards));
+                true
+            }
+        }
     }
 
-    pub fn get(&self) -> Option<&Arc<dyn Boards>> {
-        self.0.get()
+    pub fn get(&self) -> Option<Arc<dyn Boards>> {
+        self.0.read().expect("not poisoned").as_ref().map(|(_, b)| b.clone())
+    }
+}
+
+impl Boards for Desk {
+    fn open(&self, name: &str, prefix: &str, template: &str, origin: &str, owner: &str) -> Result<Board, BoardError> {
+        self.get().ok_or(BoardError::NoBoards)?.open(name, prefix, template, origin, owner)
+    }
+
+    fn post(&self, flow: &str, data: serde_json::Value) -> bool {
+        self.get().is_some_and(|b| b.post(flow, data))
     }
 }

@@ -199,10 +199,9 @@ impl Context {
     /// template's tags; the job owns it. An error when the config has no
     /// `board` sink, or the template does not read.
     pub fn board(&self, name: &str, prefix: &str, template: &str, origin: &str) -> Result<Board, BoardError> {
-        match self.inner.boards.get() {
-            Some(b) => b.open(name, prefix, template, origin, self.job()),
-            None => Err(BoardError::NoBoards),
-        }
+        let desk = self.inner.boards.clone();
+        let board = desk.open(name, prefix, template, origin, self.job())?;
+        Ok(board.through(desk))
     }
 
     /// Posts `data` to flow `flow` (its full tag, prefix included) of
@@ -214,6 +213,6 @@ impl Context {
     /// Offers boards to every job (the `board` sink does); false when
     /// another job offered first.
     pub fn offer_boards(&self, boards: Arc<dyn Boards>) -> bool {
-        self.inner.boards.offer(boards)
+        self.inner.boards.offer(self.job(), boards)
     }
 }
