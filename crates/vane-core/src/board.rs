@@ -130,3 +130,38 @@ impl Boards for Desk {
         self.get().is_some_and(|b| b.post(flow, data))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps what is posted to it.
+    #[derive(Default)]
+    struct Kept(Mutex<Vec<String>>);
+    impl Boards for Kept {
+        fn open(&self, name: &str, prefix: &str, _: &str, _: &str, _: &str) -> Result<Board, BoardError> {
+            Err(BoardError::Template(format!("{name} {prefix}")))
+        }
+        fn post(&self, flow: &str, _: serde_json::Value) -> bool {
+            self.0.lock().unwrap().push(flow.to_owned());
+            true
+        }
+    }
+
+    #[test]
+    fn one_job_provides_the_boards_and_a_rebuilt_one_takes_over_what_is_posted() {
+        let desk = Arc::new(Desk::default());
+        let (first, second) = (Arc::new(Kept::default()), Arc::new(Kept::default()));
+        assert!(desk.offer("board", first.clone()));
+        assert!(!desk.offer("other", Arc::new(Kept::default())), "another job's boards are refused");
+        // A board handed out before the rebuild posts through the desk.
+        let board = Board::new("b", "p.", vec!["n".into()], first.clone()).through(desk.clone());
+        board.post("n", serde_json::json!(1)).unwrap();
+        assert!(desk.offer("board", second.clone()), "the same job, rebuilt, offers again");
+        board.post("n", serde_json::json!(2)).unwrap();
+        assert_eq!(*first.0.lock().unwrap(), ["p.n"]);
+        assert_eq!(*second.0.lock().unwrap(), ["p.n"]);
+        assert!(matches!(board.post("x", serde_json::json!(3)), Err(BoardError::NoFlow { .. })));
+    }
+}
