@@ -33,7 +33,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VANE = os.path.join(ROOT, "target", "release", "vane")
+# VANE_BIN measures another build of vane (e.g. target/small/vane) the same way.
+VANE = os.environ.get("VANE_BIN") or os.path.join(ROOT, "target", "release", "vane")
 RESULTS = os.path.join(ROOT, "bench", "RESULTS.md")
 PAIRS = int(os.environ.get("BENCH_PAIRS", "3"))
 TCK = os.sysconf("SC_CLK_TCK")
