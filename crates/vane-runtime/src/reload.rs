@@ -51,6 +51,13 @@ impl Running {
             }
         }
         wait(&mut stopping, grace, "sources").await;
+        let gone = plan.sources.removed.iter().chain(&plan.sources.changed);
+        for id in gone.chain(&plan.engines.removed).chain(&plan.engines.changed) {
+            // Routes a job served on the agent's HTTP port go with it.
+            if let Some(t) = &agent.routes {
+                t.release(id);
+            }
+        }
 
         // New queues for engines and sinks added or changed; the old ones
         // stay only with the jobs that drain into them.
@@ -129,7 +136,10 @@ impl Running {
             let id = u.job.id.clone();
             let SinkUnit { job: old, life, store, handoff, mut tasks } = u;
             if !drained(&mut tasks, grace).await {
-                tracing::warn!(job = %id, "reload: the sink did not finish within {grace:?}: stopped");
+                tracing::warn!(
+                    job = %id,
+                    "reload: the sink did not finish within {grace:?}: stopped (a batch its intake held, waiting for room, is dropped; its buffer is kept)"
+                );
                 tasks.abort_all();
                 join_all(tasks).await;
             }
