@@ -13,19 +13,6 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The binary's allocator policy (`tune_allocator` in src/cli.rs): no
-/// transparent huge pages, and freed pages given back after 500 ms.
-fn tune_allocator() {
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    const ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
-    // SAFETY: as in src/cli.rs: setting options only changes memory policy.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        libmimalloc_sys::mi_option_set(ALLOW_THP, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 500);
-    }
-}
-
 use vane_core::event::{Event, Value, now_ns};
 use vane_core::http::HttpRequest;
 use vane_plugins::board::history::{History, TierSpec};
@@ -77,7 +64,9 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    tune_allocator();
+    // The binary's allocator policy: no transparent huge pages, freed pages
+    // given back after 500 ms.
+    vane_runtime::alloc::tune();
     let (series, seconds) = (env("BENCH_SERIES", 10_000), env("BENCH_SECONDS", 1200) as i64);
     let dir = tempfile::tempdir().unwrap();
     // 1,000 series named `top` (the latest-values query), the rest `m`;

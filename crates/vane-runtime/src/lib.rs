@@ -4,6 +4,7 @@
 //! and stops in order.
 
 pub mod agent;
+pub mod alloc;
 pub mod buffer;
 pub mod buffer_io;
 pub mod check;
