@@ -425,11 +425,10 @@ impl Agent {
             Kind::Disk => {
                 let o = Opening::new(crate::buffer::dir(&self.data_dir, &job.id), b.max_bytes(), b.when_full);
                 if let Some(e) = o.error() {
-                    tracing::error!(
-                        job = %job.id,
-                        "{e}; the other sinks start, this one tries again (when_full applies meanwhile)"
+                    self.stats(&job.id).report_error(
+                        &job.id,
+                        format!("{e}; the other sinks start, this one tries again (when_full applies meanwhile)"),
                     );
-                    self.stats(&job.id).errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Box::new(o)
             }
