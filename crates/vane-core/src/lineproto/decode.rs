@@ -6,7 +6,7 @@
 //! only itself. [`decode_stream`] reads a buffer that more bytes may follow:
 //! it stops before a record that the buffer may not hold whole.
 
-use super::{Precision, is_control, reserved};
+use super::{Precision, is_control, number, reserved};
 use crate::event::{Event, Kind, NO_TIME, State, Value};
 
 /// A record that could not be decoded, with its 1-based line and column.
@@ -169,9 +169,10 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// Moves past a record that ended at `end`; false when it may go on
-    /// past the buffer and must be read again with what follows.
-    fn finish(&mut self, line_start: usize, end: End) -> bool {
+    /// Moves past a record that ended at `end`, which spanned `lines` line
+    /// feeds (counted when not known); false when it may go on past the
+    /// buffer and must be read again with what follows.
+    fn finish(&mut self, line_start: usize, end: End, lines: Option<usize>) -> bool {
         let end = match end {
             End::At(e) => e,
             End::Buffer if !self.complete => {
@@ -180,7 +181,7 @@ impl<'a> Decoder<'a> {
             }
             End::Buffer => self.b.len(),
         };
-        self.line += memchr::memchr_iter(b'\n', &self.b[line_start..end]).count();
+        self.line += lines.unwrap_or_else(|| memchr::memchr_iter(b'\n', &self.b[line_start..end]).count());
         self.pos = end;
         true
     }
@@ -212,7 +213,7 @@ impl Decoder<'_> {
         if self.json && self.b[start] == b'{' {
             return self.json_line(line_start, start);
         }
-        let mut p = Record { b: self.b, i: start, ended: false, broke: None };
+        let mut p = Record { b: self.b, i: start, ended: false, broke: None, breaks: 0 };
         match p.point(self.precision, self.default_time) {
             Ok(ev) => {
                 let end = if p.ended { End::At(p.i) } else { End::Buffer };
@@ -223,12 +224,14 @@ impl Decoder<'_> {
                         Err(ParseError { line, column, message })
                     }
                 };
-                self.finish(line_start, end).then_some(read)
+                // Its line feeds: those inside strings, and the one it ended at.
+                let lines = Some(p.breaks + usize::from(p.ended && self.b[p.i - 1] == b'\n'));
+                self.finish(line_start, end, lines).then_some(read)
             }
             Err(f) => {
                 let end = self.failed_end(&f);
                 let (line, column) = self.locate(line_start, f.at.min(self.b.len()));
-                self.finish(line_start, end).then_some(Err(ParseError { line, column, message: f.message }))
+                self.finish(line_start, end, None).then_some(Err(ParseError { line, column, message: f.message }))
             }
         }
     }
@@ -253,7 +256,7 @@ impl Decoder<'_> {
                 e
             })
             .map_err(|message| ParseError { line, column: 1, message });
-        self.finish(line_start, end).then_some(read)
+        self.finish(line_start, end, None).then_some(read)
     }
 }
 
@@ -273,6 +276,8 @@ struct Record<'a> {
     i: usize,
     /// Whether the record's line feed was read.
     ended: bool,
+    /// Line feeds read inside string values.
+    breaks: usize,
     /// A rule of vane's own the record broke (a repeated tag key, a second
     /// `description`): its position and message. Such a record is still
     /// read to its end, as the grammar allows it, and then refused.
@@ -349,14 +354,10 @@ impl<'a> Record<'a> {
         let special = kind.special();
         let mut out: Option<Vec<u8>> = None;
         let mut from = start;
-        // The bits of every byte, ORed: no high bit means ASCII.
-        let mut bits = 0u8;
         loop {
             // Ordinary bytes, the most of any name, in a tight loop.
-            while let Some(&c) = self.b.get(self.i).filter(|&&c| !special[c as usize]) {
-                bits |= c;
-                self.i += 1;
-            }
+            let rest = &self.b[self.i..];
+            self.i += rest.iter().position(|&c| special[c as usize]).unwrap_or(rest.len());
             match self.peek() {
                 Some(b'\\') => match self.b.get(self.i + 1) {
                     Some(&n) if kind.escape(n) => {
@@ -379,7 +380,7 @@ impl<'a> Record<'a> {
                 o
             }
         };
-        if bits < 0x80 {
+        if bytes.is_ascii() {
             // SAFETY: every byte is ASCII (checked just above), and ASCII is UTF-8.
             return Ok(unsafe { String::from_utf8_unchecked(bytes) });
         }
@@ -548,7 +549,7 @@ impl<'a> Record<'a> {
             }
             Some(b'-' | b'0'..=b'9' | b'.') => {
                 let tok = self.token(plain);
-                number(tok).or_else(|why| {
+                number::field(tok).or_else(|why| {
                     let tok = String::from_utf8_lossy(tok).into_owned();
                     self.fail(at, format!("invalid number {tok:?} for field {key:?}: {why}"))
                 })
@@ -568,11 +569,17 @@ impl<'a> Record<'a> {
         let mut out = Vec::new();
         let mut from = self.i;
         loop {
+            // Up to the next byte that means something here.
+            self.i += memchr::memchr3(b'"', b'\\', b'\n', &self.b[self.i..]).unwrap_or(self.b.len() - self.i);
             match self.peek() {
                 None => {
                     return self.fail(at, format!("missing the closing quote of field {key:?}"));
                 }
                 Some(b'"') => break,
+                Some(b'\n') => {
+                    self.breaks += 1;
+                    self.i += 1;
+                }
                 Some(b'\\') => {
                     let un = match self.b.get(self.i + 1) {
                         Some(b'\\') => Some(b'\\'),
@@ -615,15 +622,15 @@ impl<'a> Record<'a> {
             [] => None,
             tok => {
                 // Only ASCII digits and minus signs: valid UTF-8.
-                let text = std::str::from_utf8(tok).unwrap_or_default();
-                let t: i64 = match text.parse() {
+                let text = || String::from_utf8_lossy(tok);
+                let t = match number::integer(tok) {
                     Ok(t) => t,
-                    Err(_) => return self.fail(at, format!("invalid timestamp {text:?}")),
+                    Err(_) => return self.fail(at, format!("invalid timestamp {:?}", text())),
                 };
                 // The earliest instant is NO_TIME, "no timestamp": refused.
                 match t.checked_mul(precision.factor()).filter(|&t| t != NO_TIME) {
                     Some(t) => Some(t),
-                    None => return self.fail(at, format!("timestamp {text} out of range")),
+                    None => return self.fail(at, format!("timestamp {} out of range", text())),
                 }
             }
         };
@@ -642,38 +649,6 @@ impl<'a> Record<'a> {
             return fail(self, self.i, "unexpected text after the timestamp");
         }
         Ok(time)
-    }
-}
-
-/// A number field: `-?digits i`, `digits u`, or a decimal float.
-fn number(tok: &[u8]) -> Result<Value, &'static str> {
-    // Only ASCII is ever a number; anything else fails to parse below.
-    let text = std::str::from_utf8(tok).map_err(|_| "not a number")?;
-    if let Some(i) = text.strip_suffix('i') {
-        return i.parse().map(Value::Int).map_err(|e| range_or(e.kind(), "not an integer"));
-    }
-    if let Some(u) = text.strip_suffix('u') {
-        return u.parse().map(Value::Uint).map_err(|e| range_or(e.kind(), "not an unsigned integer"));
-    }
-    // Digits, point, exponent and signs only: no `inf`, `nan` or hex; a
-    // sign only first (a minus: the caller saw to that) or after `e`.
-    let b = text.as_bytes();
-    let well_formed = b.iter().enumerate().all(|(i, &c)| match c {
-        b'0'..=b'9' | b'.' | b'e' | b'E' => true,
-        b'-' | b'+' => i == 0 || matches!(b[i - 1], b'e' | b'E'),
-        _ => false,
-    });
-    match text.parse::<f64>() {
-        Ok(f) if well_formed && f.is_finite() => Ok(Value::Float(f)),
-        Ok(_) if well_formed => Err("out of range"),
-        _ => Err("not a number"),
-    }
-}
-
-fn range_or(kind: &std::num::IntErrorKind, otherwise: &'static str) -> &'static str {
-    match kind {
-        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "out of range",
-        _ => otherwise,
     }
 }
 

@@ -37,6 +37,7 @@
 
 mod decode;
 mod encode;
+mod number;
 mod stream;
 
 pub use decode::{Decoder, ParseError, decode, decode_line, decode_stream};
