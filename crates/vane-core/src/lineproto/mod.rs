@@ -42,7 +42,7 @@ mod stream;
 
 pub use decode::{Decoder, ParseError, decode, decode_line, decode_stream};
 pub use encode::{encode, encode_into, encode_into_with};
-pub use stream::Records;
+pub use stream::{Decoded, Part, Records};
 
 /// Timestamp precision of a line-protocol stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -241,7 +241,7 @@ pub(crate) fn now_ns() -> i64 {
 }
 
 /// Counts and logs a bad line.
-fn bad_line(ctx: &Context, peer: &dyn std::fmt::Display, n: u64, why: &str) {
+pub(super) fn bad_line(ctx: &Context, peer: &dyn std::fmt::Display, n: u64, why: &str) {
     ctx.stats().bad_lines.fetch_add(1, Ordering::Relaxed);
     ctx.warn(format!("{peer}: line {n}: {why}; skipped"));
 }
@@ -313,7 +313,7 @@ impl Socket {
 
 /// Reads once from a connection into `buf`; true when it is over: ended,
 /// failed, idle past `idle`, or the agent stops.
-async fn read_some(
+pub(super) async fn read_some(
     sock: &mut (impl tokio::io::AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     peer: std::net::SocketAddr,
@@ -342,7 +342,7 @@ async fn read_some(
 
 /// Hands on what a connection decoded, in batches: all of it at the end,
 /// or once a batch is full.
-async fn hand_on(ctx: &Context, out: &mut Vec<Event>, end: bool) {
+pub(super) async fn hand_on(ctx: &Context, out: &mut Vec<Event>, end: bool) {
     if out.len() >= BATCH || (end && !out.is_empty()) {
         // The next read likely brings as many: no growing from empty.
         let cap = out.len();
@@ -361,7 +361,7 @@ pub async fn serve_lines(
     idle: std::time::Duration,
 ) {
     if dec.format == LineFormat::Influx {
-        return serve_records(sock, peer, dec.precision, ctx, max_line, idle).await;
+        return super::records::serve_records(sock, peer, dec.precision, ctx, max_line, idle).await;
     }
     let mut buf: Vec<u8> = Vec::new();
     let mut n_line = 0u64;
@@ -401,31 +401,6 @@ pub async fn serve_lines(
             return;
         }
         hand_on(ctx, &mut out, true).await;
-    }
-}
-
-/// Line protocol from a stream: a record may hold line feeds inside its
-/// strings, and may arrive over several reads.
-async fn serve_records(
-    mut sock: impl tokio::io::AsyncRead + Unpin,
-    peer: std::net::SocketAddr,
-    precision: Precision,
-    ctx: &Context,
-    max_record: usize,
-    idle: std::time::Duration,
-) {
-    let mut records = lineproto::Records::new(precision, max_record);
-    let mut out = Vec::new();
-    loop {
-        let eof = read_some(&mut sock, records.buffer(), peer, ctx, idle).await;
-        records.decode(eof, now_ns(), |r| match r {
-            Ok(e) => out.push(e),
-            Err(e) => bad_line(ctx, &peer, e.line as u64, &format!("column {}: {}", e.column, e.message)),
-        });
-        hand_on(ctx, &mut out, true).await;
-        if eof {
-            return;
-        }
     }
 }
 

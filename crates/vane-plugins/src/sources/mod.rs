@@ -19,6 +19,7 @@ pub mod otlp;
 pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
+mod records;
 #[cfg(feature = "http")]
 pub mod remote_write;
 #[cfg(feature = "http")]
