@@ -20,6 +20,8 @@ use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
+use super::lines::line_event;
+
 /// How each line reads.
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -233,9 +235,6 @@ where
     Ok(())
 }
 
-/// Events are handed on in batches of at most this many.
-const BATCH: usize = 4096;
-
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
@@ -244,26 +243,6 @@ pub(crate) fn now_ns() -> i64 {
 pub(super) fn bad_line(ctx: &Context, peer: &dyn std::fmt::Display, n: u64, why: &str) {
     ctx.stats().bad_lines.fetch_add(1, Ordering::Relaxed);
     ctx.warn(format!("{peer}: line {n}: {why}; skipped"));
-}
-
-/// Decodes one raw line into `out`.
-fn take_line(
-    dec: &LineDecoder,
-    ctx: &Context,
-    peer: &dyn std::fmt::Display,
-    n: u64,
-    line: &[u8],
-    now: i64,
-    out: &mut Vec<Event>,
-) {
-    match std::str::from_utf8(line) {
-        Err(_) => bad_line(ctx, peer, n, "not UTF-8"),
-        Ok(text) => match dec.decode(text, now) {
-            Ok(Some(e)) => out.push(e),
-            Ok(None) => {}
-            Err(why) => bad_line(ctx, peer, n, &why.0),
-        },
-    }
 }
 
 impl Socket {
@@ -299,8 +278,13 @@ impl Socket {
                 }
             } else {
                 for (i, line) in buf[..n].split(|b| *b == b'\n').enumerate() {
-                    if !line.is_empty() {
-                        take_line(&self.decoder, &ctx, &peer, i as u64 + 1, line, now, &mut out);
+                    if line.is_empty() {
+                        continue;
+                    }
+                    match line_event(&self.decoder, line, now) {
+                        Ok(Some(e)) => out.push(e),
+                        Ok(None) => {}
+                        Err(why) => bad_line(&ctx, &peer, i as u64 + 1, &why),
                     }
                 }
             }
@@ -340,67 +324,21 @@ pub(super) async fn read_some(
     }
 }
 
-/// Hands on what a connection decoded, in batches: all of it at the end,
-/// or once a batch is full.
-pub(super) async fn hand_on(ctx: &Context, out: &mut Vec<Event>, end: bool) {
-    if out.len() >= BATCH || (end && !out.is_empty()) {
-        // The next read likely brings as many: no growing from empty.
-        let cap = out.len();
-        ctx.emit_all(std::mem::replace(out, Vec::with_capacity(cap))).await;
-    }
-}
-
 /// Reads a stream until it ends, idles past `idle`, or the agent stops:
 /// line protocol record by record, other formats line by line.
 pub async fn serve_lines(
-    mut sock: impl tokio::io::AsyncRead + Unpin,
+    sock: impl tokio::io::AsyncRead + Unpin,
     peer: std::net::SocketAddr,
-    dec: &LineDecoder,
+    dec: &Arc<LineDecoder>,
     ctx: &Context,
     max_line: usize,
     idle: std::time::Duration,
 ) {
     if dec.format == LineFormat::Influx {
-        return super::records::serve_records(sock, peer, dec.precision, ctx, max_line, idle).await;
-    }
-    let mut buf: Vec<u8> = Vec::new();
-    let mut n_line = 0u64;
-    // Discarding an overlong line until its end.
-    let mut skipping = false;
-    let mut out = Vec::new();
-    loop {
-        let eof = read_some(&mut sock, &mut buf, peer, ctx, idle).await;
-        let now = now_ns();
-        let mut start = 0;
-        while let Some(pos) = memchr::memchr(b'\n', &buf[start..]) {
-            let line = &buf[start..start + pos];
-            start += pos + 1;
-            n_line += 1;
-            if std::mem::take(&mut skipping) || line.len() > max_line {
-                bad_line(ctx, &peer, n_line, &format!("longer than max_line ({max_line} bytes)"));
-                continue;
-            }
-            take_line(dec, ctx, &peer, n_line, line, now, &mut out);
-            hand_on(ctx, &mut out, false).await;
-        }
-        buf.drain(..start);
-        if buf.len() > max_line {
-            skipping = true;
-            buf.clear();
-        }
-        if eof {
-            if skipping || !buf.is_empty() {
-                n_line += 1;
-                if skipping {
-                    bad_line(ctx, &peer, n_line, &format!("longer than max_line ({max_line} bytes)"));
-                } else {
-                    take_line(dec, ctx, &peer, n_line, &buf, now, &mut out);
-                }
-            }
-            hand_on(ctx, &mut out, true).await;
-            return;
-        }
-        hand_on(ctx, &mut out, true).await;
+        let records = lineproto::Records::new(dec.precision, max_line);
+        super::parts::serve(sock, peer, ctx, idle, records).await
+    } else {
+        super::parts::serve(sock, peer, ctx, idle, super::lines::Lines::new(dec.clone(), max_line)).await
     }
 }
 

@@ -13,13 +13,14 @@ pub mod http_intake;
 #[cfg(feature = "http")]
 pub mod influx_http;
 pub mod internal;
+mod lines;
 pub mod listen;
 #[cfg(feature = "http")]
 pub mod otlp;
+mod parts;
 pub mod ping;
 #[cfg(feature = "host")]
 pub mod procstat;
-mod records;
 #[cfg(feature = "http")]
 pub mod remote_write;
 #[cfg(feature = "http")]
