@@ -663,7 +663,7 @@ fn beats(dir: &Path, workers: &[&str]) -> Vec<(i64, String)> {
             vane_test_support::events(whole.as_bytes())
                 .into_iter()
                 .filter(|e| e.name == "beat")
-                .map(|e| (e.time, e.host)),
+                .map(|e| (e.time, e.host.to_string())),
         );
     }
     all.sort();

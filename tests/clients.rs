@@ -87,7 +87,7 @@ fn idle_connections_do_not_lock_real_clients_out() {
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "204");
     let out = dir.path().join("out.lp");
     wait_until(Duration::from_secs(10), "the real clients' events", || {
-        let names: Vec<String> = events_in(&out).into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = events_in(&out).into_iter().map(|e| e.name.to_string()).collect();
         ["real", "lua", "viacurl"].iter().all(|n| names.iter().any(|m| m == n))
     });
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());

@@ -124,7 +124,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     let path = dir.path().join("out.lp");
     wait_until(Duration::from_secs(10), "4 events", || events_in(&path).len() >= 4);
     stop(agent);
-    let mut names: Vec<String> = events_in(&path).into_iter().map(|e| e.name).collect();
+    let mut names: Vec<String> = events_in(&path).into_iter().map(|e| e.name.to_string()).collect();
     names.sort();
     assert_eq!(names, ["a", "c", "e", "g"]);
 }

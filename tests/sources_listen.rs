@@ -216,7 +216,7 @@ fn statsd_bounds_its_series_and_forgets_idle_gauges() {
     let out = dir.path().join("out.lp");
     let names_b = || {
         let mut b: Vec<String> =
-            events_in(&out).into_iter().filter(|e| e.name.starts_with('b')).map(|e| e.name).collect();
+            events_in(&out).into_iter().filter(|e| e.name.starts_with('b')).map(|e| e.name.to_string()).collect();
         b.sort();
         b.dedup();
         b.len()

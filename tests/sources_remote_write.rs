@@ -137,7 +137,7 @@ fn vanes_sink_writes_to_vanes_receiver_and_bad_bodies_are_refused() {
     for (name, value) in [("disk_free", 5.0), ("disk_used", 2.5)] {
         let e = evs.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {evs:?}"));
         assert_eq!(e.host, "web-02");
-        assert_eq!(e.tags, vec![("path".to_owned(), "/".to_owned())]);
+        assert_eq!(e.tags, vec![("path".into(), "/".into())]);
         assert_eq!(e.get_field("value"), Some(&Value::Float(value)));
         // Remote write carries milliseconds.
         assert_eq!(e.time, 1_700_000_000_123_000_000);

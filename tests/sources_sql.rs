@@ -58,6 +58,6 @@ fn each_row_becomes_an_event_with_tags_fields_and_time() {
     assert_eq!(w2.time, 1_767_323_046_000_000_000);
     let only: Vec<_> = evs.iter().filter(|e| e.name == "only").collect();
     assert_eq!(only.len(), 1);
-    assert_eq!(only[0].fields, vec![("cpu".to_owned(), Value::Float(12.5))]);
+    assert_eq!(only[0].fields, vec![("cpu".into(), Value::Float(12.5))]);
     assert_eq!(only[0].host, "web1");
 }

@@ -6,7 +6,7 @@
 //! bytes`; numbers are little-endian. Decoding checks every length and tag,
 //! so damaged input is an error, never a panic.
 
-use crate::event::{Event, Kind, State, Value};
+use crate::event::{Event, Kind, State, Text, Value};
 
 const VERSION: u8 = 1;
 
@@ -130,16 +130,34 @@ impl Reader<'_> {
     }
 
     /// Reads a string into `dst`, keeping its allocation.
-    fn string_into(&mut self, dst: &mut String) -> R<()> {
+    fn string_into(&mut self, dst: &mut impl Refill) -> R<()> {
         let n = self.len()?;
         let s = std::str::from_utf8(self.bytes(n)?).map_err(|_| "not UTF-8")?;
-        dst.clear();
-        dst.push_str(s);
+        dst.refill(s);
         Ok(())
     }
 
     fn u64(&mut self) -> R<u64> {
         Ok(u64::from_le_bytes(self.bytes(8)?.try_into().expect("8 bytes")))
+    }
+}
+
+/// A string read into the room of the one it replaces.
+trait Refill {
+    fn refill(&mut self, s: &str);
+}
+
+impl Refill for String {
+    fn refill(&mut self, s: &str) {
+        self.clear();
+        self.push_str(s);
+    }
+}
+
+impl Refill for Text {
+    fn refill(&mut self, s: &str) {
+        self.clear();
+        self.push_str(s);
     }
 }
 
@@ -192,7 +210,7 @@ fn decode_batch_into_text(b: &[u8], out: &mut Vec<Event>) -> Result<(), String> 
         e.fields.truncate(fields);
         for j in 0..fields {
             if j == e.fields.len() {
-                e.fields.push((String::new(), Value::Bool(false)));
+                e.fields.push((Text::default(), Value::Bool(false)));
             }
             let (k, v) = &mut e.fields[j];
             r.string_into(k)?;
@@ -258,11 +276,11 @@ mod tests {
             description in proptest::option::of(".{0,8}"), ttl in proptest::option::of(0.0f64..1e6),
         ) -> Event {
             let mut e = Event::new(name).at(time).host(host);
-            e.tags = tags;
-            e.fields.extend(floats.into_iter().map(|(k, v)| (k, Value::Float(v))));
-            e.fields.extend(ints.into_iter().map(|(k, v)| (k, Value::Int(v))));
-            e.fields.extend(uints.into_iter().map(|(k, v)| (k, Value::Uint(v))));
-            e.fields.extend(strs.into_iter().map(|(k, v)| (k, Value::Str(v))));
+            e.tags = tags.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+            e.fields.extend(floats.into_iter().map(|(k, v)| (k.into(), Value::Float(v))));
+            e.fields.extend(ints.into_iter().map(|(k, v)| (k.into(), Value::Int(v))));
+            e.fields.extend(uints.into_iter().map(|(k, v)| (k.into(), Value::Uint(v))));
+            e.fields.extend(strs.into_iter().map(|(k, v)| (k.into(), Value::Str(v))));
             e.fields.push(("flag".into(), Value::Bool(flag)));
             e.kind = [Kind::Gauge, Kind::Counter, Kind::Delta][kind as usize];
             e.state = [None, Some(State::Ok), Some(State::Warning), Some(State::Critical), Some(State::Unknown)][state as usize];

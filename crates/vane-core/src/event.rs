@@ -3,6 +3,11 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A name, key or tag value: a string held inline up to 24 bytes, so the
+/// names of a decoded event cost no allocation of their own. It reads as a
+/// `&str` and is built with `.into()` from `&str` or `String`.
+pub type Text = compact_str::CompactString;
+
 /// One measurement or check result.
 ///
 /// An event maps losslessly to an InfluxDB point (see [`crate::lineproto`] for the
@@ -14,15 +19,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     /// Measurement / service name.
-    pub name: String,
+    pub name: Text,
     /// Nanoseconds since the Unix epoch (0 is the epoch); [`NO_TIME`] until stamped.
     pub time: i64,
     /// The host the event is about; empty until stamped.
-    pub host: String,
+    pub host: Text,
     /// Tags in the order they were added.
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<(Text, Text)>,
     /// One or more fields, in the order they were added.
-    pub fields: Vec<(String, Value)>,
+    pub fields: Vec<(Text, Value)>,
     /// How the numeric fields behave over time.
     pub kind: Kind,
     /// Check state, when the event is the result of a check or a level.
@@ -40,9 +45,9 @@ pub const NO_TIME: i64 = i64::MIN;
 impl Default for Event {
     fn default() -> Event {
         Event {
-            name: String::new(),
+            name: Text::default(),
             time: NO_TIME,
-            host: String::new(),
+            host: Text::default(),
             tags: Vec::new(),
             fields: Vec::new(),
             kind: Kind::Gauge,
@@ -200,26 +205,26 @@ pub fn now_ns() -> i64 {
 
 impl Event {
     /// An event with a name and nothing else; add fields with [`Event::field`].
-    pub fn new(name: impl Into<String>) -> Event {
+    pub fn new(name: impl Into<Text>) -> Event {
         Event { name: name.into(), ..Event::default() }
     }
 
     /// A gauge with one field called `value`.
-    pub fn gauge(name: impl Into<String>, value: impl Into<Value>) -> Event {
+    pub fn gauge(name: impl Into<Text>, value: impl Into<Value>) -> Event {
         Event::new(name).field("value", value)
     }
 
     /// A counter (cumulative) with one field called `value`.
-    pub fn counter(name: impl Into<String>, value: impl Into<Value>) -> Event {
+    pub fn counter(name: impl Into<Text>, value: impl Into<Value>) -> Event {
         Event::new(name).kind(Kind::Counter).field("value", value)
     }
 
-    pub fn field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Event {
+    pub fn field(mut self, key: impl Into<Text>, value: impl Into<Value>) -> Event {
         self.fields.push((key.into(), value.into()));
         self
     }
 
-    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Event {
+    pub fn tag(mut self, key: impl Into<Text>, value: impl Into<Text>) -> Event {
         self.tags.push((key.into(), value.into()));
         self
     }
@@ -244,7 +249,7 @@ impl Event {
         self
     }
 
-    pub fn host(mut self, host: impl Into<String>) -> Event {
+    pub fn host(mut self, host: impl Into<Text>) -> Event {
         self.host = host.into();
         self
     }
@@ -265,10 +270,10 @@ impl Event {
     }
 
     /// Sets a tag, replacing an existing one with the same key.
-    pub fn set_tag(&mut self, key: &str, value: impl Into<String>) {
+    pub fn set_tag(&mut self, key: &str, value: impl Into<Text>) {
         match self.tags.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value.into(),
-            None => self.tags.push((key.to_owned(), value.into())),
+            None => self.tags.push((key.into(), value.into())),
         }
     }
 

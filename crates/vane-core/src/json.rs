@@ -11,7 +11,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::event::{Event, Kind, State, Value};
+use crate::event::{Event, Kind, State, Text, Value};
 
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -56,7 +56,7 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-struct Pairs<'a, V>(&'a [(String, V)]);
+struct Pairs<'a, V>(&'a [(Text, V)]);
 
 impl<V: Serialize> Serialize for Pairs<'_, V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -69,7 +69,7 @@ impl<V: Serialize> Serialize for Pairs<'_, V> {
 }
 
 /// An ordered list of key/value pairs read from a JSON object.
-struct OrderedPairs<V>(Vec<(String, V)>);
+struct OrderedPairs<V>(Vec<(Text, V)>);
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedPairs<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -118,13 +118,13 @@ impl Serialize for Event {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventJson {
-    name: String,
+    name: Text,
     #[serde(default)]
     time: Option<i64>,
     #[serde(default)]
-    host: String,
+    host: Text,
     #[serde(default)]
-    tags: Option<OrderedPairs<String>>,
+    tags: Option<OrderedPairs<Text>>,
     fields: OrderedPairs<Value>,
     #[serde(default)]
     kind: Option<String>,

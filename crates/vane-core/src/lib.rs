@@ -69,7 +69,7 @@ pub mod prelude {
         BuildAction, BuildError, EngineAction, EngineError, Result, ServiceAction, ServiceError, SinkAction, SinkError,
         SourceAction, SourceError,
     };
-    pub use crate::event::{Event, Kind, State, Value};
+    pub use crate::event::{Event, Kind, State, Text, Value};
     pub use crate::exec::Command;
     pub use crate::plugin::{Build, Engine, Service, Sink, Source};
     pub use crate::registry::Registry;

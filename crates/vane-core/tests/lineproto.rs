@@ -45,8 +45,9 @@ prop_compose! {
         description in proptest::option::of(".{0,12}"),
         ttl in proptest::option::of(any::<f64>().prop_filter("finite", |f| f.is_finite())),
     ) -> Event {
-        let tags = tags.into_iter().collect();
-        Event { name, time, host, tags, fields, kind, state, description, ttl }
+        let tags = tags.into_iter().map(|(k, v): (String, String)| (k.into(), v.into())).collect();
+        let fields = fields.into_iter().map(|(k, v): (String, Value)| (k.into(), v)).collect();
+        Event { name: name.into(), time, host: host.into(), tags, fields, kind, state, description, ttl }
     }
 }
 

@@ -150,10 +150,10 @@ fn head(labels: Vec<Label>, types: &Types) -> Result<Event, String> {
     let mut e = Event::default();
     for l in labels {
         match l.name.as_str() {
-            "__name__" => e.name = l.value,
-            "host" => e.host = l.value,
+            "__name__" => e.name = l.value.into(),
+            "host" => e.host = l.value.into(),
             "" => return Err("a label without a name".into()),
-            _ => e.tags.push((l.name, l.value)),
+            _ => e.tags.push((l.name.into(), l.value.into())),
         }
     }
     if e.name.is_empty() {
@@ -214,7 +214,7 @@ mod tests {
             (a.name.as_str(), a.host.as_str(), a.time, a.kind),
             ("reqs_total", "h1", 1_000_000_000, Kind::Counter)
         );
-        assert_eq!(a.tags, vec![("job".to_owned(), "j".to_owned())]);
+        assert_eq!(a.tags, vec![("job".into(), "j".into())]);
         assert_eq!(out[1].as_ref().unwrap().get_field("value"), Some(&Value::Float(3.5)));
         assert!(out[2].as_ref().unwrap_err().contains("out of range"));
         assert_eq!(out[3].as_ref().unwrap_err(), "series {job=\"j\"} has no __name__ label");

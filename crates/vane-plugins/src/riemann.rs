@@ -86,17 +86,21 @@ pub fn to_riemann(batch: &[Event], tags: &[String]) -> Vec<RiemannEvent> {
                 },
                 v => (None, v.as_f64()),
             };
-            let service = if field == "value" { e.name.clone() } else { format!("{} {field}", e.name) };
+            let service = if field == "value" { e.name.to_string() } else { format!("{} {field}", e.name) };
             out.push(RiemannEvent {
                 time: (e.time != NO_TIME).then(|| e.time.div_euclid(1_000_000_000)),
                 time_micros: (e.time != NO_TIME).then(|| e.time.div_euclid(1_000)),
                 state: e.state.map(|s| s.as_str().to_owned()),
                 service: Some(service),
-                host: (!e.host.is_empty()).then(|| e.host.clone()),
+                host: (!e.host.is_empty()).then(|| e.host.to_string()),
                 description: e.description.clone(),
                 tags: tags.to_vec(),
                 ttl: e.ttl.map(|t| t as f32),
-                attributes: e.tags.iter().map(|(k, v)| Attribute { key: k.clone(), value: Some(v.clone()) }).collect(),
+                attributes: e
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Attribute { key: k.to_string(), value: Some(v.to_string()) })
+                    .collect(),
                 metric_sint64: sint,
                 metric_d: d,
                 metric_f: None,
@@ -110,7 +114,7 @@ pub fn to_riemann(batch: &[Event], tags: &[String]) -> Vec<RiemannEvent> {
 pub fn event(e: RiemannEvent) -> Result<Event, String> {
     let name = e.service.filter(|s| !s.is_empty()).ok_or("an event without a service")?;
     let mut ev = Event::new(name);
-    ev.host = e.host.unwrap_or_default();
+    ev.host = e.host.unwrap_or_default().into();
     ev.time = match (e.time_micros, e.time) {
         (Some(us), _) => us.checked_mul(1_000).ok_or("time_micros out of range")?,
         (None, Some(s)) => s.checked_mul(1_000_000_000).ok_or("time out of range")?,

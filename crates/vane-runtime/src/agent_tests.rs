@@ -267,7 +267,7 @@ async fn services_and_tasks_feed_every_sink_and_stop_cleanly() {
     let (a, b) = (bin("fan-a"), bin("fan-b"));
     // Both sinks got the same events: a job without `next` feeds every sink.
     let names = |v: &[Event]| {
-        let mut n: Vec<(String, String)> = v.iter().map(|e| (e.name.clone(), format!("{:?}", e.fields))).collect();
+        let mut n: Vec<(String, String)> = v.iter().map(|e| (e.name.to_string(), format!("{:?}", e.fields))).collect();
         n.sort();
         n
     };

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use vane_core::BoxFuture;
 use vane_core::ack::{Ack, Batch};
-use vane_core::event::{Event, now_ns};
+use vane_core::event::{Event, Text, now_ns};
 use vane_core::runtime::Outlet;
 use vane_core::stats::JobStats;
 
@@ -18,7 +18,7 @@ use crate::queue::Tx;
 /// How one job's events are prepared before they leave it.
 pub struct Prepare {
     host: Arc<str>,
-    tags: Vec<(String, String)>,
+    tags: Vec<(Text, Text)>,
     levels: Option<Arc<Levels>>,
     stats: Arc<JobStats>,
 }
@@ -26,7 +26,12 @@ pub struct Prepare {
 impl Prepare {
     /// The preparation of `job`'s events on an agent of host `host`.
     pub fn new<S>(job: &Job<S>, host: Arc<str>, stats: Arc<JobStats>) -> Prepare {
-        Prepare { host, tags: job.tags.clone(), levels: job.levels.clone(), stats }
+        Prepare {
+            host,
+            tags: job.tags.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+            levels: job.levels.clone(),
+            stats,
+        }
     }
 
     /// Only stamping: for events that enter from outside any job.

@@ -192,7 +192,7 @@ fn ceilometer_cpu_pollster_and_instance_notifications() {
     assert_eq!(stop(child), Some(0));
     let samples: Vec<Event> = events(t.as_bytes()).into_iter().filter(|e| e.get_tag("event_type").is_some()).collect();
     let got: Vec<(String, String, f64)> =
-        samples.iter().map(|e| (e.get_tag("event_type").unwrap().to_owned(), e.name.clone(), value(e))).collect();
+        samples.iter().map(|e| (e.get_tag("event_type").unwrap().to_owned(), e.name.to_string(), value(e))).collect();
     let want = [
         ("compute.instance.create.end", "instance", 1.0),
         ("compute.instance.create.end", "memory", 512.0),

@@ -137,22 +137,22 @@ impl Template {
             }
         }
         if !host.is_empty() {
-            e.host = host.join(".");
+            e.host = host.join(".").into();
         }
         for (k, v) in tags {
-            e.tags.push((k, v.join(".")));
+            e.tags.push((k.into(), v.join(".").into()));
         }
         for (k, v) in &self.tags {
             if e.get_tag(k).is_none() {
-                e.tags.push((k.clone(), v.clone()));
+                e.tags.push((k.into(), v.into()));
             }
         }
         if !field.is_empty()
             && let Some((f, _)) = e.fields.first_mut()
         {
-            *f = field.join("_");
+            *f = field.join("_").into();
         }
-        e.name = if name.is_empty() { path } else { name.join(".") };
+        e.name = if name.is_empty() { path } else { name.join(".").into() };
     }
 }
 
@@ -205,7 +205,7 @@ mod tests {
         let e = apply(&["servers.* _.host.name.field region=eu"], "servers.web01.cpu.user 12 1");
         assert_eq!(e.name, "cpu");
         assert_eq!(e.host, "web01");
-        assert_eq!(e.fields, vec![("user".to_owned(), Value::Float(12.0))]);
+        assert_eq!(e.fields, vec![("user".into(), Value::Float(12.0))]);
         assert_eq!(e.get_tag("region"), Some("eu"));
         // The first matching filter wins; the rest of a path goes to a greedy part.
         let specs = ["stats.* _.dc.name*", "dc.name.field*"];
@@ -251,7 +251,7 @@ mod tests {
                 let e = t.parse_line(&format!("{host}.{name}.{field} {value} {secs}"), 0).unwrap();
                 prop_assert_eq!(e.host, host);
                 prop_assert_eq!(e.name, name);
-                prop_assert_eq!(e.fields, vec![(field, Value::Float(value))]);
+                prop_assert_eq!(e.fields, vec![(field.into(), Value::Float(value))]);
                 prop_assert_eq!(e.time, secs * 1_000_000_000);
             }
         }

@@ -194,10 +194,10 @@ impl Check {
         let mut counters = Event::new(name).kind(Kind::Counter);
         for p in &self.perf {
             let target = if p.counter { &mut counters } else { &mut ev };
-            target.fields.push((p.label.clone(), Value::Float(p.value)));
+            target.fields.push((p.label.as_str().into(), Value::Float(p.value)));
             for (suffix, v) in [("warn", p.warn), ("crit", p.crit), ("min", p.min), ("max", p.max)] {
                 if let Some(v) = v {
-                    target.fields.push((format!("{}_{suffix}", p.label), Value::Float(v)));
+                    target.fields.push((compact_str::format_compact!("{}_{suffix}", p.label), Value::Float(v)));
                 }
             }
         }

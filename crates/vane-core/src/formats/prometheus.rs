@@ -128,7 +128,7 @@ fn labels<'a>(mut s: &'a str, ev: &mut Event) -> Result<&'a str, String> {
                 Some((_, c)) => val.push(c),
             }
         };
-        ev.tags.push((key.to_owned(), val));
+        ev.tags.push((key.into(), val.into()));
         s = r[end + 1..].trim_start();
         if let Some(r) = s.strip_prefix(',') {
             s = r;
@@ -208,7 +208,7 @@ mod tests {
                 prop_assert_eq!(evs.len(), 1);
                 let e = &evs[0];
                 prop_assert_eq!(&e.name, &name);
-                prop_assert_eq!(&e.tags, &labels);
+                prop_assert!(e.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).eq(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
                 prop_assert_eq!(e.get_field("value"), Some(&Value::Float(value)));
                 prop_assert_eq!(e.time, ms.map_or(7, |m| m * 1_000_000));
             }

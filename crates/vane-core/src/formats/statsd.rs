@@ -162,7 +162,7 @@ fn key(s: &Sample<'_>) -> Key {
 
 fn event(k: Key, time: i64) -> Event {
     let mut e = Event::new(k.0).at(time);
-    e.tags = k.1;
+    e.tags = k.1.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
     e
 }
 

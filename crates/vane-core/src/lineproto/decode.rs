@@ -7,7 +7,7 @@
 //! it stops before a record that the buffer may not hold whole.
 
 use super::{Precision, is_control, number, reserved};
-use crate::event::{Event, Kind, NO_TIME, State, Value};
+use crate::event::{Event, Kind, NO_TIME, State, Text, Value};
 
 /// A record that could not be decoded, with its 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -349,7 +349,7 @@ impl<'a> Record<'a> {
     }
 
     /// Reads a name up to a byte that ends it, unescaping its escapes.
-    fn name(&mut self, kind: Name) -> Result<String, Fail> {
+    fn name(&mut self, kind: Name) -> Result<Text, Fail> {
         let start = self.i;
         let special = kind.special();
         let mut out: Option<Vec<u8>> = None;
@@ -373,20 +373,24 @@ impl<'a> Record<'a> {
                 _ => break,
             }
         }
+        // Unescaped (the most), the name is the input's bytes, held inline
+        // by the event when short: no allocation.
+        let unescaped;
         let bytes = match out {
-            None => self.b[start..self.i].to_vec(),
+            None => &self.b[start..self.i],
             Some(mut o) => {
                 o.extend_from_slice(&self.b[from..self.i]);
-                o
+                unescaped = o;
+                &unescaped[..]
             }
         };
         if bytes.is_ascii() {
             // SAFETY: every byte is ASCII (checked just above), and ASCII is UTF-8.
-            return Ok(unsafe { String::from_utf8_unchecked(bytes) });
+            return Ok(Text::from(unsafe { std::str::from_utf8_unchecked(bytes) }));
         }
-        match utf8(bytes) {
-            Some(s) => Ok(s),
-            None => self.fail(start, "invalid UTF-8"),
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Text::from(s)),
+            Err(_) => self.fail(start, "invalid UTF-8"),
         }
     }
 
@@ -675,12 +679,12 @@ mod tests {
         let e = ok(br"cpu,host=two\\\ words value=42");
         assert_eq!(e.host, r"two\\ words");
         let e = ok(br"u,\\n=t e=1");
-        assert_eq!(e.tags, vec![(r"\\n".to_owned(), "t".to_owned())]);
+        assert_eq!(e.tags, vec![(r"\\n".into(), "t".into())]);
         let e = ok(br"cpu va\lue=42");
         assert_eq!(e.fields[0].0, r"va\lue");
         // `=` is not escaped in a measurement: the backslash stays.
         let e = ok(br"a\=b\,c\ d,t\=k=v\,w f\ k=1");
-        assert_eq!((e.name.as_str(), &e.tags[0]), (r"a\=b,c d", &("t=k".to_owned(), "v,w".to_owned())));
+        assert_eq!((e.name.as_str(), &e.tags[0]), (r"a\=b,c d", &("t=k".into(), "v,w".into())));
         assert_eq!(e.fields[0].0, "f k");
         assert_eq!(ok(br"\#m v=1").name, r"\#m");
     }

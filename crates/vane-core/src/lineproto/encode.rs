@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Precision, is_control, reserved};
-use crate::event::{Event, Kind, NO_TIME, Value};
+use crate::event::{Event, Kind, NO_TIME, Text, Value};
 
 /// Where a name stands in the line, which decides what it escapes.
 #[derive(Clone, Copy)]
@@ -76,7 +76,7 @@ pub fn encode_into(out: &mut String, ev: &Event, precision: Precision) -> bool {
 /// (values above `i64::MAX` are clamped to it).
 pub fn encode_into_with(out: &mut String, ev: &Event, precision: Precision, unsigned: bool) -> bool {
     let encodable =
-        |(k, v): &&(String, Value)| !writable(k).is_empty() && !matches!(v, Value::Float(f) if !f.is_finite());
+        |(k, v): &&(Text, Value)| !writable(k).is_empty() && !matches!(v, Value::Float(f) if !f.is_finite());
     let has_extra = ev.description.is_some() || ev.ttl.is_some_and(f64::is_finite);
     let name = writable(&ev.name);
     if name.is_empty() || name.starts_with('#') || (!has_extra && !ev.fields.iter().any(|f| encodable(&f))) {

@@ -193,7 +193,8 @@ mod tests {
     fn run(chunks: &[&[u8]], max: usize) -> Vec<Result<String, (usize, String)>> {
         let mut r = Records::new(Precision::Nanoseconds, max);
         let mut out = Vec::new();
-        let mut push = |x: Result<Event, ParseError>| out.push(x.map(|e| e.name).map_err(|e| (e.line, e.message)));
+        let mut push =
+            |x: Result<Event, ParseError>| out.push(x.map(|e| e.name.into()).map_err(|e| (e.line, e.message)));
         for c in chunks {
             r.extend(c);
             r.decode(false, 0, &mut push);
@@ -225,7 +226,7 @@ mod tests {
         let mut r = Records::new(Precision::Nanoseconds, 1 << 20);
         let (mut names, mut lines) = (Vec::new(), Vec::new());
         let mut take = |d: &mut Decoded| {
-            names.extend(d.events.iter().map(|e| e.name.clone()));
+            names.extend(d.events.iter().map(|e| e.name.to_string()));
             lines.extend(d.errors.iter().map(|e| e.line));
         };
         let mut flight: std::collections::VecDeque<Decoded> = Default::default();
@@ -250,7 +251,7 @@ mod tests {
         }
         let mut rest = Vec::new();
         r.decode(true, 0, |x| match x {
-            Ok(e) => rest.push(e.name),
+            Ok(e) => rest.push(e.name.into()),
             Err(e) => lines.push(e.line),
         });
         names.extend(rest);

@@ -334,10 +334,10 @@ pub fn event(p: Point, default_time: i64) -> Result<Event, ()> {
     }
     for (k, v) in p.tags {
         match (k.as_str(), Kind::parse(&v), State::parse(&v)) {
-            ("host", _, _) => e.host = v,
+            ("host", _, _) => e.host = v.into(),
             ("kind", Some(kind), _) => e.kind = kind,
             ("state", _, Some(state)) => e.state = Some(state),
-            _ => e.tags.push((k, v)),
+            _ => e.tags.push((k.into(), v.into())),
         }
     }
     for (k, v) in p.fields {
@@ -352,7 +352,7 @@ pub fn event(p: Point, default_time: i64) -> Result<Event, ()> {
                     return Err(());
                 }
             }
-            (_, v) => e.fields.push((k, v)),
+            (_, v) => e.fields.push((k.into(), v)),
         }
     }
     e.time = p.time.unwrap_or(default_time);

@@ -98,7 +98,7 @@ impl CanopsisEvent {
                     v => v.as_f64()?,
                 };
                 value.is_finite().then(|| Perf {
-                    metric: k.clone(),
+                    metric: k.to_string(),
                     value,
                     unit: None,
                     min: None,
@@ -114,8 +114,8 @@ impl CanopsisEvent {
             connector_name: e.get_tag("connector_name").unwrap_or("vane").to_owned(),
             event_type: if e.state.is_some() { "check" } else { "perf" }.into(),
             source_type: "resource".into(),
-            component: e.host.clone(),
-            resource: Some(e.name.clone()),
+            component: e.host.to_string(),
+            resource: Some(e.name.to_string()),
             state: e.state.map_or(0, state_code),
             state_type: 1,
             output: e.description.clone().unwrap_or_default(),
@@ -169,7 +169,7 @@ impl CanopsisEvent {
                     _ => Kind::Gauge,
                 };
             }
-            e.fields.push((p.metric, Value::Float(p.value)));
+            e.fields.push((p.metric.into(), Value::Float(p.value)));
         }
         if let Some(l) = self.long_output {
             e.fields.push(("long_output".into(), Value::Str(l)));

@@ -6,15 +6,15 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use vane_core::event::{Event, State};
+use vane_core::event::{Event, State, Text};
 
 /// Series with a state kept at once; a new one beyond is not listed.
 pub const MAX_CHECKS: usize = 10_000;
 
 struct Check {
-    name: String,
-    host: String,
-    tags: Vec<(String, String)>,
+    name: Text,
+    host: Text,
+    tags: Vec<(Text, Text)>,
     state: State,
     /// When the state last changed, ms since the epoch.
     since: i64,
@@ -97,7 +97,7 @@ impl Checks {
         out.into_iter()
             .map(|c| {
                 let tags: serde_json::Map<String, Value> =
-                    c.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
+                    c.tags.iter().map(|(k, v)| (k.to_string(), Value::from(v.as_str()))).collect();
                 let mut label = c.name.clone();
                 for (_, v) in &c.tags {
                     label.push(' ');

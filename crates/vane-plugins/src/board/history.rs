@@ -163,7 +163,12 @@ impl Held {
 }
 
 /// A series key as the board's pages write it: `name,host=H,tag=v field`.
-pub fn key_of(name: &str, host: &str, tags: &[(String, String)], field: &str) -> String {
+pub fn key_of(
+    name: &str,
+    host: &str,
+    tags: &[(vane_core::event::Text, vane_core::event::Text)],
+    field: &str,
+) -> String {
     let mut k = String::with_capacity(name.len() + host.len() + field.len() + tags.len() * 16 + 8);
     k.push_str(name);
     if !host.is_empty() {

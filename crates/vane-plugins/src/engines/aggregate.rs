@@ -103,7 +103,7 @@ impl Aggregate {
                     Stat::P90 => rank(&vals, 90.0),
                     Stat::P99 => rank(&vals, 99.0),
                 };
-                e.fields.push((format!("{field}_{}", s.name()), Value::Float(v)));
+                e.fields.push((format!("{field}_{}", s.name()).into(), Value::Float(v)));
             }
         }
         e
@@ -138,7 +138,7 @@ impl Engine for Aggregate {
         let w =
             self.open.entry(key).or_insert_with(|| Window { start, template: ev.same_series(), values: Vec::new() });
         for (k, v) in &ev.fields {
-            if !self.cfg.fields.is_empty() && !self.cfg.fields.contains(k) {
+            if !self.cfg.fields.is_empty() && !self.cfg.fields.iter().any(|f| f == k) {
                 continue;
             }
             let Some(x) = v.as_f64().filter(|_| !matches!(v, Value::Str(_) | Value::Bool(_))) else {
@@ -149,7 +149,7 @@ impl Engine for Aggregate {
                     vals.push(x);
                     *last = x;
                 }
-                None => w.values.push((k.clone(), vec![x], x)),
+                None => w.values.push((k.to_string(), vec![x], x)),
             }
         }
         Ok(())
@@ -267,7 +267,7 @@ mod tests {
             a.process(Event::gauge("x", v).host(host).at(S), &mut out, h.context()).unwrap();
         }
         a.beat(&mut out, h.context()).unwrap();
-        let sums: Vec<(String, f64)> = out.iter().map(|e| (e.host.clone(), f(e, "value_sum"))).collect();
+        let sums: Vec<(String, f64)> = out.iter().map(|e| (e.host.to_string(), f(e, "value_sum"))).collect();
         assert_eq!(sums, vec![("a".into(), 3.0), ("b".into(), 10.0)]);
     }
 }

@@ -65,7 +65,7 @@ pub struct DedupeConfig {
 }
 
 /// What a series last sent: when, its fields and its state.
-type Sent = (i64, Vec<(String, Value)>, Option<State>);
+type Sent = (i64, Vec<(Text, Value)>, Option<State>);
 
 pub struct Dedupe {
     max_age_ns: i64,
@@ -112,7 +112,7 @@ mod tests {
         assert!(out.is_empty());
         c.beat(&mut out, h.context()).unwrap();
         let got: Vec<(String, f64)> =
-            out.iter().map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
+            out.iter().map(|e| (e.host.to_string(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
         assert_eq!(got, vec![("a".into(), 3.0), ("b".into(), 2.0)]);
         out.clear();
         c.beat(&mut out, h.context()).unwrap();

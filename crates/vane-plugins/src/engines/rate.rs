@@ -53,7 +53,7 @@ enum Num {
 
 pub struct Rate {
     cfg: RateConfig,
-    last: HashMap<String, (i64, Vec<(String, Num)>)>,
+    last: HashMap<String, (i64, Vec<(Text, Num)>)>,
 }
 
 impl Rate {
@@ -101,10 +101,10 @@ impl Engine for Rate {
             out.push(ev);
             return Ok(());
         }
-        let now: Vec<(String, Num)> = ev
+        let now: Vec<(Text, Num)> = ev
             .fields
             .iter()
-            .filter(|(k, _)| self.cfg.fields.is_empty() || self.cfg.fields.contains(k))
+            .filter(|(k, _)| self.cfg.fields.is_empty() || self.cfg.fields.iter().any(|f| f == k))
             .filter_map(|(k, v)| numeric(v).map(|n| (k.clone(), n)))
             .collect();
         if now.is_empty() {
@@ -133,7 +133,7 @@ impl Engine for Rate {
                     Mode::Rate => d / secs,
                     Mode::Delta => d,
                 };
-                o.fields.push((format!("{k}{}", self.cfg.suffix), Value::Float(v)));
+                o.fields.push((format!("{k}{}", self.cfg.suffix).into(), Value::Float(v)));
             }
         }
         self.last.insert(key, (ev.time, now));
@@ -223,7 +223,7 @@ mod tests {
             r.process(e, &mut out, h.context()).unwrap();
         }
         let deltas: Vec<(String, f64)> =
-            out[1..].iter().map(|e| (e.host.clone(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
+            out[1..].iter().map(|e| (e.host.to_string(), e.get_field("value").unwrap().as_f64().unwrap())).collect();
         assert_eq!(deltas, vec![("a".into(), 1.0), ("b".into(), 50.0)]);
         assert_eq!(out[1].kind, Kind::Delta);
     }

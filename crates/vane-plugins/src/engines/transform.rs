@@ -139,23 +139,23 @@ impl TryFrom<RawConversion> for Conversion {
 
 impl Engine for Transform {
     fn process(&mut self, mut ev: Event, out: &mut Vec<Event>, _: &Context) -> Result<(), EngineError> {
-        if let Some(new) = self.rename.get(&ev.name) {
-            ev.name = new.clone();
+        if let Some(new) = self.rename.get(ev.name.as_str()) {
+            ev.name = new.as_str().into();
         }
         if !self.prefix.is_empty() {
             ev.name.insert_str(0, &self.prefix);
         }
         if !self.remove_tags.is_empty() {
-            ev.tags.retain(|(k, _)| !self.remove_tags.contains(k));
+            ev.tags.retain(|(k, _)| !self.remove_tags.iter().any(|r| r == k));
         }
         for (k, v) in &self.add_tags {
             ev.set_tag(k, v.clone());
         }
         if let Some(h) = &self.host {
-            ev.host = h.clone();
+            ev.host = h.as_str().into();
         }
         for (k, v) in ev.fields.iter_mut() {
-            if let Some(c) = self.convert.get(k)
+            if let Some(c) = self.convert.get(k.as_str())
                 && let Some(x) = v.as_f64().filter(|_| !matches!(v, Value::Bool(_)))
             {
                 *v = Value::Float(x * c.factor);
@@ -180,7 +180,7 @@ mod tests {
         let out = h.process(&mut *t, vec![ev]).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "web.system_load");
-        assert_eq!(out[0].tags, vec![("dc".to_owned(), "par1".to_owned())]);
+        assert_eq!(out[0].tags, vec![("dc".into(), "par1".into())]);
         assert_eq!(out[0].host, "web-01");
         assert_eq!(out[0].get_field("latency"), Some(&Value::Float(0.25)));
         let bad = Harness::engine(&crate::registry(), "transform", "convert: { x: { from: ms, to: MB } }");

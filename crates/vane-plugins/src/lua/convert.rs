@@ -132,7 +132,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
         Lv::Number(n) => n as i64,
         _ => vane_core::event::NO_TIME,
     };
-    e.host = get_str("host")?.unwrap_or_default();
+    e.host = get_str("host")?.unwrap_or_default().into();
     if let Ok(tags) = t.get::<Table>("tags") {
         let mut m = BTreeMap::new();
         for pair in tags.pairs::<String, Lv>() {
@@ -140,7 +140,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
             let v = tag_text(&k, &v)?;
             m.insert(k, v);
         }
-        e.tags = m.into_iter().collect();
+        e.tags = m.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
     }
     if let Ok(fields) = t.get::<Table>("fields") {
         let mut m = BTreeMap::new();
@@ -149,7 +149,7 @@ fn event_from_table(t: &Table) -> Result<Event, ScriptError> {
             let v = field_value(&k, &v, false)?;
             m.insert(k, v);
         }
-        e.fields = m.into_iter().collect();
+        e.fields = m.into_iter().map(|(k, v)| (k.into(), v)).collect();
     }
     if let Some(k) = get_str("kind")? {
         e.kind = Kind::parse(&k).ok_or_else(|| ScriptError(format!("unknown kind {k:?}")))?;

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 
 use mlua::{LightUserData, Lua, Value as Lv};
-use vane_core::event::{Event, Kind, NO_TIME, State, Value};
+use vane_core::event::{Event, Kind, NO_TIME, State, Text, Value};
 
 use super::ScriptError;
 
@@ -172,10 +172,10 @@ fn write(part: Part, e: &mut Event, key: String, v: Lv) -> mlua::Result<()> {
             match (at, v) {
                 (Some(i), Lv::Nil) => drop(e.tags.remove(i)),
                 (None, Lv::Nil) => {}
-                (Some(i), v) => e.tags[i].1 = tag_text(key, &v)?,
+                (Some(i), v) => e.tags[i].1 = tag_text(key, &v)?.into(),
                 (None, v) => {
                     let v = tag_text(key, &v)?;
-                    e.tags.push((key.to_owned(), v))
+                    e.tags.push((key.into(), v.into()))
                 }
             }
         }
@@ -188,12 +188,12 @@ fn write(part: Part, e: &mut Event, key: String, v: Lv) -> mlua::Result<()> {
                     let was_uint = matches!(e.fields[i].1, Value::Uint(_));
                     e.fields[i].1 = field_value(key, &v, was_uint)?;
                 }
-                (None, v) => e.fields.push((key.to_owned(), field_value(key, &v, false)?)),
+                (None, v) => e.fields.push((key.into(), field_value(key, &v, false)?)),
             }
         }
         Part::Event => match (key, v) {
-            ("name", Lv::String(s)) => e.name = s.to_str()?.to_owned(),
-            ("host", Lv::String(s)) => e.host = s.to_str()?.to_owned(),
+            ("name", Lv::String(s)) => e.name = Text::from(&*s.to_str()?),
+            ("host", Lv::String(s)) => e.host = Text::from(&*s.to_str()?),
             ("time", Lv::Integer(t)) => e.time = t,
             ("time", Lv::Number(t)) => e.time = t as i64,
             ("time", Lv::Nil) => e.time = NO_TIME,
@@ -216,17 +216,17 @@ fn write(part: Part, e: &mut Event, key: String, v: Lv) -> mlua::Result<()> {
                 for pair in t.pairs::<String, Lv>() {
                     let (k, v) = pair?;
                     let v = tag_text(&k, &v)?;
-                    tags.push((k, v));
+                    tags.push((k.into(), v.into()));
                 }
                 tags.sort();
                 e.tags = tags;
             }
             ("fields", Lv::Table(t)) => {
-                let mut fields = Vec::new();
+                let mut fields: Vec<(Text, Value)> = Vec::new();
                 for pair in t.pairs::<String, Lv>() {
                     let (k, v) = pair?;
                     let v = field_value(&k, &v, false)?;
-                    fields.push((k, v));
+                    fields.push((k.into(), v));
                 }
                 fields.sort_by(|a, b| a.0.cmp(&b.0));
                 e.fields = fields;

@@ -29,7 +29,7 @@
 //! rejected: counted, and the first one named in the answer's partial
 //! success.
 
-use vane_core::event::{Event, Kind, NO_TIME, Value};
+use vane_core::event::{Event, Kind, NO_TIME, Text, Value};
 
 use super::proto::{self, Data, ExportMetricsServiceRequest, KeyValue, Metric, Number, any_value};
 
@@ -38,7 +38,7 @@ use super::proto::{self, Data, ExportMetricsServiceRequest, KeyValue, Metric, Nu
 struct Base {
     host: Option<String>,
     service: Option<String>,
-    tags: Vec<(String, String)>,
+    tags: Vec<(Text, Text)>,
 }
 
 impl Base {
@@ -55,7 +55,7 @@ impl Base {
             if kv.key == "service.name" {
                 self.service = Some(v.clone());
             }
-            set(&mut self.tags, kv.key, v);
+            set(&mut self.tags, kv.key.into(), v.into());
         }
     }
 
@@ -65,7 +65,7 @@ impl Base {
     }
 }
 
-fn set(tags: &mut Vec<(String, String)>, k: String, v: String) {
+fn set(tags: &mut Vec<(Text, Text)>, k: Text, v: Text) {
     match tags.iter_mut().find(|(key, _)| *key == k) {
         Some(t) => t.1 = v,
         None => tags.push((k, v)),
@@ -131,7 +131,7 @@ pub fn points(req: &ExportMetricsServiceRequest) -> usize {
 struct Point<'a> {
     base: &'a Base,
     name: &'a str,
-    tags: Vec<(String, String)>,
+    tags: Vec<(Text, Text)>,
     time: i64,
 }
 
@@ -139,9 +139,9 @@ impl Point<'_> {
     /// The point's one event, taking its tags.
     fn into_event(self, kind: Kind, value: Value) -> Event {
         Event {
-            name: self.name.to_owned(),
+            name: self.name.into(),
             time: self.time,
-            host: self.base.host(),
+            host: self.base.host().into(),
             tags: self.tags,
             fields: vec![("value".into(), value)],
             kind,
@@ -151,9 +151,9 @@ impl Point<'_> {
 
     fn event(&self, suffix: &str, kind: Kind, value: Value) -> Event {
         Event {
-            name: format!("{}{suffix}", self.name),
+            name: format!("{}{suffix}", self.name).into(),
             time: self.time,
-            host: self.base.host(),
+            host: self.base.host().into(),
             tags: self.tags.clone(),
             fields: vec![("value".into(), value)],
             kind,
@@ -163,7 +163,7 @@ impl Point<'_> {
 
     fn tagged(&self, suffix: &str, kind: Kind, value: Value, k: &str, v: String) -> Event {
         let mut e = self.event(suffix, kind, value);
-        set(&mut e.tags, k.into(), v);
+        set(&mut e.tags, k.into(), v.into());
         e
     }
 }
@@ -181,7 +181,7 @@ fn metric(base: &Base, m: Metric) -> Vec<Result<Event, String>> {
         let mut tags = base.tags.clone();
         for kv in attrs {
             if !kv.key.is_empty() {
-                set(&mut tags, kv.key, kv.value.map(text).unwrap_or_default());
+                set(&mut tags, kv.key.into(), kv.value.map(text).unwrap_or_default().into());
             }
         }
         Ok(Point { base, name: &name, tags, time })
@@ -412,7 +412,7 @@ mod tests {
         assert_eq!(
             e.tags,
             [("service.name", "shop"), ("env", "dev"), ("lib", "x"), ("code", "200")]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .map(|(k, v)| (k.into(), v.into()))
         );
         assert!(out[3].as_ref().unwrap_err().contains("temporality 0"));
         let t = out[4].as_ref().unwrap();

@@ -32,7 +32,7 @@ pub fn request(batch: &[Event], resource: &[(String, String)]) -> ExportMetricsS
                 Value::Bool(b) => Number::AsInt(i64::from(*b)),
                 Value::Float(f) => Number::AsDouble(*f),
             };
-            let name = if field == "value" { e.name.clone() } else { format!("{}_{field}", e.name) };
+            let name = if field == "value" { e.name.to_string() } else { format!("{}_{field}", e.name) };
             let mut attributes: Vec<KeyValue> = e.tags.iter().map(|(k, v)| string(k, v)).collect();
             if let Some(s) = e.state {
                 attributes.push(string("state", s.as_str()));

@@ -161,13 +161,13 @@ impl Sink for Prometheus {
                     v => v.as_f64().unwrap_or(0.0),
                 };
                 let name =
-                    sanitize(&if field == "value" { e.name.clone() } else { format!("{}_{field}", e.name) }, true);
+                    sanitize(&if field == "value" { e.name.to_string() } else { format!("{}_{field}", e.name) }, true);
                 let mut labels: BTreeMap<String, String> = BTreeMap::new();
                 if !e.host.is_empty() {
-                    labels.insert("host".into(), e.host.clone());
+                    labels.insert("host".into(), e.host.to_string());
                 }
                 for (k, v) in &e.tags {
-                    labels.entry(sanitize(k, false)).or_insert_with(|| v.clone());
+                    labels.entry(sanitize(k, false)).or_insert_with(|| v.to_string());
                 }
                 latest
                     .entry(name)

@@ -43,14 +43,14 @@ fn series(batch: &[Event]) -> Vec<TimeSeries> {
                 Value::Str(_) => continue,
                 v => v.as_f64().unwrap_or(0.0),
             };
-            let name = if field == "value" { e.name.clone() } else { format!("{}_{field}", e.name) };
+            let name = if field == "value" { e.name.to_string() } else { format!("{}_{field}", e.name) };
             let mut labels: BTreeMap<String, String> = BTreeMap::new();
             labels.insert("__name__".into(), sanitize(&name, true));
             if !e.host.is_empty() {
-                labels.insert("host".into(), e.host.clone());
+                labels.insert("host".into(), e.host.to_string());
             }
             for (k, v) in &e.tags {
-                labels.entry(sanitize(k, false)).or_insert_with(|| v.clone());
+                labels.entry(sanitize(k, false)).or_insert_with(|| v.to_string());
             }
             by.entry(labels.into_iter().collect())
                 .or_default()

@@ -159,7 +159,7 @@ impl InfluxListener {
             p => return Err(Refusal::new(StatusCode::BAD_REQUEST, format!("unknown precision {p:?}"))),
         };
         let db = match (&self.cfg.db_tag, param("db")) {
-            (Some(tag), Some(db)) => Some((tag.clone(), db.to_owned())),
+            (Some(tag), Some(db)) => Some((Text::from(tag.as_str()), Text::from(db))),
             _ => None,
         };
         let events = decode(&body.bytes, precision, now_ns()).map(|r| {

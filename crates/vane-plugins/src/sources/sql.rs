@@ -88,12 +88,12 @@ impl Source for Sql {
                         Value::Bool(b) => b.to_string(),
                     };
                     if name == "host" {
-                        e.host = text;
+                        e.host = text.into();
                     } else {
-                        e.tags.push((name.to_owned(), text));
+                        e.tags.push((name.into(), text.into()));
                     }
                 } else {
-                    e.fields.push((name.to_owned(), v));
+                    e.fields.push((name.into(), v));
                 }
             }
             if e.fields.is_empty() {
