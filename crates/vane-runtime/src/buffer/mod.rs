@@ -153,21 +153,32 @@ fn encoded_size(e: &Event) -> usize {
     e.name.len() + e.host.len() + tags + fields + 28
 }
 
-/// What a batch takes in memory: its text, the events' own structs, their
-/// tag and field slots, and about 16 bytes of allocator rounding per
-/// allocation. A memory buffer's `max_size` counts this, so that it bounds
-/// the memory the buffer really holds (several times the text).
+/// What a batch takes in memory: the events' own structs, their tag and
+/// field slots, what their names and strings hold on the heap (a name of
+/// up to 24 bytes is inside the event), and about 16 bytes of allocator
+/// rounding per allocation. A memory buffer's `max_size` counts this, so
+/// that it bounds the memory the buffer really holds.
 pub fn mem_size_of(batch: &[Event]) -> u64 {
     use std::mem::size_of;
+    use vane_core::event::{Text, Value};
+    // Heap bytes and allocations of one name or string.
+    let text = |t: &Text| if t.is_heap_allocated() { t.capacity() + 16 } else { 0 };
+    let string = |s: &String| if s.capacity() > 0 { s.capacity() + 16 } else { 0 };
     batch
         .iter()
         .map(|e| {
-            let allocs = 4 + 2 * e.tags.len() + e.fields.len();
-            (encoded_size(e)
-                + size_of::<Event>()
-                + e.tags.capacity() * size_of::<(String, String)>()
-                + e.fields.capacity() * size_of::<(String, vane_core::event::Value)>()
-                + 16 * allocs) as u64
+            let tags: usize = e.tags.iter().map(|(k, v)| text(k) + text(v)).sum();
+            let fields: usize =
+                e.fields.iter().map(|(k, v)| text(k) + if let Value::Str(s) = v { string(s) } else { 0 }).sum();
+            (size_of::<Event>()
+                + text(&e.name)
+                + text(&e.host)
+                + e.description.as_ref().map_or(0, string)
+                + e.tags.capacity() * size_of::<(Text, Text)>()
+                + e.fields.capacity() * size_of::<(Text, Value)>()
+                + 16 * (usize::from(e.tags.capacity() > 0) + usize::from(e.fields.capacity() > 0))
+                + tags
+                + fields) as u64
         })
         .sum::<u64>()
         + size_of::<Vec<Event>>() as u64
