@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = notification::timestamp(text);
     let _ = notification::matches(text.split('\0').next().unwrap_or(""), text.rsplit('\0').next().unwrap_or(""));
-    if let Ok(notification::Outcome::Samples(evs)) = notification::samples(&meters(), data, 7) {
+    let Ok(n) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    if let Ok(notification::Outcome::Samples(evs)) = notification::samples(&meters(), &n, 7) {
         assert!(evs.iter().any(|e| e.name == "one"), "the catch-all meter named every type");
         for e in &evs {
             assert!(e.get_tag("event_type").is_some());

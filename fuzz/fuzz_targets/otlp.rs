@@ -17,9 +17,9 @@ mod proto;
 use libfuzzer_sys::fuzz_target;
 use proto::ExportMetricsServiceRequest;
 use prost::Message as _;
-use vane_core::event::Event;
+use vane_core::event::{Event, Text};
 
-fn key(e: &Event) -> (String, String, Option<u64>) {
+fn key(e: &Event) -> (Text, Text, Option<u64>) {
     (e.name.clone(), e.host.clone(), e.get_field("value").and_then(|v| v.as_f64()).map(f64::to_bits))
 }
 

@@ -66,6 +66,13 @@ impl PathTemplate {
                 out.push('.');
             }
             first = false;
+            // Most values have nothing to replace: copied whole.
+            let plain =
+                v.is_ascii() && !v.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b || (b == b'.' && !keep_dots));
+            if plain {
+                out.push_str(v);
+                return;
+            }
             for c in v.chars() {
                 out.push(if c.is_whitespace() || (c == '.' && !keep_dots) { '_' } else { c });
             }
@@ -93,4 +100,34 @@ pub fn path(template: &str, prefix: &str, e: &Event, field: &str) -> String {
     let mut out = String::new();
     PathTemplate::parse(template).render(&mut out, prefix, e, field);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parts_render_as_levels() {
+        let e = Event::new("cpu.load").host("web 01").tag("cpu", "cpu0").tag("dc", "eu.west");
+        let p = |t: &str| path(t, "", &e, "user");
+        assert_eq!(p("{host}.{name}.{tags}.{field}"), "web_01.cpu_load.cpu0.eu_west.user");
+        assert_eq!(p("x.{path}.{tag.dc}.{tag.none}"), "x.cpu.load.eu_west");
+    }
+
+    proptest! {
+        /// Copying a value whole gives what replacing it char by char gives.
+        #[test]
+        fn whole_values_as_char_by_char(v in "[ -~\t\n\r\x0b\x0c\x1c-\x1f\u{85}\u{a0}\u{2028}é.]{0,12}") {
+            let e = Event::new(v.as_str()).host(v.as_str());
+            let want: String = v.chars().map(|c| if c.is_whitespace() || c == '.' { '_' } else { c }).collect();
+            let kept: String = v.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+            let mut out = String::new();
+            PathTemplate::parse("{name}").render(&mut out, "", &e, "");
+            prop_assert_eq!(&out, &want);
+            out.clear();
+            PathTemplate::parse("{path}").render(&mut out, "", &e, "");
+            prop_assert_eq!(out, kept);
+        }
+    }
 }
