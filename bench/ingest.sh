@@ -30,7 +30,7 @@ jobs:
   - { id: lp, plugin: socket, next: bh, config: { listen: "tcp://127.0.0.1:$port" } }
   - { id: me, plugin: internal, interval: 100ms, next: stats }
 sinks:
-  - { id: bh, plugin: blackhole }
+  - { id: bh, plugin: blackhole, batch_wait: 10ms }
   - { id: stats, plugin: file, batch_wait: 10ms, config: { path: $work/stats.lp } }
 YAML
 "$vane" --log-level warn run -c "$work/vane.yaml" &

@@ -32,7 +32,7 @@ agent: { host: bench, data_dir: $work }
 jobs:
   - { id: in, plugin: socket, next: out, config: { listen: "tcp://127.0.0.1:$1", format: graphite } }
 sinks:
-  - { id: out, plugin: graphite, config: { address: "127.0.0.1:$2", template: "{path}" } }
+  - { id: out, plugin: graphite, batch_wait: 10ms, config: { address: "127.0.0.1:$2", template: "{path}" } }
 YAML
   # Its output must not hold the caller's $(…) open.
   "$vane" --log-level warn run -c "$work/vane.yaml" >"$work/vane.log" 2>&1 &

@@ -464,7 +464,7 @@ def relay_tool(tool, lines_file, n):
         if tool == "vane":
             p = vane(f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n"
                      f"  - {{ id: in, plugin: socket, next: out, config: {{ listen: \"tcp://127.0.0.1:{src}\", format: graphite }} }}\n"
-                     f"sinks:\n  - {{ id: out, plugin: graphite, config: {{ address: \"127.0.0.1:{dst}\", template: \"{{path}}\" }} }}\n",
+                     f"sinks:\n  - {{ id: out, plugin: graphite, batch_wait: 10ms, config: {{ address: \"127.0.0.1:{dst}\", template: \"{{path}}\" }} }}\n",
                      work)
             wait_port(src)
         else:
@@ -492,6 +492,12 @@ def relay_tool(tool, lines_file, n):
     return run
 
 
+# The sinks of the relay and ingest runs wait at most 10 ms for a batch to
+# fill (batch_wait; 1 s by default): the run ends when the last line has
+# arrived, and the last partial batch would otherwise add up to a second
+# of waiting to a run of one or two seconds.
+
+
 def ingest_tool(kind, lines_file, n):
     def run(work, _secs):
         port = free_port()
@@ -507,7 +513,7 @@ def ingest_tool(kind, lines_file, n):
                f"{{ id: lp, plugin: influxdb_listener, next: bh, config: {{ listen: \"127.0.0.1:{port}\", max_body: 64MiB }} }}")
         p = vane(f"agent: {{ host: bench, data_dir: {work} }}\njobs:\n  - {src}\n"
                  f"  - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n"
-                 f"sinks:\n  - {{ id: bh, plugin: blackhole }}\n"
+                 f"sinks:\n  - {{ id: bh, plugin: blackhole, batch_wait: 10ms }}\n"
                  f"  - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {work}/stats.lp }} }}\n", work)
         wait_port(port)
         c0, t0 = cpu_seconds(p.pid), time.time()

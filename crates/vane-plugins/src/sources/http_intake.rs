@@ -359,46 +359,106 @@ pub struct Handed {
     pub stored: bool,
 }
 
-/// Hands `events` on a chunk at a time, each chunk's room reserved first,
-/// so that a body never lies in memory as events all at once; returns once
-/// every sink they reach has stored them (a disk buffer: synced), so that
-/// an answer of success means they survive a crash. Bad records are
-/// counted and the first one is kept, to be named in the answer. Refused
-/// (503) when the budget stays spent: what was handed on stays handed on,
-/// and the client's retry may bring those events twice (at least once).
+/// Chunks of one request in flight at once: handed on, not yet stored.
+const DEPTH: usize = 4;
+
+/// Whether a chunk handed on was stored, once every sink it reaches has it.
+type Stored = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// A request's events on their way: handed on a chunk at a time, each
+/// chunk's room in the intake budget reserved before it is decoded and
+/// held until every sink it reaches has stored it. A few chunks are in
+/// flight at once, so that decoding the next overlaps storing the last.
+pub struct Handing<'a> {
+    ctx: &'a Context,
+    pending: std::collections::VecDeque<(intake::Room, Stored)>,
+    handed: Handed,
+    busy: bool,
+}
+
+impl<'a> Handing<'a> {
+    pub fn new(ctx: &'a Context) -> Self {
+        Handing { ctx, pending: Default::default(), handed: Handed { stored: true, ..Handed::default() }, busy: false }
+    }
+
+    /// Room for `events` more events; none (and the request is refused as
+    /// busy) when the budget stays spent.
+    pub async fn room(&mut self, events: usize) -> Option<intake::Room> {
+        let room = intake::reserve_events(events).await;
+        self.busy |= room.is_none();
+        room
+    }
+
+    /// Hands a chunk on in its room; waits while too many are in flight.
+    pub async fn send(&mut self, room: intake::Room, chunk: Vec<Event>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.handed.events += chunk.len() as u64;
+        let stored = self.ctx.emit_tracked(chunk).await;
+        self.pending.push_back((room, Box::pin(stored)));
+        while self.pending.len() > DEPTH {
+            self.settle_oldest().await;
+        }
+    }
+
+    async fn settle_oldest(&mut self) {
+        if let Some((room, stored)) = self.pending.pop_front() {
+            self.handed.stored &= stored.await;
+            drop(room);
+        }
+    }
+
+    /// A record that could not be read: counted, the first one kept.
+    pub fn bad(&mut self, error: String) {
+        self.handed.bad += 1;
+        self.handed.first.get_or_insert(error);
+    }
+
+    /// Once every chunk handed on is stored: what became of the request's
+    /// events. Refused (503) when the budget stayed spent: what was handed
+    /// on stays handed on, and the client's retry may bring those events
+    /// twice (at least once).
+    pub async fn finish(mut self) -> Result<Handed, Refusal> {
+        while !self.pending.is_empty() {
+            self.settle_oldest().await;
+        }
+        let h = self.handed;
+        if h.bad > 0 {
+            self.ctx.stats().bad_lines.fetch_add(h.bad, Ordering::Relaxed);
+            self.ctx.warn(format!(
+                "{} bad records in a request, the first: {}",
+                h.bad,
+                h.first.as_deref().unwrap_or("")
+            ));
+        }
+        if self.busy { Err(Refusal::busy()) } else { Ok(h) }
+    }
+}
+
+/// Hands `events` on a chunk at a time (see [`Handing`]), so that a body
+/// never lies in memory as events all at once; returns once every sink
+/// they reach has stored them (a disk buffer: synced), so that an answer of
+/// success means they survive a crash. Bad records are counted and the
+/// first one is kept, to be named in the answer.
 pub async fn hand_on<I>(ctx: &Context, events: I) -> Result<Handed, Refusal>
 where
     I: Iterator<Item = std::result::Result<Event, String>>,
 {
-    let mut h = Handed { stored: true, ..Handed::default() };
+    let mut handing = Handing::new(ctx);
     let mut events = events.peekable();
-    let result = loop {
-        if events.peek().is_none() {
-            break Ok(());
-        }
-        let Some(_room) = intake::reserve_events(CHUNK).await else {
-            break Err(Refusal::busy());
-        };
+    while events.peek().is_some() {
+        let Some(room) = handing.room(CHUNK).await else { break };
         let mut chunk = Vec::with_capacity(CHUNK.min(events.size_hint().0.max(16)));
         for r in events.by_ref().take(CHUNK) {
             match r {
                 Ok(e) => chunk.push(e),
-                Err(msg) => {
-                    h.bad += 1;
-                    h.first.get_or_insert(msg);
-                }
+                Err(msg) => handing.bad(msg),
             }
         }
-        if !chunk.is_empty() {
-            h.events += chunk.len() as u64;
-            h.stored &= ctx.emit_acked(chunk).await;
-        }
-    };
-    if h.bad > 0 {
-        ctx.stats().bad_lines.fetch_add(h.bad, Ordering::Relaxed);
-        ctx.warn(format!("{} bad records in a request, the first: {}", h.bad, h.first.as_deref().unwrap_or("")));
+        handing.send(room, chunk).await;
     }
-    result.map(|()| h)
+    handing.finish().await
 }
 
 /// Logs that a request was refused for the intake budget.

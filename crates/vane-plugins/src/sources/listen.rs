@@ -21,6 +21,7 @@ use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
 use super::lines::line_event;
+use super::parts::Emit;
 
 /// How each line reads.
 #[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -300,7 +301,7 @@ impl Socket {
 pub(super) async fn read_some(
     sock: &mut (impl tokio::io::AsyncRead + Unpin),
     buf: &mut Vec<u8>,
-    peer: std::net::SocketAddr,
+    peer: &(dyn std::fmt::Display + Sync),
     ctx: &Context,
     idle: std::time::Duration,
 ) -> bool {
@@ -336,9 +337,10 @@ pub async fn serve_lines(
 ) {
     if dec.format == LineFormat::Influx {
         let records = lineproto::Records::new(dec.precision, max_line);
-        super::parts::serve(sock, peer, ctx, idle, records).await
+        super::parts::serve(sock, &peer, ctx, idle, records, Emit { ctx, peer }).await
     } else {
-        super::parts::serve(sock, peer, ctx, idle, super::lines::Lines::new(dec.clone(), max_line)).await
+        let lines = super::lines::Lines::new(dec.clone(), max_line);
+        super::parts::serve(sock, &peer, ctx, idle, lines, Emit { ctx, peer }).await
     }
 }
 

@@ -25,7 +25,7 @@ use super::listen::{bad_line, now_ns, read_some};
 
 /// Bytes a part holds at least while more bytes are waiting (less in
 /// tests, so that a test's stream makes many parts).
-const PART: usize = if cfg!(test) { 16 << 10 } else { 256 << 10 };
+pub(super) const PART: usize = if cfg!(test) { 16 << 10 } else { 256 << 10 };
 
 /// Bytes a part holds at least once no more are waiting; less is decoded
 /// on the connection's task.
@@ -112,37 +112,72 @@ impl Framing for Records {
     }
 }
 
-/// Reads a stream until it ends, idles past `idle`, or the agent stops,
-/// decoding it by `framing`.
+/// Where a stream's records go once decoded, in the stream's order.
+pub(super) trait Out: Send {
+    /// The time points without one get, for records decoded now.
+    fn now(&self) -> i64;
+    /// Takes the next events; false ends the stream there (what is read
+    /// and not taken yet is dropped).
+    fn take(&mut self, events: Vec<Event>) -> impl Future<Output = bool> + Send;
+    /// A bad record, by its line number in the stream.
+    fn bad(&mut self, line: u64, why: String);
+}
+
+/// A connection's events sent on as they come, each bad line logged with
+/// the peer's address.
+pub(super) struct Emit<'a> {
+    pub ctx: &'a Context,
+    pub peer: SocketAddr,
+}
+
+impl Out for Emit<'_> {
+    fn now(&self) -> i64 {
+        now_ns()
+    }
+
+    async fn take(&mut self, events: Vec<Event>) -> bool {
+        self.ctx.emit_all(events).await;
+        true
+    }
+
+    fn bad(&mut self, line: u64, why: String) {
+        bad_line(self.ctx, &self.peer, line, &why)
+    }
+}
+
+/// Reads a stream until it ends, idles past `idle`, the agent stops, or
+/// `out` takes no more, decoding it by `framing`.
 pub(super) async fn serve<F: Framing>(
     mut sock: impl tokio::io::AsyncRead + Unpin,
-    peer: SocketAddr,
+    peer: &(dyn std::fmt::Display + Sync),
     ctx: &Context,
     idle: std::time::Duration,
     mut framing: F,
+    mut out: impl Out,
 ) {
     let mut parts: VecDeque<JoinHandle<F::Done>> = VecDeque::new();
     let (most, mut calm, mut eof) = (in_flight(), 0usize, false);
     // The last read filled the buffer's room: more bytes are likely waiting.
     let mut busy = false;
-    let mut out = Vec::new();
-    let mut bad = |n: u64, why: String| bad_line(ctx, &peer, n, &why);
+    let mut here = Vec::new();
     loop {
         if calm == 0 {
             while parts.len() < most {
                 let Some(part) = framing.split_off(if busy { PART } else { SMALL }) else { break };
-                let now = now_ns();
+                let now = out.now();
                 parts.push_back(tokio::task::spawn_blocking(move || F::decode_part(part, now)));
             }
         }
         if parts.is_empty() && (eof || !busy || calm > 0) {
             // Nothing decoding elsewhere, and no more bytes waiting (or the
             // connection is calm): what is here is decoded here.
-            framing.decode_here(eof, now_ns(), &mut out, &mut bad);
-            if !out.is_empty() {
+            framing.decode_here(eof, out.now(), &mut here, &mut |n, why| out.bad(n, why));
+            if !here.is_empty() {
                 // The next read likely brings as many: no growing from empty.
-                let cap = out.len();
-                ctx.emit_all(std::mem::replace(&mut out, Vec::with_capacity(cap))).await;
+                let cap = here.len();
+                if !out.take(std::mem::replace(&mut here, Vec::with_capacity(cap))).await {
+                    return;
+                }
             }
             if eof {
                 return;
@@ -159,7 +194,7 @@ pub(super) async fn serve<F: Framing>(
             done = oldest(&mut parts), if !parts.is_empty() => {
                 let Ok(d) = done else {
                     // A part's decoding panicked: what it held is lost, said as one bad line.
-                    bad(framing.lines_read() + 1, "a part of the stream could not be decoded".to_owned());
+                    out.bad(framing.lines_read() + 1, "a part of the stream could not be decoded".to_owned());
                     continue;
                 };
                 let mut later = Vec::new();
@@ -171,9 +206,9 @@ pub(super) async fn serve<F: Framing>(
                     }
                     calm = CALM;
                 }
-                let events = framing.take_part(d, later, &mut bad);
-                if !events.is_empty() {
-                    ctx.emit_all(events).await;
+                let events = framing.take_part(d, later, &mut |n, why| out.bad(n, why));
+                if !events.is_empty() && !out.take(events).await {
+                    return;
                 }
             }
         }
