@@ -4,6 +4,36 @@
 
 use crate::event::{Event, Value};
 
+/// Appends a line `PATH VALUE SECONDS` (with its line feed), the path
+/// already in `out`; the value as Rust's `Display` writes it (no exponent),
+/// only faster.
+pub fn write_rest(out: &mut String, value: f64, secs: i64) {
+    out.push(' ');
+    write_value(out, value);
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(secs));
+    out.push('\n');
+}
+
+/// Appends a finite value as `Display` writes it: whole numbers as
+/// integers, others as the shortest decimal that reads back the same.
+pub fn write_value(out: &mut String, x: f64) {
+    if x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
+        out.push_str(itoa::Buffer::new().format(x as i64));
+        return;
+    }
+    let mut b = zmij::Buffer::new();
+    let s = b.format(x);
+    if s.contains(['e', 'E', 'i', 'N']) {
+        // Very large or small magnitudes: written out in full, as Display does.
+        use std::fmt::Write as _;
+        let _ = write!(out, "{x}");
+    } else {
+        // Whole numbers end in `.0` there, not in Display.
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+    }
+}
+
 /// Parses one line; `default_time` when it has no timestamp.
 pub fn parse_line(line: &str, default_time: i64) -> Result<Event, crate::invalid::Invalid> {
     parse_line_text(line, default_time).map_err(crate::invalid::Invalid)
@@ -186,6 +216,47 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A value is written as `Display` writes it, whatever its magnitude.
+        #[test]
+        fn values_as_display_writes_them(bits in any::<u64>(), small in -1e7f64..1e7, whole in -1e16f64..1e16) {
+            for x in [f64::from_bits(bits), small, whole.trunc(), (small * 1000.0).round() / 1000.0] {
+                let mut out = String::new();
+                write_value(&mut out, x);
+                prop_assert_eq!(out, format!("{x}"));
+            }
+        }
+    }
+
+    #[test]
+    fn values_edge_cases() {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            12.5,
+            0.1,
+            1e15,
+            -1e15,
+            1e16,
+            1e21,
+            1e-7,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            9007199254740993.0,
+        ] {
+            let mut out = String::new();
+            write_value(&mut out, x);
+            assert_eq!(out, format!("{x}"), "{x:e}");
+        }
+        let mut out = String::from("a.b");
+        write_rest(&mut out, 12.5, 1_700_000_000);
+        assert_eq!(out, "a.b 12.5 1700000000\n");
+    }
 
     #[test]
     fn parses_lines() {
@@ -235,7 +306,6 @@ mod tests {
 
     mod prop {
         use super::*;
-        use proptest::prelude::*;
 
         proptest! {
             /// A line read through `host.name.field` gives back its parts.

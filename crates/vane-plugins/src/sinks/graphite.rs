@@ -12,6 +12,7 @@
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
+use vane_core::formats::graphite;
 use vane_core::path_template::PathTemplate;
 use vane_core::prelude::*;
 
@@ -50,7 +51,6 @@ pub struct Graphite {
 
 impl Sink for Graphite {
     async fn send(&mut self, batch: &[Event], _: &Context) -> Result<(), SinkError> {
-        use std::fmt::Write as _;
         self.buf.clear();
         for e in batch {
             let secs = e.time.div_euclid(1_000_000_000);
@@ -63,7 +63,7 @@ impl Sink for Graphite {
                     continue;
                 }
                 self.template.render(&mut self.buf, &self.cfg.prefix, e, k);
-                let _ = writeln!(self.buf, " {x} {secs}");
+                graphite::write_rest(&mut self.buf, x, secs);
             }
         }
         let (limit, at) = (self.cfg.timeout.get(), &self.cfg.address);
