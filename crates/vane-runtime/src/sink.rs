@@ -153,7 +153,13 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                         batch_bytes = 0;
                     }
                     batch_bytes += crate::buffer::size_of(&events);
-                    batch.extend(events);
+                    if batch.is_empty() {
+                        // A listener's batch is as large as a sink's: kept
+                        // whole, not copied event by event.
+                        batch = events;
+                    } else {
+                        batch.extend(events);
+                    }
                     waiting.extend(acks);
                     if batch.len() >= spec.batch_size || batch_bytes >= spec.batch_bytes {
                         stored &= store(std::mem::take(&mut batch)).await;

@@ -25,6 +25,8 @@ pub(super) struct Lines {
 pub(super) struct LinesPart {
     bytes: Vec<u8>,
     first: u64,
+    /// Its line feeds: room for as many events, and no more, is made once.
+    lines: usize,
     max: usize,
     dec: Arc<LineDecoder>,
 }
@@ -107,12 +109,13 @@ impl Framing for Lines {
         let rest = self.buf.split_off(end);
         let bytes = std::mem::replace(&mut self.buf, rest);
         let first = self.line + 1;
-        self.line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
-        Some(LinesPart { bytes, first, max: self.max, dec: self.dec.clone() })
+        let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        self.line += lines as u64;
+        Some(LinesPart { bytes, first, lines, max: self.max, dec: self.dec.clone() })
     }
 
     fn decode_part(part: LinesPart, now: i64) -> LinesDone {
-        let mut done = LinesDone { events: Vec::with_capacity(part.bytes.len() / 48), bad: Vec::new() };
+        let mut done = LinesDone { events: Vec::with_capacity(part.lines), bad: Vec::new() };
         let mut bad = |n, why| done.bad.push((n, why));
         let reader = Reader { dec: &part.dec, max: part.max, now };
         reader.whole_lines(&part.bytes, false, part.first, &mut done.events, &mut bad);
