@@ -54,7 +54,7 @@ match *
     ;
 CONF
   rm -f "$work/relay.log"
-  carbon-c-relay -f "$work/relay.conf" -l "$work/relay.log" -q 1000000 >/dev/null 2>&1 &
+  carbon-c-relay -s -f "$work/relay.conf" -l "$work/relay.log" -q 1000000 >/dev/null 2>&1 &
   local p=$!
   # It must not be probed before it says it is ready.
   until grep -q "startup sequence complete" "$work/relay.log" 2>/dev/null; do sleep 0.05; done

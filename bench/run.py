@@ -474,7 +474,9 @@ def relay_tool(tool, lines_file, n):
             with open(conf, "w") as f:
                 f.write(f"listen\n  type linemode\n    127.0.0.1:{src} proto tcp\n  ;\n"
                         f"cluster out\n  forward\n    127.0.0.1:{dst}\n  ;\nmatch *\n  send to out\n  stop\n  ;\n")
-            p = Proc(["carbon-c-relay", "-f", conf, "-l", log, "-q", "1000000"])
+            # -s: no statistics of its own in the stream (every 60 s), which a
+            # run longer than a minute would count as lines it did not receive.
+            p = Proc(["carbon-c-relay", "-s", "-f", conf, "-l", log, "-q", "1000000"])
             end = time.time() + 20
             while "startup sequence complete" not in open(log).read() if os.path.exists(log) else True:
                 if time.time() > end:

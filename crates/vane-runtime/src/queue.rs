@@ -9,7 +9,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use vane_core::ack::Batch;
 
 /// Events one queue holds at most (a batch larger than this takes it all).
-pub const QUEUE_EVENTS: usize = 100_000;
+/// About five of a fast listener's parts: enough to keep a sink busy while
+/// the listener decodes the next, and a relay's peak RSS 54-95 MiB with
+/// 100,000 against 43-48 with this, at the same speed (bench/RESULTS.md).
+pub const QUEUE_EVENTS: usize = 30_000;
 
 /// A batch on a queue, holding its room until the receiver drops it.
 pub struct Queued {
