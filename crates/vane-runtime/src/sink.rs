@@ -152,7 +152,7 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                         deadline = Some(Instant::now() + spec.batch_wait);
                         batch_bytes = 0;
                     }
-                    batch_bytes += crate::buffer::size_of(&events);
+                    let before = batch.len();
                     if batch.is_empty() {
                         // A listener's batch is as large as a sink's: kept
                         // whole, not copied event by event.
@@ -161,7 +161,13 @@ async fn intake(job: &SinkJob, ctx: &Context, shared: &Shared, mut rx: Rx) {
                         batch.extend(events);
                     }
                     waiting.extend(acks);
-                    if batch.len() >= spec.batch_size || batch_bytes >= spec.batch_bytes {
+                    // The bytes are counted only while the count is short:
+                    // a full batch is stored whatever its size.
+                    let full = batch.len() >= spec.batch_size || {
+                        batch_bytes += crate::buffer::size_of(&batch[before..]);
+                        batch_bytes >= spec.batch_bytes
+                    };
+                    if full {
                         stored &= store(std::mem::take(&mut batch)).await;
                         deadline = None;
                     }

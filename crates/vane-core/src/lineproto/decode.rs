@@ -296,7 +296,9 @@ const fn specials(stops: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
-        t[c] = c < 0x20 || c == 0x7f || c == b'\\' as usize;
+        // Bytes past ASCII stop the tight loop too, so that a name found
+        // all ASCII there needs no second pass to be known UTF-8.
+        t[c] = c < 0x20 || c >= 0x7f || c == b'\\' as usize;
         c += 1;
     }
     let mut i = 0;
@@ -354,11 +356,16 @@ impl<'a> Record<'a> {
         let special = kind.special();
         let mut out: Option<Vec<u8>> = None;
         let mut from = start;
+        let mut ascii = true;
         loop {
             // Ordinary bytes, the most of any name, in a tight loop.
             let rest = &self.b[self.i..];
             self.i += rest.iter().position(|&c| special[c as usize]).unwrap_or(rest.len());
             match self.peek() {
+                Some(c) if c >= 0x80 => {
+                    ascii = false;
+                    self.i += 1;
+                }
                 Some(b'\\') => match self.b.get(self.i + 1) {
                     Some(&n) if kind.escape(n) => {
                         let o = out.get_or_insert_with(Vec::new);
@@ -384,8 +391,9 @@ impl<'a> Record<'a> {
                 &unescaped[..]
             }
         };
-        if bytes.is_ascii() {
-            // SAFETY: every byte is ASCII (checked just above), and ASCII is UTF-8.
+        if ascii {
+            // SAFETY: every byte is ASCII (the loop above stopped at any
+            // other, and escapes put back only ASCII), and ASCII is UTF-8.
             return Ok(Text::from(unsafe { std::str::from_utf8_unchecked(bytes) }));
         }
         match std::str::from_utf8(bytes) {
