@@ -407,7 +407,9 @@ async fn run(config: Config, reread: Option<Reread>, registry: Registry) -> anyh
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let reloads = match &reread {
-        Some(Reread(path)) => crate::reload::on_hangup(path.clone(), registry.clone())?,
+        Some(Reread(path)) => {
+            crate::reload::on_hangup(path.clone(), registry.clone(), config.agent.watch.unwrap_or(false))?
+        }
         None => tokio::sync::mpsc::channel(1).1,
     };
     let stop = async move {

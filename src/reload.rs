@@ -2,6 +2,7 @@
 //! `conf.d/`); a config with errors is refused whole, its errors logged as
 //! `vane check` prints them, and the agent goes on as it was. `vane run`
 //! writes its pid to `DATA_DIR/vane.pid`, which `vane reload` signals.
+//! With `agent.watch: true` a change to the config's files reloads too.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,21 +52,81 @@ fn name_of(pid: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|n| n.trim().to_owned())
 }
 
-/// Reads the config again at every SIGHUP and sends it on when valid.
-pub fn on_hangup(path: Option<PathBuf>, registry: Arc<Registry>) -> anyhow::Result<mpsc::Receiver<Config>> {
+/// How often `agent.watch` looks at the config's files.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A file's modification time, size and inode.
+type Stat = (std::time::SystemTime, u64, u64);
+
+/// What the config's files are now: the main file and each `conf.d/*.yaml`
+/// beside it, by name, with their modification time, size and inode. Two
+/// equal fingerprints mean no file was written, added or removed between.
+fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<Stat>)> {
+    use std::os::unix::fs::MetadataExt;
+    let stat =
+        |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), m.ino()));
+    let mut files = vec![(path.to_path_buf(), stat(path))];
+    let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
+    if let Ok(dir) = std::fs::read_dir(&confd) {
+        let mut extra: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .collect();
+        extra.sort();
+        files.extend(extra.into_iter().map(|p| {
+            let s = stat(&p);
+            (p, s)
+        }));
+    }
+    files
+}
+
+/// Reads the config again at every SIGHUP and, with `agent.watch`, when its
+/// files change (and then stay unchanged for a second, so that a file read
+/// while an editor writes it is not taken half-written), and sends it on
+/// when valid.
+pub fn on_hangup(
+    path: Option<PathBuf>,
+    registry: Arc<Registry>,
+    watch: bool,
+) -> anyhow::Result<mpsc::Receiver<Config>> {
     use anyhow::Context as _;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            let shown = path.as_deref().unwrap_or(Path::new("<built-in config>")).display().to_string();
-            tracing::info!("reload: reading {shown}");
+        let shown = path.as_deref().unwrap_or(Path::new("<built-in config>")).display().to_string();
+        let mut watch = watch && path.is_some();
+        // What the files were when last read, and at the last look.
+        let (mut read_as, mut last) = (path.as_deref().map(fingerprint), None);
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("reload: reading {shown}");
+                }
+                _ = tick.tick(), if watch => {
+                    let Some(p) = &path else { continue };
+                    let now = fingerprint(p);
+                    let settled = last.as_ref() == Some(&now);
+                    last = Some(now);
+                    if !settled || read_as == last {
+                        continue;
+                    }
+                    tracing::info!("reload: a config file changed (agent.watch); reading {shown}");
+                }
+            }
+            read_as = path.as_deref().map(fingerprint);
             let read = match &path {
                 Some(p) => vane_runtime::load(p, &registry),
                 None => vane_runtime::default_config(&registry),
             };
             match read {
                 Ok(c) => {
+                    watch = c.agent.watch.unwrap_or(false) && path.is_some();
                     if tx.send(c).await.is_err() {
                         return;
                     }

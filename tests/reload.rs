@@ -208,6 +208,56 @@ fn what_a_sink_buffered_while_its_backend_was_down_is_delivered_after_a_reload()
 }
 
 #[test]
+fn a_watched_config_reloads_when_a_file_changes_and_refuses_a_broken_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let main = |extra: &str| {
+        format!(
+            "agent: {{ data_dir: {d}/data, watch: true }}\n\
+             sources:\n\
+             \x20 - {{ id: tick, plugin: hello, interval: 100ms, next: out }}\n\
+             sinks:\n\
+             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n{extra}"
+        )
+    };
+    let cfg = write(dir.path(), "v.yaml", &main(""));
+    let log = dir.path().join("log");
+    let agent = VANE.start_logged(&cfg, &log);
+    wait_until(Duration::from_secs(20), "the first events", || !events_in(&dir.path().join("out.lp")).is_empty());
+    // A file added to conf.d: no signal, the watch reads it.
+    let more = format!(
+        "sources:\n  - {{ id: more, plugin: hello, interval: 100ms, next: more_out }}\n\
+         sinks:\n  - {{ id: more_out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/more.lp }} }}\n"
+    );
+    write(&dir.path().join("conf.d"), "more.yaml", &more);
+    applied(&log, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("a config file changed (agent.watch)"), "{text}");
+    assert!(text.contains("reload: sources: added: more; changed: none; removed: none; kept: tick"), "{text}");
+    wait_until(Duration::from_secs(10), "the added job's events", || {
+        !events_in(&dir.path().join("more.lp")).is_empty()
+    });
+    // A broken edit of the main file is refused, its place named, and the
+    // agent goes on with what it has.
+    let broken = main("  - { id: bad, plugin: file, batchsize: 5, config: { path: /dev/null } }\n");
+    std::fs::write(&cfg, &broken).unwrap();
+    let line = broken.lines().position(|l| l.contains("batchsize")).unwrap() + 1;
+    wait_for_log(&log, "reload refused: 1 error");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&format!("v.yaml:{line}:")) && text.contains("unknown key `batchsize`"), "{text}");
+    assert_eq!(text.matches("reload: applied").count(), 1, "{text}");
+    let n = events_in(&dir.path().join("more.lp")).len();
+    wait_until(Duration::from_secs(10), "the kept jobs going on", || events_in(&dir.path().join("more.lp")).len() > n);
+    // Removing the conf.d file is a change too: its job stops.
+    std::fs::remove_file(dir.path().join("conf.d/more.yaml")).unwrap();
+    std::fs::write(&cfg, main("")).unwrap();
+    applied(&log, 2);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("reload: sources: added: none; changed: none; removed: more; kept: tick"), "{text}");
+    assert_eq!(stop(agent), Some(0));
+}
+
+#[test]
 fn an_unchanged_sources_schedule_does_not_move_at_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();

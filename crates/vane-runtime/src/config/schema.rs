@@ -44,6 +44,9 @@ pub struct AgentConfig {
     pub threads: Option<usize>,
     /// The agent's HTTP port (`/health`, and routes like `/metrics`). Default: none.
     pub http: Option<vane_core::listen::TcpListen>,
+    /// Reload when the config file or a `conf.d/*.yaml` file changes (looked
+    /// at every second), as at SIGHUP. Default: false.
+    pub watch: Option<bool>,
 }
 
 /// A job under `sources:`.
