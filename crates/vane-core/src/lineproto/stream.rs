@@ -34,7 +34,10 @@ impl Part {
     /// Decodes the part; points without a timestamp get `default_time`.
     pub fn decode(self, default_time: i64) -> Decoded {
         let mut d = Decoder::new(&self.bytes, self.precision, default_time, 1, false).max_record(self.max);
-        let (mut events, mut errors) = (Vec::with_capacity(self.bytes.len() / 64), Vec::new());
+        // Room for a record a line feed, made once: at most that many records
+        // (a string may hold line feeds), and no guess at their length.
+        let records = memchr::memchr_iter(b'\n', &self.bytes).count() + 1;
+        let (mut events, mut errors) = (Vec::with_capacity(records), Vec::new());
         for r in d.by_ref() {
             match r {
                 Ok(e) => events.push(e),
