@@ -66,17 +66,11 @@ fn fingerprint(path: &Path) -> Vec<(PathBuf, Option<Stat>)> {
     let stat =
         |p: &Path| std::fs::metadata(p).ok().map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), m.ino()));
     let mut files = vec![(path.to_path_buf(), stat(path))];
-    let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
-    if let Ok(dir) = std::fs::read_dir(&confd) {
-        let mut extra: Vec<PathBuf> = dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect();
-        extra.sort();
-        files.extend(extra.into_iter().map(|p| {
-            let s = stat(&p);
-            (p, s)
-        }));
+    // A folder that cannot be listed counts as empty here: the reload that
+    // change brings fails on it and logs why.
+    for p in vane_runtime::config::confd_files(path).unwrap_or_default() {
+        let s = stat(&p);
+        files.push((p, s));
     }
     files
 }

@@ -60,20 +60,28 @@ pub fn load_with(path: &Path, registry: &Registry, options: Options) -> Result<C
     let text = read_file(path)
         .map_err(|e| vec![ConfigError::new(None, "", format!("cannot read config file {}: {e}", path.display()))])?;
     let mut texts = vec![(path.to_path_buf(), path.display().to_string(), text)];
-    let confd = path.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
-    if confd.is_dir() {
-        let mut extra: Vec<PathBuf> = std::fs::read_dir(&confd)
-            .map_err(|e| unreadable(&confd, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect();
-        extra.sort();
-        for p in extra {
-            let t = read_file(&p).map_err(|e| unreadable(&p, e))?;
-            texts.push((p.clone(), p.display().to_string(), t));
-        }
+    for p in confd_files(path).map_err(|(dir, e)| unreadable(&dir, e))? {
+        let t = read_file(&p).map_err(|e| unreadable(&p, e))?;
+        texts.push((p.clone(), p.display().to_string(), t));
     }
     from_texts_with(&texts, registry, &env_lookup, options)
+}
+
+/// The `conf.d/*.yaml` (and `*.yml`) files beside the main config file, in
+/// the order they are read; none when there is no such folder. An error
+/// names the folder that could not be listed.
+pub fn confd_files(main: &Path) -> Result<Vec<PathBuf>, (PathBuf, std::io::Error)> {
+    let confd = main.parent().unwrap_or_else(|| Path::new(".")).join("conf.d");
+    if !confd.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&confd)
+        .map_err(|e| (confd.clone(), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Parses and validates the built-in default config.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use vane_core::node::{Mark, Node};
 use vane_core::registry::Role;
 
-pub use load::{default_config, from_texts, load, load_with};
+pub use load::{confd_files, default_config, from_texts, load, load_with};
 pub use schema::AgentConfig;
 pub use validate::Options;
 
