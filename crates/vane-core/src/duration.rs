@@ -110,13 +110,7 @@ impl fmt::Display for Duration {
     }
 }
 
-impl TryFrom<String> for Duration {
-    type Error = crate::invalid::Invalid;
-
-    fn try_from(s: String) -> Result<Duration, crate::invalid::Invalid> {
-        s.parse()
-    }
-}
+crate::invalid::read_from_text!(Duration);
 
 #[cfg(test)]
 mod tests {

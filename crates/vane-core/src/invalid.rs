@@ -29,3 +29,18 @@ impl Invalid {
         self.0.starts_with(s)
     }
 }
+
+/// `TryFrom<String>` by `FromStr`, for a type serde reads from config text
+/// (`#[serde(try_from = "String")]`): one way for every such type.
+macro_rules! read_from_text {
+    ($t:ty) => {
+        impl TryFrom<String> for $t {
+            type Error = $crate::invalid::Invalid;
+
+            fn try_from(s: String) -> Result<$t, $crate::invalid::Invalid> {
+                s.parse()
+            }
+        }
+    };
+}
+pub(crate) use read_from_text;

@@ -88,13 +88,7 @@ impl FromStr for Listen {
     }
 }
 
-impl TryFrom<String> for Listen {
-    type Error = Invalid;
-
-    fn try_from(s: String) -> Result<Listen, Invalid> {
-        s.parse()
-    }
-}
+crate::invalid::read_from_text!(Listen);
 
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -51,13 +51,7 @@ impl fmt::Display for ByteSize {
     }
 }
 
-impl TryFrom<String> for ByteSize {
-    type Error = crate::invalid::Invalid;
-
-    fn try_from(s: String) -> Result<ByteSize, crate::invalid::Invalid> {
-        s.parse()
-    }
-}
+crate::invalid::read_from_text!(ByteSize);
 
 #[cfg(test)]
 mod tests {

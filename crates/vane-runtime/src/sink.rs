@@ -267,6 +267,23 @@ async fn store_batch(shared: &Shared, ctx: &Context, mut batch: Vec<Event>, when
     stored
 }
 
+/// How a try of building or preparing a sink failed.
+enum Failure {
+    /// To be tried again after a backoff; why.
+    Again(String),
+    /// For good: the sink stops; why.
+    Stop(String),
+}
+
+/// Why tries ended without a result.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The sink stopped for good.
+    Stopped,
+    /// The agent is stopping, or a reload handed the sink over.
+    Stopping,
+}
+
 /// The delivery half.
 struct Delivery<'a> {
     job: &'a SinkJob,
@@ -348,68 +365,69 @@ impl Delivery<'_> {
     async fn build_sink(&self, prepared: &mut Option<oneshot::Sender<()>>) -> Option<Box<dyn DynSink>> {
         let mut backoff = Backoff::default();
         loop {
-            let why = match catch(|| (self.build)(self.ctx)) {
+            let failure = match catch(|| (self.build)(self.ctx)) {
                 Ok(Ok(s)) => return Some(s),
-                Ok(Err(e)) if e.action() == BuildAction::Stop => {
-                    self.ctx.report_error(format!("cannot be built: {e}; the sink stops"));
-                    self.stop().await;
-                    return None;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(p) => format!("panicked while building: {p}"),
+                Ok(Err(e)) if e.action() == BuildAction::Stop => Failure::Stop(e.to_string()),
+                Ok(Err(e)) => Failure::Again(e.to_string()),
+                Err(p) => Failure::Again(format!("panicked while building: {p}")),
             };
-            if !self.retry_later(&mut backoff, format!("cannot be built: {why}"), prepared).await {
-                return None;
-            }
+            self.after("cannot be built", failure, &mut backoff, prepared).await.ok()?;
         }
     }
 
-    /// Reports a failure to retry, lets the agent go on without waiting for
-    /// this sink, and waits out the backoff; false when the sink is stopping.
-    async fn retry_later(
+    /// Prepares the backend; false when the sink stopped instead (a sink
+    /// still failing when the agent stops goes on to deliver what it can).
+    async fn prepare(&self, sink: &mut dyn DynSink, prepared: &mut Option<oneshot::Sender<()>>) -> bool {
+        let mut backoff = Backoff::default();
+        let ready = loop {
+            let failure = match CatchUnwind(sink.prepare(self.ctx)).await {
+                Ok(Ok(())) => break Ok(()),
+                Ok(Err(e)) if e.action() == SinkAction::GiveUp => {
+                    self.ctx.report_error(format!("prepare failed: {e}; going on without it"));
+                    break Ok(());
+                }
+                Ok(Err(e)) if e.action() == SinkAction::Stop => Failure::Stop(e.to_string()),
+                Ok(Err(e)) => Failure::Again(e.to_string()),
+                Err(p) => Failure::Again(format!("panicked: {p}")),
+            };
+            if let Err(ended) = self.after("prepare failed", failure, &mut backoff, prepared).await {
+                break Err(ended);
+            }
+        };
+        if let Some(p) = prepared.take() {
+            let _ = p.send(());
+        }
+        ready != Err(Ended::Stopped)
+    }
+
+    /// After a failed try of `what` (building, preparing): stops the sink,
+    /// or reports the failure, lets the agent go on without waiting for this
+    /// sink and waits out the backoff; `Ok` when it is to be tried again.
+    async fn after(
         &self,
+        what: &str,
+        failure: Failure,
         backoff: &mut Backoff,
-        what: String,
         prepared: &mut Option<oneshot::Sender<()>>,
-    ) -> bool {
+    ) -> Result<(), Ended> {
+        let why = match failure {
+            Failure::Stop(why) => {
+                self.ctx.report_error(format!("{what}: {why}; the sink stops"));
+                self.stop().await;
+                return Err(Ended::Stopped);
+            }
+            Failure::Again(why) => why,
+        };
         let wait = backoff.next_wait();
-        self.ctx.report_error(format!("{what}; retrying in {:.1}s", wait.as_secs_f64()));
+        self.ctx.report_error(format!("{what}: {why}; retrying in {:.1}s", wait.as_secs_f64()));
         if let Some(p) = prepared.take() {
             let _ = p.send(());
         }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => true,
-            _ = self.ctx.stopping() => false,
-            _ = self.handed_over() => false,
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = self.ctx.stopping() => Err(Ended::Stopping),
+            _ = self.handed_over() => Err(Ended::Stopping),
         }
-    }
-
-    /// Prepares the backend; false when the sink stopped instead.
-    async fn prepare(&self, sink: &mut dyn DynSink, prepared: &mut Option<oneshot::Sender<()>>) -> bool {
-        let mut backoff = Backoff::default();
-        loop {
-            let err = match CatchUnwind(sink.prepare(self.ctx)).await {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) if e.action() == SinkAction::GiveUp => {
-                    self.ctx.report_error(format!("prepare failed: {e}; going on without it"));
-                    break;
-                }
-                Ok(Err(e)) if e.action() == SinkAction::Stop => {
-                    self.ctx.report_error(format!("prepare failed: {e}; the sink stops"));
-                    self.stop().await;
-                    return false;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(p) => format!("panicked: {p}"),
-            };
-            if !self.retry_later(&mut backoff, format!("prepare failed: {err}"), prepared).await {
-                break;
-            }
-        }
-        if let Some(p) = prepared.take() {
-            let _ = p.send(());
-        }
-        true
     }
 
     /// Sends batches until the intake is closed and the buffer empty, or the

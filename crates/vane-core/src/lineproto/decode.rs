@@ -468,6 +468,22 @@ impl<'a> Record<'a> {
         Ok(ev)
     }
 
+    /// A tag or field key and the `=` after it; `what` names the key in an
+    /// error, `expected` says what may stand where it is missing.
+    #[inline]
+    fn key(&mut self, what: &str, expected: &str) -> Result<Text, Fail> {
+        let at = self.i;
+        let key = self.name(Name::Key)?;
+        if key.is_empty() {
+            return self.fail(at, format!("expected {expected}, found {}", self.found()));
+        }
+        if self.peek() != Some(b'=') {
+            return self.fail(self.i, format!("expected '=' after {what} {key:?}, found {}", self.found()));
+        }
+        self.i += 1;
+        Ok(key)
+    }
+
     fn tags(&mut self, ev: &mut Event) -> Result<(), Fail> {
         let (mut host, mut kind, mut state) = (false, false, false);
         loop {
@@ -476,14 +492,7 @@ impl<'a> Record<'a> {
                 return Ok(());
             }
             let at = self.i;
-            let key = self.name(Name::Key)?;
-            if key.is_empty() {
-                return self.fail(at, format!("expected a tag key or fields, found {}", self.found()));
-            }
-            if self.peek() != Some(b'=') {
-                return self.fail(self.i, format!("expected '=' after tag key {key:?}, found {}", self.found()));
-            }
-            self.i += 1;
+            let key = self.key("tag key", "a tag key or fields")?;
             let vat = self.i;
             let value = self.name(Name::Key)?;
             if value.is_empty() {
@@ -513,14 +522,7 @@ impl<'a> Record<'a> {
     fn fields(&mut self, ev: &mut Event) -> Result<(), Fail> {
         loop {
             let at = self.i;
-            let key = self.name(Name::Key)?;
-            if key.is_empty() {
-                return self.fail(at, format!("expected a field key, found {}", self.found()));
-            }
-            if self.peek() != Some(b'=') {
-                return self.fail(self.i, format!("expected '=' after field key {key:?}, found {}", self.found()));
-            }
-            self.i += 1;
+            let key = self.key("field key", "a field key")?;
             let value = self.field_value(&key)?;
             match (key.as_str(), value) {
                 (reserved::DESCRIPTION, Value::Str(_)) if ev.description.is_some() => {

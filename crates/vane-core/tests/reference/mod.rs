@@ -19,6 +19,10 @@ pub struct Point {
     pub time: Option<i64>,
 }
 
+/// In a string field value, what follows a backslash and what the pair
+/// stands for; a backslash before anything else is itself.
+const STRING_ESCAPES: [(u8, u8); 5] = [(b'\\', b'\\'), (b'"', b'"'), (b'n', b'\n'), (b'r', b'\r'), (b't', b'\t')];
+
 fn control(c: u8) -> bool {
     c < 0x20 || c == 0x7f
 }
@@ -237,16 +241,9 @@ fn value(c: &mut Cursor) -> Result<Value, ()> {
                     break;
                 }
                 Some(b'\\') => {
-                    let un = match c.b.get(c.i + 1) {
-                        Some(b'\\') => Some(b'\\'),
-                        Some(b'"') => Some(b'"'),
-                        Some(b'n') => Some(b'\n'),
-                        Some(b'r') => Some(b'\r'),
-                        Some(b't') => Some(b'\t'),
-                        _ => None,
-                    };
-                    match un {
-                        Some(u) => {
+                    let next = c.b.get(c.i + 1).copied();
+                    match STRING_ESCAPES.iter().find(|(e, _)| Some(*e) == next) {
+                        Some(&(_, u)) => {
                             out.push(u);
                             c.i += 2;
                         }

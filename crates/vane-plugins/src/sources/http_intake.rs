@@ -21,7 +21,7 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Deserialize;
 use vane_core::conns::Listener;
 use vane_core::intake;
-use vane_core::listen::Listen;
+use vane_core::listen::{Listen, Scheme};
 use vane_core::prelude::*;
 use vane_core::size::ByteSize;
 
@@ -102,8 +102,16 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(self: &Arc<Self>, req: Request<Incoming>) -> impl Future<Output = Reply> + Send;
 }
 
+/// Checks, when the source is built, what would keep it from serving: a
+/// listen address that is not TCP, a certificate or key that does not load.
+pub fn check(listen: &Listen, http: &HttpSettings) -> Result<(), BuildError> {
+    listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
+    http.tls.as_ref().map(load_tls).transpose().map_err(BuildError::stop)?;
+    Ok(())
+}
+
 /// The certificate and key loaded, for serving HTTPS.
-pub fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, String> {
+fn load_tls(t: &TlsFiles) -> std::result::Result<tokio_rustls::TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)

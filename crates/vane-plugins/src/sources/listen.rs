@@ -508,20 +508,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_socket_takes_lines_over_tcp_and_counts_the_bad_ones() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = format!("listen: tcp://127.0.0.1:{port}\nformat: number\nname: n");
-        let (h, socket) = Harness::service(&crate::registry(), "socket", &config).unwrap();
-        let client = std::thread::spawn(move || {
-            use std::io::Write;
-            loop {
-                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-                    return s.write_all(b"1\n2.5\nthree\n4\n").unwrap();
-                }
-                std::thread::yield_now();
-            }
-        });
-        let got = h.run_until(socket, std::time::Duration::from_secs(10), |e| e.len() >= 3).await.unwrap();
-        client.join().unwrap();
+        let text = b"1\n2.5\nthree\n4\n".to_vec();
+        let (h, got) = crate::sources::through_socket::through_socket("format: number\nname: n", text, 3).await;
         let values: Vec<f64> = got.iter().filter_map(|e| e.get_field("value")?.as_f64()).collect();
         assert_eq!(values, [1.0, 2.5, 4.0]);
         assert_eq!(h.stats().bad_lines.load(std::sync::atomic::Ordering::Relaxed), 1);

@@ -29,3 +29,5 @@ pub mod riemann;
 pub mod scrape;
 #[cfg(feature = "sql")]
 pub mod sql;
+#[cfg(test)]
+mod through_socket;

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use prost::Message as _;
 use serde::Deserialize;
-use vane_core::listen::{Listen, Scheme};
+use vane_core::listen::Listen;
 use vane_core::node::Flat;
 use vane_core::prelude::*;
 
@@ -59,8 +59,7 @@ impl Build for OtlpSource {
     type Config = OtlpSourceConfig;
 
     fn build(Flat(cfg, Flat(http, conns)): OtlpSourceConfig, ctx: &Context) -> Result<Self, BuildError> {
-        cfg.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
-        http.tls.as_ref().map(intake::load_tls).transpose().map_err(BuildError::stop)?;
+        intake::check(&cfg.listen, &http)?;
         Ok(OtlpSource { cfg, http, conns, ctx: ctx.clone() })
     }
 }

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use prost::Message as _;
 use serde::Deserialize;
-use vane_core::listen::{Listen, Scheme};
+use vane_core::listen::Listen;
 use vane_core::node::Flat;
 use vane_core::prelude::*;
 
@@ -58,11 +58,10 @@ impl Build for RemoteWriteSource {
     type Config = RemoteWriteSourceConfig;
 
     fn build(Flat(cfg, Flat(http, conns)): RemoteWriteSourceConfig, ctx: &Context) -> Result<Self, BuildError> {
-        cfg.listen.only(Scheme::Tcp).map_err(|e| BuildError::stop(format!("listen: {e}")))?;
+        intake::check(&cfg.listen, &http)?;
         if !cfg.path.starts_with('/') {
             return Err(BuildError::stop(format!("path {:?} must start with /", cfg.path)));
         }
-        http.tls.as_ref().map(intake::load_tls).transpose().map_err(BuildError::stop)?;
         Ok(RemoteWriteSource { cfg, http, conns, types: Mutex::default(), ctx: ctx.clone() })
     }
 }
