@@ -187,7 +187,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// What a record that ended came to: itself, or an error if it was too long.
-    fn checked(&self, line: usize, start: usize, read: Result<Event, ParseError>) -> Result<Event, ParseError> {
+    fn checked(&self, line: usize, start: usize, read: Result<(), ParseError>) -> Result<(), ParseError> {
         let record = &self.b[start..self.pos];
         if record.len() - usize::from(record.ends_with(b"\n")) <= self.max {
             return read;
@@ -200,25 +200,36 @@ impl Iterator for Decoder<'_> {
     type Item = Result<Event, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (line_start, start) = self.next_record()?;
-        let line = self.line;
-        let read = self.read_record(line_start, start)?;
-        Some(self.checked(line, start, read))
+        let mut ev = Event::default();
+        Some(self.next_into(&mut ev)?.map(|()| ev))
     }
 }
 
 impl Decoder<'_> {
-    /// The record from `start`; `None` when it is not whole in the buffer.
-    fn read_record(&mut self, line_start: usize, start: usize) -> Option<Result<Event, ParseError>> {
+    /// The next record, read into `ev` (a default event, which a bad
+    /// record leaves half made): where events are kept in a vector, they
+    /// are made in their place instead of moved there. `None` at the end of
+    /// what can be read.
+    #[inline]
+    pub fn next_into(&mut self, ev: &mut Event) -> Option<Result<(), ParseError>> {
+        let (line_start, start) = self.next_record()?;
+        let line = self.line;
+        let read = self.read_record(line_start, start, ev)?;
+        Some(self.checked(line, start, read))
+    }
+
+    /// The record from `start`, read into `ev`; `None` when it is not whole
+    /// in the buffer.
+    fn read_record(&mut self, line_start: usize, start: usize, ev: &mut Event) -> Option<Result<(), ParseError>> {
         if self.json && self.b[start] == b'{' {
-            return self.json_line(line_start, start);
+            return self.json_line(line_start, start, ev);
         }
         let mut p = Record { b: self.b, i: start, ended: false, broke: None, breaks: 0 };
-        match p.point(self.precision, self.default_time) {
-            Ok(ev) => {
+        match p.point(ev, self.precision, self.default_time) {
+            Ok(()) => {
                 let end = if p.ended { End::At(p.i) } else { End::Buffer };
                 let read = match p.broke {
-                    None => Ok(ev),
+                    None => Ok(()),
                     Some((at, message)) => {
                         let (line, column) = self.locate(line_start, at);
                         Err(ParseError { line, column, message })
@@ -237,7 +248,7 @@ impl Decoder<'_> {
     }
 
     /// A JSON event, to its line's end.
-    fn json_line(&mut self, line_start: usize, start: usize) -> Option<Result<Event, ParseError>> {
+    fn json_line(&mut self, line_start: usize, start: usize, ev: &mut Event) -> Option<Result<(), ParseError>> {
         let (end, text_end) = match memchr::memchr(b'\n', &self.b[start..]) {
             Some(n) => (End::At(start + n + 1), start + n),
             None => (End::Buffer, self.b.len()),
@@ -253,7 +264,7 @@ impl Decoder<'_> {
                 if e.time == NO_TIME {
                     e.time = default_time;
                 }
-                e
+                *ev = e;
             })
             .map_err(|message| ParseError { line, column: 1, message });
         self.finish(line_start, end, None).then_some(read)
@@ -445,13 +456,12 @@ impl<'a> Record<'a> {
     /// Bytes up to the next field separator, white space or line end.
     fn token(&mut self, allowed: impl Fn(u8) -> bool) -> &'a [u8] {
         let start = self.i;
-        while self.peek().is_some_and(&allowed) {
-            self.i += 1;
-        }
+        let rest = &self.b[start..];
+        self.i += rest.iter().position(|&c| !allowed(c)).unwrap_or(rest.len());
         &self.b[start..self.i]
     }
 
-    fn point(&mut self, precision: Precision, default_time: i64) -> Result<Event, Fail> {
+    fn point(&mut self, ev: &mut Event, precision: Precision, default_time: i64) -> Result<(), Fail> {
         let at = self.i;
         let name = self.name(Name::Measurement)?;
         if name.is_empty() {
@@ -460,12 +470,12 @@ impl<'a> Record<'a> {
         if name.starts_with('#') {
             return self.fail(at, "invalid character in a comment line");
         }
-        let mut ev = Event::new(name);
+        ev.name = name;
         self.tag_comma()?;
-        self.tags(&mut ev)?;
-        self.fields(&mut ev)?;
+        self.tags(ev)?;
+        self.fields(ev)?;
         ev.time = self.time(precision)?.unwrap_or(default_time);
-        Ok(ev)
+        Ok(())
     }
 
     /// A tag or field key and the `=` after it; `what` names the key in an

@@ -38,10 +38,20 @@ impl Part {
         // (a string may hold line feeds), and no guess at their length.
         let records = memchr::memchr_iter(b'\n', &self.bytes).count() + 1;
         let (mut events, mut errors) = (Vec::with_capacity(records), Vec::new());
-        for r in d.by_ref() {
-            match r {
-                Ok(e) => events.push(e),
-                Err(e) => errors.push(e),
+        // Each record is read in its place at the vector's end.
+        loop {
+            events.push(Event::default());
+            let ev = events.last_mut().expect("just pushed");
+            match d.next_into(ev) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    events.pop();
+                    errors.push(e);
+                }
+                None => {
+                    events.pop();
+                    break;
+                }
             }
         }
         let (used, lines) = (d.consumed(), d.line() - 1);
