@@ -641,7 +641,12 @@ impl<'a> Record<'a> {
             return Ok(None);
         }
         let at = self.i;
-        let tok = self.token(|c| c == b'-' || c.is_ascii_digit());
+        // A minus and digits, the digits eight at a time; then whatever else
+        // of minus signs and digits follows, refused below.
+        self.i += usize::from(self.peek() == Some(b'-'));
+        self.i += number::digit_run(&self.b[self.i..]);
+        self.token(|c| c == b'-' || c.is_ascii_digit());
+        let tok = &self.b[at..self.i];
         let time = match tok {
             [] => None,
             tok => {
