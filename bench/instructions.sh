@@ -30,6 +30,11 @@ for rev in "${revs[@]}"; do
     git -C "$root" worktree add --detach -q "$src" "$rev"
     mkdir -p "$src/$(dirname "$example")"
     cp "$root/$example" "$src/$example"
+    # The example runs on the binary's allocator, a dev-dependency older
+    # commits lack.
+    grep -q '^mimalloc' "$src/crates/vane-core/Cargo.toml" ||
+      sed -i '/^\[dev-dependencies\]/a mimalloc = { version = "0.1.52", default-features = false }' \
+        "$src/crates/vane-core/Cargo.toml"
   fi
   (cd "$src" && CARGO_TARGET_DIR="$root/target/instructions-$i" cargo build -q --release -p vane-core --example decode_parts)
   cp "$root/target/instructions-$i/release/examples/decode_parts" "$work/bin-$i"

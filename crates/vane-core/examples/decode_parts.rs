@@ -10,6 +10,10 @@ use std::time::Instant;
 
 use vane_core::lineproto::{Precision, Records};
 
+// The binary's allocator: its costs are part of a line's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::args().nth(1).map_or(200_000, |a| a.parse().expect("LINES is a number"));
     let mut text = Vec::with_capacity(n * 90);
