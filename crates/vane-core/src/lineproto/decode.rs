@@ -362,7 +362,25 @@ impl<'a> Record<'a> {
     }
 
     /// Reads a name up to a byte that ends it, unescaping its escapes.
+    #[inline]
     fn name(&mut self, kind: Name) -> Result<Text, Fail> {
+        let rest = &self.b[self.i..];
+        let n = rest.iter().position(|&c| kind.special()[c as usize]).unwrap_or(rest.len());
+        match rest.get(n) {
+            // An escape or a byte past ASCII: read again, the long way.
+            Some(&c) if c == b'\\' || c >= 0x80 => self.name_escaped(kind),
+            _ => {
+                self.i += n;
+                // SAFETY: no byte before `n` is special, so each is ASCII,
+                // and ASCII is UTF-8.
+                Ok(Text::from(unsafe { std::str::from_utf8_unchecked(&rest[..n]) }))
+            }
+        }
+    }
+
+    /// [`Record::name`] for a name with escapes or bytes past ASCII.
+    #[inline(never)]
+    fn name_escaped(&mut self, kind: Name) -> Result<Text, Fail> {
         let start = self.i;
         let special = kind.special();
         let mut out: Option<Vec<u8>> = None;
