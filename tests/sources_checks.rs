@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vane_core::event::{Event, State, Value};
 use vane_test_support::proc::{Killed as Server, self_signed};
-use vane_test_support::{Vane, events_in, free_port, stop, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, to_out, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -67,23 +67,20 @@ fn http_and_tcp_checks_against_real_servers() {
     let (_web, web) = python_http(&site);
     let (_tls, tls, ca) = openssl_https(dir.path());
     let closed = free_port();
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
+        "agent: { interval: 200ms }\n",
         &format!(
-            "agent: {{ interval: 200ms }}\n\
-             jobs:\n\
+            "\
              \x20 - {{ id: page, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/index.html\", body_regex: \"vane (ok|fine)\" }} }}\n\
              \x20 - {{ id: gone, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/missing\" }} }}\n\
              \x20 - {{ id: wrong, plugin: http, next: out, config: {{ url: \"http://127.0.0.1:{web}/index.html\", body_regex: \"^nope\" }} }}\n\
              \x20 - {{ id: cert, plugin: http, next: out, warning: \"cert_days < 60\", config: {{ url: \"https://localhost:{tls}/\", ca: {ca} }} }}\n\
              \x20 - {{ id: untrusted, plugin: http, next: out, config: {{ url: \"https://localhost:{tls}/\" }} }}\n\
              \x20 - {{ id: port, plugin: tcp, next: out, config: {{ address: \"127.0.0.1:{web}\", send: \"GET / HTTP/1.0\\r\\n\\r\\n\", expect: \"200 OK\" }} }}\n\
-             \x20 - {{ id: shut, plugin: tcp, next: out, critical: \"up == 0\", config: {{ address: \"127.0.0.1:{closed}\" }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = dir.path().display()
+             \x20 - {{ id: shut, plugin: tcp, next: out, critical: \"up == 0\", config: {{ address: \"127.0.0.1:{closed}\" }} }}\n"
         ),
+        "",
     );
     let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");
@@ -138,16 +135,12 @@ fn http_and_tcp_checks_against_real_servers() {
 #[test]
 fn ping_reaches_loopback_and_names_an_unknown_host() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
-        &format!(
-            "jobs:\n\
-             \x20 - {{ id: p, plugin: ping, interval: 1h, next: out, config: {{ hosts: [127.0.0.1, localhost, no-such-host.invalid], count: 4, ping_interval: 50ms }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = dir.path().display()
-        ),
+        "",
+        "\
+             \x20 - { id: p, plugin: ping, interval: 1h, next: out, config: { hosts: [127.0.0.1, localhost, no-such-host.invalid], count: 4, ping_interval: 50ms } }\n",
+        "",
     );
     let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");

@@ -7,22 +7,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use vane_core::event::Value;
-use vane_test_support::{Vane, events_in, free_port, stop, stopped_with, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, stopped_with, to_out, wait_for_log, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn config(dir: &Path, extra: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
-    let cfg = write(
+    let cfg = to_out(
         dir,
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
-             \x20 - {{ id: in, plugin: influxdb_listener, next: out, config: {{ listen: \"127.0.0.1:{port}\", token: s3cret, db_tag: db, max_body: 64KiB {extra} }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = dir.display()
+            "\
+             \x20 - {{ id: in, plugin: influxdb_listener, next: out, config: {{ listen: \"127.0.0.1:{port}\", token: s3cret, db_tag: db, max_body: 64KiB {extra} }} }}\n"
         ),
+        "",
     );
     (cfg, port)
 }

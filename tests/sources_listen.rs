@@ -9,20 +9,21 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use vane_core::event::Value;
-use vane_test_support::{Vane, events_in, figure_in, free_port, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, figure_in, free_port, stop, to_out, wait_for_log, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
 fn config(dir: &Path, source: &str) -> std::path::PathBuf {
-    write(
+    to_out(
         dir,
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {source}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n"
+        ),
+        &format!(
+            "\
              \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {d}/stats.lp }} }}\n",
             d = dir.display()
         ),
@@ -94,17 +95,15 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
     let dir = tempfile::tempdir().unwrap();
     let (tcp, udp) = (free_port(), free_port());
     let tpl = "templates: [\"servers.* _.host.name.field region=eu\", \"name*\"]";
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {{ id: gt, plugin: socket, next: out, config: {{ listen: \"tcp://127.0.0.1:{tcp}\", format: graphite, {tpl} }} }}\n\
-             \x20 - {{ id: gu, plugin: socket, next: out, config: {{ listen: \"udp://127.0.0.1:{udp}\", format: graphite, {tpl} }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = dir.path().display()
+             \x20 - {{ id: gu, plugin: socket, next: out, config: {{ listen: \"udp://127.0.0.1:{udp}\", format: graphite, {tpl} }} }}\n"
         ),
+        "",
     );
     let log = dir.path().join("log");
     let agent = VANE.start_logged(&cfg, &log);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vane_core::event::{Event, Kind, Value};
 use vane_test_support::python::{python, script};
-use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, to_out, wait_for_log, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -23,18 +23,15 @@ fn export(protocol: &str, endpoint: &str, extra: &[&str]) {
 }
 
 fn agent(d: &Path, http: u16, grpc: u16) -> (vane_test_support::Agent, std::path::PathBuf) {
-    let cfg = write(
+    let cfg = to_out(
         d,
-        "vane.yaml",
+        "agent: { host: agent-host }\n",
         &format!(
-            "agent: {{ host: agent-host }}\n\
-             jobs:\n\
+            "\
              \x20 - {{ id: oh, plugin: otlp, next: out, tags: {{ via: http }}, config: {{ listen: \"127.0.0.1:{http}\" }} }}\n\
-             \x20 - {{ id: og, plugin: otlp, next: out, tags: {{ via: grpc }}, config: {{ listen: \"127.0.0.1:{grpc}\" }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = d.display()
+             \x20 - {{ id: og, plugin: otlp, next: out, tags: {{ via: grpc }}, config: {{ listen: \"127.0.0.1:{grpc}\" }} }}\n"
         ),
+        "",
     );
     let log = d.join("log");
     let a = VANE.start_logged(&cfg, &log);

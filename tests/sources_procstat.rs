@@ -8,7 +8,7 @@ use std::time::Duration;
 use vane_test_support::proc::Killed as Kill;
 
 use vane_core::event::{State, Value};
-use vane_test_support::{Vane, events_in, stop, wait_until, write};
+use vane_test_support::{Vane, events_in, stop, to_out, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -20,19 +20,18 @@ fn processes_by_pattern_and_pid_file_and_a_missing_one() {
     let busy = Kill(Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap());
     let pid_file = dir.path().join("busy.pid");
     std::fs::write(&pid_file, format!("{}\n", busy.0.id())).unwrap();
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {{ id: sleepers, plugin: procstat, interval: 300ms, next: out, config: {{ pattern: \"^sleep {marker}$\" }} }}\n\
              \x20 - {{ id: busy, plugin: procstat, interval: 300ms, next: out, config: {{ pid_file: {p} }} }}\n\
-             \x20 - {{ id: gone, plugin: procstat, interval: 300ms, next: out, critical: \"pids == 0\", config: {{ pid_file: {d}/none.pid }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
+             \x20 - {{ id: gone, plugin: procstat, interval: 300ms, next: out, critical: \"pids == 0\", config: {{ pid_file: {d}/none.pid }} }}\n",
             p = pid_file.display(),
             d = dir.path().display()
         ),
+        "",
     );
     let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");

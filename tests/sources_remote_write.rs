@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vane_core::event::{Kind, Value};
 use vane_test_support::http::{http_post, urlencode};
 use vane_test_support::prometheus::{Prometheus, node_exporter};
-use vane_test_support::{Vane, events_in, free_port, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, to_out, wait_for_log, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -41,16 +41,14 @@ fn prometheus_writes_what_it_scrapes_and_promql_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
-    let cfg = write(
+    let cfg = to_out(
         d,
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
-             \x20 - {{ id: rw, plugin: prometheus_remote_write, next: out, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = d.display()
+            "\
+             \x20 - {{ id: rw, plugin: prometheus_remote_write, next: out, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n"
         ),
+        "",
     );
     let log = d.join("log");
     let agent = VANE.start_logged(&cfg, &log);
@@ -112,17 +110,17 @@ fn vanes_sink_writes_to_vanes_receiver_and_bad_bodies_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (lp, rw) = (free_port(), free_port());
-    let cfg = write(
+    let cfg = to_out(
         d,
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {{ id: in, plugin: influxdb_listener, next: send, config: {{ listen: \"127.0.0.1:{lp}\" }} }}\n\
-             \x20 - {{ id: rw, plugin: prometheus_remote_write, next: out, config: {{ listen: \"127.0.0.1:{rw}\", path: /receive, token: s3cret }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: send, plugin: prometheus_remote_write, batch_wait: 10ms, config: {{ url: \"http://127.0.0.1:{rw}/receive\", bearer_token: s3cret }} }}\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = d.display()
+             \x20 - {{ id: rw, plugin: prometheus_remote_write, next: out, config: {{ listen: \"127.0.0.1:{rw}\", path: /receive, token: s3cret }} }}\n"
+        ),
+        &format!(
+            "\
+             \x20 - {{ id: send, plugin: prometheus_remote_write, batch_wait: 10ms, config: {{ url: \"http://127.0.0.1:{rw}/receive\", bearer_token: s3cret }} }}\n"
         ),
     );
     let log = d.join("log");

@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use vane_core::event::{State, Value};
-use vane_test_support::{Vane, events_in, figure_in, free_port, stop, stopped_with, wait_for_log, wait_until, write};
+use vane_test_support::{
+    Vane, events_in, figure_in, free_port, stop, stopped_with, to_out, wait_for_log, wait_until, write,
+};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -22,17 +24,17 @@ fn riemanns_own_client_sends_to_vane_over_tcp_and_udp() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (tcp, udp) = (free_port(), free_port());
-    let cfg = write(
+    let cfg = to_out(
         d,
-        "vane.yaml",
+        "agent: { host: h1 }\n",
         &format!(
-            "agent: {{ host: h1 }}\n\
-             jobs:\n\
+            "\
              \x20 - {{ id: rt, plugin: riemann, next: out, config: {{ listen: \"tcp://127.0.0.1:{tcp}\" }} }}\n\
              \x20 - {{ id: ru, plugin: riemann, next: out, config: {{ listen: \"udp://127.0.0.1:{udp}\" }} }}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n\
+             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n"
+        ),
+        &format!(
+            "\
              \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {d}/stats.lp }} }}\n",
             d = d.display()
         ),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vane_core::event::{Kind, Value};
 use vane_test_support::prometheus::{Prometheus, node_exporter};
-use vane_test_support::{Vane, events_in, free_port, stop, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, to_out, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -17,18 +17,16 @@ fn node_exporter_and_prometheus_samples_become_events() {
     let addr = format!("127.0.0.1:{port}");
     let prom = Prometheus::start();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {{ id: node, plugin: prometheus, interval: 1h, next: out, config: {{ url: \"http://{addr}/metrics\", include: [node_, go_gc_duration] }} }}\n\
-             \x20 - {{ id: prom, plugin: prometheus, interval: 1h, next: out, config: {{ url: \"http://{p}/metrics\", include: [prometheus_http_request_duration_seconds] }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            p = prom.addr,
-            d = dir.path().display()
+             \x20 - {{ id: prom, plugin: prometheus, interval: 1h, next: out, config: {{ url: \"http://{p}/metrics\", include: [prometheus_http_request_duration_seconds] }} }}\n",
+            p = prom.addr
         ),
+        "",
     );
     let agent = VANE.start(&cfg);
     let out = dir.path().join("out.lp");

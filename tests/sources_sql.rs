@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vane_core::event::Value;
 use vane_test_support::postgres::Postgres;
-use vane_test_support::{Vane, events_in, stop, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, stop, to_out, wait_for_log, wait_until};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -20,19 +20,17 @@ fn each_row_becomes_an_event_with_tags_fields_and_time() {
     );
     let dir = tempfile::tempdir().unwrap();
     let url = pg.url();
-    let cfg = write(
+    let cfg = to_out(
         dir.path(),
-        "vane.yaml",
+        "",
         &format!(
-            "jobs:\n\
+            "\
              \x20 - {{ id: db, plugin: sql, interval: 1h, next: out, config: {{ url: \"{url}\", name: hosts, tags: [host, region], time: seen, query: \"SELECT host, region, cpu, conns, disk, ok, seen, price::float8 AS price FROM hosts ORDER BY host\" }} }}\n\
              \x20 - {{ id: only, plugin: sql, interval: 1h, next: out, config: {{ url: \"{url}\", tags: [host], fields: [cpu], query: \"SELECT * FROM hosts WHERE host = 'web1'\" }} }}\n\
              \x20 - {{ id: raw, plugin: sql, interval: 1h, next: out, config: {{ url: \"{url}\", query: \"SELECT price FROM hosts\" }} }}\n\
-             \x20 - {{ id: typo, plugin: sql, interval: 1h, next: out, config: {{ url: \"{url}\", query: \"SELECT nope FROM hosts\" }} }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {d}/out.lp }} }}\n",
-            d = dir.path().display()
+             \x20 - {{ id: typo, plugin: sql, interval: 1h, next: out, config: {{ url: \"{url}\", query: \"SELECT nope FROM hosts\" }} }}\n"
         ),
+        "",
     );
     let log = dir.path().join("log");
     let agent = VANE.start_logged(&cfg, &log);

@@ -141,6 +141,15 @@ pub fn wait_for_log(log: &Path, text: &str) {
     wait_for_file(log, Duration::from_secs(30), |t| t.contains(text));
 }
 
+/// A config `dir/vane.yaml` of `jobs` (YAML list items, sending to `out`)
+/// and the usual `out` sink, a file sink writing `dir/out.lp` at once,
+/// then `sinks` (more list items); `head` before the sections (`agent: …`).
+pub fn to_out(dir: &Path, head: &str, jobs: &str, sinks: &str) -> PathBuf {
+    let out = dir.join("out.lp");
+    let out = format!("  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n", out.display());
+    write(dir, "vane.yaml", &format!("{head}jobs:\n{jobs}sinks:\n{out}{sinks}"))
+}
+
 /// A config in `dir`: `influxdb_listener` (job `influx`) on `port` into a
 /// `file` sink (job `out`) writing `dir/out.lp` without rotating, with
 /// `sink` added to the sink's settings (`buffer: …, `) and `head` before the
