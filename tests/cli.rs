@@ -4,7 +4,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use vane_test_support::{Vane, drain, figure, signal, text, wait_exit, wait_for_file, wait_log, write};
+use vane_test_support::{
+    Vane, drain, figure, figures_to, signal, text, to_out, wait_exit, wait_for_file, wait_log, write,
+};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -215,26 +217,15 @@ fn panicking_hung_and_failing_jobs_do_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.lp");
     let stats = dir.path().join("stats.lp");
-    let p = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {d} }}\n\
-             jobs:\n\
-             \x20 - {{ id: ok, plugin: hello, interval: 50ms, next: out }}\n\
-             \x20 - {{ id: boom, plugin: chaos, interval: 50ms, config: {{ mode: panic, after: 1 }}, next: out }}\n\
-             \x20 - {{ id: stuck, plugin: chaos, interval: 50ms, timeout: 200ms, config: {{ mode: hang }}, next: out }}\n\
-             \x20 - {{ id: crash, plugin: chaos, config: {{ mode: crash }}, next: out }}\n\
-             \x20 - {{ id: err, plugin: chaos, interval: 50ms, config: {{ mode: error }}, next: out }}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {o} }} }}\n\
-             \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {s} }} }}\n",
-            d = dir.path().display(),
-            o = out.display(),
-            s = stats.display()
-        ),
-    );
+    let (me, stats_sink) = figures_to(&stats);
+    let jobs = "  - { id: ok, plugin: hello, interval: 50ms, next: out }\n\
+                \x20 - { id: boom, plugin: chaos, interval: 50ms, config: { mode: panic, after: 1 }, next: out }\n\
+                \x20 - { id: stuck, plugin: chaos, interval: 50ms, timeout: 200ms, config: { mode: hang }, next: out }\n\
+                \x20 - { id: crash, plugin: chaos, config: { mode: crash }, next: out }\n\
+                \x20 - { id: err, plugin: chaos, interval: 50ms, config: { mode: error }, next: out }\n"
+        .to_owned();
+    let head = format!("agent: {{ data_dir: {} }}\n", dir.path().display());
+    let p = to_out(dir.path(), &head, &(jobs + &me), &stats_sink);
     let mut child = VANE.start(&p);
     // The panicking job is restarted after a backoff of about a second and
     // panics again; meanwhile the healthy job keeps its pace.

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use vane_core::event::{Event, State};
-use vane_test_support::{Vane, write};
+use vane_test_support::{Vane, figures_to, to_out, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 const PLUGINS: &str = "/usr/lib/nagios/plugins";
@@ -135,21 +135,12 @@ fn execd_streams_restarts_and_is_stopped_with_the_agent() {
         ),
     );
     let stats = dir.path().join("stats.lp");
-    let p = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "jobs:\n\
-             \x20 - {{ id: child, plugin: execd, next: out, config: {{ command: [sh, {script}], stop_timeout: 1s }} }}\n\
-             \x20 - {{ id: me, plugin: internal, interval: 100ms, next: stats }}\n\
-             sinks:\n\
-             \x20 - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {out} }} }}\n\
-             \x20 - {{ id: stats, plugin: file, batch_wait: 10ms, config: {{ path: {stats} }} }}\n",
-            script = script.display(),
-            out = out.display(),
-            stats = stats.display()
-        ),
+    let (me, stats_sink) = figures_to(&stats);
+    let child = format!(
+        "  - {{ id: child, plugin: execd, next: out, config: {{ command: [sh, {}], stop_timeout: 1s }} }}\n",
+        script.display()
     );
+    let p = to_out(dir.path(), "", &(child + &me), &stats_sink);
     let (mut child, log) = VANE.start_piped(&p);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

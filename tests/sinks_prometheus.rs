@@ -2,7 +2,8 @@
 //! package, installed by scripts/install-test-deps.sh), queried back with
 //! PromQL: exact sample counts and sums per series.
 
-use vane_test_support::{Vane, stop};
+use vane_test_support::http::http_get;
+use vane_test_support::{Vane, free_port, stop};
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ fn samples_arrive_in_prometheus_with_their_labels() {
 
 #[test]
 fn a_real_prometheus_scrapes_the_latest_values() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("v.yaml");
     // Two readings of room a: only the latest (21.5) is served.
@@ -53,16 +54,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
     )
     .unwrap();
     let agent = VANE.start(&cfg);
-    let get = || -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return String::new();
-        };
-        let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
-    };
+    let get = || http_get(&format!("127.0.0.1:{port}"), "/metrics").split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         let t = get();
@@ -98,7 +90,7 @@ fn a_real_prometheus_scrapes_the_latest_values() {
 
 #[test]
 fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("v.yaml");
     std::fs::write(
@@ -110,16 +102,7 @@ fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
     )
     .unwrap();
     let agent = VANE.start(&cfg);
-    let get = |path: &str| -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-            return String::new();
-        };
-        let _ = write!(s, "GET {path} HTTP/1.0\r\n\r\n");
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r
-    };
+    let get = |path: &str| http_get(&format!("127.0.0.1:{port}"), path);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !get("/metrics").contains("temp{host=\"web-01\",room=\"a\"} 21.5") {
         assert!(Instant::now() < deadline, "/metrics on the agent's port: {}", get("/metrics"));
