@@ -13,11 +13,7 @@
 #   [AB=relay|ingest] bench/ab.sh OLD_VANE NEW_VANE [LINES=6000000] [ROUNDS=3]
 set -euo pipefail
 a=$1; b=$2; n=${3:-6000000}; rounds=${4:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
+. "$(dirname "$0")/common.sh"
 scenario=${AB:-relay}
 case $scenario in
   relay) awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
@@ -27,7 +23,6 @@ case $scenario in
       i % 100, i % 8, i % 100, i, i }' > "$work/lines" ;;
   *) echo "AB is relay or ingest, not $scenario" >&2; exit 2 ;;
 esac
-tck=$(getconf CLK_TCK)
 
 # The blackhole's events out, as the internal source last wrote them.
 delivered() {

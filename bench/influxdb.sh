@@ -7,12 +7,10 @@
 #   bench/influxdb.sh [N=500000]
 set -euo pipefail
 n=${1:-500000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-vane="$root/target/release/vane"
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-rpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. "$(dirname "$0")/common.sh"
+release
+port=$(free_port)
+rpc=$(free_port)
 cat > "$work/influxdb.conf" <<CONF
 reporting-disabled = true
 bind-address = "127.0.0.1:$rpc"
@@ -28,7 +26,7 @@ bind-address = "127.0.0.1:$rpc"
 CONF
 influxd -config "$work/influxdb.conf" >/dev/null 2>&1 &
 influx_pid=$!
-trap 'kill $influx_pid 2>/dev/null; wait $influx_pid 2>/dev/null; rm -rf "$work"' EXIT
+pids+=("$influx_pid")
 until curl -sf "http://127.0.0.1:$port/ping" >/dev/null; do sleep 0.1; done
 secs=$(( $(date +%s) - 3600 ))
 awk -v n="$n" -v s="$secs" 'BEGIN { for (i = 0; i < n; i++) printf "cpu,host=web%02d,cpu=cpu%d usage_user=%d.5,usage_system=1.25,n=%di %d%09d\n", i % 50, i % 8, i % 100, i, s, i }' > "$work/lines"
@@ -58,6 +56,7 @@ CONF
 t0=$(date +%s.%N)
 "$vane" --log-level warn run -c "$work/vane.yaml" &
 vane_pid=$!
+pids+=("$vane_pid")
 until [ "$(count bench_vane)" = "$n" ]; do sleep 0.05; done
 t1=$(date +%s.%N)
 kill -TERM $vane_pid; wait $vane_pid || true

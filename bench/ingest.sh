@@ -9,14 +9,9 @@
 #   bench/ingest.sh [LINES=5000000]
 set -euo pipefail
 n=${1:-5000000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-vane="$root/target/release/vane"
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+. "$(dirname "$0")/common.sh"
+release
+port=$(free_port)
 
 # 8 series per host, 100 hosts, three fields, explicit timestamps.
 awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
@@ -35,19 +30,18 @@ sinks:
 YAML
 "$vane" --log-level warn run -c "$work/vane.yaml" &
 pid=$!
-until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.05; done
+pids+=("$pid")
+wait_port "$port"
 delivered() {
   grep '^vane_job,.*,job=bh,' "$work/stats.lp" 2>/dev/null | tail -1 |
     sed -n 's/.*[ ,]events_out=\([0-9]*\)u.*/\1/p'
 }
-tck=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-c0=$(cpu); t0=$(date +%s.%N)
+c0=$(cpu "$pid"); t0=$(date +%s.%N)
 socat -u "$work/lines.lp" "TCP:127.0.0.1:$port"
 until [ "$(delivered)" = "$n" ]; do sleep 0.02; done
-t1=$(date +%s.%N); c1=$(cpu)
+t1=$(date +%s.%N); c1=$(cpu "$pid")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-kill -TERM "$pid"; wait "$pid" || true; pid=""
+kill -TERM "$pid"; wait "$pid" || true
 
 # The reference: the same bytes through loopback TCP into /dev/null.
 socat -u "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr" /dev/null &

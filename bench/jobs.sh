@@ -9,11 +9,8 @@
 set -euo pipefail
 n=${1:-10000}
 duration=${2:-60}
-root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-vane="$root/target/release/vane"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/common.sh"
+release
 
 {
   echo "agent: { host: bench, data_dir: $work }"
@@ -28,12 +25,11 @@ trap 'rm -rf "$work"' EXIT
 "$vane" check -c "$work/vane.yaml" >/dev/null
 "$vane" --log-level warn run -c "$work/vane.yaml" > >(wc -l > "$work/lines") &
 pid=$!
-tck=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+pids+=("$pid")
 sleep 5  # start-up and the first burst of polls are not counted
-c0=$(cpu); t0=$(date +%s.%N)
+c0=$(cpu "$pid"); t0=$(date +%s.%N)
 sleep "$duration"
-c1=$(cpu); t1=$(date +%s.%N)
+c1=$(cpu "$pid"); t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 kill -TERM "$pid"

@@ -16,16 +16,9 @@ points=10000
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$root/target/venvs/otel/bin/python"
 [ -x "$py" ] || { echo "run scripts/install-test-deps.sh first (target/venvs/otel)" >&2; exit 1; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-vane="$root/target/release/vane"
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/bench/common.sh"
+release
 port=$(free_port)
-tck=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 cat > "$work/vane.yaml" <<YAML
 agent: { host: bench, data_dir: $work }
@@ -36,6 +29,7 @@ sinks:
 YAML
 "$vane" --log-level warn run -c "$work/vane.yaml" &
 pid=$!
+pids+=("$pid")
 until (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.05; done
 
 echo "| protocol | points | SDK send rate (floor) | vane CPU s per M points | one core of vane at that cost | request size |"
@@ -51,7 +45,7 @@ for protocol in http grpc; do
     printf "| OTLP/%s | %d | %.0f points/s | %.2f | %.0f points/s | %.0f KiB |\n", p, n, n / s, per, 1e6 / per, b / 1024 }'
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-kill -TERM "$pid"; wait "$pid" || true; pid=""
+kill -TERM "$pid"; wait "$pid" || true
 echo
 echo "vane's peak RSS: $((hwm / 1024)) MiB"
 
@@ -83,6 +77,7 @@ YAML
 mkdir -p "$work/r"
 "$vane" --log-level warn run -c "$work/riemann.yaml" &
 pid=$!
+pids+=("$pid")
 until (exec 3<>/dev/tcp/127.0.0.1/$rport) 2>/dev/null; do sleep 0.05; done
 n=$((requests * points))
 "$py" - "$rport" "$n" > "$work/riemann.out" <<'PY'
@@ -108,7 +103,7 @@ print(n, f"{time.monotonic() - t0:.3f}")
 PY
 read -r sent secs < "$work/riemann.out"
 c1=$(cpu "$pid")
-kill -TERM "$pid"; wait "$pid" || true; pid=""
+kill -TERM "$pid"; wait "$pid" || true
 awk -v n="$sent" -v s="$secs" -v c="$c1" -v t="$tck" 'BEGIN {
   per = c / t / (n / 1e6)
   printf "\nRiemann TCP, 1,000 events a message, each answered before the next: %.0f events/s; vane %.2f CPU s per M events (start-up included), %.0f events/s a core\n", n / s, per, 1e6 / per }'

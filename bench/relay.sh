@@ -11,20 +11,12 @@
 set -euo pipefail
 n=${1:-10000000}
 pairs=${2:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
 command -v carbon-c-relay >/dev/null || { echo "carbon-c-relay is not installed (apt-get install carbon-c-relay)"; exit 1; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-vane="$root/target/release/vane"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
+. "$(dirname "$0")/common.sh"
+release
 
 awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
   printf "servers.web%d.cpu%d.user %d.5 %d\n", i % 100, i % 8, i % 1000, 1700000000 + int(i / 1000) }' > "$work/lines"
-tck=$(getconf CLK_TCK)
 
 start_vane() { # IN OUT
   cat > "$work/vane.yaml" <<YAML
