@@ -138,8 +138,7 @@ fn what_pika_publishes_reaches_the_sink_once_in_every_format() {
     let rabbit = Rabbit::start();
     let dir = tempfile::tempdir().unwrap();
     let (cfg, out, log) = consumer(dir.path(), &rabbit, "", "");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "consuming \"in\"");
+    let agent = VANE.start_ready(&cfg, &log, "consuming \"in\"");
     let n = 3000;
     let messages: Vec<_> = (1..=n)
         .map(|i| match i % 3 {
@@ -165,8 +164,7 @@ fn an_unreadable_message_is_dead_lettered_with_its_reason_and_the_stream_goes_on
     let rabbit = Rabbit::start();
     let dir = tempfile::tempdir().unwrap();
     let (cfg, out, log) = consumer(dir.path(), &rabbit, "", "");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "consuming \"in\"");
+    let agent = VANE.start_ready(&cfg, &log, "consuming \"in\"");
     let good = |i: i64| json!({ "exchange": "vane", "key": "k", "body": format!("job seq={i}i\n"), "headers": { "vane-format": "influx" } });
     rabbit.publish(&[
         good(1),
@@ -199,8 +197,7 @@ fn a_consumer_killed_mid_stream_loses_nothing() {
     // be stored on disk.
     let (cfg, out, log) = consumer(dir.path(), &rabbit, ", prefetch: 200", "buffer: { kind: disk }, ");
     // The queue is there, full, before anyone consumes it.
-    let first = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "consuming \"in\"");
+    let first = VANE.start_ready(&cfg, &log, "consuming \"in\"");
     drop(first);
     let n = 10_000;
     let messages: Vec<_> =
@@ -242,8 +239,7 @@ fn a_broker_restart_mid_stream_loses_nothing_confirmed_or_acknowledged() {
             out.display()
         ),
     );
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "listening on tcp://");
+    let agent = VANE.start_ready(&cfg, &log, "listening on tcp://");
     wait_for_log(&log, "consuming \"in\"");
     let n = 3000;
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -282,8 +278,7 @@ fn a_message_no_queue_takes_is_retried_until_one_does() {
             rabbit.url()
         ),
     );
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "10 of 10 messages refused (returned: 312 NO_ROUTE)");
+    let agent = VANE.start_ready(&cfg, &log, "10 of 10 messages refused (returned: 312 NO_ROUTE)");
     rabbit.bind("late", "lonely", "k.*");
     wait_until(Duration::from_secs(60), "the batch delivered once a queue takes it", || rabbit.ready("late") >= 10);
     let got = rabbit.drain("late", Duration::from_millis(300));
@@ -344,8 +339,7 @@ fn canopsis_events_cross_both_ways_field_by_field() {
             url = rabbit.url(),
         ),
     );
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "consuming \"canopsis_in\"");
+    let agent = VANE.start_ready(&cfg, &log, "consuming \"canopsis_in\"");
     // Canopsis's own event, as a Nagios connector sends it.
     let check = json!({
         "connector": "nagios", "connector_name": "n1", "event_type": "check", "source_type": "resource",
@@ -505,8 +499,7 @@ fn a_lua_script_reads_the_notifications_no_meter_names() {
             out.display()
         ),
     );
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "consuming \"notes\"");
+    let agent = VANE.start_ready(&cfg, &log, "consuming \"notes\"");
     let publish =
         |v: serde_json::Value| json!({ "exchange": "openstack", "key": "notifications.info", "body": v.to_string() });
     rabbit.publish(&[

@@ -66,8 +66,7 @@ fn idle_connections_do_not_lock_real_clients_out() {
         ),
     );
     let log = dir.path().join("log");
-    let _agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let _agent = VANE.start_ready(&cfg, &log, "vane is running");
     // 1,000 idle connections to each (256 is their max_connections): the
     // first 256 idle long enough to be closed for the next ones (so that the
     // first warnings, before the log's limit of ten a minute, are the
@@ -107,8 +106,7 @@ fn one_client_address_can_be_limited() {
         ),
     );
     let log = dir.path().join("log");
-    let _agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{tcp}"));
+    let _agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{tcp}"));
     let _two = idle(tcp, 2);
     let mut third = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     third.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -128,8 +126,7 @@ fn slow_headers_on_the_agent_port_are_cut_off_and_health_answers() {
         &format!("agent: {{ http: \"127.0.0.1:{http}\" }}\nsinks:\n  - {{ id: out, plugin: blackhole }}\n"),
     );
     let log = dir.path().join("log");
-    let _agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let _agent = VANE.start_ready(&cfg, &log, "vane is running");
     // 50 slowloris clients: a request line, then nothing.
     let mut slow: Vec<TcpStream> = (0..50)
         .map(|_| {
@@ -245,8 +242,7 @@ fn gzip_bodies_that_inflate_to_millions_of_events_keep_memory_bounded() {
     let port = free_port();
     let (cfg, out) = vane_test_support::influx_to_file(dir.path(), port, "", "");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     // 16 MiB of numbered lines per body ("b3 v=1234567i" is 14 bytes).
     let body = |b: usize| {
         let mut text = String::new();

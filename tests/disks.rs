@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use vane_test_support::fs::{Freezable, Tmpfs};
 use vane_test_support::http::http_get;
 use vane_test_support::influx::Influx;
-use vane_test_support::{
-    Vane, figure_in, figures_to, free_port, signal, wait_for_file, wait_for_log, wait_until, write,
-};
+use vane_test_support::{Vane, figure_in, figures_to, free_port, signal, wait_for_file, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 const BASE: u64 = 1_700_000_000_000_000_000;
@@ -83,8 +81,7 @@ fn full_buffer(dir: &Path, when_full: &str) -> (Influx, vane_test_support::agent
         ),
     );
     let log = dir.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let agent = VANE.start_ready(&cfg, &log, "vane is running");
     influx.pause();
     (influx, agent, tmpfs, port)
 }
@@ -150,8 +147,7 @@ fn file_sink(dir: &Path, path: &Path) -> (vane_test_support::agent::Agent, u16) 
         ),
     );
     let log = dir.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{port}"));
     (agent, port)
 }
 
@@ -234,8 +230,7 @@ fn a_read_only_data_dir_fails_the_check_and_holds_back_only_its_sink() {
     assert!(err.contains(&format!("{}:6:11: sink `parked`: its disk buffer cannot be made", cfg.display())), "{err}");
     assert!(err.contains("not writable"), "{err}");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let agent = VANE.start_ready(&cfg, &log, "vane is running");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("cannot open the disk buffer"), "{text}");
     send(port, lines(0, 1000)).join().unwrap();
@@ -278,8 +273,7 @@ fn a_frozen_disk_stalls_only_its_sink_and_not_health_nor_shutdown() {
         ),
     );
     let log = dir.path().join("log");
-    let mut agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let mut agent = VANE.start_ready(&cfg, &log, "vane is running");
     send(port, lines(0, 1000)).join().unwrap();
     wait_until(Duration::from_secs(30), "the first lines through the disk buffer", || seqs_in(&parked).len() >= 1000);
     let frozen = disk.freeze();
@@ -356,8 +350,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_point() {
     let mut per_kill = Vec::new();
     for _ in 0..12 {
         let log = dir.path().join("log");
-        let mut agent = VANE.start_logged(&cfg, &log);
-        wait_for_log(&log, "influxdb_listener on http://");
+        let mut agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
         let before = acked.load(std::sync::atomic::Ordering::Relaxed);
         // The moment of the kill is what is being chosen, not a wait for something.
         std::thread::sleep(Duration::from_millis(200 + next() % 800));
@@ -367,8 +360,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_point() {
     }
     // A last run, stopped in order once the client has had its batches answered.
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     let target = acked.load(std::sync::atomic::Ordering::Relaxed) + 5 * BATCH;
     wait_until(Duration::from_secs(30), "more batches answered", || {
         acked.load(std::sync::atomic::Ordering::Relaxed) >= target

@@ -79,8 +79,7 @@ fn every_input_path_reads_the_same_records() {
         ),
     );
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{tcp}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{tcp}"));
     wait_for_log(&log, &format!("listening on udp://127.0.0.1:{udp}"));
     wait_for_log(&log, "influxdb_listener on http://");
     // TCP in small pieces, so that records and strings are cut anywhere.

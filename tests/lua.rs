@@ -108,8 +108,7 @@ fn runaway_scripts_are_stopped_and_slow_ones_starve_nothing() {
         ),
     );
     let log = dir.path().join("log");
-    let mut agent = VANE.start_logged(&cfg, &log);
-    vane_test_support::wait_for_log(&log, "vane is running");
+    let mut agent = VANE.start_ready(&cfg, &log, "vane is running");
     for (id, _, why) in runaways {
         let want = format!("job={id}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,8 +161,7 @@ fn shutdown_does_not_wait_for_a_runaway_engine() {
         ),
     );
     let log = dir.path().join("log");
-    let mut agent = VANE.start_logged(&cfg, &log);
-    vane_test_support::wait_for_log(&log, "vane is running");
+    let mut agent = VANE.start_ready(&cfg, &log, "vane is running");
     vane_test_support::wait_for_log(&log, "spinning");
     vane_test_support::signal(&agent, libc::SIGTERM);
     let (_, took) = vane_test_support::wait_exit(&mut agent, Duration::from_secs(30));

@@ -64,8 +64,7 @@ fn start_stream(dir: &Path) -> (u16, PathBuf, PathBuf, vane_test_support::Agent)
     let port = free_port();
     let cfg = stream_config(dir, port, 0);
     let log = dir.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     (port, cfg, log, agent)
 }
 
@@ -185,8 +184,7 @@ fn what_a_sink_buffered_while_its_backend_was_down_is_delivered_after_a_reload()
     };
     let cfg = config(5000, "");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     // Stored in the sink's memory buffer: acknowledged, not delivered.
     for b in 0..20 {
         assert!(post(port, b * 5, 5), "batch {b} acknowledged");
@@ -325,8 +323,7 @@ fn a_board_sink_changed_at_a_reload_serves_its_new_boards_and_keeps_its_history(
     };
     let cfg = config("");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "vane is running");
+    let agent = VANE.start_ready(&cfg, &log, "vane is running");
     let get = |path: &str| vane_test_support::http::http_get(&addr, path);
     wait_until(Duration::from_secs(20), "the agent's figures kept", || {
         get("/api/series?name=vane_agent").contains("rss_bytes")

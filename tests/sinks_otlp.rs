@@ -34,8 +34,7 @@ fn agent(d: &Path, sinks: &str, extra_jobs: &str) -> (vane_test_support::Agent, 
         ),
     );
     let log = d.join("log");
-    let a = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("influxdb_listener on http://127.0.0.1:{lp}"));
+    let a = VANE.start_ready(&cfg, &log, &format!("influxdb_listener on http://127.0.0.1:{lp}"));
     (a, lp)
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use vane_core::event::Value;
-use vane_test_support::{Vane, events_in, free_port, stop, stopped_with, to_out, wait_for_log, wait_until, write};
+use vane_test_support::{Vane, events_in, free_port, stop, stopped_with, to_out, wait_until, write};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 
@@ -42,8 +42,7 @@ fn influxdbs_python_client_writes_to_vane_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, port) = config(dir.path(), "");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     // The client creates its database, then writes 2,000 points in batches
     // of 500, once plain and once gzipped, as any InfluxDB 1.x user would.
     let script = format!(
@@ -80,8 +79,7 @@ fn bad_lines_tokens_sizes_and_gzip_get_influxdbs_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, port) = config(dir.path(), "");
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on http://");
     let url = format!("http://127.0.0.1:{port}/write?db=x&precision=s");
     let auth = "Authorization: Token s3cret";
     // A partial write: the good lines are kept, the first bad one is named.
@@ -134,8 +132,7 @@ fn https_with_a_certificate_from_openssl() {
     let tls = format!(", tls: {{ cert: {}, key: {} }}", cert.display(), key.display());
     let (cfg, port) = config(dir.path(), &tls);
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, "influxdb_listener on https://");
+    let agent = VANE.start_ready(&cfg, &log, "influxdb_listener on https://");
     let url = format!("https://127.0.0.1:{port}/write?db=x");
     let ca = cert.display().to_string();
     let (code, body) = curl(&["--cacert", &ca, "-H", "Authorization: Bearer s3cret", "--data-binary", "t v=1", &url]);
@@ -174,8 +171,7 @@ fn a_204_means_the_points_are_on_disk() {
         ),
     );
     let log = dir.path().join("log");
-    let mut agent = VANE.start_logged(&first, &log);
-    wait_for_log(&log, "influxdb_listener on http://");
+    let mut agent = VANE.start_ready(&first, &log, "influxdb_listener on http://");
     let body: String = (0..1000).map(|i| format!("m n={i}i 1700000000000000000\n")).collect();
     let url = format!("http://127.0.0.1:{port}/write?db=x");
     let (code, text) = curl(&["--data-binary", &body, &url]);

@@ -53,8 +53,7 @@ fn line_protocol_over_tcp_from_nc_arrives_whole_and_bad_lines_are_counted() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{port}"));
     let mut input = String::new();
     for i in 0..10_000u64 {
         input.push_str(&format!("m,host=h{} v={i}i,f=0.5 {}\n", i % 7, 1_700_000_000_000_000_000u64 + i));
@@ -106,8 +105,7 @@ fn graphite_over_tcp_from_socat_and_over_udp_uses_templates() {
         "",
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{tcp}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{tcp}"));
     wait_for_log(&log, &format!("listening on udp://127.0.0.1:{udp}"));
     let mut input = String::new();
     for i in 0..1000 {
@@ -144,8 +142,7 @@ fn statsd_aggregates_counters_gauges_timers_and_sets() {
         &format!("{{ id: sd, plugin: statsd, next: out, config: {{ listen: \"127.0.0.1:{port}\", flush: 1h }} }}"),
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("statsd listening on udp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("statsd listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send = |p: &str| {
         sock.send_to(p.as_bytes(), ("127.0.0.1", port)).unwrap();
@@ -195,8 +192,7 @@ fn statsd_bounds_its_series_and_forgets_idle_gauges() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("statsd listening on udp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("statsd listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send_names = |prefix: &str, n: usize| {
         let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}:1|g")).collect();
@@ -240,8 +236,7 @@ fn line_protocol_over_udp_one_datagram_many_lines() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on udp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on udp://127.0.0.1:{port}"));
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for d in 0..10 {
         let lines: String = (0..50).map(|i| format!("u,d={d} v={i}i 1700000000\n")).collect();
@@ -270,8 +265,7 @@ fn connections_past_the_limit_are_refused_and_idle_ones_closed() {
         ),
     );
     let log = dir.path().join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("listening on tcp://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{port}"));
     let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
     b.write_all(b"m v=1\n").unwrap();

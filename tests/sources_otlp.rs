@@ -34,8 +34,7 @@ fn agent(d: &Path, http: u16, grpc: u16) -> (vane_test_support::Agent, std::path
         "",
     );
     let log = d.join("log");
-    let a = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("otlp on http://127.0.0.1:{http}"));
+    let a = VANE.start_ready(&cfg, &log, &format!("otlp on http://127.0.0.1:{http}"));
     wait_for_log(&log, &format!("otlp on http://127.0.0.1:{grpc}"));
     (a, log)
 }

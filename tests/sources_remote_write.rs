@@ -51,8 +51,7 @@ fn prometheus_writes_what_it_scrapes_and_promql_agrees() {
         "",
     );
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("prometheus_remote_write on http://127.0.0.1:{port}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("prometheus_remote_write on http://127.0.0.1:{port}"));
     let prom = Prometheus::with_config(&format!(
         "global:\n  scrape_interval: 1s\n\
          scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [\"127.0.0.1:{ne_port}\"]\n\
@@ -124,8 +123,7 @@ fn vanes_sink_writes_to_vanes_receiver_and_bad_bodies_are_refused() {
         ),
     );
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("prometheus_remote_write on http://127.0.0.1:{rw}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("prometheus_remote_write on http://127.0.0.1:{rw}"));
     let body = b"disk,host=web-02,path=/ free=5i,used=2.5,note=\"skipped\" 1700000000123000000\n";
     assert_eq!(http_post(lp, "/write", "", body), 204);
     let out = d.join("out.lp");

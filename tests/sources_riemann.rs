@@ -40,8 +40,7 @@ fn riemanns_own_client_sends_to_vane_over_tcp_and_udp() {
         ),
     );
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
     wait_for_log(&log, &format!("riemann on udp://127.0.0.1:{udp}"));
     let (tcp_port, udp_port) = (tcp.to_string(), udp.to_string());
     // Over TCP the client waits for the answer: success means vane said ok,
@@ -240,8 +239,7 @@ fn vanes_riemann_sink_delivers_to_vanes_riemann_source_intact() {
     );
     std::fs::write(&cfg, text).unwrap();
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("influxdb_listener on http://127.0.0.1:{lp}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("influxdb_listener on http://127.0.0.1:{lp}"));
     let body =
         b"disk,host=db-1,state=warning,mount=/var value=91.5,description=\"nearly full\",ttl=30 1700000000123456000\n\
                  jobs,host=db-1 value=-4i 1700000000000000000\n";
@@ -276,8 +274,7 @@ fn an_ok_waits_until_stored_and_a_dropped_message_is_answered_with_an_error() {
         ),
     );
     let log = d.join("log");
-    let agent = VANE.start_logged(&cfg, &log);
-    wait_for_log(&log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
+    let agent = VANE.start_ready(&cfg, &log, &format!("riemann on tcp://127.0.0.1:{tcp}"));
     let port = tcp.to_string();
     let long = "x".repeat(300);
     // The buffer holds a few; then the sink drops what comes, and the

@@ -62,6 +62,14 @@ impl Vane {
         self.start_logged_with(config, log, &[])
     }
 
+    /// `vane run -c CONFIG` with its log written to `log`, once the log
+    /// says `ready` (a listener's address, "vane is running"; 30 s at most).
+    pub fn start_ready(&self, config: &Path, log: &Path, ready: &str) -> Agent {
+        let agent = self.start_logged(config, log);
+        wait_for_log(log, ready);
+        agent
+    }
+
     /// The same, with extra environment variables.
     pub fn start_logged_with(&self, config: &Path, log: &Path, env: &[(&str, &str)]) -> Agent {
         let child = self
