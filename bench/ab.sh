@@ -18,17 +18,9 @@ scenario=${AB:-relay}
 case $scenario in
   relay) awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
     printf "servers.web%d.cpu%d.user %d.5 %d\n", i % 100, i % 8, i % 1000, 1700000000 + int(i / 1000) }' > "$work/lines" ;;
-  ingest) awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
-    printf "cpu,host=web%d,cpu=cpu%d usage_user=%d.5,usage_system=3.25,n=%di 17000000%010d\n",
-      i % 100, i % 8, i % 100, i, i }' > "$work/lines" ;;
+  ingest) ingest_lines "$n" "$work/lines" ;;
   *) echo "AB is relay or ingest, not $scenario" >&2; exit 2 ;;
 esac
-
-# The blackhole's events out, as the internal source last wrote them.
-delivered() {
-  grep '^vane_job,.*,job=bh,' "$work/stats.lp" 2>/dev/null | tail -1 |
-    sed -n 's/.*[ ,]events_out=\([0-9]*\)u.*/\1/p'
-}
 
 run() { # VANE LABEL
   local in out pid dest c0 c1 t0 t1 hwm
@@ -47,15 +39,7 @@ YAML
     dest=$!
     until [ -e "$work/ready" ]; do sleep 0.02; done
   else
-    cat > "$work/vane.yaml" <<YAML
-agent: { host: bench, data_dir: $work/data }
-jobs:
-  - { id: lp, plugin: socket, next: bh, config: { listen: "tcp://127.0.0.1:$in" } }
-  - { id: me, plugin: internal, interval: 100ms, next: stats }
-sinks:
-  - { id: bh, plugin: blackhole, batch_wait: 10ms }
-  - { id: stats, plugin: file, batch_wait: 10ms, config: { path: $work/stats.lp } }
-YAML
+    ingest_config "$work/vane.yaml" "$in"
   fi
   "$1" --log-level warn run -c "$work/vane.yaml" > "$work/vane.log" 2>&1 &
   pid=$!

@@ -20,3 +20,32 @@ release() {
   cargo build --release --quiet --manifest-path "$root/Cargo.toml"
   vane="$root/target/release/vane"
 }
+
+# The ingest benchmark's lines, N of them into FILE: line protocol, 8
+# series a host, 100 hosts, three fields, explicit timestamps.
+ingest_lines() { # N FILE
+  awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++)
+    printf "cpu,host=web%d,cpu=cpu%d usage_user=%d.5,usage_system=3.25,n=%di 17000000%010d\n",
+      i % 100, i % 8, i % 100, i, i }' > "$2"
+}
+
+# The ingest benchmark's agent, into FILE: a line listener on PORT into a
+# blackhole (`bh`), the agent's own figures into $work/stats.lp, read by
+# `delivered`.
+ingest_config() { # FILE PORT
+  cat > "$1" <<YAML
+agent: { host: bench, data_dir: $work/data }
+jobs:
+  - { id: lp, plugin: socket, next: bh, config: { listen: "tcp://127.0.0.1:$2" } }
+  - { id: me, plugin: internal, interval: 100ms, next: stats }
+sinks:
+  - { id: bh, plugin: blackhole, batch_wait: 10ms }
+  - { id: stats, plugin: file, batch_wait: 10ms, config: { path: $work/stats.lp } }
+YAML
+}
+
+# The blackhole's events out, as the internal source last wrote them.
+delivered() {
+  grep '^vane_job,.*,job=bh,' "$work/stats.lp" 2>/dev/null | tail -1 |
+    sed -n 's/.*[ ,]events_out=\([0-9]*\)u.*/\1/p'
+}

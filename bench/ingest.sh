@@ -13,29 +13,14 @@ n=${1:-5000000}
 release
 port=$(free_port)
 
-# 8 series per host, 100 hosts, three fields, explicit timestamps.
-awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++)
-  printf "cpu,host=web%d,cpu=cpu%d usage_user=%d.5,usage_system=3.25,n=%di 17000000%010d\n",
-    i % 100, i % 8, i % 100, i, i }' > "$work/lines.lp"
+ingest_lines "$n" "$work/lines.lp"
 bytes=$(stat -c %s "$work/lines.lp")
 
-cat > "$work/vane.yaml" <<YAML
-agent: { host: bench, data_dir: $work }
-jobs:
-  - { id: lp, plugin: socket, next: bh, config: { listen: "tcp://127.0.0.1:$port" } }
-  - { id: me, plugin: internal, interval: 100ms, next: stats }
-sinks:
-  - { id: bh, plugin: blackhole, batch_wait: 10ms }
-  - { id: stats, plugin: file, batch_wait: 10ms, config: { path: $work/stats.lp } }
-YAML
+ingest_config "$work/vane.yaml" "$port"
 "$vane" --log-level warn run -c "$work/vane.yaml" &
 pid=$!
 pids+=("$pid")
 wait_port "$port"
-delivered() {
-  grep '^vane_job,.*,job=bh,' "$work/stats.lp" 2>/dev/null | tail -1 |
-    sed -n 's/.*[ ,]events_out=\([0-9]*\)u.*/\1/p'
-}
 c0=$(cpu "$pid"); t0=$(date +%s.%N)
 socat -u "$work/lines.lp" "TCP:127.0.0.1:$port"
 until [ "$(delivered)" = "$n" ]; do sleep 0.02; done
