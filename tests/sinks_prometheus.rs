@@ -3,13 +3,25 @@
 //! PromQL: exact sample counts and sums per series.
 
 use vane_test_support::http::http_get;
-use vane_test_support::{Vane, free_port, stop};
+use vane_test_support::{Vane, free_port, stop, write};
 
 use std::time::{Duration, Instant};
 
 use vane_test_support::prometheus::Prometheus;
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
+
+/// A config of an execd job printing `lines` (then idle) into a
+/// `prometheus` sink, `sink` added to its settings; `agent` is what the
+/// agent block holds.
+fn printing_to_scrape(dir: &std::path::Path, agent: &str, lines: &[&str], sink: &str) -> std::path::PathBuf {
+    let echo: String = lines.iter().map(|l| format!("echo '{l}'; ")).collect();
+    let body = format!(
+        "agent: {{ {agent} }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, -c, \"{echo}exec sleep 3600\"] }} }}\n\
+         sinks:\n  - {{ id: scrape, plugin: prometheus, batch_wait: 10ms{sink} }}\n"
+    );
+    write(dir, "v.yaml", &body)
+}
 
 #[test]
 fn samples_arrive_in_prometheus_with_their_labels() {
@@ -43,16 +55,19 @@ fn samples_arrive_in_prometheus_with_their_labels() {
 fn a_real_prometheus_scrapes_the_latest_values() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("v.yaml");
     // Two readings of room a: only the latest (21.5) is served.
-    std::fs::write(
-        &cfg,
-        format!(
-            "agent: {{ host: web-01 }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, -c, \"echo 'temp,room=a value=20.0'; echo 'temp,room=a value=21.5'; echo 'temp,room=b value=18i'; echo 'reqs,kind=counter,path=/x value=42u'; exec sleep 3600\"] }} }}\n\
-             sinks:\n  - {{ id: scrape, plugin: prometheus, batch_wait: 10ms, config: {{ listen: \"127.0.0.1:{port}\" }} }}\n"
-        ),
-    )
-    .unwrap();
+    let lines = [
+        "temp,room=a value=20.0",
+        "temp,room=a value=21.5",
+        "temp,room=b value=18i",
+        "reqs,kind=counter,path=/x value=42u",
+    ];
+    let cfg = printing_to_scrape(
+        dir.path(),
+        "host: web-01",
+        &lines,
+        &format!(", config: {{ listen: \"127.0.0.1:{port}\" }}"),
+    );
     let agent = VANE.start(&cfg);
     let get = || http_get(&format!("127.0.0.1:{port}"), "/metrics").split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -92,15 +107,8 @@ fn a_real_prometheus_scrapes_the_latest_values() {
 fn the_agents_http_port_serves_health_and_the_sinks_metrics() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("v.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "agent: {{ host: web-01, http: \"127.0.0.1:{port}\" }}\njobs:\n  - {{ id: gen, plugin: execd, config: {{ command: [sh, -c, \"echo 'temp,room=a value=21.5'; exec sleep 3600\"] }} }}\n\
-             sinks:\n  - {{ id: scrape, plugin: prometheus, batch_wait: 10ms }}\n"
-        ),
-    )
-    .unwrap();
+    let head = format!("host: web-01, http: \"127.0.0.1:{port}\"");
+    let cfg = printing_to_scrape(dir.path(), &head, &["temp,room=a value=21.5"], "");
     let agent = VANE.start(&cfg);
     let get = |path: &str| http_get(&format!("127.0.0.1:{port}"), path);
     let deadline = Instant::now() + Duration::from_secs(30);
