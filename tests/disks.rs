@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use vane_test_support::fs::{Freezable, Tmpfs};
 use vane_test_support::http::http_get;
 use vane_test_support::influx::Influx;
-use vane_test_support::{Vane, figure_in, figures_to, free_port, signal, wait_for_file, wait_until, write};
+use vane_test_support::{
+    Vane, figure_in, figures_to, free_port, signal, wait_for_file, wait_until, with_figures, write,
+};
 
 const VANE: Vane = Vane(env!("CARGO_BIN_EXE_vane"));
 const BASE: u64 = 1_700_000_000_000_000_000;
@@ -66,20 +68,14 @@ fn full_buffer(dir: &Path, when_full: &str) -> (Influx, vane_test_support::agent
     let mut influx = Influx::start();
     let tmpfs = Tmpfs::mount(dir, "2m");
     let port = free_port();
-    let (me, stats) = figures_to(&dir.join("stats.lp"));
-    let cfg = write(
-        dir,
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {data} }}\nsources:\n{src}{me}sinks:\n\
-             \x20 - id: influx\n    plugin: influxdb\n    batch_size: 1000\n    batch_wait: 50ms\n\
-             \x20   buffer: {{ kind: disk, when_full: {when_full} }}\n\
-             \x20   config: {{ url: \"http://{addr}\", database: metrics }}\n{stats}",
-            data = tmpfs.path.display(),
-            src = listener(port, "influx"),
-            addr = influx.addr,
-        ),
+    let sink = format!(
+        "  - id: influx\n    plugin: influxdb\n    batch_size: 1000\n    batch_wait: 50ms\n\
+         \x20   buffer: {{ kind: disk, when_full: {when_full} }}\n\
+         \x20   config: {{ url: \"http://{}\", database: metrics }}\n",
+        influx.addr
     );
+    let head = format!("agent: {{ data_dir: {} }}\n", tmpfs.path.display());
+    let cfg = with_figures(dir, &head, &listener(port, "influx"), &sink);
     let log = dir.join("log");
     let agent = VANE.start_ready(&cfg, &log, "vane is running");
     influx.pause();
@@ -136,16 +132,8 @@ fn a_full_disk_under_a_dropping_buffer_counts_every_event_it_drops() {
 /// A socket listener into a file sink writing `path`; figures to `stats.lp`.
 fn file_sink(dir: &Path, path: &Path) -> (vane_test_support::agent::Agent, u16) {
     let port = free_port();
-    let (me, stats) = figures_to(&dir.join("stats.lp"));
-    let cfg = write(
-        dir,
-        "v.yaml",
-        &format!(
-            "sources:\n{}{me}sinks:\n  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n{stats}",
-            listener(port, "out"),
-            path.display()
-        ),
-    );
+    let out = format!("  - {{ id: out, plugin: file, batch_wait: 10ms, config: {{ path: {} }} }}\n", path.display());
+    let cfg = with_figures(dir, "", &listener(port, "out"), &out);
     let log = dir.join("log");
     let agent = VANE.start_ready(&cfg, &log, &format!("listening on tcp://127.0.0.1:{port}"));
     (agent, port)
@@ -210,20 +198,13 @@ fn a_read_only_data_dir_fails_the_check_and_holds_back_only_its_sink() {
     let ro = Tmpfs::mount_with(dir.path(), "size=4m,ro");
     let port = free_port();
     let stats = dir.path().join("stats.lp");
-    let (me, to_stats) = figures_to(&stats);
     let parked = dir.path().join("parked.lp");
-    let cfg = write(
-        dir.path(),
-        "v.yaml",
-        &format!(
-            "agent: {{ data_dir: {data} }}\nsources:\n{src}{me}sinks:\n\
-             \x20 - {{ id: parked, plugin: file, batch_wait: 10ms, buffer: {{ kind: disk }}, config: {{ path: {p} }} }}\n\
-             {to_stats}",
-            data = ro.path.display(),
-            src = listener(port, "parked"),
-            p = parked.display(),
-        ),
+    let sink = format!(
+        "  - {{ id: parked, plugin: file, batch_wait: 10ms, buffer: {{ kind: disk }}, config: {{ path: {} }} }}\n",
+        parked.display()
     );
+    let head = format!("agent: {{ data_dir: {} }}\n", ro.path.display());
+    let cfg = with_figures(dir.path(), &head, &listener(port, "parked"), &sink);
     let out = VANE.output(&["check", "-c", cfg.to_str().unwrap()]);
     let err = vane_test_support::text(&out.stderr);
     assert!(!out.status.success());

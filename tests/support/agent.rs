@@ -282,6 +282,14 @@ pub fn figures_to(path: &Path) -> (String, String) {
     )
 }
 
+/// A config `dir/v.yaml`: `head` (the `agent:` block), then `sources` and
+/// `sinks` (YAML list items) with the agent's own figures written to
+/// `dir/stats.lp` ([`figures_to`], read with [`figure_in`]).
+pub fn with_figures(dir: &Path, head: &str, sources: &str, sinks: &str) -> PathBuf {
+    let (me, stats) = figures_to(&dir.join("stats.lp"));
+    write(dir, "v.yaml", &format!("{head}sources:\n{sources}{me}sinks:\n{sinks}{stats}"))
+}
+
 /// A config (after `head`, the `agent:` block) of one `execd` job running
 /// the awk `program` ([`generator`]) into `sinks` (YAML list items).
 pub fn generated(dir: &Path, head: &str, program: &str, sinks: &str) -> PathBuf {
