@@ -303,11 +303,13 @@ mod tests {
             write_value(&mut out, x);
             assert_eq!(out, format!("{x}"), "{x:e}");
         }
-        // Exactly halfway between two shortest decimals: the even one.
+        // 72100778337698.625, exactly halfway between two shortest
+        // decimals: the even one.
+        let tie = f64::from_bits(4_814_458_851_845_302_440);
         let mut out = String::new();
-        write_value(&mut out, 72_100_778_337_698.625);
+        write_value(&mut out, tie);
         assert_eq!(out, "72100778337698.62");
-        assert_eq!(out.parse::<f64>(), Ok(72_100_778_337_698.625));
+        assert_eq!(out.parse::<f64>(), Ok(tie));
         let mut out = String::from("a.b");
         write_rest(&mut out, 12.5, 1_700_000_000);
         assert_eq!(out, "a.b 12.5 1700000000\n");
